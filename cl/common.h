@@ -1,0 +1,47 @@
+// Shared by every program (prepended by the host): contraction policy, the grid-stride loop and
+// Philox4x32-10 with the stream mapping of include/diffcl/rng.h.
+
+// No fused multiply-add contraction: a*b+c rounds twice, as the CPU reference does, so simple
+// elementwise ops agree bitwise with it on every device that honours the pragma.
+#pragma OPENCL FP_CONTRACT OFF
+
+// Every 1-D kernel strides over the grid, so it is correct for any global and local size.
+#define FOR_EACH(i, n) for (size_t i = get_global_id(0); i < (size_t)(n); i += get_global_size(0))
+
+// Philox4x32-10 (Random123): ten rounds of two 32x32->64 multiplies, with the key bumped by the
+// Weyl constants between rounds.
+inline uint4 philox4x32_10(uint4 c, uint2 k) {
+    for (int r = 0; r < 10; r++) {
+        if (r > 0) {
+            k.x += 0x9E3779B9u;
+            k.y += 0xBB67AE85u;
+        }
+        uint hi0 = mul_hi(0xD2511F53u, c.x), lo0 = 0xD2511F53u * c.x;
+        uint hi1 = mul_hi(0xCD9E8D57u, c.z), lo1 = 0xCD9E8D57u * c.z;
+        c = (uint4)(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+    }
+    return c;
+}
+
+// The counter block holding stream element `index`: ctr = (index/4 lo, index/4 hi, step, purpose).
+inline uint4 rng_block(ulong seed, uint purpose, uint step, ulong index) {
+    ulong b = index >> 2;
+    return philox4x32_10((uint4)((uint)b, (uint)(b >> 32), step, purpose),
+                         (uint2)((uint)seed, (uint)(seed >> 32)));
+}
+
+inline uint rng_word(uint4 w, uint j) { return j == 0 ? w.x : j == 1 ? w.y : j == 2 ? w.z : w.w; }
+
+// (0.5 + (u >> 9)) * 2^-23: uniform in (0, 1), exact in float, bitwise equal everywhere.
+inline float rng_u01(uint u) { return (0.5f + (float)(u >> 9)) * 0x1p-23f; }
+
+// Box-Muller on the word pair (w0, w1) or (w2, w3) holding `index`: r cos θ for even elements,
+// r sin θ for odd ones, r = sqrt(-2 ln u1), θ = 2π u2.
+inline float rng_normal_at(ulong seed, uint purpose, uint step, ulong index) {
+    uint4 w = rng_block(seed, purpose, step, index);
+    uint pair = (uint)(index & 2);
+    float u1 = rng_u01(rng_word(w, pair)), u2 = rng_u01(rng_word(w, pair + 1));
+    float r = sqrt(-2.0f * log(u1));
+    float theta = 6.2831853071795864769f * u2;
+    return (index & 1) ? r * sin(theta) : r * cos(theta);
+}

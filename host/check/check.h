@@ -1,0 +1,31 @@
+// Cross-checking ops against the CPU reference: the op-case table shared by tests/test_ops.c,
+// `diffcl check` and `diffcl bench`. Each case builds deterministic inputs for a size n, runs the
+// op on a device and on the CPU reference, and compares outputs element by element with
+// |a − b| <= atol + rtol·|ref| (NaN/Inf in the same places) and untouched guard regions.
+#ifndef DIFFCL_CHECK_H
+#define DIFFCL_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diffcl/device.h"
+
+typedef struct dcl_check_result {
+    char name[48];      // case name, e.g. "gemm_tn", "silu_backward"
+    size_t n;           // the case's size parameter
+    size_t elements;    // output elements compared
+    double max_abs;     // largest |a − b|
+    double max_rel;     // largest |a − b| / |ref| over elements with ref != 0
+    float atol, rtol;   // the case's tolerance
+    int pass;           // every element within tolerance, non-finite positions equal, guards intact
+    char detail[512];   // first mismatches (index, device value, reference value) or guard damage
+} dcl_check_result;
+
+int dcl_check_case_count(void);
+const char *dcl_check_case_name(int i);
+// Runs case i at size n with every tensor at element offset off (inputs from seed) on dev and on
+// a CPU reference device; fills *r. A returned error means the op itself failed (r->pass = 0).
+dcl_status dcl_check_case_run(dcl_device *dev, int i, size_t n, size_t off, uint64_t seed,
+                              dcl_check_result *r);
+
+#endif

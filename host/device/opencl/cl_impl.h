@@ -1,0 +1,73 @@
+// Internal to the OpenCL backend: its context, the error helpers and the kernel launch helpers
+// shared by cl_backend.c (devices, buffers, programs) and cl_ops.c (the ops).
+#ifndef DIFFCL_CL_IMPL_H
+#define DIFFCL_CL_IMPL_H
+
+#include <CL/cl.h>
+
+#include "device/backend.h"
+
+#define DCL_CL_MAX_PROGRAMS 32
+#define DCL_CL_MAX_KERNELS 64
+
+struct dcl_cl_kernel {
+    char name[48];
+    cl_kernel kernel;
+    size_t wg_size; // CL_KERNEL_WORK_GROUP_SIZE: the most work-items this kernel allows per group
+};
+
+struct dcl_cl_ctx {
+    const dcl_device_info *info; // the owning device's info (for messages)
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+    size_t max_wg_size, max_item_size0; // CL_DEVICE_MAX_WORK_GROUP_SIZE, ..._ITEM_SIZES[0]
+    uint64_t local_mem;
+    char options[512];                       // build options: -cl-std=CL1.2 + DIFFCL_CL_OPTIONS
+    cl_program programs[DCL_CL_MAX_PROGRAMS]; // by index into dcl_cl_sources, built on first use
+    struct dcl_cl_kernel kernels[DCL_CL_MAX_KERNELS];
+    int n_kernels;
+    cl_mem partials; // reductions' per-group results (DCL_CL_MAX_GROUPS_REDUCE words)
+    size_t force_local, force_groups; // test hook: dcl__cl_set_launch
+};
+
+// Reductions use at most this many groups (and so that many partial results).
+#define DCL_CL_MAX_GROUPS_REDUCE 256
+
+const char *dcl__cl_error_name(cl_int err);
+
+// Records "OpenCL error NAME (code) in WHAT on DEVICE" and returns the matching status.
+dcl_status dcl__cl_fail(struct dcl_cl_ctx *ctx, cl_int err, const char *what, const char *file, int line);
+
+// Returns the failure from a function when an OpenCL call fails.
+#define CL_TRY(ctx, call, what)                                                                    \
+    do {                                                                                           \
+        cl_int err_ = (call);                                                                      \
+        if (err_ != CL_SUCCESS) return dcl__cl_fail((ctx), err_, (what), __FILE__, __LINE__);      \
+    } while (0)
+
+// The kernel `name` from cl/<file>, building the file's program on first use.
+dcl_status dcl__cl_kernel(struct dcl_cl_ctx *ctx, const char *file, const char *name,
+                          struct dcl_cl_kernel **out);
+
+// Local size for a 1-D launch of k: the test override, else min(256, the kernel's and the device's
+// limits). Always within the kernel's and device's limits.
+size_t dcl__cl_local_size(struct dcl_cl_ctx *ctx, const struct dcl_cl_kernel *k);
+
+// Enqueues k over n items as `groups` groups of `local` work-items (the kernels stride over the
+// grid, so any grid is correct). groups 0 means ceil(n / local), capped.
+dcl_status dcl__cl_launch(struct dcl_cl_ctx *ctx, struct dcl_cl_kernel *k, size_t n, size_t local,
+                          size_t groups);
+
+// Buffers, synchronisation and teardown (cl_backend.c), referenced by the backend table (cl_ops.c).
+dcl_status dcl__cl_buffer_alloc(void *ctx, dcl_buffer *buf);
+void dcl__cl_buffer_free(void *ctx, dcl_buffer *buf);
+dcl_status dcl__cl_buffer_write(void *ctx, dcl_buffer *buf, size_t off, size_t n, const void *src);
+dcl_status dcl__cl_buffer_read(void *ctx, const dcl_buffer *buf, size_t off, size_t n, void *dst);
+dcl_status dcl__cl_finish(void *ctx);
+void dcl__cl_free(void *ctx);
+
+static inline cl_mem dcl__cl_mem(dcl_ptr p) { return (cl_mem)p.buf->handle; }
+
+#endif

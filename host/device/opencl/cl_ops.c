@@ -1,0 +1,223 @@
+// The OpenCL backend's ops (kernels of cl/, GEMM through CLBlast) and its backend table.
+#include <clblast_c.h>
+#include <stdio.h>
+
+#include "core/error.h"
+#include "device/opencl/cl_impl.h"
+
+// One kernel call being set up: arguments are appended in order; the first failure sticks.
+struct call {
+    struct dcl_cl_ctx *ctx;
+    struct dcl_cl_kernel *k;
+    cl_uint next;
+    dcl_status s;
+};
+
+static int begin(struct call *c, void *ctx, const char *file, const char *name) {
+    c->ctx = ctx, c->next = 0;
+    c->s = dcl__cl_kernel(c->ctx, file, name, &c->k);
+    return c->s != DCL_OK;
+}
+
+static void arg(struct call *c, size_t size, const void *value) {
+    if (c->s != DCL_OK) return;
+    cl_int err = clSetKernelArg(c->k->kernel, c->next, size, value); // copies the value now
+    if (err != CL_SUCCESS) {
+        char what[96];
+        snprintf(what, sizeof what, "clSetKernelArg(%s, arg %u)", c->k->name, c->next);
+        c->s = dcl__cl_fail(c->ctx, err, what, __FILE__, __LINE__);
+    }
+    c->next++;
+}
+
+static void u32(struct call *c, size_t v) { cl_uint x = (cl_uint)v; arg(c, sizeof x, &x); }
+static void u64(struct call *c, uint64_t v) { cl_ulong x = v; arg(c, sizeof x, &x); }
+static void f32(struct call *c, float v) { arg(c, sizeof v, &v); }
+static void mem(struct call *c, cl_mem m) { arg(c, sizeof m, &m); }
+static void local_words(struct call *c, size_t n) { arg(c, n * 4, NULL); }
+// A tensor is two kernel arguments: the buffer and the element offset.
+static void tensor(struct call *c, dcl_ptr p) { mem(c, dcl__cl_mem(p)), u32(c, p.off); }
+
+// Enqueues the call over n items with the default launch shape.
+static dcl_status run(struct call *c, size_t n) {
+    if (c->s != DCL_OK) return c->s;
+    return dcl__cl_launch(c->ctx, c->k, n, dcl__cl_local_size(c->ctx, c->k), 0);
+}
+
+static dcl_status cl_fill(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "elementwise.cl", "fill")) return c.s;
+    tensor(&c, a->out[0]), f32(&c, a->p.fill.value), u32(&c, a->n);
+    return run(&c, a->n);
+}
+
+static dcl_status cl_copy(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "elementwise.cl", "copy")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), u32(&c, a->n);
+    return run(&c, a->n);
+}
+
+static dcl_status cl_axpby(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "elementwise.cl", "axpby")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    f32(&c, a->p.lin.a), f32(&c, a->p.lin.b), u32(&c, a->n);
+    return run(&c, a->n);
+}
+
+static dcl_status cl_lincomb3(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "elementwise.cl", "lincomb3")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]), tensor(&c, a->in[2]);
+    f32(&c, a->p.lin.a), f32(&c, a->p.lin.b), f32(&c, a->p.lin.c), u32(&c, a->n);
+    return run(&c, a->n);
+}
+
+// Activations: (out, in..., n) for forward and (din, in, dout, n) for backward.
+static dcl_status activation(void *ctx, const char *name, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "activation.cl", name)) return c.s;
+    tensor(&c, a->out[0]);
+    for (int i = 0; i < a->n_in; i++) tensor(&c, a->in[i]);
+    u32(&c, a->n);
+    return run(&c, a->n);
+}
+
+static dcl_status cl_relu_forward(void *ctx, const struct dcl_op_args *a) {
+    return activation(ctx, "relu_forward", a);
+}
+static dcl_status cl_relu_backward(void *ctx, const struct dcl_op_args *a) {
+    return activation(ctx, "relu_backward", a);
+}
+static dcl_status cl_silu_forward(void *ctx, const struct dcl_op_args *a) {
+    return activation(ctx, "silu_forward", a);
+}
+static dcl_status cl_silu_backward(void *ctx, const struct dcl_op_args *a) {
+    return activation(ctx, "silu_backward", a);
+}
+
+static dcl_status cl_bias_add(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "linear.cl", "bias_add")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    u32(&c, a->p.bias.N), u32(&c, a->p.bias.D);
+    return run(&c, a->p.bias.N * a->p.bias.D);
+}
+
+static dcl_status cl_bias_backward(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "linear.cl", "bias_backward")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), u32(&c, a->p.bias.N), u32(&c, a->p.bias.D);
+    return run(&c, a->p.bias.D);
+}
+
+// Local size for a reduction kernel: its scratch (4 bytes per work-item) within half the device's
+// local memory.
+static size_t reduce_local(struct dcl_cl_ctx *ctx, const struct dcl_cl_kernel *k) {
+    size_t local = dcl__cl_local_size(ctx, k);
+    while (local > 1 && local * 4 > ctx->local_mem / 2) local /= 2;
+    return local;
+}
+
+// Two passes: up to DCL_CL_MAX_GROUPS_REDUCE partials into ctx->partials, then one group folds
+// them into out[0]. square: 0 sum, 1 sum of squares, -1 (count kernels) no such argument.
+static dcl_status reduce(void *p, const char *partial, const char *final, const struct dcl_op_args *a,
+                         int square) {
+    struct dcl_cl_ctx *ctx = p;
+    struct call c, f;
+    if (begin(&c, ctx, "reduce.cl", partial) || begin(&f, ctx, "reduce.cl", final))
+        return c.s != DCL_OK ? c.s : f.s;
+    size_t lp = reduce_local(ctx, c.k), lf = reduce_local(ctx, f.k);
+    size_t groups = (a->n + lp - 1) / lp;
+    if (groups > DCL_CL_MAX_GROUPS_REDUCE) groups = DCL_CL_MAX_GROUPS_REDUCE;
+    if (groups == 0) groups = 1;
+    if (ctx->force_groups && groups > ctx->force_groups) groups = ctx->force_groups;
+    mem(&c, ctx->partials), tensor(&c, a->in[0]), u32(&c, a->n);
+    if (square >= 0) u32(&c, (size_t)square);
+    local_words(&c, lp);
+    if (c.s != DCL_OK) return c.s;
+    dcl_status s = dcl__cl_launch(ctx, c.k, a->n, lp, groups);
+    if (s != DCL_OK) return s;
+    tensor(&f, a->out[0]), mem(&f, ctx->partials), u32(&f, groups), local_words(&f, lf);
+    return f.s != DCL_OK ? f.s : dcl__cl_launch(ctx, f.k, lf, lf, 1);
+}
+
+static dcl_status cl_sum(void *ctx, const struct dcl_op_args *a) {
+    return reduce(ctx, "reduce_sum_partial", "reduce_sum_final", a, 0);
+}
+static dcl_status cl_sumsq(void *ctx, const struct dcl_op_args *a) {
+    return reduce(ctx, "reduce_sum_partial", "reduce_sum_final", a, 1);
+}
+static dcl_status cl_count_nonfinite(void *ctx, const struct dcl_op_args *a) {
+    return reduce(ctx, "count_nonfinite_partial", "count_nonfinite_final", a, -1);
+}
+
+static dcl_status rng(void *ctx, const char *name, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "rng.cl", name)) return c.s;
+    tensor(&c, a->out[0]), u64(&c, a->p.rng.seed), u32(&c, a->p.rng.purpose), u32(&c, a->p.rng.step);
+    u64(&c, a->p.rng.first), u32(&c, a->n);
+    return run(&c, a->n);
+}
+
+static dcl_status cl_rng_bits(void *ctx, const struct dcl_op_args *a) { return rng(ctx, "rng_bits", a); }
+static dcl_status cl_rng_uniform(void *ctx, const struct dcl_op_args *a) {
+    return rng(ctx, "rng_uniform", a);
+}
+static dcl_status cl_rng_normal(void *ctx, const struct dcl_op_args *a) {
+    return rng(ctx, "rng_normal", a);
+}
+
+// C (M, N) = alpha op(A) op(B) + beta C, row-major, through CLBlast.
+static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
+    struct dcl_cl_ctx *ctx = p;
+    size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K;
+    int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
+    size_t lda = ta ? M : K, ldb = tb ? K : N;
+    CLBlastStatusCode st = CLBlastSgemm(
+        CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
+        tb ? CLBlastTransposeYes : CLBlastTransposeNo, M, N, K, a->p.gemm.alpha,
+        dcl__cl_mem(a->in[0]), a->in[0].off, lda, dcl__cl_mem(a->in[1]), a->in[1].off, ldb,
+        a->p.gemm.beta, dcl__cl_mem(a->out[0]), a->out[0].off, N, &ctx->queue, NULL);
+    if (st != CLBlastSuccess) {
+        if (st > -1000) { // CLBlast passes OpenCL errors through unchanged
+            char what[128];
+            snprintf(what, sizeof what, "CLBlastSgemm(M=%zu N=%zu K=%zu)", M, N, K);
+            return dcl__cl_fail(ctx, st, what, __FILE__, __LINE__);
+        }
+        return dcl__fail(DCL_ERR_BLAS, "CLBlastSgemm(M=%zu N=%zu K=%zu, trans %d%d) on %s (%s) "
+                         "failed with CLBlast status %d (see clblast_c.h)", M, N, K, ta, tb,
+                         ctx->info->spec, ctx->info->name, (int)st);
+    }
+    return DCL_OK;
+}
+
+const struct dcl_backend_i dcl__cl_backend = {
+    .name = "opencl",
+    .buffer_alloc = dcl__cl_buffer_alloc,
+    .buffer_free = dcl__cl_buffer_free,
+    .buffer_write = dcl__cl_buffer_write,
+    .buffer_read = dcl__cl_buffer_read,
+    .finish = dcl__cl_finish,
+    .free = dcl__cl_free,
+    .ops = {
+        [DCL_OP_FILL] = cl_fill,
+        [DCL_OP_COPY] = cl_copy,
+        [DCL_OP_AXPBY] = cl_axpby,
+        [DCL_OP_LINCOMB3] = cl_lincomb3,
+        [DCL_OP_GEMM] = cl_gemm,
+        [DCL_OP_BIAS_ADD] = cl_bias_add,
+        [DCL_OP_BIAS_BACKWARD] = cl_bias_backward,
+        [DCL_OP_RELU_FORWARD] = cl_relu_forward,
+        [DCL_OP_RELU_BACKWARD] = cl_relu_backward,
+        [DCL_OP_SILU_FORWARD] = cl_silu_forward,
+        [DCL_OP_SILU_BACKWARD] = cl_silu_backward,
+        [DCL_OP_SUM] = cl_sum,
+        [DCL_OP_SUMSQ] = cl_sumsq,
+        [DCL_OP_COUNT_NONFINITE] = cl_count_nonfinite,
+        [DCL_OP_RNG_BITS] = cl_rng_bits,
+        [DCL_OP_RNG_UNIFORM] = cl_rng_uniform,
+        [DCL_OP_RNG_NORMAL] = cl_rng_normal,
+    },
+};

@@ -1,0 +1,130 @@
+// The public op wrappers: each packs its arguments into a struct dcl_op_args and dispatches.
+#include "core/error.h"
+#include "device/backend.h" // struct dcl_op_args, dcl__op_run
+
+// Ops of the form out (n) = f(in0 (n), in1 (n), ...).
+static dcl_status elementwise(dcl_device *dev, enum dcl_op op, dcl_ptr out, const dcl_ptr *in,
+                              int n_in, size_t n) {
+    struct dcl_op_args a = {.op = op, .n_out = 1, .n_in = n_in, .n = n};
+    a.out[0] = out;
+    a.out_len[0] = n;
+    for (int i = 0; i < n_in; i++) {
+        a.in[i] = in[i];
+        a.in_len[i] = n;
+    }
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_fill(dcl_device *dev, dcl_ptr out, float value, size_t n) {
+    struct dcl_op_args a = {.op = DCL_OP_FILL, .n_out = 1, .out = {out}, .out_len = {n}, .n = n};
+    a.p.fill.value = value;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_copy(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) {
+    if (out.buf == in.buf && out.off != in.off &&
+        (out.off < in.off ? in.off - out.off : out.off - in.off) < n)
+        return dcl__fail(DCL_ERR_ARG, "op copy: ranges of tensor '%s' overlap", out.buf->name);
+    return elementwise(dev, DCL_OP_COPY, out, &in, 1, n);
+}
+
+dcl_status dcl_axpby(dcl_device *dev, dcl_ptr out, dcl_ptr x, dcl_ptr y, float a, float b, size_t n) {
+    struct dcl_op_args args = {.op = DCL_OP_AXPBY, .n_out = 1, .n_in = 2, .out = {out}, .out_len = {n},
+                               .in = {x, y}, .in_len = {n, n}, .n = n};
+    args.p.lin.a = a, args.p.lin.b = b;
+    return dcl__op_run(dev, &args);
+}
+
+dcl_status dcl_lincomb3(dcl_device *dev, dcl_ptr out, dcl_ptr x, dcl_ptr y, dcl_ptr z, float a,
+                        float b, float c, size_t n) {
+    struct dcl_op_args args = {.op = DCL_OP_LINCOMB3, .n_out = 1, .n_in = 3, .out = {out},
+                               .out_len = {n}, .in = {x, y, z}, .in_len = {n, n, n}, .n = n};
+    args.p.lin.a = a, args.p.lin.b = b, args.p.lin.c = c;
+    return dcl__op_run(dev, &args);
+}
+
+dcl_status dcl_gemm(dcl_device *dev, dcl_ptr C, dcl_ptr A, dcl_ptr B, int trans_a, int trans_b,
+                    size_t M, size_t N, size_t K, float alpha, float beta) {
+    const size_t limit = (size_t)1 << 31;
+    if (M >= limit || N >= limit || K >= limit)
+        return dcl__fail(DCL_ERR_ARG, "op gemm: sizes M=%zu N=%zu K=%zu are too large", M, N, K);
+    if (K == 0 && M && N) return dcl__fail(DCL_ERR_ARG, "op gemm: K must be at least 1");
+    struct dcl_op_args a = {.op = DCL_OP_GEMM, .n_out = 1, .n_in = 2, .out = {C}, .out_len = {M * N},
+                            .in = {A, B}, .in_len = {M * K, K * N}};
+    a.p.gemm.trans_a = trans_a != 0, a.p.gemm.trans_b = trans_b != 0;
+    a.p.gemm.M = M, a.p.gemm.N = N, a.p.gemm.K = K;
+    a.p.gemm.alpha = alpha, a.p.gemm.beta = beta;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_bias_add(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr bias, size_t N, size_t D) {
+    struct dcl_op_args a = {.op = DCL_OP_BIAS_ADD, .n_out = 1, .n_in = 2, .out = {out},
+                            .out_len = {N * D}, .in = {in, bias}, .in_len = {N * D, D}};
+    a.p.bias.N = N, a.p.bias.D = D;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_bias_backward(dcl_device *dev, dcl_ptr dbias, dcl_ptr dout, size_t N, size_t D) {
+    struct dcl_op_args a = {.op = DCL_OP_BIAS_BACKWARD, .n_out = 1, .n_in = 1, .out = {dbias},
+                            .out_len = {N ? D : 0}, .in = {dout}, .in_len = {N * D}};
+    a.p.bias.N = N, a.p.bias.D = D;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_relu_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) {
+    return elementwise(dev, DCL_OP_RELU_FORWARD, out, &in, 1, n);
+}
+
+dcl_status dcl_relu_backward(dcl_device *dev, dcl_ptr din, dcl_ptr in, dcl_ptr dout, size_t n) {
+    dcl_ptr ins[2] = {in, dout};
+    return elementwise(dev, DCL_OP_RELU_BACKWARD, din, ins, 2, n);
+}
+
+dcl_status dcl_silu_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) {
+    return elementwise(dev, DCL_OP_SILU_FORWARD, out, &in, 1, n);
+}
+
+dcl_status dcl_silu_backward(dcl_device *dev, dcl_ptr din, dcl_ptr in, dcl_ptr dout, size_t n) {
+    dcl_ptr ins[2] = {in, dout};
+    return elementwise(dev, DCL_OP_SILU_BACKWARD, din, ins, 2, n);
+}
+
+static dcl_status reduce(dcl_device *dev, enum dcl_op op, dcl_ptr out, dcl_ptr in, size_t n) {
+    struct dcl_op_args a = {.op = op, .n_out = 1, .n_in = 1, .out = {out}, .out_len = {1},
+                            .in = {in}, .in_len = {n}, .n = n};
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_sum(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) {
+    return reduce(dev, DCL_OP_SUM, out, in, n);
+}
+
+dcl_status dcl_sumsq(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) {
+    return reduce(dev, DCL_OP_SUMSQ, out, in, n);
+}
+
+dcl_status dcl_count_nonfinite(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) {
+    return reduce(dev, DCL_OP_COUNT_NONFINITE, out, in, n);
+}
+
+static dcl_status rng(dcl_device *dev, enum dcl_op op, dcl_ptr out, uint64_t seed, uint32_t purpose,
+                      uint32_t step, uint64_t first, size_t n) {
+    struct dcl_op_args a = {.op = op, .n_out = 1, .out = {out}, .out_len = {n}, .n = n};
+    a.p.rng.seed = seed, a.p.rng.first = first, a.p.rng.purpose = purpose, a.p.rng.step = step;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_rng_bits(dcl_device *dev, dcl_ptr out, uint64_t seed, uint32_t purpose,
+                        uint32_t step, uint64_t first, size_t n) {
+    return rng(dev, DCL_OP_RNG_BITS, out, seed, purpose, step, first, n);
+}
+
+dcl_status dcl_rng_uniform(dcl_device *dev, dcl_ptr out, uint64_t seed, uint32_t purpose,
+                           uint32_t step, uint64_t first, size_t n) {
+    return rng(dev, DCL_OP_RNG_UNIFORM, out, seed, purpose, step, first, n);
+}
+
+dcl_status dcl_rng_normal(dcl_device *dev, dcl_ptr out, uint64_t seed, uint32_t purpose,
+                          uint32_t step, uint64_t first, size_t n) {
+    return rng(dev, DCL_OP_RNG_NORMAL, out, seed, purpose, step, first, n);
+}

@@ -1,0 +1,88 @@
+// Compute devices (the CPU reference or an OpenCL device), device buffers and device selection.
+//
+// Selection syntax, shared by --device and the DIFFCL_DEVICE environment variable:
+//   auto            the first usable GPU, else another usable OpenCL device, else cpu
+//   cpu             the plain-C reference backend (always present)
+//   cl              the first usable OpenCL device
+//   cl:gpu, cl:cpu, cl:accelerator   the first usable OpenCL device of that type
+//   cl:P:D          platform P, device D (indices as `diffcl devices` prints them)
+//   cl:NAME         the first usable OpenCL device whose device or platform name contains NAME
+//                   (case-insensitive)
+// A selection that matches nothing is an error listing what exists; there is no silent fallback.
+#ifndef DIFFCL_DEVICE_H
+#define DIFFCL_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diffcl/status.h"
+
+typedef struct dcl_device dcl_device; // one open device: backend + context + queue
+typedef struct dcl_buffer dcl_buffer; // an array of 32-bit words (float or uint32) on one device
+
+// A device pointer: a buffer and an element offset into it (kernels take these, never
+// sub-buffers). Passed by value, like a float * in llm.c.
+typedef struct dcl_ptr {
+    dcl_buffer *buf;
+    size_t off; // in 32-bit elements
+} dcl_ptr;
+
+static inline dcl_ptr dcl_at(dcl_buffer *buf, size_t off) { dcl_ptr p = {buf, off}; return p; }
+static inline dcl_ptr dcl_ptr_add(dcl_ptr p, size_t k) { p.off += k; return p; }
+
+typedef enum dcl_backend_kind { DCL_BACKEND_CPU = 0, DCL_BACKEND_OPENCL = 1 } dcl_backend_kind;
+
+// What `diffcl devices` prints for one device. Strings are always NUL-terminated.
+typedef struct dcl_device_info {
+    dcl_backend_kind backend;
+    int index;             // position in the list dcl_device_list returns
+    int platform, device;  // OpenCL indices (cl:P:D); -1 for cpu
+    char spec[32];         // "cpu" or "cl:P:D"
+    char name[128];
+    char platform_name[128];
+    char type[16];         // "reference", "gpu", "cpu", "accelerator", "other"
+    char vendor[128];
+    char driver[64];       // driver version
+    char version[96];      // device OpenCL version
+    char c_version[64];    // OpenCL C version
+    int compute_units;
+    uint64_t global_mem;   // bytes
+    uint64_t max_alloc;    // bytes: largest single buffer
+    uint64_t local_mem;    // bytes
+    uint64_t max_wg_size;  // work-items per group
+    int fp64;              // cl_khr_fp64 (the CPU reference: 1)
+    int usable;            // passed the capability probe
+    char why_not[160];     // the probe's reason when !usable
+} dcl_device_info;
+
+// Every device: the CPU reference first, then each OpenCL device of each platform. *out is
+// malloc'd; free() it. With no OpenCL (no ICD, or built with DIFFCL_OPENCL=OFF) the list is just
+// the CPU reference and *n_opencl_platforms is 0 (the pointer may be NULL).
+dcl_status dcl_device_list(dcl_device_info **out, int *n, int *n_opencl_platforms);
+
+// Pure selection: index into list[0..n) that spec picks (NULL or "" means "auto"). On failure
+// DCL_ERR_ARG for a malformed spec, DCL_ERR_NO_DEVICE when nothing matches; dcl_last_error() then
+// lists the devices that exist.
+dcl_status dcl_device_select(const dcl_device_info *list, int n, const char *spec, int *index);
+
+// Opens the device spec selects. spec NULL or "" reads DIFFCL_DEVICE, then defaults to "auto".
+// Logs what it picked. An OpenCL device that fails to open (probe build, context) is an error,
+// except under "auto", which logs the failure and tries the next candidate.
+dcl_status dcl_device_open(dcl_device **out, const char *spec);
+void dcl_device_free(dcl_device *dev);
+const dcl_device_info *dcl_device_get_info(const dcl_device *dev);
+// Waits until every queued operation has finished and reports any asynchronous failure.
+dcl_status dcl_device_finish(dcl_device *dev);
+
+// A buffer of n 32-bit elements; name appears in error messages ("mlp.fc1.weight"). Sizes beyond
+// the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE fail before allocation with both sizes named.
+dcl_status dcl_buffer_alloc(dcl_buffer **out, dcl_device *dev, size_t n, const char *name);
+void dcl_buffer_free(dcl_buffer *buf);
+size_t dcl_buffer_size(const dcl_buffer *buf);    // in elements
+const char *dcl_buffer_name(const dcl_buffer *buf);
+dcl_device *dcl_buffer_device(const dcl_buffer *buf);
+// Host <-> device copies of n elements (4 bytes each) at element offset off. Blocking.
+dcl_status dcl_buffer_write(dcl_buffer *buf, size_t off, size_t n, const void *src);
+dcl_status dcl_buffer_read(const dcl_buffer *buf, size_t off, size_t n, void *dst);
+
+#endif
