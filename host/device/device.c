@@ -199,7 +199,7 @@ dcl_status dcl_device_open(dcl_device **out, const char *spec) {
         from = "DIFFCL_DEVICE";
         if (!spec || !*spec) spec = "auto", from = "default";
     }
-    dcl_device_info *list;
+    dcl_device_info *list = NULL;
     int n;
     dcl_status s = dcl_device_list(&list, &n, NULL);
     if (s != DCL_OK) return s;

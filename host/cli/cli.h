@@ -1,0 +1,73 @@
+// What the CLI's files share: exit codes, the subcommands, error reporting and small helpers
+// (byte sizes, clocks, terminal progress, the devices a command runs on).
+#ifndef DIFFCL_CLI_H
+#define DIFFCL_CLI_H
+
+#include <stdio.h>
+
+#include "cli/args.h" // cli_command
+#include "diffcl/device.h"
+#include "diffcl/status.h"
+
+// DIFFCL_VERSION comes from CMake (the project() version).
+
+// Documented exit codes (the top-level help lists them; cli_exit_code in main.c maps statuses).
+enum cli_exit {
+    CLI_EXIT_OK = 0,        // success
+    CLI_EXIT_FAILED = 1,    // a check or test ran and its results were wrong
+    CLI_EXIT_USAGE = 2,     // unknown command or flag, missing or bad value
+    CLI_EXIT_NO_DEVICE = 3, // no such device, or no OpenCL platform
+    CLI_EXIT_INPUT = 4,     // input file, format or I/O error
+    CLI_EXIT_DEVICE = 5,    // device or driver failure (OpenCL call, build, device memory, BLAS)
+    CLI_EXIT_INTERNAL = 6,  // anything else
+};
+
+// Subcommands: argv[0] is the command's name, argv[1..argc) its flags. Each returns an exit code.
+int cli_cmd_devices(int argc, char **argv);
+int cli_cmd_check(int argc, char **argv);
+int cli_cmd_bench(int argc, char **argv);
+// Their names, summaries and help texts.
+extern const cli_command cli_devices_command;
+extern const cli_command cli_check_command;
+extern const cli_command cli_bench_command;
+
+// The exit code for a library status (main.c: the only mapping).
+int cli_exit_code(dcl_status s);
+// Prints "diffcl: error: <dcl_last_error()>" (the status text when that is empty) to stderr and
+// returns cli_exit_code(s).
+int cli_report(dcl_status s);
+
+// Whether a device-info string carries a value (not empty, not the "-" placeholder).
+static inline int cli_known(const char *s) { return s && s[0] && !(s[0] == '-' && !s[1]); }
+
+// "512 B", "48.0 KiB", "15.6 GiB".
+void cli_format_bytes(char *out, size_t size, unsigned long long bytes);
+// Seconds on CLOCK_MONOTONIC.
+double cli_now(void);
+
+// One-line progress on stderr, shown only when stderr is a terminal and the log level is at
+// least info. cli_progress_clear erases it before regular output is printed.
+int cli_progress_enabled(void);
+void cli_progress(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+void cli_progress_clear(void);
+
+// The devices a command runs on. spec "all" means every usable OpenCL device, preceded by the
+// CPU reference when with_cpu; any other spec is one target, opened later by dcl_device_open
+// (which reports an unknown spec with the list of devices).
+typedef struct cli_targets {
+    dcl_device_info *list; // every device (dcl_device_list); owned
+    int n_list;
+    int n_platforms;    // OpenCL platforms found
+    const char **specs; // what to open: into list[] or the caller's spec string
+    int n;
+    int n_unusable; // OpenCL devices that "all" skipped because their probe failed
+} cli_targets;
+
+dcl_status cli_targets_init(cli_targets *t, const char *spec, int with_cpu);
+void cli_targets_free(cli_targets *t);
+
+#endif
