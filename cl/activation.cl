@@ -1,7 +1,12 @@
 // Activations and their gradients. Backward kernels overwrite din (activation gradients).
 
-kernel void relu_forward(global float *out, uint out_off, global const float *in, uint in_off, uint n) {
-    FOR_EACH(i, n) out[out_off + i] = fmax(in[in_off + i], 0.0f);
+kernel void relu_forward(global float *out, uint out_off, global const float *in, uint in_off,
+                         uint n) {
+    // x < 0 ? 0 : x keeps NaN as NaN (as the CPU reference and PyTorch do), so divergence shows.
+    FOR_EACH(i, n) {
+        float x = in[in_off + i];
+        out[out_off + i] = x < 0.0f ? 0.0f : x;
+    }
 }
 
 // din = dout · [in > 0]
@@ -11,7 +16,8 @@ kernel void relu_backward(global float *din, uint din_off, global const float *i
 }
 
 // out = x σ(x)
-kernel void silu_forward(global float *out, uint out_off, global const float *in, uint in_off, uint n) {
+kernel void silu_forward(global float *out, uint out_off, global const float *in, uint in_off,
+                         uint n) {
     FOR_EACH(i, n) {
         float x = in[in_off + i];
         out[out_off + i] = x / (1.0f + exp(-x));

@@ -16,7 +16,7 @@ kernel void axpby(global float *out, uint out_off, global const float *x, uint x
 
 // out = a x + b y + c z: one sampler step from host-computed coefficients.
 kernel void lincomb3(global float *out, uint out_off, global const float *x, uint x_off,
-                     global const float *y, uint y_off, global const float *z, uint z_off,
-                     float a, float b, float c, uint n) {
+                     global const float *y, uint y_off, global const float *z, uint z_off, float a,
+                     float b, float c, uint n) {
     FOR_EACH(i, n) out[out_off + i] = a * x[x_off + i] + b * y[y_off + i] + c * z[z_off + i];
 }

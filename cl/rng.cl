@@ -13,7 +13,8 @@ kernel void rng_uniform(global float *out, uint out_off, ulong seed, uint purpos
                         ulong first, uint n) {
     FOR_EACH(i, n) {
         ulong index = first + i;
-        out[out_off + i] = rng_u01(rng_word(rng_block(seed, purpose, step, index), (uint)(index & 3)));
+        out[out_off + i] =
+            rng_u01(rng_word(rng_block(seed, purpose, step, index), (uint)(index & 3)));
     }
 }
 

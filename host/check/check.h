@@ -11,14 +11,14 @@
 #include "diffcl/device.h"
 
 typedef struct dcl_check_result {
-    char name[48];      // case name, e.g. "gemm_tn", "silu_backward"
-    size_t n;           // the case's size parameter
-    size_t elements;    // output elements compared
-    double max_abs;     // largest |a − b|
-    double max_rel;     // largest |a − b| / |ref| over elements with ref != 0
-    float atol, rtol;   // the case's tolerance
-    int pass;           // every element within tolerance, non-finite positions equal, guards intact
-    char detail[512];   // first mismatches (index, device value, reference value) or guard damage
+    char name[48];    // case name, e.g. "gemm_tn", "silu_backward"
+    size_t n;         // the case's size parameter
+    size_t elements;  // output elements compared
+    double max_abs;   // largest |a − b|
+    double max_rel;   // largest |a − b| / |ref| over elements with ref != 0
+    float atol, rtol; // the case's tolerance
+    int pass;         // every element within tolerance, non-finite positions equal, guards intact
+    char detail[512]; // first mismatches (index, device value, reference value) or guard damage
 } dcl_check_result;
 
 int dcl_check_case_count(void);

@@ -9,7 +9,8 @@ static _Thread_local char last_error[2048];
 
 const char *dcl_status_name(dcl_status s) {
     switch (s) {
-#define DCL_STATUS_NAME(name, value, text) case DCL_##name: return "DCL_" #name;
+#define DCL_STATUS_NAME(name, value, text)                                                         \
+    case DCL_##name: return "DCL_" #name;
         DCL_STATUS_MAP(DCL_STATUS_NAME)
 #undef DCL_STATUS_NAME
     }
@@ -18,7 +19,8 @@ const char *dcl_status_name(dcl_status s) {
 
 const char *dcl_status_str(dcl_status s) {
     switch (s) {
-#define DCL_STATUS_TEXT(name, value, text) case DCL_##name: return text;
+#define DCL_STATUS_TEXT(name, value, text)                                                         \
+    case DCL_##name: return text;
         DCL_STATUS_MAP(DCL_STATUS_TEXT)
 #undef DCL_STATUS_TEXT
     }

@@ -16,8 +16,8 @@ static dcl_status alloc_zeroed(dcl_arena *a, dcl_device *dev, const char *name) 
     return s;
 }
 
-dcl_status dcl_arena_init(dcl_arena *a, dcl_device *dev, const char *name, const dcl_arena_view *views,
-                          int count) {
+dcl_status dcl_arena_init(dcl_arena *a, dcl_device *dev, const char *name,
+                          const dcl_arena_view *views, int count) {
     memset(a, 0, sizeof *a);
     if (count < 0) return dcl__fail(DCL_ERR_ARG, "arena '%s': negative view count", name);
     a->views = calloc(count ? (size_t)count : 1, sizeof *a->views);
@@ -26,8 +26,8 @@ dcl_status dcl_arena_init(dcl_arena *a, dcl_device *dev, const char *name, const
     for (int i = 0; i < count; i++) {
         if (!views[i].name[0] || dcl_arena_find(a, views[i].name) >= 0) {
             dcl_arena_free(a);
-            return dcl__fail(DCL_ERR_ARG, "arena '%s': view %d name '%s' is empty or repeated", name,
-                             i, views[i].name);
+            return dcl__fail(DCL_ERR_ARG, "arena '%s': view %d name '%s' is empty or repeated",
+                             name, i, views[i].name);
         }
         a->views[i] = views[i];
         a->views[i].off = off;

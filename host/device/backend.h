@@ -29,15 +29,17 @@
     X(RNG_UNIFORM, rng_uniform)                                                                    \
     X(RNG_NORMAL, rng_normal)
 
+// clang-format off
 enum dcl_op {
 #define DCL_OP_ENUM(NAME, name) DCL_OP_##NAME,
     DCL_OP_MAP(DCL_OP_ENUM)
 #undef DCL_OP_ENUM
     DCL_OP_COUNT
 };
+// clang-format on
 
 const char *dcl__op_name(enum dcl_op op); // "gemm"
-int dcl__op_from_name(const char *name);   // -1 when unknown
+int dcl__op_from_name(const char *name);  // -1 when unknown
 
 #define DCL_MAX_OUT 2
 #define DCL_MAX_IN 3
@@ -53,11 +55,24 @@ struct dcl_op_args {
     size_t in_len[DCL_MAX_IN];
     size_t n; // element count of elementwise ops and reductions
     union {
-        struct { float value; } fill;
-        struct { float a, b, c; } lin;          // axpby (a, b) and lincomb3 (a, b, c)
-        struct { int trans_a, trans_b; size_t M, N, K; float alpha, beta; } gemm;
-        struct { size_t N, D; } bias;
-        struct { uint64_t seed, first; uint32_t purpose, step; } rng;
+        struct {
+            float value;
+        } fill;
+        struct {
+            float a, b, c;
+        } lin; // axpby (a, b) and lincomb3 (a, b, c)
+        struct {
+            int trans_a, trans_b;
+            size_t M, N, K;
+            float alpha, beta;
+        } gemm;
+        struct {
+            size_t N, D;
+        } bias;
+        struct {
+            uint64_t seed, first;
+            uint32_t purpose, step;
+        } rng;
     } p;
 };
 

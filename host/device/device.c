@@ -54,7 +54,8 @@ static int contains_nocase(const char *hay, const char *needle) {
     size_t nl = strlen(needle);
     for (; *hay; hay++) {
         size_t i = 0;
-        while (i < nl && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+        while (i < nl && hay[i] &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
             i++;
         if (i == nl) return 1;
     }
@@ -74,8 +75,9 @@ static void describe_devices(char *buf, size_t size, const dcl_device_info *list
         k += (size_t)w;
     }
     if (n == 1 && k < size)
-        snprintf(buf + k, size - k, "\n  (no OpenCL device found: is an ICD such as pocl-opencl-icd "
-                                    "or a GPU driver installed? `clinfo -l` lists them)");
+        snprintf(buf + k, size - k,
+                 "\n  (no OpenCL device found: is an ICD such as pocl-opencl-icd "
+                 "or a GPU driver installed? `clinfo -l` lists them)");
 }
 
 static dcl_status no_match(const dcl_device_info *list, int n, const char *spec, const char *why) {
@@ -108,7 +110,8 @@ static int first_cl(const dcl_device_info *list, int n, const char *type) {
 dcl_status dcl_device_select(const dcl_device_info *list, int n, const char *spec, int *index) {
     if (!spec || !*spec) spec = "auto";
     if (strlen(spec) > 64)
-        return dcl__fail(DCL_ERR_ARG, "device selection is too long (%zu characters)", strlen(spec));
+        return dcl__fail(DCL_ERR_ARG, "device selection is too long (%zu characters)",
+                         strlen(spec));
     int found = -1;
     if (strcmp(spec, "auto") == 0) {
         found = first_cl(list, n, "gpu");
@@ -125,25 +128,33 @@ dcl_status dcl_device_select(const dcl_device_info *list, int n, const char *spe
             if ((found = first_cl(list, n, rest)) < 0)
                 return no_match(list, n, spec, "found no usable OpenCL device of that type");
         } else if (colon) {
-            long p = parse_index(rest, (size_t)(colon - rest)), d = parse_index(colon + 1, strlen(colon + 1));
+            long p = parse_index(rest, (size_t)(colon - rest)),
+                 d = parse_index(colon + 1, strlen(colon + 1));
             if (p < 0 || d < 0)
-                return dcl__fail(DCL_ERR_ARG, "device selection '%s': expected cl:P:D with platform "
-                                              "and device indices, e.g. cl:0:0", spec);
+                return dcl__fail(DCL_ERR_ARG,
+                                 "device selection '%s': expected cl:P:D with platform "
+                                 "and device indices, e.g. cl:0:0",
+                                 spec);
             for (int i = 0; i < n && found < 0; i++)
-                if (list[i].backend == DCL_BACKEND_OPENCL && list[i].platform == p && list[i].device == d)
+                if (list[i].backend == DCL_BACKEND_OPENCL && list[i].platform == p &&
+                    list[i].device == d)
                     found = i;
             if (found < 0) return no_match(list, n, spec, "names no existing device");
-            if (!list[found].usable) return no_match(list, n, spec, "names a device that is not usable");
+            if (!list[found].usable)
+                return no_match(list, n, spec, "names a device that is not usable");
         } else {
             for (int i = 0; i < n && found < 0; i++)
                 if (list[i].backend == DCL_BACKEND_OPENCL && list[i].usable &&
-                    (contains_nocase(list[i].name, rest) || contains_nocase(list[i].platform_name, rest)))
+                    (contains_nocase(list[i].name, rest) ||
+                     contains_nocase(list[i].platform_name, rest)))
                     found = i;
             if (found < 0) return no_match(list, n, spec, "matches no usable OpenCL device name");
         }
     } else {
-        return dcl__fail(DCL_ERR_ARG, "device selection '%s' is not valid; use auto, cpu, cl, cl:gpu, "
-                                      "cl:cpu, cl:accelerator, cl:P:D or cl:NAME", spec);
+        return dcl__fail(DCL_ERR_ARG,
+                         "device selection '%s' is not valid; use auto, cpu, cl, cl:gpu, "
+                         "cl:cpu, cl:accelerator, cl:P:D or cl:NAME",
+                         spec);
     }
     *index = found;
     return DCL_OK;
@@ -268,7 +279,8 @@ dcl_status dcl_buffer_alloc(dcl_buffer **out, dcl_device *dev, size_t n, const c
         return dcl__fail(DCL_ERR_DEVICE_MEM,
                          "tensor '%s' needs %.1f MiB but device %s (%s) allows at most %.1f MiB "
                          "per buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE); use a smaller batch or model",
-                         name, mib(bytes), dev->info.spec, dev->info.name, mib(dev->info.max_alloc));
+                         name, mib(bytes), dev->info.spec, dev->info.name,
+                         mib(dev->info.max_alloc));
     dcl_buffer *buf = calloc(1, sizeof *buf);
     if (!buf) return dcl__fail(DCL_ERR_NOMEM, "out of host memory for tensor '%s'", name);
     buf->dev = dev;
@@ -321,10 +333,12 @@ static dcl_status check_view(dcl_device *dev, const struct dcl_op_args *a, dcl_p
     if (!p.buf) return dcl__fail(DCL_ERR_ARG, "op %s: %s %d is a NULL buffer", op, role, k);
     if (p.buf->dev != dev)
         return dcl__fail(DCL_ERR_ARG, "op %s: tensor '%s' lives on device %s, not on %s", op,
-                         p.buf->name, p.buf->dev ? p.buf->dev->info.spec : "(host)", dev->info.spec);
+                         p.buf->name, p.buf->dev ? p.buf->dev->info.spec : "(host)",
+                         dev->info.spec);
     if (p.off > p.buf->n || len > p.buf->n - p.off)
-        return dcl__fail(DCL_ERR_ARG, "op %s: %s tensor '%s' view [%zu, %zu) exceeds its %zu elements",
-                         op, role, p.buf->name, p.off, p.off + len, p.buf->n);
+        return dcl__fail(DCL_ERR_ARG,
+                         "op %s: %s tensor '%s' view [%zu, %zu) exceeds its %zu elements", op, role,
+                         p.buf->name, p.off, p.off + len, p.buf->n);
     return DCL_OK;
 }
 
@@ -351,7 +365,8 @@ static dcl_status run_on_cpu(dcl_device *dev, const struct dcl_op_args *a) {
     }
     if (s == DCL_OK) s = dcl__cpu_backend.ops[a->op](NULL, &h);
     for (int i = 0; i < a->n_out && s == DCL_OK; i++)
-        if (a->out_len[i]) s = dcl_buffer_write(a->out[i].buf, a->out[i].off, a->out_len[i], host[i].handle);
+        if (a->out_len[i])
+            s = dcl_buffer_write(a->out[i].buf, a->out[i].off, a->out_len[i], host[i].handle);
     for (int i = 0; i < k; i++) free(host[i].handle);
     return s;
 }

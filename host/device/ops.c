@@ -22,23 +22,36 @@ dcl_status dcl_fill(dcl_device *dev, dcl_ptr out, float value, size_t n) {
 }
 
 dcl_status dcl_copy(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) {
-    if (out.buf == in.buf && out.off != in.off &&
+    if (out.buf && out.buf == in.buf && out.off != in.off &&
         (out.off < in.off ? in.off - out.off : out.off - in.off) < n)
         return dcl__fail(DCL_ERR_ARG, "op copy: ranges of tensor '%s' overlap", out.buf->name);
     return elementwise(dev, DCL_OP_COPY, out, &in, 1, n);
 }
 
-dcl_status dcl_axpby(dcl_device *dev, dcl_ptr out, dcl_ptr x, dcl_ptr y, float a, float b, size_t n) {
-    struct dcl_op_args args = {.op = DCL_OP_AXPBY, .n_out = 1, .n_in = 2, .out = {out}, .out_len = {n},
-                               .in = {x, y}, .in_len = {n, n}, .n = n};
+dcl_status dcl_axpby(dcl_device *dev, dcl_ptr out, dcl_ptr x, dcl_ptr y, float a, float b,
+                     size_t n) {
+    struct dcl_op_args args = {.op = DCL_OP_AXPBY,
+                               .n_out = 1,
+                               .n_in = 2,
+                               .out = {out},
+                               .out_len = {n},
+                               .in = {x, y},
+                               .in_len = {n, n},
+                               .n = n};
     args.p.lin.a = a, args.p.lin.b = b;
     return dcl__op_run(dev, &args);
 }
 
 dcl_status dcl_lincomb3(dcl_device *dev, dcl_ptr out, dcl_ptr x, dcl_ptr y, dcl_ptr z, float a,
                         float b, float c, size_t n) {
-    struct dcl_op_args args = {.op = DCL_OP_LINCOMB3, .n_out = 1, .n_in = 3, .out = {out},
-                               .out_len = {n}, .in = {x, y, z}, .in_len = {n, n, n}, .n = n};
+    struct dcl_op_args args = {.op = DCL_OP_LINCOMB3,
+                               .n_out = 1,
+                               .n_in = 3,
+                               .out = {out},
+                               .out_len = {n},
+                               .in = {x, y, z},
+                               .in_len = {n, n, n},
+                               .n = n};
     args.p.lin.a = a, args.p.lin.b = b, args.p.lin.c = c;
     return dcl__op_run(dev, &args);
 }
@@ -49,24 +62,40 @@ dcl_status dcl_gemm(dcl_device *dev, dcl_ptr C, dcl_ptr A, dcl_ptr B, int trans_
     if (M >= limit || N >= limit || K >= limit)
         return dcl__fail(DCL_ERR_ARG, "op gemm: sizes M=%zu N=%zu K=%zu are too large", M, N, K);
     if (K == 0 && M && N) return dcl__fail(DCL_ERR_ARG, "op gemm: K must be at least 1");
-    struct dcl_op_args a = {.op = DCL_OP_GEMM, .n_out = 1, .n_in = 2, .out = {C}, .out_len = {M * N},
-                            .in = {A, B}, .in_len = {M * K, K * N}};
+    struct dcl_op_args a = {.op = DCL_OP_GEMM,
+                            .n_out = 1,
+                            .n_in = 2,
+                            .out = {C},
+                            .out_len = {M * N},
+                            .in = {A, B},
+                            .in_len = {M * K, K * N}};
     a.p.gemm.trans_a = trans_a != 0, a.p.gemm.trans_b = trans_b != 0;
     a.p.gemm.M = M, a.p.gemm.N = N, a.p.gemm.K = K;
     a.p.gemm.alpha = alpha, a.p.gemm.beta = beta;
     return dcl__op_run(dev, &a);
 }
 
-dcl_status dcl_bias_add(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr bias, size_t N, size_t D) {
-    struct dcl_op_args a = {.op = DCL_OP_BIAS_ADD, .n_out = 1, .n_in = 2, .out = {out},
-                            .out_len = {N * D}, .in = {in, bias}, .in_len = {N * D, D}};
+dcl_status dcl_bias_add(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr bias, size_t N,
+                        size_t D) {
+    struct dcl_op_args a = {.op = DCL_OP_BIAS_ADD,
+                            .n_out = 1,
+                            .n_in = 2,
+                            .out = {out},
+                            .out_len = {N * D},
+                            .in = {in, bias},
+                            .in_len = {N * D, D}};
     a.p.bias.N = N, a.p.bias.D = D;
     return dcl__op_run(dev, &a);
 }
 
 dcl_status dcl_bias_backward(dcl_device *dev, dcl_ptr dbias, dcl_ptr dout, size_t N, size_t D) {
-    struct dcl_op_args a = {.op = DCL_OP_BIAS_BACKWARD, .n_out = 1, .n_in = 1, .out = {dbias},
-                            .out_len = {N ? D : 0}, .in = {dout}, .in_len = {N * D}};
+    struct dcl_op_args a = {.op = DCL_OP_BIAS_BACKWARD,
+                            .n_out = 1,
+                            .n_in = 1,
+                            .out = {dbias},
+                            .out_len = {N ? D : 0},
+                            .in = {dout},
+                            .in_len = {N * D}};
     a.p.bias.N = N, a.p.bias.D = D;
     return dcl__op_run(dev, &a);
 }
@@ -90,8 +119,14 @@ dcl_status dcl_silu_backward(dcl_device *dev, dcl_ptr din, dcl_ptr in, dcl_ptr d
 }
 
 static dcl_status reduce(dcl_device *dev, enum dcl_op op, dcl_ptr out, dcl_ptr in, size_t n) {
-    struct dcl_op_args a = {.op = op, .n_out = 1, .n_in = 1, .out = {out}, .out_len = {1},
-                            .in = {in}, .in_len = {n}, .n = n};
+    struct dcl_op_args a = {.op = op,
+                            .n_out = 1,
+                            .n_in = 1,
+                            .out = {out},
+                            .out_len = {1},
+                            .in = {in},
+                            .in_len = {n},
+                            .n = n};
     return dcl__op_run(dev, &a);
 }
 
@@ -109,6 +144,9 @@ dcl_status dcl_count_nonfinite(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t 
 
 static dcl_status rng(dcl_device *dev, enum dcl_op op, dcl_ptr out, uint64_t seed, uint32_t purpose,
                       uint32_t step, uint64_t first, size_t n) {
+    if (n && n - 1 > UINT64_MAX - first) // element indices are 64-bit: never wrap around
+        return dcl__fail(DCL_ERR_ARG, "op %s: stream elements from %llu on (%zu of them) pass 2^64",
+                         dcl__op_name(op), (unsigned long long)first, n);
     struct dcl_op_args a = {.op = op, .n_out = 1, .out = {out}, .out_len = {n}, .n = n};
     a.p.rng.seed = seed, a.p.rng.first = first, a.p.rng.purpose = purpose, a.p.rng.step = step;
     return dcl__op_run(dev, &a);

@@ -27,32 +27,38 @@ typedef struct dcl_ptr {
     size_t off; // in 32-bit elements
 } dcl_ptr;
 
-static inline dcl_ptr dcl_at(dcl_buffer *buf, size_t off) { dcl_ptr p = {buf, off}; return p; }
-static inline dcl_ptr dcl_ptr_add(dcl_ptr p, size_t k) { p.off += k; return p; }
+static inline dcl_ptr dcl_at(dcl_buffer *buf, size_t off) {
+    dcl_ptr p = {buf, off};
+    return p;
+}
+static inline dcl_ptr dcl_ptr_add(dcl_ptr p, size_t k) {
+    p.off += k;
+    return p;
+}
 
 typedef enum dcl_backend_kind { DCL_BACKEND_CPU = 0, DCL_BACKEND_OPENCL = 1 } dcl_backend_kind;
 
 // What `diffcl devices` prints for one device. Strings are always NUL-terminated.
 typedef struct dcl_device_info {
     dcl_backend_kind backend;
-    int index;             // position in the list dcl_device_list returns
-    int platform, device;  // OpenCL indices (cl:P:D); -1 for cpu
-    char spec[32];         // "cpu" or "cl:P:D"
+    int index;            // position in the list dcl_device_list returns
+    int platform, device; // OpenCL indices (cl:P:D); -1 for cpu
+    char spec[32];        // "cpu" or "cl:P:D"
     char name[128];
     char platform_name[128];
-    char type[16];         // "reference", "gpu", "cpu", "accelerator", "other"
+    char type[16]; // "reference", "gpu", "cpu", "accelerator", "other"
     char vendor[128];
-    char driver[64];       // driver version
-    char version[96];      // device OpenCL version
-    char c_version[64];    // OpenCL C version
+    char driver[64];    // driver version
+    char version[96];   // device OpenCL version
+    char c_version[64]; // OpenCL C version
     int compute_units;
-    uint64_t global_mem;   // bytes
-    uint64_t max_alloc;    // bytes: largest single buffer
-    uint64_t local_mem;    // bytes
-    uint64_t max_wg_size;  // work-items per group
-    int fp64;              // cl_khr_fp64 (the CPU reference: 1)
-    int usable;            // passed the capability probe
-    char why_not[160];     // the probe's reason when !usable
+    uint64_t global_mem;  // bytes
+    uint64_t max_alloc;   // bytes: largest single buffer
+    uint64_t local_mem;   // bytes
+    uint64_t max_wg_size; // work-items per group
+    int fp64;             // cl_khr_fp64 (the CPU reference: 1)
+    int usable;           // passed the capability probe
+    char why_not[160];    // the probe's reason when !usable
 } dcl_device_info;
 
 // Every device: the CPU reference first, then each OpenCL device of each platform. *out is
@@ -78,7 +84,7 @@ dcl_status dcl_device_finish(dcl_device *dev);
 // the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE fail before allocation with both sizes named.
 dcl_status dcl_buffer_alloc(dcl_buffer **out, dcl_device *dev, size_t n, const char *name);
 void dcl_buffer_free(dcl_buffer *buf);
-size_t dcl_buffer_size(const dcl_buffer *buf);    // in elements
+size_t dcl_buffer_size(const dcl_buffer *buf); // in elements
 const char *dcl_buffer_name(const dcl_buffer *buf);
 dcl_device *dcl_buffer_device(const dcl_buffer *buf);
 // Host <-> device copies of n elements (4 bytes each) at element offset off. Blocking.

@@ -20,7 +20,8 @@ dcl_status dcl_fill(dcl_device *dev, dcl_ptr out, float value, size_t n);
 // out[i] = in[i]. out, in (n); the ranges must not overlap unless out == in.
 dcl_status dcl_copy(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n);
 // out[i] = a x[i] + b y[i]. out, x, y (n); out may be x or y.
-dcl_status dcl_axpby(dcl_device *dev, dcl_ptr out, dcl_ptr x, dcl_ptr y, float a, float b, size_t n);
+dcl_status dcl_axpby(dcl_device *dev, dcl_ptr out, dcl_ptr x, dcl_ptr y, float a, float b,
+                     size_t n);
 // out[i] = a x[i] + b y[i] + c z[i]: a sampler step's fused linear combination. out may alias.
 dcl_status dcl_lincomb3(dcl_device *dev, dcl_ptr out, dcl_ptr x, dcl_ptr y, dcl_ptr z, float a,
                         float b, float c, size_t n);

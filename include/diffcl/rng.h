@@ -15,13 +15,13 @@
 
 // What a stream is used for: the counter's fourth word, so uses never share values.
 enum dcl_rng_purpose {
-    DCL_RNG_TEST = 0,      // tests and benchmarks
-    DCL_RNG_INIT = 1,      // parameter initialisation
-    DCL_RNG_DATA = 2,      // which training example or fresh data point
-    DCL_RNG_TIME = 3,      // per-example t
-    DCL_RNG_NOISE = 4,     // forward-process noise ε
-    DCL_RNG_LABEL_DROP = 5,// classifier-free guidance label dropout
-    DCL_RNG_SAMPLER = 6,   // sampler noise (base sample and per-step noise)
+    DCL_RNG_TEST = 0,       // tests and benchmarks
+    DCL_RNG_INIT = 1,       // parameter initialisation
+    DCL_RNG_DATA = 2,       // which training example or fresh data point
+    DCL_RNG_TIME = 3,       // per-example t
+    DCL_RNG_NOISE = 4,      // forward-process noise ε
+    DCL_RNG_LABEL_DROP = 5, // classifier-free guidance label dropout
+    DCL_RNG_SAMPLER = 6,    // sampler noise (base sample and per-step noise)
 };
 
 // The Philox4x32-10 block function (Random123): out = philox(ctr, key).

@@ -4,18 +4,18 @@
 
 // One table gives the enum, its names and its descriptions (libuv's UV_ERRNO_MAP pattern).
 // X(NAME, value, description). DCL_OK is 0; every error is negative.
-#define DCL_STATUS_MAP(X)                                                                  \
-    X(OK, 0, "success")                                                                    \
-    X(ERR_ARG, -1, "invalid argument")                                                     \
-    X(ERR_NOMEM, -2, "out of host memory")                                                 \
-    X(ERR_NO_DEVICE, -3, "no device matches the selection")                                \
-    X(ERR_DEVICE_MEM, -4, "device memory allocation failed or is too large")               \
-    X(ERR_BUILD, -5, "OpenCL program build failed")                                        \
-    X(ERR_OPENCL, -6, "OpenCL call failed")                                                \
-    X(ERR_BLAS, -7, "BLAS call failed")                                                    \
-    X(ERR_IO, -8, "file or stream I/O failed")                                             \
-    X(ERR_FORMAT, -9, "malformed input")                                                   \
-    X(ERR_UNSUPPORTED, -10, "not supported")                                               \
+#define DCL_STATUS_MAP(X)                                                                          \
+    X(OK, 0, "success")                                                                            \
+    X(ERR_ARG, -1, "invalid argument")                                                             \
+    X(ERR_NOMEM, -2, "out of host memory")                                                         \
+    X(ERR_NO_DEVICE, -3, "no device matches the selection")                                        \
+    X(ERR_DEVICE_MEM, -4, "device memory allocation failed or is too large")                       \
+    X(ERR_BUILD, -5, "OpenCL program build failed")                                                \
+    X(ERR_OPENCL, -6, "OpenCL call failed")                                                        \
+    X(ERR_BLAS, -7, "BLAS call failed")                                                            \
+    X(ERR_IO, -8, "file or stream I/O failed")                                                     \
+    X(ERR_FORMAT, -9, "malformed input")                                                           \
+    X(ERR_UNSUPPORTED, -10, "not supported")                                                       \
     X(ERR_NO_OPENCL, -11, "no OpenCL platform is available")
 
 typedef enum dcl_status {

@@ -15,21 +15,25 @@ extern const struct dcl_backend_i dcl__cl_backend; // cl_ops.c
 // ---- errors -----------------------------------------------------------------------------------
 
 #define DCL_CL_ERRORS(X)                                                                           \
-    X(CL_DEVICE_NOT_FOUND) X(CL_DEVICE_NOT_AVAILABLE) X(CL_COMPILER_NOT_AVAILABLE)                 \
-    X(CL_MEM_OBJECT_ALLOCATION_FAILURE) X(CL_OUT_OF_RESOURCES) X(CL_OUT_OF_HOST_MEMORY)            \
-    X(CL_PROFILING_INFO_NOT_AVAILABLE) X(CL_MEM_COPY_OVERLAP) X(CL_BUILD_PROGRAM_FAILURE)          \
-    X(CL_MAP_FAILURE) X(CL_MISALIGNED_SUB_BUFFER_OFFSET)                                           \
-    X(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST) X(CL_INVALID_VALUE)                            \
-    X(CL_INVALID_DEVICE_TYPE) X(CL_INVALID_PLATFORM) X(CL_INVALID_DEVICE) X(CL_INVALID_CONTEXT)    \
-    X(CL_INVALID_QUEUE_PROPERTIES) X(CL_INVALID_COMMAND_QUEUE) X(CL_INVALID_HOST_PTR)              \
-    X(CL_INVALID_MEM_OBJECT) X(CL_INVALID_BINARY) X(CL_INVALID_BUILD_OPTIONS)                      \
-    X(CL_INVALID_PROGRAM) X(CL_INVALID_PROGRAM_EXECUTABLE) X(CL_INVALID_KERNEL_NAME)               \
-    X(CL_INVALID_KERNEL_DEFINITION) X(CL_INVALID_KERNEL) X(CL_INVALID_ARG_INDEX)                   \
-    X(CL_INVALID_ARG_VALUE) X(CL_INVALID_ARG_SIZE) X(CL_INVALID_KERNEL_ARGS)                       \
-    X(CL_INVALID_WORK_DIMENSION) X(CL_INVALID_WORK_GROUP_SIZE) X(CL_INVALID_WORK_ITEM_SIZE)        \
-    X(CL_INVALID_GLOBAL_OFFSET) X(CL_INVALID_EVENT_WAIT_LIST) X(CL_INVALID_EVENT)                  \
-    X(CL_INVALID_OPERATION) X(CL_INVALID_BUFFER_SIZE) X(CL_INVALID_GLOBAL_WORK_SIZE)               \
-    X(CL_PLATFORM_NOT_FOUND_KHR)
+    X(CL_DEVICE_NOT_FOUND)                                                                         \
+    X(CL_DEVICE_NOT_AVAILABLE) X(CL_COMPILER_NOT_AVAILABLE) X(CL_MEM_OBJECT_ALLOCATION_FAILURE)    \
+        X(CL_OUT_OF_RESOURCES) X(CL_OUT_OF_HOST_MEMORY) X(CL_PROFILING_INFO_NOT_AVAILABLE)         \
+            X(CL_MEM_COPY_OVERLAP) X(CL_BUILD_PROGRAM_FAILURE) X(CL_MAP_FAILURE) X(                \
+                CL_MISALIGNED_SUB_BUFFER_OFFSET) X(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)   \
+                X(CL_INVALID_VALUE) X(CL_INVALID_DEVICE_TYPE) X(CL_INVALID_PLATFORM) X(            \
+                    CL_INVALID_DEVICE) X(CL_INVALID_CONTEXT) X(CL_INVALID_QUEUE_PROPERTIES)        \
+                    X(CL_INVALID_COMMAND_QUEUE) X(CL_INVALID_HOST_PTR) X(CL_INVALID_MEM_OBJECT) X( \
+                        CL_INVALID_BINARY) X(CL_INVALID_BUILD_OPTIONS) X(CL_INVALID_PROGRAM)       \
+                        X(CL_INVALID_PROGRAM_EXECUTABLE) X(CL_INVALID_KERNEL_NAME) X(              \
+                            CL_INVALID_KERNEL_DEFINITION) X(CL_INVALID_KERNEL)                     \
+                            X(CL_INVALID_ARG_INDEX) X(CL_INVALID_ARG_VALUE) X(CL_INVALID_ARG_SIZE) \
+                                X(CL_INVALID_KERNEL_ARGS) X(CL_INVALID_WORK_DIMENSION)             \
+                                    X(CL_INVALID_WORK_GROUP_SIZE) X(CL_INVALID_WORK_ITEM_SIZE)     \
+                                        X(CL_INVALID_GLOBAL_OFFSET) X(CL_INVALID_EVENT_WAIT_LIST)  \
+                                            X(CL_INVALID_EVENT) X(CL_INVALID_OPERATION)            \
+                                                X(CL_INVALID_BUFFER_SIZE)                          \
+                                                    X(CL_INVALID_GLOBAL_WORK_SIZE)                 \
+                                                        X(CL_PLATFORM_NOT_FOUND_KHR)
 
 #ifndef CL_PLATFORM_NOT_FOUND_KHR
 #define CL_PLATFORM_NOT_FOUND_KHR -1001
@@ -37,14 +41,16 @@ extern const struct dcl_backend_i dcl__cl_backend; // cl_ops.c
 
 const char *dcl__cl_error_name(cl_int err) {
     switch (err) {
-#define DCL_CL_ERROR_CASE(e) case e: return #e;
+#define DCL_CL_ERROR_CASE(e)                                                                       \
+    case e: return #e;
         DCL_CL_ERRORS(DCL_CL_ERROR_CASE)
 #undef DCL_CL_ERROR_CASE
     }
     return "unknown OpenCL error";
 }
 
-dcl_status dcl__cl_fail(struct dcl_cl_ctx *ctx, cl_int err, const char *what, const char *file, int line) {
+dcl_status dcl__cl_fail(struct dcl_cl_ctx *ctx, cl_int err, const char *what, const char *file,
+                        int line) {
     dcl_status s = err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_INVALID_BUFFER_SIZE
                        ? DCL_ERR_DEVICE_MEM
                        : DCL_ERR_OPENCL;
@@ -99,8 +105,8 @@ static void fill_info(cl_platform_id p, cl_device_id d, int pi, int di, dcl_devi
     cl_device_type type = 0;
     clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     snprintf(info->type, sizeof info->type, "%s",
-             type & CL_DEVICE_TYPE_GPU ? "gpu"
-             : type & CL_DEVICE_TYPE_CPU ? "cpu"
+             type & CL_DEVICE_TYPE_GPU           ? "gpu"
+             : type & CL_DEVICE_TYPE_CPU         ? "cpu"
              : type & CL_DEVICE_TYPE_ACCELERATOR ? "accelerator"
                                                  : "other");
     cl_uint cu = 0;
@@ -177,7 +183,8 @@ static void find_ids(cl_platform_id p, cl_device_id d, int pi, int di, void *arg
 // ---- context ----------------------------------------------------------------------------------
 
 // Drivers report asynchronous failures here (NVIDIA: "CL_OUT_OF_RESOURCES error executing ...").
-static void CL_CALLBACK context_notify(const char *errinfo, const void *priv, size_t cb, void *user) {
+static void CL_CALLBACK context_notify(const char *errinfo, const void *priv, size_t cb,
+                                       void *user) {
     (void)priv, (void)cb;
     const dcl_device_info *info = user;
     dcl_log(DCL_LOG_ERROR, "OpenCL driver (%s): %s", info->spec, errinfo);
@@ -226,7 +233,8 @@ dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info) {
         s = dcl__cl_fail(ctx, err, "clCreateCommandQueue", __FILE__, __LINE__);
         goto fail;
     }
-    ctx->partials = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, DCL_CL_MAX_GROUPS_REDUCE * 4, NULL, &err);
+    ctx->partials =
+        clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, DCL_CL_MAX_GROUPS_REDUCE * 4, NULL, &err);
     if (err != CL_SUCCESS) {
         s = dcl__cl_fail(ctx, err, "clCreateBuffer(reduction partials)", __FILE__, __LINE__);
         goto fail;
@@ -303,7 +311,8 @@ static dcl_status build_program(struct dcl_cl_ctx *ctx, const char *file, cl_pro
     cl_program prog = clCreateProgramWithSource(ctx->context, 5, parts, NULL, &err);
     free(common_owned);
     free(body_owned);
-    if (err != CL_SUCCESS) return dcl__cl_fail(ctx, err, "clCreateProgramWithSource", __FILE__, __LINE__);
+    if (err != CL_SUCCESS)
+        return dcl__cl_fail(ctx, err, "clCreateProgramWithSource", __FILE__, __LINE__);
     err = clBuildProgram(prog, 1, &ctx->device, ctx->options, NULL, NULL);
     if (err != CL_SUCCESS) {
         size_t len = 0;
@@ -311,9 +320,11 @@ static dcl_status build_program(struct dcl_cl_ctx *ctx, const char *file, cl_pro
         clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, &len);
         log[sizeof log - 1] = '\0';
         clReleaseProgram(prog);
-        return dcl__fail(DCL_ERR_BUILD, "building cl/%s for %s (%s, driver %s) with options '%s' "
-                         "failed (%s):\n%s", file, ctx->info->spec, ctx->info->name,
-                         ctx->info->driver, ctx->options, dcl__cl_error_name(err), log);
+        return dcl__fail(DCL_ERR_BUILD,
+                         "building cl/%s for %s (%s, driver %s) with options '%s' "
+                         "failed (%s):\n%s",
+                         file, ctx->info->spec, ctx->info->name, ctx->info->driver, ctx->options,
+                         dcl__cl_error_name(err), log);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     dcl_log(DCL_LOG_VERBOSE, "built cl/%s for %s in %.0f ms", file, ctx->info->spec,
@@ -333,9 +344,11 @@ dcl_status dcl__cl_kernel(struct dcl_cl_ctx *ctx, const char *file, const char *
     for (int i = 0; i < dcl_cl_source_count; i++)
         if (strcmp(dcl_cl_sources[i].name, file) == 0) pi = i;
     if (pi < 0 || pi >= DCL_CL_MAX_PROGRAMS || ctx->n_kernels == DCL_CL_MAX_KERNELS)
-        return dcl__fail(DCL_ERR_ARG, "kernel %s: no embedded file cl/%s or too many kernels", name, file);
+        return dcl__fail(DCL_ERR_ARG, "kernel %s: no embedded file cl/%s or too many kernels", name,
+                         file);
     dcl_status s;
-    if (!ctx->programs[pi] && (s = build_program(ctx, file, &ctx->programs[pi])) != DCL_OK) return s;
+    if (!ctx->programs[pi] && (s = build_program(ctx, file, &ctx->programs[pi])) != DCL_OK)
+        return s;
     struct dcl_cl_kernel *k = &ctx->kernels[ctx->n_kernels];
     cl_int err;
     k->kernel = clCreateKernel(ctx->programs[pi], name, &err);
@@ -367,10 +380,12 @@ dcl_status dcl__cl_launch(struct dcl_cl_ctx *ctx, struct dcl_cl_kernel *k, size_
     if (ctx->force_groups) groups = min_size(groups, ctx->force_groups);
     if (groups == 0) groups = 1;
     size_t global = groups * local;
-    cl_int err = clEnqueueNDRangeKernel(ctx->queue, k->kernel, 1, NULL, &global, &local, 0, NULL, NULL);
+    cl_int err =
+        clEnqueueNDRangeKernel(ctx->queue, k->kernel, 1, NULL, &global, &local, 0, NULL, NULL);
     if (err != CL_SUCCESS) {
         char what[160];
-        snprintf(what, sizeof what, "kernel %s (global %zu, local %zu, n %zu)", k->name, global, local, n);
+        snprintf(what, sizeof what, "kernel %s (global %zu, local %zu, n %zu)", k->name, global,
+                 local, n);
         return dcl__cl_fail(ctx, err, what, __FILE__, __LINE__);
     }
     return DCL_OK;
@@ -384,7 +399,8 @@ dcl_status dcl__cl_buffer_alloc(void *p, dcl_buffer *buf) {
     cl_mem mem = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, buf->n * 4, NULL, &err);
     if (err != CL_SUCCESS) {
         char what[128];
-        snprintf(what, sizeof what, "clCreateBuffer(tensor '%s', %zu bytes)", buf->name, buf->n * 4);
+        snprintf(what, sizeof what, "clCreateBuffer(tensor '%s', %zu bytes)", buf->name,
+                 buf->n * 4);
         return dcl__cl_fail(ctx, err, what, __FILE__, __LINE__);
     }
     buf->handle = mem;
@@ -398,14 +414,18 @@ void dcl__cl_buffer_free(void *p, dcl_buffer *buf) {
 
 dcl_status dcl__cl_buffer_write(void *p, dcl_buffer *buf, size_t off, size_t n, const void *src) {
     struct dcl_cl_ctx *ctx = p;
-    CL_TRY(ctx, clEnqueueWriteBuffer(ctx->queue, (cl_mem)buf->handle, CL_TRUE, off * 4, n * 4, src, 0, NULL, NULL),
+    CL_TRY(ctx,
+           clEnqueueWriteBuffer(ctx->queue, (cl_mem)buf->handle, CL_TRUE, off * 4, n * 4, src, 0,
+                                NULL, NULL),
            "clEnqueueWriteBuffer");
     return DCL_OK;
 }
 
 dcl_status dcl__cl_buffer_read(void *p, const dcl_buffer *buf, size_t off, size_t n, void *dst) {
     struct dcl_cl_ctx *ctx = p;
-    CL_TRY(ctx, clEnqueueReadBuffer(ctx->queue, (cl_mem)buf->handle, CL_TRUE, off * 4, n * 4, dst, 0, NULL, NULL),
+    CL_TRY(ctx,
+           clEnqueueReadBuffer(ctx->queue, (cl_mem)buf->handle, CL_TRUE, off * 4, n * 4, dst, 0,
+                               NULL, NULL),
            "clEnqueueReadBuffer");
     return DCL_OK;
 }

@@ -24,7 +24,7 @@ struct dcl_cl_ctx {
     cl_command_queue queue;
     size_t max_wg_size, max_item_size0; // CL_DEVICE_MAX_WORK_GROUP_SIZE, ..._ITEM_SIZES[0]
     uint64_t local_mem;
-    char options[512];                       // build options: -cl-std=CL1.2 + DIFFCL_CL_OPTIONS
+    char options[512];                        // build options: -cl-std=CL1.2 + DIFFCL_CL_OPTIONS
     cl_program programs[DCL_CL_MAX_PROGRAMS]; // by index into dcl_cl_sources, built on first use
     struct dcl_cl_kernel kernels[DCL_CL_MAX_KERNELS];
     int n_kernels;
@@ -38,7 +38,8 @@ struct dcl_cl_ctx {
 const char *dcl__cl_error_name(cl_int err);
 
 // Records "OpenCL error NAME (code) in WHAT on DEVICE" and returns the matching status.
-dcl_status dcl__cl_fail(struct dcl_cl_ctx *ctx, cl_int err, const char *what, const char *file, int line);
+dcl_status dcl__cl_fail(struct dcl_cl_ctx *ctx, cl_int err, const char *what, const char *file,
+                        int line);
 
 // Returns the failure from a function when an OpenCL call fails.
 #define CL_TRY(ctx, call, what)                                                                    \

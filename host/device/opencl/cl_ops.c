@@ -30,8 +30,14 @@ static void arg(struct call *c, size_t size, const void *value) {
     c->next++;
 }
 
-static void u32(struct call *c, size_t v) { cl_uint x = (cl_uint)v; arg(c, sizeof x, &x); }
-static void u64(struct call *c, uint64_t v) { cl_ulong x = v; arg(c, sizeof x, &x); }
+static void u32(struct call *c, size_t v) {
+    cl_uint x = (cl_uint)v;
+    arg(c, sizeof x, &x);
+}
+static void u64(struct call *c, uint64_t v) {
+    cl_ulong x = v;
+    arg(c, sizeof x, &x);
+}
 static void f32(struct call *c, float v) { arg(c, sizeof v, &v); }
 static void mem(struct call *c, cl_mem m) { arg(c, sizeof m, &m); }
 static void local_words(struct call *c, size_t n) { arg(c, n * 4, NULL); }
@@ -122,8 +128,8 @@ static size_t reduce_local(struct dcl_cl_ctx *ctx, const struct dcl_cl_kernel *k
 
 // Two passes: up to DCL_CL_MAX_GROUPS_REDUCE partials into ctx->partials, then one group folds
 // them into out[0]. square: 0 sum, 1 sum of squares, -1 (count kernels) no such argument.
-static dcl_status reduce(void *p, const char *partial, const char *final, const struct dcl_op_args *a,
-                         int square) {
+static dcl_status reduce(void *p, const char *partial, const char *final,
+                         const struct dcl_op_args *a, int square) {
     struct dcl_cl_ctx *ctx = p;
     struct call c, f;
     if (begin(&c, ctx, "reduce.cl", partial) || begin(&f, ctx, "reduce.cl", final))
@@ -156,12 +162,15 @@ static dcl_status cl_count_nonfinite(void *ctx, const struct dcl_op_args *a) {
 static dcl_status rng(void *ctx, const char *name, const struct dcl_op_args *a) {
     struct call c;
     if (begin(&c, ctx, "rng.cl", name)) return c.s;
-    tensor(&c, a->out[0]), u64(&c, a->p.rng.seed), u32(&c, a->p.rng.purpose), u32(&c, a->p.rng.step);
+    tensor(&c, a->out[0]), u64(&c, a->p.rng.seed), u32(&c, a->p.rng.purpose),
+        u32(&c, a->p.rng.step);
     u64(&c, a->p.rng.first), u32(&c, a->n);
     return run(&c, a->n);
 }
 
-static dcl_status cl_rng_bits(void *ctx, const struct dcl_op_args *a) { return rng(ctx, "rng_bits", a); }
+static dcl_status cl_rng_bits(void *ctx, const struct dcl_op_args *a) {
+    return rng(ctx, "rng_bits", a);
+}
 static dcl_status cl_rng_uniform(void *ctx, const struct dcl_op_args *a) {
     return rng(ctx, "rng_uniform", a);
 }
@@ -186,9 +195,10 @@ static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
             snprintf(what, sizeof what, "CLBlastSgemm(M=%zu N=%zu K=%zu)", M, N, K);
             return dcl__cl_fail(ctx, st, what, __FILE__, __LINE__);
         }
-        return dcl__fail(DCL_ERR_BLAS, "CLBlastSgemm(M=%zu N=%zu K=%zu, trans %d%d) on %s (%s) "
-                         "failed with CLBlast status %d (see clblast_c.h)", M, N, K, ta, tb,
-                         ctx->info->spec, ctx->info->name, (int)st);
+        return dcl__fail(DCL_ERR_BLAS,
+                         "CLBlastSgemm(M=%zu N=%zu K=%zu, trans %d%d) on %s (%s) "
+                         "failed with CLBlast status %d (see clblast_c.h)",
+                         M, N, K, ta, tb, ctx->info->spec, ctx->info->name, (int)st);
     }
     return DCL_OK;
 }
@@ -201,23 +211,24 @@ const struct dcl_backend_i dcl__cl_backend = {
     .buffer_read = dcl__cl_buffer_read,
     .finish = dcl__cl_finish,
     .free = dcl__cl_free,
-    .ops = {
-        [DCL_OP_FILL] = cl_fill,
-        [DCL_OP_COPY] = cl_copy,
-        [DCL_OP_AXPBY] = cl_axpby,
-        [DCL_OP_LINCOMB3] = cl_lincomb3,
-        [DCL_OP_GEMM] = cl_gemm,
-        [DCL_OP_BIAS_ADD] = cl_bias_add,
-        [DCL_OP_BIAS_BACKWARD] = cl_bias_backward,
-        [DCL_OP_RELU_FORWARD] = cl_relu_forward,
-        [DCL_OP_RELU_BACKWARD] = cl_relu_backward,
-        [DCL_OP_SILU_FORWARD] = cl_silu_forward,
-        [DCL_OP_SILU_BACKWARD] = cl_silu_backward,
-        [DCL_OP_SUM] = cl_sum,
-        [DCL_OP_SUMSQ] = cl_sumsq,
-        [DCL_OP_COUNT_NONFINITE] = cl_count_nonfinite,
-        [DCL_OP_RNG_BITS] = cl_rng_bits,
-        [DCL_OP_RNG_UNIFORM] = cl_rng_uniform,
-        [DCL_OP_RNG_NORMAL] = cl_rng_normal,
-    },
+    .ops =
+        {
+            [DCL_OP_FILL] = cl_fill,
+            [DCL_OP_COPY] = cl_copy,
+            [DCL_OP_AXPBY] = cl_axpby,
+            [DCL_OP_LINCOMB3] = cl_lincomb3,
+            [DCL_OP_GEMM] = cl_gemm,
+            [DCL_OP_BIAS_ADD] = cl_bias_add,
+            [DCL_OP_BIAS_BACKWARD] = cl_bias_backward,
+            [DCL_OP_RELU_FORWARD] = cl_relu_forward,
+            [DCL_OP_RELU_BACKWARD] = cl_relu_backward,
+            [DCL_OP_SILU_FORWARD] = cl_silu_forward,
+            [DCL_OP_SILU_BACKWARD] = cl_silu_backward,
+            [DCL_OP_SUM] = cl_sum,
+            [DCL_OP_SUMSQ] = cl_sumsq,
+            [DCL_OP_COUNT_NONFINITE] = cl_count_nonfinite,
+            [DCL_OP_RNG_BITS] = cl_rng_bits,
+            [DCL_OP_RNG_UNIFORM] = cl_rng_uniform,
+            [DCL_OP_RNG_NORMAL] = cl_rng_normal,
+        },
 };

@@ -1,0 +1,555 @@
+// The op-case table (one row per op variant, forward and backward) and the runner that checks a
+// device against the CPU reference, with sentinel guards around every tensor (ggml's pattern).
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check/check.h"
+#include "core/error.h"
+#include "diffcl/log.h"
+#include "diffcl/ops.h" // the public op wrappers the cases call
+#include "diffcl/rng.h" // dcl_rng_*_at: deterministic inputs from the seed
+
+#define GUARD 16      // guard elements after every tensor (and the `off` ones before it)
+#define MAX_TENSORS 4 // outputs and inputs of one case
+#define MAX_SHOWN 5   // mismatches listed in r->detail
+
+// How a case uses a tensor. INOUT tensors are read and written (gemm's C with beta != 0, a
+// gradient that accumulates, an in-place op); OUT tensors start as NaN sentinels, so an op that
+// reads its output before writing it (gemm with beta == 0 must not) turns NaN.
+enum role { IN, OUT, INOUT };
+
+// How inputs are drawn: all start from N(0, 1) of the seed's stream.
+enum gen {
+    GEN_NORMAL,
+    GEN_KINK,      // every 16th element an exact +0 or -0 (ReLU's kink), a few ±Inf and NaN
+    GEN_WIDE,      // every 8th element scaled by 30, so exp() saturates (SiLU's tails)
+    GEN_NONFINITE, // every 16th element NaN (with payload), +Inf or -Inf
+};
+
+struct tensor {
+    const char *name;
+    size_t len; // elements the op touches
+    enum role role;
+    enum gen gen;
+    int bits; // compare 32-bit words exactly (uint outputs, copies, exact fills)
+};
+
+// One instance of a case at a size n: tensors, op parameters and the tolerance.
+struct problem {
+    int nt;
+    struct tensor t[MAX_TENSORS];
+    size_t n, M, N, K, D;
+    int ta, tb;
+    float alpha, beta, a, b, c;
+    uint64_t seed, first;
+    uint32_t purpose, step;
+    double atol, rtol;
+};
+
+struct check_case {
+    const char *name;
+    void (*setup)(const struct check_case *c, size_t n, struct problem *p);
+    dcl_status (*run)(dcl_device *dev, const struct problem *p, const dcl_ptr *t);
+    int ta, tb;  // gemm transposes
+    int variant; // case-specific: gemm shape, in-place, ...
+};
+
+static void add(struct problem *p, const char *name, size_t len, enum role role, enum gen gen) {
+    p->t[p->nt++] = (struct tensor){name, len, role, gen, 0};
+}
+
+// Unit roundoff of float.
+static const double U = 0x1p-24;
+
+// ---- setups: shapes, parameters and tolerances ------------------------------------------------
+//
+// Tolerances come from each operation's error bound with inputs ~N(0, 1) (|x| < 6 at the sizes
+// used), then were checked against the largest errors measured on PoCL 3.1 (AVX2 CPU, default and
+// forced launch shapes, CBLAS and plain-loop references); each comment gives both numbers.
+
+// fill: a store of one float, exact everywhere.
+static void setup_fill(const struct check_case *c, size_t n, struct problem *p) {
+    (void)c;
+    p->n = n, p->a = -1.7f;
+    add(p, "out", n, OUT, GEN_NORMAL);
+    p->t[0].bits = 1;
+}
+
+// copy: must move every word as is, NaN payloads included.
+static void setup_copy(const struct check_case *c, size_t n, struct problem *p) {
+    (void)c;
+    p->n = n;
+    add(p, "out", n, OUT, GEN_NORMAL);
+    add(p, "in", n, IN, GEN_NONFINITE);
+    p->t[0].bits = 1;
+}
+
+// axpby / lincomb3: one product and one add per term. With or without FMA contraction each result
+// is within one rounding of each product and of each sum: |err| <= 2u Σ|coef·x| per side, and
+// Σ|coef·x| <= 6 Σ|coef|. atol = 4u·6·Σ|coef| covers both sides; measured error on PoCL: 0.
+static void setup_lin(const struct check_case *c, size_t n, struct problem *p) {
+    p->n = n, p->a = 0.75f, p->b = -1.25f, p->c = 2.5f;
+    int terms = c->variant == 3 ? 3 : 2;
+    if (c->variant == 1) { // axpby in place: out is x
+        add(p, "x", n, INOUT, GEN_NORMAL);
+        add(p, "y", n, IN, GEN_NORMAL);
+    } else {
+        add(p, "out", n, OUT, GEN_NORMAL);
+        add(p, "x", n, IN, GEN_NORMAL);
+        add(p, "y", n, IN, GEN_NORMAL);
+        if (terms == 3) add(p, "z", n, IN, GEN_NORMAL);
+    }
+    double coef = fabs(p->a) + fabs(p->b) + (terms == 3 ? fabs(p->c) : 0.0);
+    p->atol = 4 * U * 6 * coef;
+    p->rtol = 4 * U;
+}
+
+// gemm: C (M, N) = alpha op(A) op(B) + beta C, three shapes:
+//   variant 0: M = n, N = 7, K = 5, beta = 0 (C starts as NaN sentinels: must be overwritten)
+//   variant 1: M = 6, N = 3, K = n, alpha 0.75, beta -0.5 (long dot products, C read)
+//   variant 2: M = 5, N = n, K = 9, alpha -1.25, beta 1 (wide C, gradient accumulation)
+// Both sides accumulate in float, in different orders (OpenBLAS blocks, CLBlast tiles, either may
+// use FMA). Each side errs by about u·S, S = Σ_k |alpha·a·b| + |beta·c| the sum of magnitudes
+// (worst case K·u·S); with N(0, 1) inputs S <= |alpha|·(K + 2√K) + 4|beta|, so atol = 16u·S,
+// plus rtol = 16u for the large entries of short dot products. Measured on PoCL 3.1 (CLBlast)
+// against OpenBLAS / the plain loops: K = 5: 0 / 1.9e-6 (atol 9e-6); K = 9: 3.8e-6 / 2.9e-6
+// (atol 2.2e-5); K = 4097: 1.5e-4 / 3.4e-5 (atol 3.0e-3, |C| ~ 50).
+static void setup_gemm(const struct check_case *c, size_t n, struct problem *p) {
+    p->ta = c->ta, p->tb = c->tb;
+    switch (c->variant) {
+    case 0: p->M = n, p->N = 7, p->K = 5, p->alpha = 1.0f, p->beta = 0.0f; break;
+    case 1: p->M = 6, p->N = 3, p->K = n, p->alpha = 0.75f, p->beta = -0.5f; break;
+    default: p->M = 5, p->N = n, p->K = 9, p->alpha = -1.25f, p->beta = 1.0f; break;
+    }
+    add(p, "C", p->M * p->N, p->beta == 0.0f ? OUT : INOUT, GEN_NORMAL);
+    add(p, "A", p->M * p->K, IN, GEN_NORMAL);
+    add(p, "B", p->K * p->N, IN, GEN_NORMAL);
+    double K = (double)p->K;
+    p->atol = 16 * U * (fabs(p->alpha) * (K + 2 * sqrt(K)) + 4 * fabs(p->beta));
+    p->rtol = 16 * U;
+}
+
+// bias_add: one IEEE add per element, exact on every device. variant 1: in place (out is in).
+static void setup_bias_add(const struct check_case *c, size_t n, struct problem *p) {
+    p->N = 3, p->D = n;
+    if (c->variant == 1) {
+        add(p, "x", p->N * p->D, INOUT, GEN_NORMAL);
+    } else {
+        add(p, "out", p->N * p->D, OUT, GEN_NORMAL);
+        add(p, "in", p->N * p->D, IN, GEN_NORMAL);
+    }
+    add(p, "bias", p->D, IN, GEN_NORMAL);
+}
+
+// bias_backward: dbias[d] += Σ_r dout[r, d]; variant 0: N = n rows, D = 5 (long sums); variant 1:
+// N = 3, D = n. A float column sum against the double reference errs by about u·Σ|dout| (worst
+// case N·u·Σ|dout|), Σ|dout| <= N + 2√N for N(0, 1) values: atol = 8u·(N + 2√N) + 8u·6 (the final
+// += rounding). Measured on PoCL: 6.1e-5 for N = 4097 (atol 2.0e-3), 4.8e-7 for N = 3 (atol 6e-6).
+static void setup_bias_backward(const struct check_case *c, size_t n, struct problem *p) {
+    if (c->variant == 0) p->N = n, p->D = 5;
+    else p->N = 3, p->D = n;
+    add(p, "dbias", p->D, INOUT, GEN_NORMAL);
+    add(p, "dout", p->N * p->D, IN, GEN_NORMAL);
+    double N = (double)p->N;
+    p->atol = 8 * U * (N + 2 * sqrt(N)) + 8 * U * 6;
+    p->rtol = 4 * U;
+}
+
+// relu: a comparison and a select, exact (±0 may differ in sign, which |a − b| = 0 accepts).
+static void setup_relu(const struct check_case *c, size_t n, struct problem *p) {
+    p->n = n;
+    add(p, c->variant ? "din" : "out", n, OUT, GEN_NORMAL);
+    add(p, "in", n, IN, GEN_KINK);
+    if (c->variant) add(p, "dout", n, IN, GEN_NORMAL);
+}
+
+// silu: x / (1 + exp(−x)). OpenCL allows exp 3 ulp and divide 2.5 ulp: forward relative error
+// <= ~7 ulp per side, rtol = 16u·4 ≈ 3.8e-6. The backward σ(1 + x(1 − σ)) cancels near x ≈ −1.28
+// (SiLU's minimum), where the error is absolute: ~8u·|x|·|dout| <= 8u·6·6, atol = 4e-6 (that
+// covers it twice). atol also absorbs results below FLT_MIN that a device may flush to zero.
+// Measured on PoCL: forward 2.2e-7 relative, backward 3.6e-7 absolute.
+static void setup_silu(const struct check_case *c, size_t n, struct problem *p) {
+    p->n = n;
+    add(p, c->variant ? "din" : "out", n, OUT, GEN_NORMAL);
+    add(p, "in", n, IN, GEN_WIDE);
+    if (c->variant) add(p, "dout", n, IN, GEN_NORMAL);
+    p->rtol = 64 * U;
+    p->atol = c->variant ? 4e-6 : 1e-30;
+}
+
+// sum / sumsq of n values: float on the device (a tree, or serial sums when the launch has few
+// work-items), double on the reference. A float sum errs by about u·Σ|x| and at worst
+// (log2 n + 1)u·Σ|x| (tree) or (n − 1)u·Σ|x| (serial); Σ|x| <= n + 2√n for N(0, 1) values.
+// sum: atol = 8u·(n + 2√n). sumsq, whose terms are all positive, relative: rtol = 8u·(log2 n + 1)
+// for a tree plus 4u·√n for the random walk of a serial sum. Measured on PoCL (all launch shapes):
+// sum 9.5e-6 (atol 4.9e-4 at n = 1000), sumsq relative 1.2e-6 (launch (1, 1), n = 1000; rtol 1.3e-5).
+static void setup_reduce(const struct check_case *c, size_t n, struct problem *p) {
+    p->n = n;
+    add(p, "out", 1, OUT, GEN_NORMAL);
+    add(p, "in", n, IN, GEN_NORMAL);
+    double lg = log2((double)n) + 1;
+    if (c->variant == 0) p->atol = 8 * U * ((double)n + 2 * sqrt((double)n)), p->rtol = 8 * U * lg;
+    else p->atol = 8 * U, p->rtol = 8 * U * lg + 4 * U * sqrt((double)n);
+}
+
+// count_nonfinite: an integer count, exact.
+static void setup_count(const struct check_case *c, size_t n, struct problem *p) {
+    (void)c;
+    p->n = n;
+    add(p, "out", 1, OUT, GEN_NORMAL);
+    add(p, "in", n, IN, GEN_NONFINITE);
+    p->t[0].bits = 1;
+}
+
+// rng: variant 0 bits (exact), 1 uniform (exact: (0.5 + (u >> 9))·2^-23 is exact in float),
+// 2 normal: Box-Muller with log (3 ulp), sqrt (3 ulp), sin/cos (4 ulp) on the device: r·cos θ is
+// within ~10 ulp relative of r, i.e. |err| <= 4e-6·max(1, |x|) for |x| < 6 (r <= 5.7 for 23-bit
+// uniforms); measured on PoCL: 2.4e-7. The stream starts at an index that is not a multiple of 4
+// and exceeds 2^32.
+static void setup_rng(const struct check_case *c, size_t n, struct problem *p) {
+    p->n = n;
+    p->purpose = DCL_RNG_NOISE, p->step = 11, p->first = 0x123456789ull * 4 + 3;
+    add(p, "out", n, OUT, GEN_NORMAL);
+    p->t[0].bits = c->variant < 2;
+    if (c->variant == 2) p->atol = 4e-6, p->rtol = 4e-6;
+}
+
+// ---- runs: the op through its public wrapper --------------------------------------------------
+
+static dcl_status run_fill(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_fill(dev, t[0], p->a, p->n);
+}
+static dcl_status run_copy(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_copy(dev, t[0], t[1], p->n);
+}
+static dcl_status run_axpby(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_axpby(dev, t[0], t[1], t[2], p->a, p->b, p->n);
+}
+static dcl_status run_axpby_inplace(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_axpby(dev, t[0], t[0], t[1], p->a, p->b, p->n);
+}
+static dcl_status run_lincomb3(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_lincomb3(dev, t[0], t[1], t[2], t[3], p->a, p->b, p->c, p->n);
+}
+static dcl_status run_gemm(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_gemm(dev, t[0], t[1], t[2], p->ta, p->tb, p->M, p->N, p->K, p->alpha, p->beta);
+}
+static dcl_status run_bias_add(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_bias_add(dev, t[0], t[1], t[2], p->N, p->D);
+}
+static dcl_status run_bias_add_inplace(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_bias_add(dev, t[0], t[0], t[1], p->N, p->D);
+}
+static dcl_status run_bias_backward(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_bias_backward(dev, t[0], t[1], p->N, p->D);
+}
+static dcl_status run_relu_forward(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_relu_forward(dev, t[0], t[1], p->n);
+}
+static dcl_status run_relu_backward(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_relu_backward(dev, t[0], t[1], t[2], p->n);
+}
+static dcl_status run_silu_forward(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_silu_forward(dev, t[0], t[1], p->n);
+}
+static dcl_status run_silu_backward(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_silu_backward(dev, t[0], t[1], t[2], p->n);
+}
+static dcl_status run_sum(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_sum(dev, t[0], t[1], p->n);
+}
+static dcl_status run_sumsq(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_sumsq(dev, t[0], t[1], p->n);
+}
+static dcl_status run_count_nonfinite(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_count_nonfinite(dev, t[0], t[1], p->n);
+}
+static dcl_status run_rng_bits(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_rng_bits(dev, t[0], p->seed, p->purpose, p->step, p->first, p->n);
+}
+static dcl_status run_rng_uniform(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_rng_uniform(dev, t[0], p->seed, p->purpose, p->step, p->first, p->n);
+}
+static dcl_status run_rng_normal(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_rng_normal(dev, t[0], p->seed, p->purpose, p->step, p->first, p->n);
+}
+
+// Every op of DCL_OP_MAP has at least one row named after it ("gemm" → "gemm_nn"); tests/test_ops.c
+// checks that. {name, setup, run, trans_a, trans_b, variant}
+static const struct check_case cases[] = {
+    {"fill", setup_fill, run_fill, 0, 0, 0},
+    {"copy", setup_copy, run_copy, 0, 0, 0},
+    {"axpby", setup_lin, run_axpby, 0, 0, 0},
+    {"axpby_inplace", setup_lin, run_axpby_inplace, 0, 0, 1},
+    {"lincomb3", setup_lin, run_lincomb3, 0, 0, 3},
+    {"gemm_nn", setup_gemm, run_gemm, 0, 0, 0},
+    {"gemm_nt", setup_gemm, run_gemm, 0, 1, 0},
+    {"gemm_tn", setup_gemm, run_gemm, 1, 0, 0},
+    {"gemm_tt", setup_gemm, run_gemm, 1, 1, 0},
+    {"gemm_nn_beta", setup_gemm, run_gemm, 0, 0, 1},
+    {"gemm_nt_beta", setup_gemm, run_gemm, 0, 1, 1},
+    {"gemm_tn_beta", setup_gemm, run_gemm, 1, 0, 1},
+    {"gemm_tt_beta", setup_gemm, run_gemm, 1, 1, 1},
+    {"gemm_nn_wide", setup_gemm, run_gemm, 0, 0, 2},
+    {"gemm_tn_wide", setup_gemm, run_gemm, 1, 0, 2},
+    {"bias_add", setup_bias_add, run_bias_add, 0, 0, 0},
+    {"bias_add_inplace", setup_bias_add, run_bias_add_inplace, 0, 0, 1},
+    {"bias_backward", setup_bias_backward, run_bias_backward, 0, 0, 0},
+    {"bias_backward_wide", setup_bias_backward, run_bias_backward, 0, 0, 1},
+    {"relu_forward", setup_relu, run_relu_forward, 0, 0, 0},
+    {"relu_backward", setup_relu, run_relu_backward, 0, 0, 1},
+    {"silu_forward", setup_silu, run_silu_forward, 0, 0, 0},
+    {"silu_backward", setup_silu, run_silu_backward, 0, 0, 1},
+    {"sum", setup_reduce, run_sum, 0, 0, 0},
+    {"sumsq", setup_reduce, run_sumsq, 0, 0, 1},
+    {"count_nonfinite", setup_count, run_count_nonfinite, 0, 0, 0},
+    {"rng_bits", setup_rng, run_rng_bits, 0, 0, 0},
+    {"rng_uniform", setup_rng, run_rng_uniform, 0, 0, 1},
+    {"rng_normal", setup_rng, run_rng_normal, 0, 0, 2},
+};
+
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+
+int dcl_check_case_count(void) { return N_CASES; }
+
+const char *dcl_check_case_name(int i) { return i >= 0 && i < N_CASES ? cases[i].name : NULL; }
+
+// ---- inputs -----------------------------------------------------------------------------------
+
+static uint32_t float_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float bits_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// Element i of tensor k, drawn from the seed's stream (step k keeps tensors independent).
+static uint32_t gen_word(enum gen g, uint64_t seed, uint32_t k, size_t i) {
+    float x = dcl_rng_normal_at(seed, DCL_RNG_TEST, k, i);
+    uint32_t r = dcl_rng_bits_at(seed, DCL_RNG_TEST, 100 + k, i);
+    switch (g) {
+    case GEN_NORMAL: break;
+    case GEN_KINK:
+        if (r % 16 == 0) x = (r & 16) ? -0.0f : 0.0f;
+        if (r % 64 == 1) x = (r & 64) ? -INFINITY : INFINITY;
+        if (r % 64 == 2) x = NAN; // relu keeps NaN (forward) and zeroes its gradient
+        break;
+    case GEN_WIDE:
+        if (r % 8 == 0) x *= 30.0f;
+        break;
+    case GEN_NONFINITE:
+        if (r % 16 == 0) return 0x7fc00000u | (r >> 20) | ((r & 32) ? 0x80000000u : 0); // NaN
+        if (r % 16 == 1) x = INFINITY;
+        if (r % 16 == 2) x = -INFINITY;
+        break;
+    }
+    return float_bits(x);
+}
+
+// ---- the runner -------------------------------------------------------------------------------
+
+// The word that fills tensor k's guards (and an OUT tensor's own elements before the op). Each is
+// chosen so that a stray access shows: an input's guards are NaN with a payload of its own, so an
+// out-of-bounds read poisons a sum or a count; an output's guards are another NaN, which no value
+// computed from inputs (which carries the input's payload, or none) reproduces; an in-out
+// tensor's guards are an ordinary number, so an in-place op writing one past the end computes
+// something else from it (a NaN there would pass through a*x + b*y unchanged).
+static uint32_t guard_word(enum role role, int k) {
+    if (role == IN) return 0x7fc0e000u + (uint32_t)k;
+    if (role == OUT) return 0x7fc0dcb1u;
+    return 0xc49a522bu; // -1234.5677f
+}
+
+static dcl_device *reference;
+
+static void reference_free(void) {
+    dcl_device_free(reference);
+    reference = NULL;
+}
+
+static dcl_status reference_device(dcl_device **out) {
+    if (!reference) {
+        // The comparison's own reference device is not the user's pick: open it without the
+        // "device cpu: ..." line, which would read as if the user had chosen the CPU.
+        int level = dcl_log_get_level();
+        if (level == DCL_LOG_INFO) dcl_log_set_level(DCL_LOG_ERROR);
+        dcl_status s = dcl_device_open(&reference, "cpu");
+        dcl_log_set_level(level);
+        if (s != DCL_OK) return dcl__fail_context(s, "opening the CPU reference for op checks");
+        atexit(reference_free);
+    }
+    *out = reference;
+    return DCL_OK;
+}
+
+// Appends printf-style text to r->detail, silently truncating.
+static void note(dcl_check_result *r, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void note(dcl_check_result *r, const char *fmt, ...) {
+    size_t k = strlen(r->detail);
+    if (k + 1 >= sizeof r->detail) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail + k, sizeof r->detail - k, fmt, ap);
+    va_end(ap);
+}
+
+// Compares one output region element by element; returns the number of mismatches. An OUT
+// element still holding the guard word g was never written (by the device, or by the reference:
+// a NaN on both sides would otherwise compare equal); raw-bit outputs are exempt, since random
+// bits may take any value.
+static size_t compare(dcl_check_result *r, const struct problem *p, const struct tensor *t,
+                      const uint32_t *got, const uint32_t *want, uint32_t g, size_t *shown) {
+    size_t bad = 0;
+    for (size_t i = 0; i < t->len; i++) {
+        int ok;
+        float a = bits_float(got[i]), b = bits_float(want[i]);
+        if (t->role == OUT && !t->bits && (got[i] == g || want[i] == g)) {
+            ok = 0;
+        } else if (t->bits) {
+            ok = got[i] == want[i];
+        } else if (!isfinite(a) || !isfinite(b)) {
+            ok = (isnan(a) && isnan(b)) || a == b; // same non-finite class in the same place
+        } else {
+            double d = fabs((double)a - (double)b);
+            if (d > r->max_abs) r->max_abs = d;
+            if (b != 0.0f && d / fabs((double)b) > r->max_rel) r->max_rel = d / fabs((double)b);
+            ok = d <= p->atol + p->rtol * fabs((double)b);
+        }
+        if (ok) continue;
+        if (bad++ == 0 && *shown == 0) note(r, "mismatches:");
+        if (*shown < MAX_SHOWN) {
+            (*shown)++;
+            if (t->bits) note(r, " %s[%zu] dev=0x%08x ref=0x%08x;", t->name, i, got[i], want[i]);
+            else if (t->role == OUT && (got[i] == g || want[i] == g))
+                note(r, " %s[%zu] %s never written;", t->name, i, got[i] == g ? "dev" : "ref");
+            else note(r, " %s[%zu] dev=%.9g ref=%.9g;", t->name, i, a, b);
+        }
+    }
+    return bad;
+}
+
+// Reports the first word of [lo, hi) that is not the guard word g; returns 1 if any.
+static int guard_damaged(dcl_check_result *r, const struct tensor *t, const uint32_t *buf,
+                         size_t lo, size_t hi, uint32_t g, const char *where) {
+    for (size_t i = lo; i < hi; i++) {
+        if (buf[i] == g) continue;
+        note(r, " %s: guard %s written at buffer element %zu (0x%08x);", t->name, where, i, buf[i]);
+        return 1;
+    }
+    return 0;
+}
+
+// Host copies and device buffers of one run; freed on every path by free_run.
+struct run {
+    uint32_t *init[MAX_TENSORS], *got[MAX_TENSORS], *want[MAX_TENSORS];
+    dcl_buffer *dbuf[MAX_TENSORS], *rbuf[MAX_TENSORS];
+};
+
+static void free_run(struct run *u) {
+    for (int k = 0; k < MAX_TENSORS; k++) {
+        free(u->init[k]), free(u->got[k]), free(u->want[k]);
+        dcl_buffer_free(u->dbuf[k]), dcl_buffer_free(u->rbuf[k]);
+    }
+}
+
+// Allocates the buffers of p on dev, writes the initial words, runs the case and reads every
+// buffer back whole (guards included) into out[k].
+static dcl_status run_on(dcl_device *dev, const struct check_case *c, const struct problem *p,
+                         size_t off, uint32_t *const *init, dcl_buffer **bufs, uint32_t **out) {
+    dcl_ptr ptr[MAX_TENSORS];
+    dcl_status s = DCL_OK;
+    for (int k = 0; k < p->nt && s == DCL_OK; k++) {
+        size_t total = off + p->t[k].len + GUARD;
+        s = dcl_buffer_alloc(&bufs[k], dev, total, p->t[k].name);
+        if (s == DCL_OK) s = dcl_buffer_write(bufs[k], 0, total, init[k]);
+        ptr[k] = dcl_at(bufs[k], off);
+    }
+    if (s == DCL_OK && (s = c->run(dev, p, ptr)) != DCL_OK)
+        return dcl__fail_context(s, "op case %s (n=%zu, off=%zu) on %s", c->name, p->n, off,
+                                 dcl_device_get_info(dev)->spec);
+    for (int k = 0; k < p->nt && s == DCL_OK; k++)
+        s = dcl_buffer_read(bufs[k], 0, off + p->t[k].len + GUARD, out[k]);
+    return s;
+}
+
+dcl_status dcl_check_case_run(dcl_device *dev, int i, size_t n, size_t off, uint64_t seed,
+                              dcl_check_result *r) {
+    memset(r, 0, sizeof *r);
+    if (i < 0 || i >= N_CASES)
+        return dcl__fail(DCL_ERR_ARG, "op case %d does not exist (there are %d)", i, N_CASES);
+    const struct check_case *c = &cases[i];
+    snprintf(r->name, sizeof r->name, "%s", c->name);
+    r->n = n;
+    if (!dev) return dcl__fail(DCL_ERR_ARG, "op case %s: no device", c->name);
+    if (n < 1 || n > ((size_t)1 << 24) || off > ((size_t)1 << 24))
+        return dcl__fail(DCL_ERR_ARG, "op case %s: size %zu or offset %zu out of range [1, 2^24]",
+                         c->name, n, off);
+
+    struct problem p = {0};
+    p.seed = seed;
+    c->setup(c, n, &p);
+    r->atol = (float)p.atol, r->rtol = (float)p.rtol;
+
+    dcl_device *ref = NULL;
+    dcl_status s = reference_device(&ref);
+    if (s != DCL_OK) return s;
+
+    struct run u;
+    memset(&u, 0, sizeof u);
+    for (int k = 0; k < p.nt && s == DCL_OK; k++) {
+        size_t total = off + p.t[k].len + GUARD;
+        u.init[k] = malloc(total * 4), u.got[k] = malloc(total * 4), u.want[k] = malloc(total * 4);
+        if (!u.init[k] || !u.got[k] || !u.want[k]) {
+            s = dcl__fail(DCL_ERR_NOMEM, "op case %s: out of host memory", c->name);
+            break;
+        }
+        uint32_t g = guard_word(p.t[k].role, k);
+        for (size_t j = 0; j < total; j++) u.init[k][j] = g;
+        if (p.t[k].role != OUT)
+            for (size_t j = 0; j < p.t[k].len; j++)
+                u.init[k][off + j] = gen_word(p.t[k].gen, seed, (uint32_t)k, j);
+    }
+    if (s == DCL_OK) s = run_on(ref, c, &p, off, u.init, u.rbuf, u.want);
+    if (s == DCL_OK) s = run_on(dev, c, &p, off, u.init, u.dbuf, u.got);
+    if (s != DCL_OK) {
+        note(r, "%s", dcl_last_error());
+        free_run(&u);
+        return s;
+    }
+
+    size_t bad = 0, shown = 0;
+    for (int k = 0; k < p.nt; k++) {
+        const struct tensor *t = &p.t[k];
+        size_t total = off + t->len + GUARD;
+        if (t->role == IN) {
+            // Inputs must come back untouched, guards and all.
+            for (size_t j = 0; j < total; j++) {
+                if (u.got[k][j] == u.init[k][j]) continue;
+                note(r, " input %s modified at buffer element %zu;", t->name, j);
+                bad++;
+                break;
+            }
+            continue;
+        }
+        r->elements += t->len;
+        uint32_t g = guard_word(t->role, k);
+        bad += compare(r, &p, t, u.got[k] + off, u.want[k] + off, g, &shown);
+        bad += (size_t)guard_damaged(r, t, u.got[k], 0, off, g, "before");
+        bad += (size_t)guard_damaged(r, t, u.got[k], off + t->len, total, g, "after");
+    }
+    r->pass = bad == 0;
+    free_run(&u);
+    return DCL_OK;
+}

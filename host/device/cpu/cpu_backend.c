@@ -1,0 +1,301 @@
+// The CPU reference backend: host-memory buffers and plain-C loops for every op. Every OpenCL
+// result is checked against these, so they favour clarity (and, in reductions, precision) over speed.
+#define _POSIX_C_SOURCE 200809L // sysconf
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef DIFFCL_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+#include "core/error.h"
+#include "device/backend.h" // struct dcl_backend_i, struct dcl_op_args, DCL_OP_MAP
+#include "diffcl/rng.h"     // dcl_rng_bits_at, dcl_rng_uniform_at, dcl_rng_normal_at
+
+// Ops reach memory only through p.buf->handle, never through p.buf->dev: the dispatcher also runs
+// them on host-wrapping buffers (dev == NULL) for the CPU fallback.
+static float *fptr(dcl_ptr p) { return (float *)p.buf->handle + p.off; }
+static uint32_t *uptr(dcl_ptr p) { return (uint32_t *)p.buf->handle + p.off; }
+
+// ---- buffers ----------------------------------------------------------------------------------
+
+static dcl_status cpu_buffer_alloc(void *ctx, dcl_buffer *buf) {
+    (void)ctx;
+    if (buf->n > SIZE_MAX / 4 - 64)
+        return dcl__fail(DCL_ERR_NOMEM, "tensor '%s': %zu elements do not fit in host memory",
+                         buf->name, buf->n);
+    // aligned_alloc wants a size that is a multiple of the alignment.
+    size_t bytes = (buf->n * 4 + 63) / 64 * 64;
+    if (bytes == 0) bytes = 64;
+    buf->handle = aligned_alloc(64, bytes);
+    if (!buf->handle)
+        return dcl__fail(DCL_ERR_NOMEM, "out of host memory for tensor '%s' (%.1f MiB)", buf->name,
+                         (double)bytes / (1024.0 * 1024.0));
+    return DCL_OK;
+}
+
+static void cpu_buffer_free(void *ctx, dcl_buffer *buf) {
+    (void)ctx;
+    free(buf->handle);
+    buf->handle = NULL;
+}
+
+static dcl_status cpu_buffer_write(void *ctx, dcl_buffer *buf, size_t off, size_t n,
+                                   const void *src) {
+    (void)ctx;
+    memcpy((float *)buf->handle + off, src, n * 4);
+    return DCL_OK;
+}
+
+static dcl_status cpu_buffer_read(void *ctx, const dcl_buffer *buf, size_t off, size_t n,
+                                  void *dst) {
+    (void)ctx;
+    memcpy(dst, (const float *)buf->handle + off, n * 4);
+    return DCL_OK;
+}
+
+static void cpu_free(void *ctx) { (void)ctx; }
+
+// ---- elementwise ------------------------------------------------------------------------------
+
+static dcl_status cpu_fill(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    float *out = fptr(a->out[0]);
+    for (size_t i = 0; i < a->n; i++) out[i] = a->p.fill.value;
+    return DCL_OK;
+}
+
+static dcl_status cpu_copy(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    // memmove, not a float loop: a copy must keep NaN payloads bit for bit.
+    memmove(fptr(a->out[0]), fptr(a->in[0]), a->n * 4);
+    return DCL_OK;
+}
+
+static dcl_status cpu_axpby(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    float *out = fptr(a->out[0]);
+    const float *x = fptr(a->in[0]), *y = fptr(a->in[1]);
+    float ca = a->p.lin.a, cb = a->p.lin.b;
+    for (size_t i = 0; i < a->n; i++) out[i] = ca * x[i] + cb * y[i]; // out may alias x or y
+    return DCL_OK;
+}
+
+static dcl_status cpu_lincomb3(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    float *out = fptr(a->out[0]);
+    const float *x = fptr(a->in[0]), *y = fptr(a->in[1]), *z = fptr(a->in[2]);
+    float ca = a->p.lin.a, cb = a->p.lin.b, cc = a->p.lin.c;
+    for (size_t i = 0; i < a->n; i++) out[i] = ca * x[i] + cb * y[i] + cc * z[i];
+    return DCL_OK;
+}
+
+// NaN stays NaN (as in PyTorch): a ReLU must not hide a diverged activation from the NaN check.
+static dcl_status cpu_relu_forward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    float *out = fptr(a->out[0]);
+    const float *in = fptr(a->in[0]);
+    for (size_t i = 0; i < a->n; i++) out[i] = in[i] < 0.0f ? 0.0f : in[i];
+    return DCL_OK;
+}
+
+// din = dout · [in > 0]; the derivative at in == 0 is taken as 0.
+static dcl_status cpu_relu_backward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    float *din = fptr(a->out[0]);
+    const float *in = fptr(a->in[0]), *dout = fptr(a->in[1]);
+    for (size_t i = 0; i < a->n; i++) din[i] = in[i] > 0.0f ? dout[i] : 0.0f;
+    return DCL_OK;
+}
+
+static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static dcl_status cpu_silu_forward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    float *out = fptr(a->out[0]);
+    const float *in = fptr(a->in[0]);
+    for (size_t i = 0; i < a->n; i++) out[i] = in[i] * sigmoidf(in[i]);
+    return DCL_OK;
+}
+
+// d/dx x σ(x) = σ(x) + x σ(x) (1 − σ(x)) = σ(x) (1 + x (1 − σ(x))).
+static dcl_status cpu_silu_backward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    float *din = fptr(a->out[0]);
+    const float *in = fptr(a->in[0]), *dout = fptr(a->in[1]);
+    for (size_t i = 0; i < a->n; i++) {
+        float s = sigmoidf(in[i]);
+        din[i] = dout[i] * s * (1.0f + in[i] * (1.0f - s));
+    }
+    return DCL_OK;
+}
+
+// ---- linear algebra ---------------------------------------------------------------------------
+
+// C (M, N) = alpha op(A) op(B) + beta C, row-major. A is (M, K), or (K, M) when trans_a; B is
+// (K, N), or (N, K) when trans_b. beta == 0 overwrites C without reading it (BLAS semantics), so
+// NaN in an uninitialised C does not leak into the result.
+static dcl_status cpu_gemm(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
+    size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K;
+    float alpha = a->p.gemm.alpha, beta = a->p.gemm.beta;
+    float *C = fptr(a->out[0]);
+    const float *A = fptr(a->in[0]), *B = fptr(a->in[1]);
+    size_t lda = ta ? M : K, ldb = tb ? K : N, ldc = N;
+#ifdef DIFFCL_HAVE_CBLAS
+    // The wrapper keeps M, N, K below 2^31, so they fit CBLAS's int.
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+#else
+    for (size_t i = 0; i < M; i++) {
+        for (size_t j = 0; j < N; j++) {
+            float acc = 0.0f; // float, as CLBlast accumulates
+            for (size_t k = 0; k < K; k++) {
+                float av = ta ? A[k * lda + i] : A[i * lda + k];
+                float bv = tb ? B[j * ldb + k] : B[k * ldb + j];
+                acc += av * bv;
+            }
+            float *c = &C[i * ldc + j];
+            *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+        }
+    }
+#endif
+    return DCL_OK;
+}
+
+// out[r, d] = in[r, d] + bias[d]; out may be in.
+static dcl_status cpu_bias_add(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.bias.N, D = a->p.bias.D;
+    float *out = fptr(a->out[0]);
+    const float *in = fptr(a->in[0]), *bias = fptr(a->in[1]);
+    for (size_t r = 0; r < N; r++)
+        for (size_t d = 0; d < D; d++) out[r * D + d] = in[r * D + d] + bias[d];
+    return DCL_OK;
+}
+
+// dbias[d] += Σ_r dout[r, d]: a parameter gradient, so it accumulates. The column sum is in
+// double (reference precision); the OpenCL kernel's float sum is compared against it.
+static dcl_status cpu_bias_backward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.bias.N, D = a->p.bias.D;
+    float *dbias = fptr(a->out[0]);
+    const float *dout = fptr(a->in[0]);
+    for (size_t d = 0; d < D; d++) {
+        double acc = 0.0;
+        for (size_t r = 0; r < N; r++) acc += dout[r * D + d];
+        dbias[d] = (float)(dbias[d] + acc);
+    }
+    return DCL_OK;
+}
+
+// ---- reductions (double accumulation: the reference should be the more accurate side) ---------
+
+static dcl_status cpu_sum(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    const float *in = fptr(a->in[0]);
+    double acc = 0.0;
+    for (size_t i = 0; i < a->n; i++) acc += in[i];
+    fptr(a->out[0])[0] = (float)acc;
+    return DCL_OK;
+}
+
+static dcl_status cpu_sumsq(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    const float *in = fptr(a->in[0]);
+    double acc = 0.0;
+    for (size_t i = 0; i < a->n; i++) acc += (double)in[i] * in[i];
+    fptr(a->out[0])[0] = (float)acc;
+    return DCL_OK;
+}
+
+// out[0] is a uint32 count, written into the buffer's 32-bit word as is.
+static dcl_status cpu_count_nonfinite(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    const float *in = fptr(a->in[0]);
+    uint32_t count = 0;
+    for (size_t i = 0; i < a->n; i++) count += !isfinite(in[i]);
+    uptr(a->out[0])[0] = count;
+    return DCL_OK;
+}
+
+// ---- random numbers (host/core/philox.c: element first + i of the stream) --------------------
+
+static dcl_status cpu_rng_bits(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    uint32_t *out = uptr(a->out[0]);
+    for (size_t i = 0; i < a->n; i++)
+        out[i] =
+            dcl_rng_bits_at(a->p.rng.seed, a->p.rng.purpose, a->p.rng.step, a->p.rng.first + i);
+    return DCL_OK;
+}
+
+static dcl_status cpu_rng_uniform(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    float *out = fptr(a->out[0]);
+    for (size_t i = 0; i < a->n; i++)
+        out[i] =
+            dcl_rng_uniform_at(a->p.rng.seed, a->p.rng.purpose, a->p.rng.step, a->p.rng.first + i);
+    return DCL_OK;
+}
+
+static dcl_status cpu_rng_normal(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    float *out = fptr(a->out[0]);
+    for (size_t i = 0; i < a->n; i++)
+        out[i] =
+            dcl_rng_normal_at(a->p.rng.seed, a->p.rng.purpose, a->p.rng.step, a->p.rng.first + i);
+    return DCL_OK;
+}
+
+// ---- the table --------------------------------------------------------------------------------
+
+// Every op of DCL_OP_MAP, by name: cpu_<name> (tests/test_ops.c checks that none is NULL).
+#define DCL_CPU_OP(NAME, name) [DCL_OP_##NAME] = cpu_##name,
+const struct dcl_backend_i dcl__cpu_backend = {
+    .name = "cpu",
+    .buffer_alloc = cpu_buffer_alloc,
+    .buffer_free = cpu_buffer_free,
+    .buffer_write = cpu_buffer_write,
+    .buffer_read = cpu_buffer_read,
+    .finish = NULL, // every op completes before it returns
+    .free = cpu_free,
+    .ops = {DCL_OP_MAP(DCL_CPU_OP)},
+};
+#undef DCL_CPU_OP
+
+void dcl__cpu_info(dcl_device_info *info) {
+    memset(info, 0, sizeof *info);
+    info->backend = DCL_BACKEND_CPU;
+    info->index = 0;
+    info->platform = info->device = -1;
+    snprintf(info->spec, sizeof info->spec, "cpu");
+#ifdef DIFFCL_HAVE_CBLAS
+    snprintf(info->name, sizeof info->name, "diffcl CPU reference (OpenBLAS)");
+#else
+    snprintf(info->name, sizeof info->name, "diffcl CPU reference (plain loops)");
+#endif
+    snprintf(info->platform_name, sizeof info->platform_name, "diffcl");
+    snprintf(info->type, sizeof info->type, "reference");
+    snprintf(info->vendor, sizeof info->vendor, "diffcl");
+#ifdef DIFFCL_VERSION_STRING
+    snprintf(info->driver, sizeof info->driver, "%s", DIFFCL_VERSION_STRING);
+#else
+    snprintf(info->driver, sizeof info->driver, "-");
+#endif
+    snprintf(info->version, sizeof info->version, "-");
+    snprintf(info->c_version, sizeof info->c_version, "-");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    info->compute_units = cpus > 0 ? (int)cpus : 1;
+    info->global_mem = pages > 0 && page_size > 0 ? (uint64_t)pages * (uint64_t)page_size : 0;
+    info->max_alloc = info->global_mem ? info->global_mem : UINT64_MAX; // unknown: let malloc say
+    info->local_mem = 0;
+    info->max_wg_size = 1;
+    info->fp64 = 1;
+    info->usable = 1;
+}
