@@ -3,7 +3,10 @@
 #include "cli/args.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"    // CLI_EXIT_USAGE
@@ -238,6 +241,15 @@ static int set_value(const cli_command *cmd, const cli_opt *o, const char *value
         if (!parse_u64(value, strlen(value), &v) || v < o->min || v > o->max)
             return bad_number(cmd, o, value);
         *(uint64_t *)o->dest = v;
+        return CLI_PARSED;
+    }
+    case CLI_OPT_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (end == value || *end || errno || !isfinite(v))
+            return cli_usage_error(cmd->name, "--%s expects a number, got '%s'", o->name, value);
+        *(double *)o->dest = v;
         return CLI_PARSED;
     }
     case CLI_OPT_SIZES: {

@@ -18,6 +18,7 @@ enum cli_opt_kind {
     CLI_OPT_STRING, // const char **: points into argv
     CLI_OPT_U64,    // uint64_t *: a decimal integer in [min, max]
     CLI_OPT_SIZES,  // cli_sizes *: comma-separated decimal integers, each in [min, max]
+    CLI_OPT_DOUBLE, // double *: a finite number (the command checks its range)
 };
 
 typedef struct cli_sizes {
