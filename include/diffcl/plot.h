@@ -1,0 +1,24 @@
+// PNG plots readable at a glance: axes with ticks, a title, a legend where colours mean something.
+#ifndef DIFFCL_PLOT_H
+#define DIFFCL_PLOT_H
+
+#include <stddef.h>
+
+#include "diffcl/status.h"
+
+// 2D scatter: `data` (n_data, 2) in grey-blue under `samples` (n_samples, 2) in orange (either may
+// be empty). Both are drawn on the same axes, fitted to the data (or the samples if no data).
+dcl_status dcl_plot_scatter(const char *path, const char *title, const float *data, size_t n_data,
+                            const float *samples, size_t n_samples);
+// Trajectories as in the tutorial's figures 6 and 10: traj (K + 1, N, 2) with times t[0..K],
+// every point coloured by its t (a colour bar shows the scale); at most max_paths paths drawn.
+dcl_status dcl_plot_trajectories(const char *path, const char *title, const float *traj,
+                                 const double *t, size_t K, size_t N, size_t max_paths);
+// A curve y(x), e.g. the training loss over steps; log_y for a logarithmic y axis.
+dcl_status dcl_plot_curve(const char *path, const char *title, const char *xlabel,
+                          const char *ylabel, const float *x, const float *y, size_t n, int log_y);
+
+// Writes an 8-bit RGB image (h, w, 3) as PNG (host/io/png.c).
+dcl_status dcl_png_write_rgb(const char *path, const unsigned char *rgb, int w, int h);
+
+#endif

@@ -1,0 +1,49 @@
+// Samplers (DESIGN §4): ddpm, ddim, euler, heun on a time grid 1 = t_N > ... > t_0 = 0. Each step
+// is an affine combination of (x_t, model output, fresh noise) with host-computed coefficients,
+// run as one fused device op (dcl_lincomb3); heun takes two model evaluations per step.
+#ifndef DIFFCL_SAMPLE_H
+#define DIFFCL_SAMPLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diffcl/device.h"
+#include "diffcl/schedule.h"
+
+typedef enum dcl_sampler_kind {
+    DCL_SAMPLER_DDPM = 0,  // Algorithm 1 / Pseudocode 2 and 7
+    DCL_SAMPLER_DDIM = 1,  // Algorithm 2 / Pseudocode 3, general form with eta
+    DCL_SAMPLER_EULER = 2, // Pseudocode 5 (flow) or the probability-flow ODE (diffusion)
+    DCL_SAMPLER_HEUN = 3,  // second order (Karras et al. 2022, Algorithm 1)
+} dcl_sampler_kind;
+
+typedef struct dcl_sampler_opts {
+    dcl_sampler_kind kind;
+    int steps;              // number of steps K (>= 1)
+    double eta;             // ddim: 0 deterministic ... 1 ddpm-like
+    int ddpm_tutorial;      // ddpm: 1 the tutorial's variance σ_q² Δt (ve), 0 the posterior variance
+} dcl_sampler_opts;
+
+dcl_status dcl_sampler_parse(const char *name, dcl_sampler_kind *out); // "ddpm", "ddim", "euler", "heun"
+const char *dcl_sampler_name(dcl_sampler_kind kind);
+
+// Time grid t[0..steps], t[0] = 1 down to t[steps] = 0 (uniform; vp-linear: integer steps k/N).
+dcl_status dcl_sampler_grid(const dcl_process *p, int steps, double *t);
+
+// One step from t to s < t: x_s = c[0] x_t + c[1] f(x_t, t) + c[2] z, z ~ N(0, I) (c[2] = 0 for
+// deterministic samplers). Not for heun's second stage (see dcl_sample).
+void dcl_sampler_coefs(const dcl_process *p, dcl_prediction pred, const dcl_sampler_opts *o,
+                       double t, double s, double c[3]);
+
+// The model: out (N, D) = f(x (N, D), t) in the model's parametrization. Called with device
+// buffers of the sampling device.
+typedef dcl_status (*dcl_denoiser_fn)(void *ctx, dcl_ptr out, dcl_ptr x, double t, size_t N);
+
+// Samples N points of dimension D into x (N, D): x1 from the base distribution (Philox purpose
+// DCL_RNG_SAMPLER, step 0), then o->steps steps (step k's noise: purpose DCL_RNG_SAMPLER, step k).
+// If traj is not NULL it receives the host copy of every x_{t_k}: (steps + 1, N, D).
+dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred,
+                      const dcl_sampler_opts *o, dcl_denoiser_fn f, void *ctx, dcl_ptr x, size_t N,
+                      size_t D, uint64_t seed, float *traj);
+
+#endif
