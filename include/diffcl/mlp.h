@@ -13,10 +13,10 @@
 typedef enum dcl_activation { DCL_ACT_RELU = 0, DCL_ACT_SILU = 1 } dcl_activation;
 
 typedef struct dcl_mlp_config {
-    int dim;        // D: data dimension (input and output)
-    int width;      // H: hidden width (default 128)
-    int depth;      // hidden layers (default 3)
-    int emb_dim;    // E: sinusoidal time-embedding size, even (default 32)
+    int dim;     // D: data dimension (input and output)
+    int width;   // H: hidden width (default 128)
+    int depth;   // hidden layers (default 3)
+    int emb_dim; // E: sinusoidal time-embedding size, even (default 32)
     dcl_activation act;
 } dcl_mlp_config;
 

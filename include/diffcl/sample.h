@@ -19,12 +19,13 @@ typedef enum dcl_sampler_kind {
 
 typedef struct dcl_sampler_opts {
     dcl_sampler_kind kind;
-    int steps;              // number of steps K (>= 1)
-    double eta;             // ddim: 0 deterministic ... 1 ddpm-like
-    int ddpm_tutorial;      // ddpm: 1 the tutorial's variance σ_q² Δt (ve), 0 the posterior variance
+    int steps;         // number of steps K (>= 1)
+    double eta;        // ddim: 0 deterministic ... 1 ddpm-like
+    int ddpm_tutorial; // ddpm: 1 the tutorial's variance σ_q² Δt (ve), 0 the posterior variance
 } dcl_sampler_opts;
 
-dcl_status dcl_sampler_parse(const char *name, dcl_sampler_kind *out); // "ddpm", "ddim", "euler", "heun"
+dcl_status dcl_sampler_parse(const char *name,
+                             dcl_sampler_kind *out); // "ddpm", "ddim", "euler", "heun"
 const char *dcl_sampler_name(dcl_sampler_kind kind);
 
 // Time grid t[0..steps], t[0] = 1 down to t[steps] = 0 (uniform; vp-linear: integer steps k/N).

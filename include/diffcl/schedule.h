@@ -7,7 +7,7 @@
 #include "diffcl/status.h"
 
 typedef enum dcl_process_kind {
-    DCL_PROCESS_VE = 0,        // a = 1, b = σ_q √t (tutorial §1.3)
+    DCL_PROCESS_VE = 0, // a = 1, b = σ_q √t (tutorial §1.3)
     DCL_PROCESS_VP_LINEAR = 1, // a = √ᾱ, b = √(1 − ᾱ); β linear 1e-4 → 0.02 over N = 1000 steps
     DCL_PROCESS_VP_COSINE = 2, // ᾱ(t) = f(t)/f(0), f = cos²((t + s)/(1 + s) · π/2), s = 0.008
     DCL_PROCESS_FLOW = 3,      // a = 1 − t, b = t (linear pointwise flow, tutorial §4.4)
@@ -23,8 +23,8 @@ typedef enum dcl_prediction {
 
 typedef struct dcl_process {
     dcl_process_kind kind;
-    double sigma_q;  // ve only: the terminal noise scale (default 1)
-    int n_steps;     // vp-linear: N discrete steps (1000); 0 elsewhere
+    double sigma_q; // ve only: the terminal noise scale (default 1)
+    int n_steps;    // vp-linear: N discrete steps (1000); 0 elsewhere
 } dcl_process;
 
 // "ve", "vp-linear", "vp-cosine", "flow"; errors list the accepted names.
@@ -48,7 +48,8 @@ double dcl_process_train_t(const dcl_process *p, double u);
 
 // Training coefficients at time t: x_t = c[0] x0 + c[1] ε and target = c[2] x0 + c[3] ε.
 // dt is the sampler's step, used only by prev. (target.c)
-void dcl_target_train_coefs(const dcl_process *p, dcl_prediction pred, double t, double dt, double c[4]);
+void dcl_target_train_coefs(const dcl_process *p, dcl_prediction pred, double t, double dt,
+                            double c[4]);
 // Model output f at (x_t, t) as estimates: x0̂ = cx[0] x_t + cx[1] f and ε̂ = ce[0] x_t + ce[1] f.
 // prev: f = x̂_{t−dt}, converted through the ve posterior mean. (target.c)
 void dcl_target_to_x0_eps(const dcl_process *p, dcl_prediction pred, double t, double dt,
