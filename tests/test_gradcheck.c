@@ -235,6 +235,65 @@ done:
     tensor_free(&dC), tensor_free(&dA), tensor_free(&dB);
 }
 
+// ---- mse ------------------------------------------------------------------------------------------
+
+// L = Σ_r w[r] Σ_d (pred − target)² / (N·D) in double on the host, with element j of pred
+// (which = 0) or of target (which = 1) moved by delta in double, so steps are exact.
+static double mse_loss(const struct tensor *pred, const struct tensor *target,
+                       const struct tensor *w, size_t N, size_t D, int which, size_t j,
+                       double delta) {
+    double l = 0;
+    for (size_t r = 0; r < N; r++)
+        for (size_t d = 0; d < D; d++) {
+            size_t i = r * D + d;
+            double p = pred->h[i] + (which == 0 && i == j ? delta : 0);
+            double t = target->h[i] + (which == 1 && i == j ? delta : 0);
+            l += w->h[r] * (p - t) * (p - t);
+        }
+    return l / ((double)N * (double)D);
+}
+
+// mse_backward must be dL/dpred (and −dL/dtarget). L is quadratic and evaluated in double with
+// exact steps, so the central difference with h = 1/16 is exact up to double rounding
+// (~1e-16·|L|/h); the float dout is four roundings (scale, ·w, pred − target, product) from the
+// exact value, <= 4u = 2.4e-7 relative: tol |fd − g| <= 1e-12 + 3e-7·|fd|.
+static void check_mse(void) {
+    const size_t N = 5, D = 3;
+    struct tensor pred, target, w, dout;
+    if (!tensor_init(&pred, N * D, 1) || !tensor_init(&target, N * D, 2) ||
+        !tensor_init(&w, N, 3) || !tensor_init(&dout, N * D, 4))
+        goto done;
+    for (size_t r = 0; r < N; r++) w.h[r] = fabsf(w.h[r]) + 0.25f; // time weights are positive
+    for (size_t i = 0; i < dout.n; i++) dout.h[i] = NAN;           // must be overwritten
+    put(&pred), put(&target), put(&w), put(&dout);
+    CHECK(dcl_mse_backward(dev, P(&dout), P(&pred), P(&target), P(&w), N, D) == DCL_OK);
+    get(&dout);
+    double worst = 0, h = 0.0625;
+    for (int which = 0; which < 2; which++) {
+        for (size_t j = 0; j < N * D; j++) {
+            double lp = mse_loss(&pred, &target, &w, N, D, which, j, h);
+            double lm = mse_loss(&pred, &target, &w, N, D, which, j, -h);
+            double fd = (lp - lm) / (2 * h);
+            double g = which ? -(double)dout.h[j] : dout.h[j];
+            double err = fabs(fd - g) / (1e-12 + fabs(fd));
+            if (err > worst) worst = err;
+            CHECK_NEAR(g, fd, 1e-12, 3e-7);
+        }
+    }
+    printf("%-28s %3zu elements, worst |fd − grad| / |fd| = %.2e (tol 3e-07)\n",
+           "mse_backward (pred, target)", 2 * N * D, worst);
+    // The scale on its own: with w = 1 the gradient is 2 (pred − target) / (N·D).
+    for (size_t r = 0; r < N; r++) w.h[r] = 1.0f;
+    put(&w);
+    CHECK(dcl_mse_backward(dev, P(&dout), P(&pred), P(&target), P(&w), N, D) == DCL_OK);
+    get(&dout);
+    for (size_t i = 0; i < N * D; i++)
+        CHECK_NEAR(dout.h[i], 2.0 / (double)(N * D) * ((double)pred.h[i] - target.h[i]), 1e-30,
+                   3e-7);
+done:
+    tensor_free(&pred), tensor_free(&target), tensor_free(&w), tensor_free(&dout);
+}
+
 int main(int argc, char **argv) {
     (void)argc, (void)argv;           // --small changes nothing: the sizes are already small
     setvbuf(stdout, NULL, _IOLBF, 0); // keep summaries and failure details in order
@@ -248,6 +307,7 @@ int main(int argc, char **argv) {
     check_bias();
     check_gemm(0);
     check_gemm(1);
+    check_mse();
     dcl_device_free(dev);
     return check_exit();
 }

@@ -13,7 +13,7 @@
 #include "diffcl/rng.h" // dcl_rng_*_at: deterministic inputs from the seed
 
 #define GUARD 16      // guard elements after every tensor (and the `off` ones before it)
-#define MAX_TENSORS 4 // outputs and inputs of one case
+#define MAX_TENSORS 6 // outputs and inputs of one case
 #define MAX_SHOWN 5   // mismatches listed in r->detail
 
 // How a case uses a tensor. INOUT tensors are read and written (gemm's C with beta != 0, a
@@ -27,6 +27,8 @@ enum gen {
     GEN_KINK,      // every 16th element an exact +0 or -0 (ReLU's kink), a few ±Inf and NaN
     GEN_WIDE,      // every 8th element scaled by 30, so exp() saturates (SiLU's tails)
     GEN_NONFINITE, // every 16th element NaN (with payload), +Inf or -Inf
+    GEN_UNIT,      // uniform in (0, 1) instead (diffusion times)
+    GEN_POSITIVE,  // |x| + 0.5 (Adam's second moments, squared norms)
 };
 
 struct tensor {
@@ -41,11 +43,13 @@ struct tensor {
 struct problem {
     int nt;
     struct tensor t[MAX_TENSORS];
-    size_t n, M, N, K, D;
+    size_t n, M, N, K, D, D2;
     int ta, tb;
     float alpha, beta, a, b, c;
     uint64_t seed, first;
     uint32_t purpose, step;
+    float lr, beta1, beta2, eps, wd, clip; // adamw_step
+    int64_t adam_step;
     double atol, rtol;
 };
 
@@ -217,6 +221,77 @@ static void setup_rng(const struct check_case *c, size_t n, struct problem *p) {
     if (c->variant == 2) p->atol = 4e-6, p->rtol = 4e-6;
 }
 
+// concat_cols: a copy, bitwise. variant 0: N = n rows of 2 + 3; variant 1: N = 3 rows of n + 5.
+static void setup_concat(const struct check_case *c, size_t n, struct problem *p) {
+    if (c->variant == 0) p->N = n, p->D = 2, p->D2 = 3;
+    else p->N = 3, p->D = n, p->D2 = 5;
+    add(p, "out", p->N * (p->D + p->D2), OUT, GEN_NORMAL);
+    add(p, "a", p->N * p->D, IN, GEN_NORMAL);
+    add(p, "b", p->N * p->D2, IN, GEN_NORMAL);
+    p->t[0].bits = 1;
+}
+
+// time_embedding: sin/cos of arg = 1000 t freq_j with t ∈ (0, 1), so |arg| < 1000. Both sides
+// compute arg with the same float steps, but exp may differ by up to 3 ulp (OpenCL 1.2) against
+// glibc's expf (< 1 ulp), which moves arg by up to ~4u·|arg| <= 2.4e-4, and sin/cos add 4 ulp:
+// atol = 8u·1000 + 8u ≈ 4.8e-4 bounds the worst conforming device. Measured on PoCL 3.1 (AVX2):
+// 6.1e-5 (one ulp of an arg near 1000, from exp rounding differently), 1.2e-7 for E = 16.
+// variant 0: N = n, E = 16; variant 1: N = 2, E = 2n.
+static void setup_time_embedding(const struct check_case *c, size_t n, struct problem *p) {
+    if (c->variant == 0) p->N = n, p->D = 16;
+    else p->N = 2, p->D = 2 * n;
+    add(p, "out", p->N * p->D, OUT, GEN_NORMAL);
+    add(p, "t", p->N, IN, GEN_UNIT);
+    p->atol = 8 * U * 1000 + 8 * U;
+    p->rtol = 0;
+}
+
+// forward_process: two products and one add per output, in the same order on both sides; as
+// axpby, |err| <= 2u·Σ|coef·x| per side with |coef|, |x| < 6: atol = 4u·72, rtol 4u. Measured on
+// PoCL: 0. variant 0: N = n, D = 3; variant 1: N = 2, D = n.
+static void setup_forward_process(const struct check_case *c, size_t n, struct problem *p) {
+    if (c->variant == 0) p->N = n, p->D = 3;
+    else p->N = 2, p->D = n;
+    add(p, "xt", p->N * p->D, OUT, GEN_NORMAL);
+    add(p, "target", p->N * p->D, OUT, GEN_NORMAL);
+    add(p, "x0", p->N * p->D, IN, GEN_NORMAL);
+    add(p, "eps", p->N * p->D, IN, GEN_NORMAL);
+    add(p, "coef", p->N * 4, IN, GEN_NORMAL);
+    p->atol = 4 * U * 72, p->rtol = 4 * U;
+}
+
+// mse_backward: (scale·w)(pred − target) with scale from the host: three IEEE roundings in the
+// same order on both sides, so exact; rtol 4u for margin, atol 1e-30 for results a device
+// flushes to zero. Measured on PoCL: 0. variant 0: N = n, D = 3; variant 1: N = 2, D = n.
+static void setup_mse_backward(const struct check_case *c, size_t n, struct problem *p) {
+    if (c->variant == 0) p->N = n, p->D = 3;
+    else p->N = 2, p->D = n;
+    add(p, "dout", p->N * p->D, OUT, GEN_NORMAL);
+    add(p, "pred", p->N * p->D, IN, GEN_NORMAL);
+    add(p, "target", p->N * p->D, IN, GEN_NORMAL);
+    add(p, "w", p->N, IN, GEN_UNIT);
+    p->atol = 1e-30, p->rtol = 4 * U;
+}
+
+// adamw_step at step 3 (bias corrections 0.271 and 0.003) with v, gsq >= 0.5 (so the update
+// is at most ~0.02 and nothing cancels). The device's sqrt (3 ulp) and divides (2.5 ulp each, the
+// clip scale's included) against correctly rounded host ones: m and v within ~8u relative, the
+// update within ~16u relative of 0.02; params within u of |p|. rtol 64u, atol 64u·0.02·4 ≈ 3e-7
+// covers it with margin. Measured on PoCL: 0. variant 0: no decay, no clip; 1: decay 0.1 and a
+// clip of 1e-3 that always applies; 2: decay 0.1 and a clip of 1e6 that never does.
+static void setup_adamw(const struct check_case *c, size_t n, struct problem *p) {
+    p->n = n;
+    p->lr = 0.01f, p->beta1 = 0.9f, p->beta2 = 0.999f, p->eps = 1e-8f, p->adam_step = 3;
+    p->wd = c->variant ? 0.1f : 0.0f;
+    p->clip = c->variant == 1 ? 1e-3f : c->variant == 2 ? 1e6f : 0.0f;
+    add(p, "params", n, INOUT, GEN_NORMAL);
+    add(p, "m", n, INOUT, GEN_NORMAL);
+    add(p, "v", n, INOUT, GEN_POSITIVE);
+    add(p, "grads", n, IN, GEN_NORMAL);
+    add(p, "gsq", 1, IN, GEN_POSITIVE);
+    p->atol = 64 * U * 0.02 * 4, p->rtol = 64 * U;
+}
+
 // ---- runs: the op through its public wrapper --------------------------------------------------
 
 static dcl_status run_fill(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
@@ -277,6 +352,23 @@ static dcl_status run_rng_normal(dcl_device *dev, const struct problem *p, const
     return dcl_rng_normal(dev, t[0], p->seed, p->purpose, p->step, p->first, p->n);
 }
 
+static dcl_status run_concat_cols(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_concat_cols(dev, t[0], t[1], t[2], p->N, p->D, p->D2);
+}
+static dcl_status run_time_embedding(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_time_embedding(dev, t[0], t[1], p->N, p->D);
+}
+static dcl_status run_forward_process(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_forward_process(dev, t[0], t[1], t[2], t[3], t[4], p->N, p->D);
+}
+static dcl_status run_mse_backward(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_mse_backward(dev, t[0], t[1], t[2], t[3], p->N, p->D);
+}
+static dcl_status run_adamw_step(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_adamw_step(dev, t[0], t[1], t[2], t[3], t[4], p->n, p->lr, p->beta1, p->beta2,
+                          p->eps, p->wd, p->clip, p->adam_step);
+}
+
 // Every op of DCL_OP_MAP has at least one row named after it ("gemm" → "gemm_nn"); tests/test_ops.c
 // checks that. {name, setup, run, trans_a, trans_b, variant}
 static const struct check_case cases[] = {
@@ -306,6 +398,17 @@ static const struct check_case cases[] = {
     {"sum", setup_reduce, run_sum, 0, 0, 0},
     {"sumsq", setup_reduce, run_sumsq, 0, 0, 1},
     {"count_nonfinite", setup_count, run_count_nonfinite, 0, 0, 0},
+    {"concat_cols", setup_concat, run_concat_cols, 0, 0, 0},
+    {"concat_cols_wide", setup_concat, run_concat_cols, 0, 0, 1},
+    {"time_embedding", setup_time_embedding, run_time_embedding, 0, 0, 0},
+    {"time_embedding_wide", setup_time_embedding, run_time_embedding, 0, 0, 1},
+    {"forward_process", setup_forward_process, run_forward_process, 0, 0, 0},
+    {"forward_process_wide", setup_forward_process, run_forward_process, 0, 0, 1},
+    {"mse_backward", setup_mse_backward, run_mse_backward, 0, 0, 0},
+    {"mse_backward_wide", setup_mse_backward, run_mse_backward, 0, 0, 1},
+    {"adamw_step", setup_adamw, run_adamw_step, 0, 0, 0},
+    {"adamw_step_clip", setup_adamw, run_adamw_step, 0, 0, 1},
+    {"adamw_step_noclip", setup_adamw, run_adamw_step, 0, 0, 2},
     {"rng_bits", setup_rng, run_rng_bits, 0, 0, 0},
     {"rng_uniform", setup_rng, run_rng_uniform, 0, 0, 1},
     {"rng_normal", setup_rng, run_rng_normal, 0, 0, 2},
@@ -345,6 +448,8 @@ static uint32_t gen_word(enum gen g, uint64_t seed, uint32_t k, size_t i) {
     case GEN_WIDE:
         if (r % 8 == 0) x *= 30.0f;
         break;
+    case GEN_UNIT: return float_bits(dcl_u01(r));
+    case GEN_POSITIVE: return float_bits(fabsf(x) + 0.5f);
     case GEN_NONFINITE:
         if (r % 16 == 0) return 0x7fc00000u | (r >> 20) | ((r & 32) ? 0x80000000u : 0); // NaN
         if (r % 16 == 1) x = INFINITY;

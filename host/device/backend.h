@@ -25,6 +25,11 @@
     X(SUM, sum)                                                                                    \
     X(SUMSQ, sumsq)                                                                                \
     X(COUNT_NONFINITE, count_nonfinite)                                                            \
+    X(CONCAT_COLS, concat_cols)                                                                    \
+    X(TIME_EMBEDDING, time_embedding)                                                              \
+    X(FORWARD_PROCESS, forward_process)                                                            \
+    X(MSE_BACKWARD, mse_backward)                                                                  \
+    X(ADAMW_STEP, adamw_step)                                                                      \
     X(RNG_BITS, rng_bits)                                                                          \
     X(RNG_UNIFORM, rng_uniform)                                                                    \
     X(RNG_NORMAL, rng_normal)
@@ -41,7 +46,7 @@ enum dcl_op {
 const char *dcl__op_name(enum dcl_op op); // "gemm"
 int dcl__op_from_name(const char *name);  // -1 when unknown
 
-#define DCL_MAX_OUT 2
+#define DCL_MAX_OUT 3 // adamw_step: params, m, v
 #define DCL_MAX_IN 3
 
 // One op call, packed. Outputs and inputs carry the number of elements they touch, so the
@@ -69,6 +74,16 @@ struct dcl_op_args {
         struct {
             size_t N, D;
         } bias;
+        struct {
+            size_t N, D, D2;
+            float scale; // mse_backward: 2 / (N·D), from the host in double
+        } rows;          // (N, D) row ops: forward_process, mse_backward, time_embedding (D = E),
+                         // concat_cols (D = D1, D2)
+        struct {
+            // Host-side folds of the hyperparameters (double, rounded once to float):
+            // decay = 1 − lr·weight_decay, step_size = lr / (1 − β1^step), bc2_sqrt = √(1 − β2^step).
+            float decay, beta1, beta2, eps, step_size, bc2_sqrt, clip;
+        } adamw;
         struct {
             uint64_t seed, first;
             uint32_t purpose, step;

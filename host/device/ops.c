@@ -1,4 +1,6 @@
 // The public op wrappers: each packs its arguments into a struct dcl_op_args and dispatches.
+#include <math.h>
+
 #include "core/error.h"
 #include "device/backend.h" // struct dcl_op_args, dcl__op_run
 
@@ -116,6 +118,114 @@ dcl_status dcl_silu_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) 
 dcl_status dcl_silu_backward(dcl_device *dev, dcl_ptr din, dcl_ptr in, dcl_ptr dout, size_t n) {
     dcl_ptr ins[2] = {in, dout};
     return elementwise(dev, DCL_OP_SILU_BACKWARD, din, ins, 2, n);
+}
+
+// Sizes whose products would pass 2^32 elements cannot be addressed by the kernels' uint indices
+// and offsets; refuse them here with the sizes named.
+static dcl_status check_rows(enum dcl_op op, size_t N, size_t W) {
+    if (W && N > (((size_t)1 << 32) - 1) / W)
+        return dcl__fail(DCL_ERR_ARG, "op %s: %zu rows of %zu elements exceed 2^32 elements",
+                         dcl__op_name(op), N, W);
+    return DCL_OK;
+}
+
+dcl_status dcl_concat_cols(dcl_device *dev, dcl_ptr out, dcl_ptr a, dcl_ptr b, size_t N, size_t D1,
+                           size_t D2) {
+    dcl_status s = check_rows(DCL_OP_CONCAT_COLS, N, D1 + D2);
+    if (s != DCL_OK) return s;
+    struct dcl_op_args args = {.op = DCL_OP_CONCAT_COLS,
+                               .n_out = 1,
+                               .n_in = 2,
+                               .out = {out},
+                               .out_len = {N * (D1 + D2)},
+                               .in = {a, b},
+                               .in_len = {N * D1, N * D2}};
+    args.p.rows.N = N, args.p.rows.D = D1, args.p.rows.D2 = D2;
+    return dcl__op_run(dev, &args);
+}
+
+dcl_status dcl_time_embedding(dcl_device *dev, dcl_ptr out, dcl_ptr t, size_t N, size_t E) {
+    if (E % 2)
+        return dcl__fail(DCL_ERR_ARG, "op time_embedding: embedding size E=%zu must be even", E);
+    dcl_status s = check_rows(DCL_OP_TIME_EMBEDDING, N, E);
+    if (s != DCL_OK) return s;
+    struct dcl_op_args a = {.op = DCL_OP_TIME_EMBEDDING,
+                            .n_out = 1,
+                            .n_in = 1,
+                            .out = {out},
+                            .out_len = {N * E},
+                            .in = {t},
+                            .in_len = {E ? N : 0}};
+    a.p.rows.N = N, a.p.rows.D = E;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_forward_process(dcl_device *dev, dcl_ptr xt, dcl_ptr target, dcl_ptr x0, dcl_ptr eps,
+                               dcl_ptr coef, size_t N, size_t D) {
+    dcl_status s = check_rows(DCL_OP_FORWARD_PROCESS, N, D > 4 ? D : 4);
+    if (s != DCL_OK) return s;
+    struct dcl_op_args a = {.op = DCL_OP_FORWARD_PROCESS,
+                            .n_out = 2,
+                            .n_in = 3,
+                            .out = {xt, target},
+                            .out_len = {N * D, N * D},
+                            .in = {x0, eps, coef},
+                            .in_len = {N * D, N * D, D ? N * 4 : 0}};
+    a.p.rows.N = N, a.p.rows.D = D;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_mse_backward(dcl_device *dev, dcl_ptr dout, dcl_ptr pred, dcl_ptr target, dcl_ptr w,
+                            size_t N, size_t D) {
+    dcl_status s = check_rows(DCL_OP_MSE_BACKWARD, N, D);
+    if (s != DCL_OK) return s;
+    struct dcl_op_args a = {.op = DCL_OP_MSE_BACKWARD,
+                            .n_out = 1,
+                            .n_in = 3,
+                            .out = {dout},
+                            .out_len = {N * D},
+                            .in = {pred, target, w},
+                            .in_len = {N * D, N * D, D ? N : 0}};
+    a.p.rows.N = N, a.p.rows.D = D;
+    a.p.rows.scale = N && D ? (float)(2.0 / ((double)N * (double)D)) : 0.0f;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_adamw_step(dcl_device *dev, dcl_ptr params, dcl_ptr m, dcl_ptr v, dcl_ptr grads,
+                          dcl_ptr gsq, size_t n, float lr, float beta1, float beta2, float eps,
+                          float weight_decay, float clip, int64_t step) {
+    if (step < 1)
+        return dcl__fail(DCL_ERR_ARG, "op adamw_step: step must count from 1, got %lld",
+                         (long long)step);
+    if (!(beta1 >= 0.0f && beta1 < 1.0f) || !(beta2 >= 0.0f && beta2 < 1.0f))
+        return dcl__fail(DCL_ERR_ARG, "op adamw_step: betas (%g, %g) must lie in [0, 1)",
+                         (double)beta1, (double)beta2);
+    if (!(eps > 0.0f) || !(lr >= 0.0f) || !(weight_decay >= 0.0f))
+        return dcl__fail(DCL_ERR_ARG,
+                         "op adamw_step: need lr >= 0 (got %g), eps > 0 (got %g) and "
+                         "weight_decay >= 0 (got %g)",
+                         (double)lr, (double)eps, (double)weight_decay);
+    dcl_status s = check_rows(DCL_OP_ADAMW_STEP, n, 1);
+    if (s != DCL_OK) return s;
+    struct dcl_op_args a = {.op = DCL_OP_ADAMW_STEP,
+                            .n_out = 3,
+                            .n_in = 2,
+                            .out = {params, m, v},
+                            .out_len = {n, n, n},
+                            .in = {grads, gsq},
+                            .in_len = {n, n ? 1 : 0},
+                            .n = n};
+    // torch.optim.AdamW: bias_correction1 = 1 − β1^step, step_size = lr / bias_correction1,
+    // bias_correction2_sqrt = √(1 − β2^step). pow in double keeps 1 − β2^step accurate for the
+    // small steps where it matters most (β2 = 0.999, step 1: 1e-3).
+    double bc1 = 1.0 - pow((double)beta1, (double)step);
+    double bc2 = 1.0 - pow((double)beta2, (double)step);
+    a.p.adamw.decay = (float)(1.0 - (double)lr * (double)weight_decay);
+    a.p.adamw.beta1 = beta1, a.p.adamw.beta2 = beta2, a.p.adamw.eps = eps;
+    a.p.adamw.step_size = (float)((double)lr / bc1);
+    a.p.adamw.bc2_sqrt = (float)sqrt(bc2);
+    a.p.adamw.clip = clip;
+    return dcl__op_run(dev, &a);
 }
 
 static dcl_status reduce(dcl_device *dev, enum dcl_op op, dcl_ptr out, dcl_ptr in, size_t n) {

@@ -41,6 +41,36 @@ dcl_status dcl_relu_backward(dcl_device *dev, dcl_ptr din, dcl_ptr in, dcl_ptr d
 dcl_status dcl_silu_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n);
 // din = dout · σ(in) (1 + in (1 − σ(in))) (overwrites). din, in, dout (n)
 dcl_status dcl_silu_backward(dcl_device *dev, dcl_ptr din, dcl_ptr in, dcl_ptr dout, size_t n);
+// out[r, 0:D1] = a[r], out[r, D1:D1+D2] = b[r]: row-wise concatenation (the MLP's input
+// [x, time embedding]). out (N, D1 + D2); a (N, D1); b (N, D2)
+dcl_status dcl_concat_cols(dcl_device *dev, dcl_ptr out, dcl_ptr a, dcl_ptr b, size_t N, size_t D1,
+                           size_t D2);
+// Sinusoidal embedding of t ∈ [0, 1] scaled to the usual 0..1000 range: with half = E/2,
+// freq_j = exp(−ln(10000)·j/half) and arg = 1000·t[r]·freq_j (both in float),
+// out[r, j] = sin(arg), out[r, half + j] = cos(arg). out (N, E); t (N); E even.
+dcl_status dcl_time_embedding(dcl_device *dev, dcl_ptr out, dcl_ptr t, size_t N, size_t E);
+// The forward process and the training target, both affine in (x0, ε) with per-example
+// coefficients from the host (DESIGN §4): xt = coef[r, 0] x0 + coef[r, 1] ε,
+// target = coef[r, 2] x0 + coef[r, 3] ε. xt, target, x0, eps (N, D); coef (N, 4)
+dcl_status dcl_forward_process(dcl_device *dev, dcl_ptr xt, dcl_ptr target, dcl_ptr x0, dcl_ptr eps,
+                               dcl_ptr coef, size_t N, size_t D);
+// Gradient of the weighted mean squared error L = Σ_r w[r] Σ_d (pred − target)² / (N·D):
+// dout[r, d] = 2 w[r] (pred[r, d] − target[r, d]) / (N·D) (activation gradient: overwrites).
+// dout, pred, target (N, D); w (N)
+dcl_status dcl_mse_backward(dcl_device *dev, dcl_ptr dout, dcl_ptr pred, dcl_ptr target, dcl_ptr w,
+                            size_t N, size_t D);
+// One decoupled AdamW step (Loshchilov & Hutter) in torch.optim.AdamW's order of operations, with
+// gradient-norm clipping folded in. gsq[0] = Σ grads² (from dcl_sumsq, still on the device);
+// scale = (clip > 0 && √gsq > clip) ? clip/√gsq : 1 and g = scale·grads (clip_grad_norm_
+// divides by √gsq + 1e-6; here by √gsq exactly; as there, an infinite gsq gives scale 0); then
+//   params *= 1 − lr·weight_decay                      (decay first, as PyTorch)
+//   m = β1 m + (1 − β1) g;  v = β2 v + (1 − β2) g²
+//   params −= (lr / (1 − β1^step)) · m / (√v / √(1 − β2^step) + eps)
+// The bias corrections are computed on the host in double. step counts from 1. Updates params, m
+// and v in place (m, v start at 0). params, m, v, grads (n); gsq (1)
+dcl_status dcl_adamw_step(dcl_device *dev, dcl_ptr params, dcl_ptr m, dcl_ptr v, dcl_ptr grads,
+                          dcl_ptr gsq, size_t n, float lr, float beta1, float beta2, float eps,
+                          float weight_decay, float clip, int64_t step);
 // out[0] = Σ in[i]. out (1); in (n)
 dcl_status dcl_sum(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n);
 // out[0] = Σ in[i]². out (1); in (n)

@@ -193,6 +193,92 @@ static dcl_status cpu_bias_backward(void *ctx, const struct dcl_op_args *a) {
     return DCL_OK;
 }
 
+// ---- rows: concatenation, time embedding ------------------------------------------------------
+
+// out (N, D1 + D2) = [a (N, D1), b (N, D2)] row by row; a pure copy, so bitwise.
+static dcl_status cpu_concat_cols(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.rows.N, D1 = a->p.rows.D, D2 = a->p.rows.D2;
+    float *out = fptr(a->out[0]);
+    const float *x = fptr(a->in[0]), *y = fptr(a->in[1]);
+    for (size_t r = 0; r < N; r++) {
+        memcpy(out + r * (D1 + D2), x + r * D1, D1 * 4);
+        memcpy(out + r * (D1 + D2) + D1, y + r * D2, D2 * 4);
+    }
+    return DCL_OK;
+}
+
+// out (N, E): [sin(arg_j), cos(arg_j)] with arg_j = 1000 t freq_j, freq_j = exp(−ln(10⁴) j/half).
+// Every step is float and in the order of cl/embed.cl, so the two sides differ only by the
+// devices' exp, sin and cos.
+static dcl_status cpu_time_embedding(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.rows.N, E = a->p.rows.D, half = E / 2;
+    float *out = fptr(a->out[0]);
+    const float *t = fptr(a->in[0]);
+    for (size_t r = 0; r < N; r++) {
+        for (size_t j = 0; j < half; j++) {
+            float freq = expf(-9.21034037f * (float)j / (float)half);
+            float arg = 1000.0f * t[r] * freq;
+            out[r * E + j] = sinf(arg);
+            out[r * E + half + j] = cosf(arg);
+        }
+    }
+    return DCL_OK;
+}
+
+// ---- diffusion and training -------------------------------------------------------------------
+
+// xt = c0 x0 + c1 ε, target = c2 x0 + c3 ε with coef (N, 4) per row.
+static dcl_status cpu_forward_process(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.rows.N, D = a->p.rows.D;
+    float *xt = fptr(a->out[0]), *target = fptr(a->out[1]);
+    const float *x0 = fptr(a->in[0]), *eps = fptr(a->in[1]), *coef = fptr(a->in[2]);
+    for (size_t r = 0; r < N; r++) {
+        const float *c = coef + r * 4;
+        for (size_t d = 0; d < D; d++) {
+            size_t i = r * D + d;
+            xt[i] = c[0] * x0[i] + c[1] * eps[i];
+            target[i] = c[2] * x0[i] + c[3] * eps[i];
+        }
+    }
+    return DCL_OK;
+}
+
+// dout = (scale w[r]) (pred − target), scale = 2 / (N·D) from the wrapper (overwrites).
+static dcl_status cpu_mse_backward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.rows.N, D = a->p.rows.D;
+    float scale = a->p.rows.scale;
+    float *dout = fptr(a->out[0]);
+    const float *pred = fptr(a->in[0]), *target = fptr(a->in[1]), *w = fptr(a->in[2]);
+    for (size_t r = 0; r < N; r++) {
+        float sw = scale * w[r];
+        for (size_t d = 0; d < D; d++) dout[r * D + d] = sw * (pred[r * D + d] - target[r * D + d]);
+    }
+    return DCL_OK;
+}
+
+// AdamW in torch.optim.AdamW's order (see ops.h), float arithmetic in cl/adam.cl's order.
+static dcl_status cpu_adamw_step(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    float *p = fptr(a->out[0]), *m = fptr(a->out[1]), *v = fptr(a->out[2]);
+    const float *g = fptr(a->in[0]);
+    float b1 = a->p.adamw.beta1, b2 = a->p.adamw.beta2, clip = a->p.adamw.clip;
+    float norm = sqrtf(fptr(a->in[1])[0]);
+    float scale = clip > 0.0f && norm > clip ? clip / norm : 1.0f;
+    for (size_t i = 0; i < a->n; i++) {
+        float gi = scale * g[i];
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * (gi * gi);
+        float denom = sqrtf(vi) / a->p.adamw.bc2_sqrt + a->p.adamw.eps;
+        m[i] = mi, v[i] = vi;
+        p[i] = p[i] * a->p.adamw.decay - a->p.adamw.step_size * (mi / denom);
+    }
+    return DCL_OK;
+}
+
 // ---- reductions (double accumulation: the reference should be the more accurate side) ---------
 
 static dcl_status cpu_sum(void *ctx, const struct dcl_op_args *a) {

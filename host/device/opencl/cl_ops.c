@@ -118,6 +118,49 @@ static dcl_status cl_bias_backward(void *ctx, const struct dcl_op_args *a) {
     return run(&c, a->p.bias.D);
 }
 
+static dcl_status cl_concat_cols(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "embed.cl", "concat_cols")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    u32(&c, a->p.rows.N), u32(&c, a->p.rows.D), u32(&c, a->p.rows.D2);
+    return run(&c, a->p.rows.N * (a->p.rows.D + a->p.rows.D2));
+}
+
+static dcl_status cl_time_embedding(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "embed.cl", "time_embedding")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), u32(&c, a->p.rows.N), u32(&c, a->p.rows.D);
+    return run(&c, a->p.rows.N * a->p.rows.D);
+}
+
+static dcl_status cl_forward_process(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "forward.cl", "forward_process")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->out[1]);
+    tensor(&c, a->in[0]), tensor(&c, a->in[1]), tensor(&c, a->in[2]);
+    u32(&c, a->p.rows.N), u32(&c, a->p.rows.D);
+    return run(&c, a->p.rows.N * a->p.rows.D);
+}
+
+static dcl_status cl_mse_backward(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "forward.cl", "mse_backward")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]), tensor(&c, a->in[2]);
+    f32(&c, a->p.rows.scale), u32(&c, a->p.rows.N), u32(&c, a->p.rows.D);
+    return run(&c, a->p.rows.N * a->p.rows.D);
+}
+
+static dcl_status cl_adamw_step(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "adam.cl", "adamw_step")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->out[1]), tensor(&c, a->out[2]);
+    tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    f32(&c, a->p.adamw.decay), f32(&c, a->p.adamw.beta1), f32(&c, a->p.adamw.beta2);
+    f32(&c, a->p.adamw.eps), f32(&c, a->p.adamw.step_size), f32(&c, a->p.adamw.bc2_sqrt);
+    f32(&c, a->p.adamw.clip), u32(&c, a->n);
+    return run(&c, a->n);
+}
+
 // Local size for a reduction kernel: its scratch (4 bytes per work-item) within half the device's
 // local memory.
 static size_t reduce_local(struct dcl_cl_ctx *ctx, const struct dcl_cl_kernel *k) {
@@ -227,6 +270,11 @@ const struct dcl_backend_i dcl__cl_backend = {
             [DCL_OP_SUM] = cl_sum,
             [DCL_OP_SUMSQ] = cl_sumsq,
             [DCL_OP_COUNT_NONFINITE] = cl_count_nonfinite,
+            [DCL_OP_CONCAT_COLS] = cl_concat_cols,
+            [DCL_OP_TIME_EMBEDDING] = cl_time_embedding,
+            [DCL_OP_FORWARD_PROCESS] = cl_forward_process,
+            [DCL_OP_MSE_BACKWARD] = cl_mse_backward,
+            [DCL_OP_ADAMW_STEP] = cl_adamw_step,
             [DCL_OP_RNG_BITS] = cl_rng_bits,
             [DCL_OP_RNG_UNIFORM] = cl_rng_uniform,
             [DCL_OP_RNG_NORMAL] = cl_rng_normal,
