@@ -6,11 +6,15 @@
 #include <stdint.h>
 
 // Sliced Wasserstein-2 distance between point sets a (n, D) and b (m, D): the root mean over
-// n_proj random unit directions (Philox, seed) of the squared W2 distance of the 1-D projections
-// (quantile matching; n != m handled by interpolating quantiles).
+// n_proj random unit directions (Philox stream (seed, DCL_RNG_TEST, step = direction index)) of
+// the squared W2 distance of the 1-D projections. That 1-D distance is exact for the two empirical
+// distributions: sorted quantile matching for n = m; for n != m the integral of the squared
+// difference of the two step quantile functions. For a shift Δ of the same set it is |Δ|/√D.
+// NaN when n, m, D or n_proj is 0 or host memory runs out.
 double dcl_sw2(const float *a, size_t n, const float *b, size_t m, size_t D, int n_proj,
                uint64_t seed);
 // Fraction of samples (n, D) within `radius` (Euclidean) of some training point (n_train, D).
+// Brute force O(n · n_train · D), meant for n_train up to a few thousand; 0 when n is 0.
 double dcl_memorised_fraction(const float *samples, size_t n, const float *train, size_t n_train,
                               size_t D, double radius);
 

@@ -21,18 +21,23 @@ typedef struct dcl_sampler_opts {
     dcl_sampler_kind kind;
     int steps;         // number of steps K (>= 1)
     double eta;        // ddim: 0 deterministic ... 1 ddpm-like
-    int ddpm_tutorial; // ddpm: 1 the tutorial's variance σ_q² Δt (ve), 0 the posterior variance
+    int ddpm_tutorial; // ddpm: 1 the tutorial's variance σ_q² Δt (ve; in general the forward
+                       // step's σ²_{t|s}, Ho et al.'s σ² = β), 0 the posterior variance
+    double prev_dt;    // prev: the Δt the model was trained with; 0 means the sampler's own step
 } dcl_sampler_opts;
 
 dcl_status dcl_sampler_parse(const char *name,
                              dcl_sampler_kind *out); // "ddpm", "ddim", "euler", "heun"
 const char *dcl_sampler_name(dcl_sampler_kind kind);
 
-// Time grid t[0..steps], t[0] = 1 down to t[steps] = 0 (uniform; vp-linear: integer steps k/N).
+// Time grid t[0..steps], t[0] = 1 down to t[steps] = 0 (uniform; vp-linear: integer steps
+// k/N, k = round(N (steps − i)/steps), so steps <= N). t (steps + 1)
 dcl_status dcl_sampler_grid(const dcl_process *p, int steps, double *t);
 
 // One step from t to s < t: x_s = c[0] x_t + c[1] f(x_t, t) + c[2] z, z ~ N(0, I) (c[2] = 0 for
-// deterministic samplers). Not for heun's second stage (see dcl_sample).
+// deterministic samplers). The step to s = 0 of every sampler is x0̂ (no noise). For heun this is
+// its Euler predictor; the corrector is in dcl_sample. For (flow, eps) t is capped at 1 − 1e-3
+// (a(1) = 0 leaves x0̂ undefined) and dcl_sample evaluates the model there.
 void dcl_sampler_coefs(const dcl_process *p, dcl_prediction pred, const dcl_sampler_opts *o,
                        double t, double s, double c[3]);
 

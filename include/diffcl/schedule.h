@@ -36,7 +36,9 @@ const char *dcl_prediction_name(dcl_prediction pred);
 // DCL_OK when the pair works; otherwise DCL_ERR_ARG with a message listing the combinations that do.
 dcl_status dcl_prediction_check(const dcl_process *p, dcl_prediction pred);
 
-// a(t) and b(t) for t in [0, 1].
+// a(t) and b(t) for t in [0, 1] (clamped). vp-linear: ᾱ is the discrete product at t = k/N and
+// log ᾱ is linear in t in between. vp-cosine: ᾱ is floored at 2.43e-9, the ᾱ_T of Nichol &
+// Dhariwal's schedule with β clipped at 0.999 (T = 1000), so a(1) ≈ 4.9e-5 rather than 0.
 void dcl_process_ab(const dcl_process *p, double t, double *a, double *b);
 // ᾱ(t) for the vp processes (a² for any process).
 double dcl_process_alpha_bar(const dcl_process *p, double t);
@@ -47,11 +49,15 @@ double dcl_process_base_std(const dcl_process *p);
 double dcl_process_train_t(const dcl_process *p, double u);
 
 // Training coefficients at time t: x_t = c[0] x0 + c[1] ε and target = c[2] x0 + c[3] ε.
-// dt is the sampler's step, used only by prev. (target.c)
+// dt (> 0) is the sampler's step, used only by prev, whose target is the posterior mean
+// E[x_{t−dt} | x_t, x0] (same optimum as Pseudocode 1's sampled x_{t−Δt}, less variance; x0 itself
+// when t <= dt). velocity's x1 is ε. (target.c)
 void dcl_target_train_coefs(const dcl_process *p, dcl_prediction pred, double t, double dt,
                             double c[4]);
 // Model output f at (x_t, t) as estimates: x0̂ = cx[0] x_t + cx[1] f and ε̂ = ce[0] x_t + ce[1] f.
-// prev: f = x̂_{t−dt}, converted through the ve posterior mean. (target.c)
+// prev: f = x̂_{t−dt}, converted through the ve posterior mean. Where a conversion would divide by
+// a vanishing a or b (ε̂ from x0 at t = 0, x0̂ from eps for flow at t = 1) those coefficients are
+// 0; samplers avoid both (dcl_sampler_coefs). (target.c)
 void dcl_target_to_x0_eps(const dcl_process *p, dcl_prediction pred, double t, double dt,
                           double cx[2], double ce[2]);
 

@@ -1,0 +1,152 @@
+// The sampling loop shared by every sampler: names, the time grid, the dispatch to each sampler's
+// step coefficients (ddpm.c, ddim.c, euler.c, heun.c) and dcl_sample, which runs each step as one
+// dcl_lincomb3 on the device.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"          // dcl__fail
+#include "diffcl/ops.h"          // dcl_lincomb3, dcl_axpby, dcl_rng_normal
+#include "diffcl/rng.h"          // DCL_RNG_SAMPLER
+#include "diffusion/diffusion.h" // dcl__target_model_t
+#include "diffusion/sampler.h"   // dcl__sampler_*_coefs
+
+static const char *const sampler_names[] = {"ddpm", "ddim", "euler", "heun"};
+#define N_SAMPLERS (int)(sizeof sampler_names / sizeof *sampler_names)
+
+dcl_status dcl_sampler_parse(const char *name, dcl_sampler_kind *out) {
+    for (int i = 0; name && i < N_SAMPLERS; i++) {
+        if (strcmp(name, sampler_names[i]) != 0) continue;
+        *out = (dcl_sampler_kind)i;
+        return DCL_OK;
+    }
+    return dcl__fail(DCL_ERR_ARG, "unknown sampler '%s': use ddpm, ddim, euler or heun",
+                     name ? name : "(null)");
+}
+
+const char *dcl_sampler_name(dcl_sampler_kind kind) {
+    return (int)kind >= 0 && (int)kind < N_SAMPLERS ? sampler_names[kind] : "?";
+}
+
+dcl_status dcl_sampler_grid(const dcl_process *p, int steps, double *t) {
+    if (steps < 1) return dcl__fail(DCL_ERR_ARG, "--steps must be at least 1, got %d", steps);
+    if (p->kind == DCL_PROCESS_VP_LINEAR) {
+        // Integer steps of the discrete schedule, evenly spread from N down to 0 (diffusers'
+        // "linspace" spacing rounded; equal to "trailing" when steps divides N).
+        int N = p->n_steps > 0 ? p->n_steps : 1000;
+        if (steps > N)
+            return dcl__fail(DCL_ERR_ARG,
+                             "--steps %d exceeds the %d discrete steps of process vp-linear", steps,
+                             N);
+        for (int i = 0; i <= steps; i++) t[i] = (double)lround((double)N * (steps - i) / steps) / N;
+        return DCL_OK;
+    }
+    for (int i = 0; i <= steps; i++) t[i] = (double)(steps - i) / steps;
+    return DCL_OK;
+}
+
+void dcl__step_init(struct dcl__step *st, const dcl_process *p, dcl_prediction pred,
+                    const dcl_sampler_opts *o, double t, double s) {
+    st->t = dcl__target_model_t(p, pred, t);
+    st->s = s;
+    // prev converts through the posterior over the Δt it was trained with.
+    double dt = o->prev_dt > 0 ? o->prev_dt : t - s;
+    dcl_target_to_x0_eps(p, pred, st->t, dt, st->cx, st->ce);
+}
+
+void dcl_sampler_coefs(const dcl_process *p, dcl_prediction pred, const dcl_sampler_opts *o,
+                       double t, double s, double c[3]) {
+    struct dcl__step st;
+    dcl__step_init(&st, p, pred, o, t, s);
+    if (s <= 0) {
+        // The last step returns x0̂ = E[x0 | x_{t_1}] without noise: DDPM's posterior at s = 0 is
+        // the point x0̂ (Ho et al. Algorithm 2 line 3, z = 0 at the last step; the tutorial's
+        // Pseudocode 2 would add N(0, σ_q² Δt) here too), DDIM's x_0 = a_0 x0̂ + b_0 ε̂ is x0̂,
+        // Euler on flow gives exactly x0̂ (x_t − t(ε̂ − x0̂)), and Euler/Heun elsewhere take the
+        // same value, as Karras et al.'s last Euler step to σ = 0 does.
+        c[0] = st.cx[0], c[1] = st.cx[1], c[2] = 0;
+        return;
+    }
+    switch (o->kind) {
+    case DCL_SAMPLER_DDPM: dcl__sampler_ddpm_coefs(p, o, &st, c); return;
+    case DCL_SAMPLER_DDIM: dcl__sampler_ddim_coefs(p, o, &st, c); return;
+    case DCL_SAMPLER_EULER:
+    case DCL_SAMPLER_HEUN: dcl__sampler_euler_coefs(p, &st, c); return;
+    }
+    c[0] = 1, c[1] = 0, c[2] = 0;
+}
+
+static dcl_status check_args(const dcl_process *p, dcl_prediction pred, const dcl_sampler_opts *o,
+                             size_t N, size_t D) {
+    dcl_status s = dcl_prediction_check(p, pred);
+    if (s != DCL_OK) return s;
+    if ((int)o->kind < 0 || (int)o->kind >= N_SAMPLERS)
+        return dcl__fail(DCL_ERR_ARG, "unknown sampler kind %d: use ddpm, ddim, euler or heun",
+                         (int)o->kind);
+    if (o->steps < 1) return dcl__fail(DCL_ERR_ARG, "--steps must be at least 1, got %d", o->steps);
+    if (o->kind == DCL_SAMPLER_DDIM && !(o->eta >= 0 && o->eta <= 1))
+        return dcl__fail(DCL_ERR_ARG, "--eta must be in [0, 1], got %g", o->eta);
+    if (!(o->prev_dt >= 0))
+        return dcl__fail(DCL_ERR_ARG, "prev_dt must be >= 0, got %g", o->prev_dt);
+    if (N == 0 || D == 0)
+        return dcl__fail(DCL_ERR_ARG, "sampling needs N, D >= 1 (got %zu, %zu)", N, D);
+    return DCL_OK;
+}
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        s = (call);                                                                                \
+        if (s != DCL_OK) goto done;                                                                \
+    } while (0)
+
+dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred,
+                      const dcl_sampler_opts *o, dcl_denoiser_fn f, void *ctx, dcl_ptr x, size_t N,
+                      size_t D, uint64_t seed, float *traj) {
+    dcl_status s = check_args(p, pred, o, N, D);
+    if (s != DCL_OK) return s;
+    size_t n = N * D;
+    int K = o->steps, heun = o->kind == DCL_SAMPLER_HEUN;
+    double *grid = malloc((size_t)(K + 1) * sizeof *grid);
+    dcl_buffer *scratch = NULL;
+    if (!grid) return dcl__fail(DCL_ERR_NOMEM, "sampler: no memory for a grid of %d steps", K);
+    TRY(dcl_sampler_grid(p, K, grid));
+    // Scratch: the model output f and the noise z; heun adds x̃_s and f(x̃_s, s). (n) each
+    TRY(dcl_buffer_alloc(&scratch, dev, (heun ? 3 : 2) * n, "sampler.scratch"));
+    dcl_ptr fx = dcl_at(scratch, 0), z = dcl_at(scratch, n);
+    dcl_ptr xs = dcl_at(scratch, n), f2 = heun ? dcl_at(scratch, 2 * n) : fx; // heun: no noise
+
+    // x1 = base_std · N(0, I) (Pseudocode 2, 3 and 5 line 1), Philox step 0.
+    TRY(dcl_rng_normal(dev, x, seed, DCL_RNG_SAMPLER, 0, 0, n));
+    TRY(dcl_axpby(dev, x, x, x, (float)dcl_process_base_std(p), 0.0f, n));
+    if (traj) TRY(dcl_buffer_read(x.buf, x.off, n, traj));
+
+    for (int k = 1; k <= K; k++) {
+        double t = grid[k - 1], tn = grid[k], c[3];
+        struct dcl__step st;
+        dcl__step_init(&st, p, pred, o, t, tn);
+        TRY(f(ctx, fx, x, st.t, N));
+        dcl_sampler_coefs(p, pred, o, t, tn, c);
+        if (heun && tn > 0) {
+            // Karras Algorithm 1: Euler predictor x̃_s, a second model evaluation, and the
+            // trapezoid corrector as one affine combination of (x_t, f, f2) (heun.c).
+            struct dcl__step st2;
+            double cc[3];
+            dcl__step_init(&st2, p, pred, o, tn, tn - (t - tn));
+            TRY(dcl_lincomb3(dev, xs, x, fx, x, (float)c[0], (float)c[1], 0.0f, n));
+            TRY(f(ctx, f2, xs, st2.t, N));
+            dcl__sampler_heun_coefs(p, &st, &st2, cc);
+            TRY(dcl_lincomb3(dev, x, x, fx, f2, (float)cc[0], (float)cc[1], (float)cc[2], n));
+        } else if (c[2] != 0) {
+            // Fresh noise for step k (Philox purpose DCL_RNG_SAMPLER, step k).
+            TRY(dcl_rng_normal(dev, z, seed, DCL_RNG_SAMPLER, (uint32_t)k, 0, n));
+            TRY(dcl_lincomb3(dev, x, x, fx, z, (float)c[0], (float)c[1], (float)c[2], n));
+        } else {
+            TRY(dcl_lincomb3(dev, x, x, fx, x, (float)c[0], (float)c[1], 0.0f, n));
+        }
+        if (traj) TRY(dcl_buffer_read(x.buf, x.off, n, traj + (size_t)k * n));
+    }
+done:
+    dcl_buffer_free(scratch);
+    free(grid);
+    return s;
+}

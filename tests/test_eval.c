@@ -1,0 +1,88 @@
+// Evaluation distances: sliced W2 of a set with itself, of a shifted Gaussian (|Δ|/√D), with
+// n != m, and against a hand-computed 1-D case; the memorised fraction on a constructed example.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "diffcl/eval.h"
+#include "diffcl/rng.h" // dcl_rng_normal_at
+
+// n points of N(shift, I) in D dimensions from Philox stream (seed, DCL_RNG_TEST, step).
+static float *gaussian(size_t n, size_t D, const double *shift, uint64_t seed, uint32_t step) {
+    float *x = malloc(n * D * sizeof *x);
+    for (size_t i = 0; i < n * D; i++)
+        x[i] = (float)(shift[i % D] + dcl_rng_normal_at(seed, DCL_RNG_TEST, step, i));
+    return x;
+}
+
+static void check_sw2(int small) {
+    const size_t D = 2, n = small ? 1000 : 2000;
+    const double zero[2] = {0, 0}, delta[2] = {1.2, -1.6}; // |Δ| = 2
+    float *a = gaussian(n, D, zero, 1, 0);
+    // A set with itself: every projection matches exactly.
+    CHECK_NEAR(dcl_sw2(a, n, a, n, D, 64, 3), 0, 0, 0);
+
+    // The same points shifted by Δ: each projection is shifted by θ·Δ, so SW2² is the mean of
+    // (θ·Δ)² over the directions, |Δ|²/D for uniform directions. Monte Carlo error over
+    // n_proj = 500 directions in D = 2: (θ·Δ)² = |Δ|² cos² φ has mean |Δ|²/2 and std |Δ|²/√8, so
+    // one standard error of SW2² is 0.71/√500 ≈ 3.2% relative, of SW2 half that, 1.6%; the
+    // tolerance 8% is about 5 of those.
+    float *b = malloc(n * D * sizeof *b);
+    for (size_t i = 0; i < n * D; i++) b[i] = a[i] + (float)delta[i % D];
+    double expected = 2 / sqrt((double)D);
+    CHECK_NEAR(dcl_sw2(a, n, b, n, D, 500, 5), expected, 0, 0.08);
+
+    // Independent samples of the two Gaussians: add the finite-sample W2 between two draws of the
+    // same law (small at this n: measured below against an unshifted second draw).
+    float *c = gaussian(n, D, delta, 1, 1), *z = gaussian(n, D, zero, 1, 2);
+    double noise = dcl_sw2(a, n, z, n, D, 500, 5);
+    printf("sw2: shift %.4f (expected %.4f), independent draws %.4f, same law %.4f\n",
+           dcl_sw2(a, n, b, n, D, 500, 5), expected, dcl_sw2(a, n, c, n, D, 500, 5), noise);
+    CHECK(noise < 0.15); // 0.07 at n = 2000, 0.10 at n = 1000 (--small)
+    CHECK_NEAR(dcl_sw2(a, n, c, n, D, 500, 5), expected, 0.1, 0.08);
+
+    // n != m: a subset of different size of the same set, and a shifted set of another size.
+    size_t m = n / 3 + 7;
+    float *d = gaussian(m, D, delta, 1, 3);
+    double sw_nm = dcl_sw2(a, n, d, m, D, 500, 5), sw_mn = dcl_sw2(d, m, a, n, D, 500, 5);
+    printf("sw2: n = %zu vs m = %zu: %.4f (reversed %.4f)\n", n, m, sw_nm, sw_mn);
+    CHECK_NEAR(sw_nm, expected, 0.15, 0.08);
+    CHECK_NEAR(sw_nm, sw_mn, 1e-12, 1e-12); // symmetric
+    // A set against itself repeated twice (n vs 2n): the same empirical law, distance 0.
+    float *aa = malloc(2 * n * D * sizeof *aa);
+    memcpy(aa, a, n * D * sizeof *a);
+    memcpy(aa + n * D, a, n * D * sizeof *a);
+    CHECK_NEAR(dcl_sw2(a, n, aa, 2 * n, D, 64, 3), 0, 1e-12, 0);
+
+    // 1-D by hand: {0, 1} against {0, 1, 2}: quantile steps on (0, 1/3], (1/3, 1/2], (1/2, 2/3],
+    // (2/3, 1] are (0 vs 0), (0 vs 1), (1 vs 1), (1 vs 2), so W2² = 1/6 + 1/3 = 1/2. In D = 1 every
+    // direction is ±1, so SW2 = √(1/2).
+    const float p[2] = {1, 0}, q[3] = {2, 0, 1};
+    CHECK_NEAR(dcl_sw2(p, 2, q, 3, 1, 16, 1), sqrt(0.5), 1e-12, 0);
+
+    CHECK(isnan(dcl_sw2(a, 0, b, n, D, 10, 1)));
+    CHECK(isnan(dcl_sw2(a, n, b, n, D, 0, 1)));
+    free(a), free(b), free(c), free(d), free(z), free(aa);
+}
+
+static void check_memorised(void) {
+    // Train points on a unit grid; samples: 3 exactly on train points, 2 within 0.05, 5 far away.
+    const float train[4 * 2] = {0, 0, 1, 0, 0, 1, 1, 1};
+    const float samples[10 * 2] = {0,     0,     1,     1,     0,  1, // on train points
+                                   1.03f, 0.02f, 0.01f, 0.98f,        // within 0.05
+                                   0.5f,  0.5f,  2,     2,     -1, 0.3f, 0.5f, 0, 0.2f, 0.8f};
+    CHECK_NEAR(dcl_memorised_fraction(samples, 10, train, 4, 2, 0.05), 0.5, 1e-12, 0);
+    CHECK_NEAR(dcl_memorised_fraction(samples, 10, train, 4, 2, 1e-6), 0.3, 1e-12, 0);
+    CHECK_NEAR(dcl_memorised_fraction(samples, 10, train, 4, 2, 10), 1.0, 1e-12, 0);
+    CHECK_NEAR(dcl_memorised_fraction(samples, 0, train, 4, 2, 1), 0, 0, 0);
+    CHECK_NEAR(dcl_memorised_fraction(samples, 10, train, 0, 2, 1), 0, 0, 0);
+}
+
+int main(int argc, char **argv) {
+    int small = argc > 1 && strcmp(argv[1], "--small") == 0;
+    check_sw2(small);
+    check_memorised();
+    return check_exit();
+}
