@@ -6,15 +6,18 @@
 
 #include "diffcl/status.h"
 
-// 2D scatter: `data` (n_data, 2) in grey-blue under `samples` (n_samples, 2) in orange (either may
-// be empty). Both are drawn on the same axes, fitted to the data (or the samples if no data).
+// 2D scatter, 640x640: `data` (n_data, 2) in grey-blue under `samples` (n_samples, 2) in orange
+// (either may be empty). Both are drawn on the same axes with equal scales, fitted to the data (or
+// the samples if no data); the legend counts samples that fall off the plot.
 dcl_status dcl_plot_scatter(const char *path, const char *title, const float *data, size_t n_data,
                             const float *samples, size_t n_samples);
-// Trajectories as in the tutorial's figures 6 and 10: traj (K + 1, N, 2) with times t[0..K],
-// every point coloured by its t (a colour bar shows the scale); at most max_paths paths drawn.
+// Trajectories as in the tutorial's figures 6 and 10, 720x640: traj (K + 1, N, 2) with times
+// t[0..K] (either order), every point coloured by its t (a colour bar shows the scale; noise light,
+// data dark) and thin lines between consecutive points; the first max_paths (≥ 1) paths drawn.
 dcl_status dcl_plot_trajectories(const char *path, const char *title, const float *traj,
                                  const double *t, size_t K, size_t N, size_t max_paths);
-// A curve y(x), e.g. the training loss over steps; log_y for a logarithmic y axis.
+// A curve y(x), 800x500, e.g. the training loss over steps; log_y for a logarithmic y axis.
+// Points with a non-finite value (or y <= 0 on a log axis) leave a gap.
 dcl_status dcl_plot_curve(const char *path, const char *title, const char *xlabel,
                           const char *ylabel, const float *x, const float *y, size_t n, int log_y);
 
