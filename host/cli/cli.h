@@ -7,6 +7,8 @@
 
 #include "cli/args.h" // cli_command
 #include "diffcl/device.h"
+#include "diffcl/model.h"  // dcl_model, dcl_model_config
+#include "diffcl/sample.h" // dcl_sampler_opts
 #include "diffcl/status.h"
 
 // DIFFCL_VERSION comes from CMake (the project() version).
@@ -26,10 +28,18 @@ enum cli_exit {
 int cli_cmd_devices(int argc, char **argv);
 int cli_cmd_check(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
+int cli_cmd_train(int argc, char **argv);
+int cli_cmd_sample(int argc, char **argv);
+int cli_cmd_eval(int argc, char **argv);
+int cli_cmd_data(int argc, char **argv);
 // Their names, summaries and help texts.
 extern const cli_command cli_devices_command;
 extern const cli_command cli_check_command;
 extern const cli_command cli_bench_command;
+extern const cli_command cli_train_command;
+extern const cli_command cli_sample_command;
+extern const cli_command cli_eval_command;
+extern const cli_command cli_data_command;
 
 // The exit code for a library status (main.c: the only mapping).
 int cli_exit_code(dcl_status s);
@@ -69,5 +79,63 @@ typedef struct cli_targets {
 
 dcl_status cli_targets_init(cli_targets *t, const char *spec, int with_cpu);
 void cli_targets_free(cli_targets *t);
+
+// ---- sampling from a checkpoint (sample.c; also used by eval) -----------------------------------
+
+typedef struct cli_sample_flags {
+    const char *model, *sampler, *variance;
+    uint64_t steps, n, seed;
+    double eta;
+    int raw;       // the trained weights instead of their EMA
+    int want_traj; // keep every x_{t_k}
+} cli_sample_flags;
+
+void cli_sample_flags_default(cli_sample_flags *f);
+
+// The flag-table rows of the sampler flags, shared by sample and eval.
+#define CLI_SAMPLE_OPTS(f)                                                                           \
+    {                                                                                                \
+        "model",    'm',    CLI_OPT_STRING,                                                          \
+        &(f).model, "FILE", "checkpoint written by 'diffcl train'",                                  \
+        NULL,       0,      0},                                                                      \
+        {"sampler",                                                                                  \
+         0,                                                                                          \
+         CLI_OPT_STRING,                                                                             \
+         &(f).sampler,                                                                               \
+         "NAME",                                                                                     \
+         "ddpm, ddim, euler or heun",                                                                \
+         "euler (flow), ddim",                                                                       \
+         0,                                                                                          \
+         0},                                                                                         \
+        {"steps", 0, CLI_OPT_U64, &(f).steps, "K", "sampler steps", "100", 1, 100000},               \
+        {"n", 'n', CLI_OPT_U64, &(f).n, "N", "number of samples", "10000", 1, 1u << 22},             \
+        {"seed", 0, CLI_OPT_U64, &(f).seed, "S", "seed of the sampler's noise", "1", 0, UINT64_MAX}, \
+        {"eta", 0, CLI_OPT_DOUBLE, &(f).eta, "X", "ddim: 0 deterministic ... 1 like ddpm", "0",      \
+         0,     0},                                                                                  \
+        {"ddpm-variance", 0,      CLI_OPT_STRING,                                                    \
+         &(f).variance,   "NAME", "ddpm: posterior or tutorial (ve)",                                \
+         "posterior",     0,      0},                                                                \
+    {                                                                                                \
+        "raw", 0, CLI_OPT_FLAG, &(f).raw, NULL, "sample with the trained weights, not their EMA",    \
+            NULL, 0, 0                                                                               \
+    }
+
+// Samples drawn from a checkpoint, with what drew them.
+typedef struct cli_samples {
+    dcl_model_config cfg;  // the model's config
+    dcl_sampler_opts opts; // the sampler as resolved from the flags
+    dcl_model model;       // (internal: freed before cli_sample_model returns)
+    size_t N, D;
+    float *x;       // (N, D)
+    float *traj;    // (steps + 1, N, D) when want_traj
+    double *t;      // the time grid (steps + 1)
+    double seconds; // sampling time
+} cli_samples;
+
+// Opens device, loads f->model, samples. DCL_ERR_ARG means a bad flag (message set).
+dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_samples *out);
+void cli_samples_free(cli_samples *s);
+// "flow/velocity on spiral, euler 100 steps" for titles.
+void cli_samples_title(const cli_samples *s, char *buf, size_t size);
 
 #endif

@@ -23,8 +23,9 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {&cli_devices_command, cli_cmd_devices},
-    {&cli_check_command, cli_cmd_check},
+    {&cli_train_command, cli_cmd_train},     {&cli_sample_command, cli_cmd_sample},
+    {&cli_eval_command, cli_cmd_eval},       {&cli_data_command, cli_cmd_data},
+    {&cli_devices_command, cli_cmd_devices}, {&cli_check_command, cli_cmd_check},
     {&cli_bench_command, cli_cmd_bench},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))

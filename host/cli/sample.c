@@ -1,0 +1,180 @@
+// `diffcl sample`: draws samples from a checkpoint with any sampler and writes them as CSV and
+// plots (samples over data, trajectories coloured by t). Also the sampling shared with `eval`.
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/error.h"   // dcl__fail
+#include "cli/progress.h" // cli_bar
+#include "diffcl/data.h"  // dcl_dataset_open, dcl_dataset_fresh, dcl_csv_write
+#include "diffcl/log.h"   // dcl_log
+#include "diffcl/model.h" // dcl_model_load, dcl_model_sample
+#include "diffcl/plot.h"  // dcl_plot_scatter, dcl_plot_trajectories
+
+const cli_command cli_sample_command = {
+    .name = "sample",
+    .summary = "draw samples from a trained model; write CSV and plots",
+    .usage = "diffcl sample --model FILE [--sampler NAME] [--steps K] [--n N] [--seed S]\n"
+             "              [--out CSV] [--plot PNG] [--trajectories PNG]",
+    .details =
+        "Everything about the model (process, prediction, network, dataset) comes from the\n"
+        "checkpoint. Samplers, on a uniform time grid from t = 1 (noise) to t = 0 (data):\n"
+        "  ddpm   stochastic: the Gaussian posterior step (tutorial Algorithm 1); --ddpm-variance\n"
+        "         tutorial uses sigma_q^2 dt (ve only), posterior the exact posterior variance\n"
+        "  ddim   deterministic for --eta 0 (tutorial Algorithm 2); --eta 1 matches ddpm\n"
+        "  euler  first-order ODE: the flow's velocity or the probability-flow ODE\n"
+        "  heun   second-order ODE (two network evaluations per step)\n"
+        "The default is euler for flow models and ddim otherwise. The EMA weights are used\n"
+        "unless --raw. --plot draws the samples over fresh points of the training dataset.\n",
+    .examples = "  diffcl sample --model spiral.safetensors --plot samples.png\n"
+                "  diffcl sample --model spiral.safetensors --sampler euler --steps 100 --n 10000 "
+                "--seed 1 \\\n      --out samples.csv --plot samples.png --trajectories traj.png\n"
+                "  diffcl sample --model ve.safetensors --sampler ddpm --steps 1000\n",
+};
+
+void cli_sample_flags_default(cli_sample_flags *f) {
+    memset(f, 0, sizeof *f);
+    f->steps = 100;
+    f->n = 10000;
+    f->seed = 1;
+    f->variance = "posterior";
+}
+
+// Resolves the sampler flags against the model's process.
+static dcl_status sampler_opts(const cli_sample_flags *f, const dcl_model_config *c,
+                               dcl_sampler_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->kind = c->process.kind == DCL_PROCESS_FLOW ? DCL_SAMPLER_EULER : DCL_SAMPLER_DDIM;
+    if (f->sampler && dcl_sampler_parse(f->sampler, &o->kind) != DCL_OK) return DCL_ERR_ARG;
+    o->steps = (int)f->steps;
+    o->eta = f->eta;
+    if (strcmp(f->variance, "tutorial") == 0) o->ddpm_tutorial = 1;
+    else if (strcmp(f->variance, "posterior") != 0)
+        return dcl__fail(DCL_ERR_ARG, "--ddpm-variance '%s': use tutorial or posterior",
+                         f->variance);
+    if (o->ddpm_tutorial && c->process.kind != DCL_PROCESS_VE)
+        return dcl__fail(DCL_ERR_ARG,
+                         "--ddpm-variance tutorial is the ve process's sigma_q^2 dt; this "
+                         "model's process is %s (use posterior)",
+                         dcl_process_name(c->process.kind));
+    if (!(f->eta >= 0 && f->eta <= 1)) return dcl__fail(DCL_ERR_ARG, "--eta must be in [0, 1]");
+    return DCL_OK;
+}
+
+dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_samples *out) {
+    memset(out, 0, sizeof *out);
+    dcl_device *dev = NULL;
+    dcl_status s = dcl_device_open(&dev, device);
+    if (s == DCL_OK) s = dcl_model_load(&out->model, dev, f->model, (size_t)f->n);
+    if (s == DCL_OK) s = sampler_opts(f, &out->model.cfg, &out->opts);
+    size_t N = (size_t)f->n, D = s == DCL_OK ? (size_t)out->model.cfg.net.dim : 0;
+    if (s == DCL_OK) {
+        out->N = N, out->D = D;
+        out->x = malloc(N * D * sizeof *out->x);
+        if (f->want_traj) out->traj = malloc(((size_t)f->steps + 1) * N * D * sizeof *out->traj);
+        out->t = malloc(((size_t)f->steps + 1) * sizeof *out->t);
+        if (!out->x || !out->t || (f->want_traj && !out->traj)) s = DCL_ERR_NOMEM;
+    }
+    if (s == DCL_OK) s = dcl_sampler_grid(&out->model.cfg.process, (int)f->steps, out->t);
+    if (s == DCL_OK) {
+        dcl_log(DCL_LOG_INFO, "sampling %zu points with %s, %d steps, seed %llu", N,
+                dcl_sampler_name(out->opts.kind), out->opts.steps, (unsigned long long)f->seed);
+        double t0 = cli_now();
+        s = dcl_model_sample(&out->model, &out->opts, N, f->seed, !f->raw, out->x, out->traj);
+        out->seconds = cli_now() - t0;
+    }
+    if (out->model.net) {
+        out->cfg = out->model.cfg;
+        dcl_model_free(&out->model);
+    }
+    dcl_device_free(dev);
+    if (s != DCL_OK) cli_samples_free(out);
+    return s;
+}
+
+void cli_samples_free(cli_samples *s) {
+    free(s->x), free(s->traj), free(s->t);
+    memset(s, 0, sizeof *s);
+}
+
+// "flow/velocity, euler 100 steps" for plot titles.
+void cli_samples_title(const cli_samples *s, char *buf, size_t size) {
+    snprintf(buf, size, "%s/%s on %s, %s %d steps", dcl_process_name(s->cfg.process.kind),
+             dcl_prediction_name(s->cfg.pred), s->cfg.data, dcl_sampler_name(s->opts.kind),
+             s->opts.steps);
+}
+
+// Scatter of the samples over as many fresh points of the model's dataset.
+static dcl_status plot_samples(const char *path, const cli_samples *r) {
+    dcl_dataset *ds = NULL;
+    float *data = NULL;
+    size_t n_data = 0;
+    // A model trained on a file that is gone still plots, without the data underneath.
+    if (dcl_dataset_open(&ds, r->cfg.data, r->cfg.seed) == DCL_OK) {
+        n_data = dcl_dataset_size(ds) ? dcl_dataset_size(ds) : r->N;
+        data = malloc(n_data * r->D * sizeof *data);
+        if (!data) n_data = 0;
+        else if (dcl_dataset_size(ds))
+            memcpy(data, dcl_dataset_points(ds), n_data * r->D * sizeof *data);
+        else if (dcl_dataset_fresh(ds, data, n_data, 1) != DCL_OK) n_data = 0;
+    } else {
+        dcl_log(DCL_LOG_INFO, "plotting without data: %s", dcl_last_error());
+        dcl_clear_error();
+    }
+    char title[256];
+    cli_samples_title(r, title, sizeof title);
+    dcl_status s = dcl_plot_scatter(path, title, data, n_data, r->x, r->N);
+    free(data);
+    dcl_dataset_free(ds);
+    return s;
+}
+
+int cli_cmd_sample(int argc, char **argv) {
+    cli_sample_flags f;
+    cli_sample_flags_default(&f);
+    const char *out = NULL, *plot = NULL, *traj = NULL;
+    uint64_t paths = 300;
+    const cli_opt opts[] = {
+        // {name, short, kind, destination, metavar, help, default, min, max}
+        CLI_SAMPLE_OPTS(f),
+        {"out", 'o', CLI_OPT_STRING, &out, "CSV", "write the samples as CSV", NULL, 0, 0},
+        {"plot", 0, CLI_OPT_STRING, &plot, "PNG", "scatter of the samples over data (2-D)", NULL, 0,
+         0},
+        {"trajectories", 0, CLI_OPT_STRING, &traj, "PNG",
+         "paths from noise to data, coloured by t (2-D)", NULL, 0, 0},
+        {"paths", 0, CLI_OPT_U64, &paths, "N", "--trajectories: paths drawn", "300", 1, 100000},
+    };
+    cli_common common = {0};
+    int rc = cli_parse(&cli_sample_command, opts, CLI_COUNT(opts), argc, argv, &common);
+    if (rc != CLI_PARSED) return rc;
+    if (!f.model) return cli_usage_error("sample", "--model FILE is required");
+    if (!out && !plot && !traj)
+        return cli_usage_error("sample", "nothing to write: give --out, --plot or --trajectories");
+    f.want_traj = traj != NULL;
+
+    cli_samples r;
+    dcl_status s = cli_sample_model(&f, common.device, &r);
+    if (s == DCL_ERR_ARG) return cli_usage_error("sample", "%s", dcl_last_error());
+    if (s != DCL_OK) return cli_report(s);
+    dcl_log(DCL_LOG_INFO, "%zu samples in %.2f s (%.0f samples/s, %.0f network evaluations/s)", r.N,
+            r.seconds, r.N / r.seconds,
+            r.N * r.opts.steps * (r.opts.kind == DCL_SAMPLER_HEUN ? 2.0 : 1.0) / r.seconds);
+    if ((plot || traj) && r.D != 2) {
+        cli_samples_free(&r);
+        return cli_usage_error("sample",
+                               "--plot and --trajectories draw 2-D data; this model's "
+                               "data has %zu dimensions",
+                               r.D);
+    }
+    if (out && (s = dcl_csv_write(out, r.x, r.N, r.D)) == DCL_OK) printf("wrote %s\n", out);
+    if (s == DCL_OK && plot && (s = plot_samples(plot, &r)) == DCL_OK) printf("wrote %s\n", plot);
+    if (s == DCL_OK && traj) {
+        char title[256];
+        cli_samples_title(&r, title, sizeof title);
+        s = dcl_plot_trajectories(traj, title, r.traj, r.t, (size_t)r.opts.steps, r.N,
+                                  (size_t)paths);
+        if (s == DCL_OK) printf("wrote %s\n", traj);
+    }
+    cli_samples_free(&r);
+    return s == DCL_OK ? CLI_EXIT_OK : cli_report(s);
+}

@@ -1,0 +1,177 @@
+// The training loop: one optimizer step is a handful of device ops with nothing read back, except
+// the window of per-step losses every log_every steps.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "diffcl/log.h"
+#include "diffcl/ops.h" // dcl_forward_process, dcl_mse_backward, dcl_adamw_step, ...
+#include "diffcl/rng.h" // dcl_rng_uniform_at, DCL_RNG_TIME, DCL_RNG_NOISE
+#include "diffcl/train.h"
+
+void dcl_train_opts_default(dcl_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->steps = 3000;
+    o->batch = 1024;
+    o->lr = 1e-3;
+    o->warmup = 100;
+    o->beta1 = 0.9;
+    o->beta2 = 0.999;
+    o->clip = 1.0;
+    o->ema = 0.999;
+    o->log_every = 100;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Device buffers of one training run, freed together.
+struct bufs {
+    dcl_buffer *x0, *eps, *xt, *target, *pred, *dpred, *diff; // (N, D)
+    dcl_buffer *t, *w;                                        // (N)
+    dcl_buffer *coef;                                         // (N, 4)
+    dcl_buffer *gsq;                                          // (1): Σ g²
+    dcl_buffer *losses;                                       // (log_every): Σ (pred − target)²
+    dcl_arena adam_m, adam_v;
+};
+
+static void bufs_free(struct bufs *b) {
+    dcl_buffer *all[] = {b->x0,   b->eps, b->xt, b->target, b->pred, b->dpred,
+                         b->diff, b->t,   b->w,  b->coef,   b->gsq,  b->losses};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dcl_buffer_free(all[i]);
+    if (b->adam_m.buf) dcl_arena_free(&b->adam_m);
+    if (b->adam_v.buf) dcl_arena_free(&b->adam_v);
+}
+
+static dcl_status bufs_init(struct bufs *b, dcl_device *dev, dcl_model *m, size_t N, size_t D,
+                            size_t window) {
+    memset(b, 0, sizeof *b);
+    struct {
+        dcl_buffer **buf;
+        size_t n;
+        const char *name;
+    } spec[] = {
+        {&b->x0, N * D, "train.x0"},     {&b->eps, N * D, "train.eps"},
+        {&b->xt, N * D, "train.xt"},     {&b->target, N * D, "train.target"},
+        {&b->pred, N * D, "train.pred"}, {&b->dpred, N * D, "train.dpred"},
+        {&b->diff, N * D, "train.diff"}, {&b->t, N, "train.t"},
+        {&b->w, N, "train.w"},           {&b->coef, N * 4, "train.coef"},
+        {&b->gsq, 1, "train.gsq"},       {&b->losses, window, "train.losses"},
+    };
+    dcl_status s = DCL_OK;
+    for (size_t i = 0; i < sizeof spec / sizeof spec[0] && s == DCL_OK; i++)
+        s = dcl_buffer_alloc(spec[i].buf, dev, spec[i].n, spec[i].name);
+    if (s == DCL_OK) s = dcl_arena_init_like(&b->adam_m, dcl_mlp_params(m->net), "adam.m");
+    if (s == DCL_OK) s = dcl_arena_init_like(&b->adam_v, dcl_mlp_params(m->net), "adam.v");
+    if (s == DCL_OK) s = dcl_fill(dev, dcl_at(b->w, 0), 1.0f, N);
+    return s;
+}
+
+// One optimizer step at global step g (0-based): DESIGN §4 "Training".
+static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
+                       struct bufs *b, float *hx0, float *ht, float *hcoef, int64_t g,
+                       size_t slot) {
+    const dcl_model_config *c = &m->cfg;
+    size_t N = (size_t)o->batch, D = (size_t)c->net.dim;
+    dcl_arena *params = dcl_mlp_params(m->net), *grads = dcl_mlp_grads(m->net);
+    uint32_t sg = (uint32_t)g;
+
+    // Data, per-example t and the schedule's coefficients come from the host (small uploads);
+    // x_t = a x0 + b ε and the target are formed on the device.
+    dcl_status s = dcl_dataset_batch(ds, hx0, N, (uint64_t)g);
+    for (size_t n = 0; n < N && s == DCL_OK; n++) {
+        double t =
+            dcl_process_train_t(&c->process, dcl_rng_uniform_at(c->seed, DCL_RNG_TIME, sg, n));
+        double k[4];
+        dcl_target_train_coefs(&c->process, c->pred, t, c->prev_dt, k);
+        ht[n] = (float)t;
+        for (int j = 0; j < 4; j++) hcoef[4 * n + j] = (float)k[j];
+    }
+    if (s == DCL_OK) s = dcl_buffer_write(b->x0, 0, N * D, hx0);
+    if (s == DCL_OK) s = dcl_buffer_write(b->t, 0, N, ht);
+    if (s == DCL_OK) s = dcl_buffer_write(b->coef, 0, N * 4, hcoef);
+    if (s == DCL_OK)
+        s = dcl_rng_normal(dev, dcl_at(b->eps, 0), c->seed, DCL_RNG_NOISE, sg, 0, N * D);
+    if (s == DCL_OK)
+        s = dcl_forward_process(dev, dcl_at(b->xt, 0), dcl_at(b->target, 0), dcl_at(b->x0, 0),
+                                dcl_at(b->eps, 0), dcl_at(b->coef, 0), N, D);
+
+    // Loss = mean (f(x_t, t) − target)², its gradient, and the backward pass.
+    if (s == DCL_OK)
+        s = dcl_mlp_forward(m->net, dcl_at(b->pred, 0), dcl_at(b->xt, 0), dcl_at(b->t, 0), N);
+    if (s == DCL_OK)
+        s = dcl_axpby(dev, dcl_at(b->diff, 0), dcl_at(b->pred, 0), dcl_at(b->target, 0), 1.0f,
+                      -1.0f, N * D);
+    if (s == DCL_OK) s = dcl_sumsq(dev, dcl_at(b->losses, slot), dcl_at(b->diff, 0), N * D);
+    if (s == DCL_OK)
+        s = dcl_mse_backward(dev, dcl_at(b->dpred, 0), dcl_at(b->pred, 0), dcl_at(b->target, 0),
+                             dcl_at(b->w, 0), N, D);
+    if (s == DCL_OK) s = dcl_fill(dev, dcl_at(grads->buf, 0), 0.0f, grads->n);
+    if (s == DCL_OK) s = dcl_mlp_backward(m->net, dcl_at(b->dpred, 0), N);
+
+    // AdamW with linear warm-up; the clip factor is computed on the device from Σ g².
+    double lr = o->lr * (o->warmup > 0 && g < o->warmup ? (double)(g + 1) / o->warmup : 1.0);
+    if (s == DCL_OK) s = dcl_sumsq(dev, dcl_at(b->gsq, 0), dcl_at(grads->buf, 0), grads->n);
+    if (s == DCL_OK)
+        s = dcl_adamw_step(dev, dcl_at(params->buf, 0), dcl_at(b->adam_m.buf, 0),
+                           dcl_at(b->adam_v.buf, 0), dcl_at(grads->buf, 0), dcl_at(b->gsq, 0),
+                           params->n, (float)lr, (float)o->beta1, (float)o->beta2, 1e-8f,
+                           (float)o->weight_decay, (float)o->clip, g + 1);
+
+    // EMA with the usual ramp, so early averages are not dominated by the initial weights.
+    double decay = fmin(o->ema, (1.0 + g) / (10.0 + g));
+    if (s == DCL_OK)
+        s = dcl_axpby(dev, dcl_at(m->ema.buf, 0), dcl_at(m->ema.buf, 0), dcl_at(params->buf, 0),
+                      (float)decay, (float)(1.0 - decay), params->n);
+    return s;
+}
+
+dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
+                     dcl_train_log_fn log, void *log_ctx, float *losses, int *n_losses) {
+    if (o->steps < 0 || o->batch < 1 || o->log_every < 1 || !(o->lr > 0))
+        return dcl__fail(DCL_ERR_ARG,
+                         "training needs steps >= 0, batch >= 1, log_every >= 1 and "
+                         "lr > 0 (got %d, %d, %d, %g)",
+                         o->steps, o->batch, o->log_every, o->lr);
+    if (dcl_dataset_dim(ds) != (size_t)m->cfg.net.dim)
+        return dcl__fail(DCL_ERR_ARG, "dataset '%s' has %zu dimensions but the model has %d",
+                         dcl_dataset_spec(ds), dcl_dataset_dim(ds), m->cfg.net.dim);
+    size_t N = (size_t)o->batch, D = (size_t)m->cfg.net.dim, window = (size_t)o->log_every;
+    struct bufs b;
+    float *hx0 = malloc(N * D * sizeof *hx0), *ht = malloc(N * sizeof *ht);
+    float *hcoef = malloc(4 * N * sizeof *hcoef), *hloss = malloc(window * sizeof *hloss);
+    dcl_status s = hx0 && ht && hcoef && hloss
+                       ? bufs_init(&b, dev, m, N, D, window)
+                       : dcl__fail(DCL_ERR_NOMEM, "out of host memory for training");
+    if (n_losses) *n_losses = 0;
+    double t0 = now();
+    int64_t first = m->cfg.step;
+    for (int64_t k = 0; k < o->steps && s == DCL_OK; k++) {
+        size_t slot = (size_t)(k % o->log_every);
+        s = step(dev, m, ds, o, &b, hx0, ht, hcoef, first + k, slot);
+        if (s != DCL_OK) break;
+        m->cfg.step = first + k + 1;
+        if (slot + 1 != window && k + 1 != o->steps) continue;
+        // The window's losses: one read, no per-step synchronisation.
+        s = dcl_buffer_read(b.losses, 0, slot + 1, hloss);
+        double sum = 0;
+        for (size_t i = 0; i <= slot; i++) sum += hloss[i];
+        double loss = sum / ((double)(slot + 1) * (double)(N * D));
+        if (s == DCL_OK && !isfinite(loss))
+            s = dcl__fail(DCL_ERR_ARG,
+                          "training diverged at step %lld: the loss is %g; try a lower "
+                          "--lr or --clip (no checkpoint was written)",
+                          (long long)m->cfg.step, loss);
+        if (s != DCL_OK) break;
+        if (losses && n_losses) losses[(*n_losses)++] = (float)loss;
+        if (log) log(log_ctx, k + 1, o->steps, loss, (double)(k + 1) / fmax(now() - t0, 1e-9));
+    }
+    if (hx0 && ht && hcoef && hloss) bufs_free(&b);
+    free(hx0), free(ht), free(hcoef), free(hloss);
+    return s;
+}

@@ -1,0 +1,38 @@
+// Training loop (DESIGN §4 "Training"): per-example t ~ U[0, 1] (integer steps for discrete vp),
+// x_t and target from the forward-process op, mean squared error, AdamW with warm-up and gradient
+// clipping, EMA of the weights. All randomness from Philox streams of the seed, so the same seed
+// gives the same run on any device.
+#ifndef DIFFCL_TRAIN_H
+#define DIFFCL_TRAIN_H
+
+#include <stdint.h>
+
+#include "diffcl/data.h"
+#include "diffcl/model.h"
+
+typedef struct dcl_train_opts {
+    int steps;           // optimizer steps (default 3000)
+    int batch;           // N (default 1024)
+    double lr;           // peak learning rate (default 1e-3)
+    int warmup;          // linear warm-up steps (default 100)
+    double beta1, beta2; // Adam (0.9, 0.999)
+    double weight_decay; // AdamW decoupled decay (0)
+    double clip;         // global gradient-norm clip, 0 = off (1)
+    double ema;          // EMA decay (0.999), ramped as min(ema, (1 + k) / (10 + k))
+    int log_every;       // read the loss back every this many steps (100)
+    int time_weighting;  // 0: none; 1: weight each example by 1 / max(b(t)², 0.01) (reserved)
+} dcl_train_opts;
+
+void dcl_train_opts_default(dcl_train_opts *o);
+
+// Called every log_every steps and at the end: mean loss over the last window (smoothed by the
+// caller), steps per second so far.
+typedef void (*dcl_train_log_fn)(void *ctx, int64_t step, int64_t total, double loss,
+                                 double steps_per_s);
+
+// Trains m (already initialised) on ds for o->steps steps from m->cfg.step on; updates m->cfg.step.
+// losses, when not NULL, receives the loss at each log point (capacity steps / log_every + 2).
+dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
+                     dcl_train_log_fn log, void *log_ctx, float *losses, int *n_losses);
+
+#endif

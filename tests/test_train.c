@@ -1,0 +1,247 @@
+// End to end on a 2-D dataset: a short training run on the CPU reference and on every OpenCL
+// device must bring the sliced W2 distance well below the untrained model's; a checkpoint round
+// trip keeps every weight and the config; the same seed gives bitwise identical checkpoints and
+// samples; and one model sampled on the CPU and on an OpenCL device gives the same samples.
+// Exit 77 only when the build has OpenCL but the machine has no OpenCL platform.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "diffcl/data.h"
+#include "diffcl/eval.h" // dcl_sw2
+#include "diffcl/train.h"
+
+#define N_SAMPLES 2000
+#define SAMPLER_STEPS 40
+
+static char tmpdir[] = "/tmp/diffcl-test-train-XXXXXX";
+
+static dcl_model_config small_config(void) {
+    dcl_model_config c;
+    memset(&c, 0, sizeof c);
+    CHECK_EQ(dcl_process_parse("flow", &c.process), DCL_OK);
+    c.pred = DCL_PREDICT_VELOCITY;
+    c.net = (dcl_mlp_config){.dim = 2, .width = 64, .depth = 3, .emb_dim = 16, .act = DCL_ACT_RELU};
+    snprintf(c.data, sizeof c.data, "gmm8");
+    c.seed = 11;
+    return c;
+}
+
+static dcl_train_opts small_opts(int steps) {
+    dcl_train_opts o;
+    dcl_train_opts_default(&o);
+    o.steps = steps;
+    o.batch = 256;
+    o.lr = 3e-3;
+    o.warmup = 20;
+    o.ema = 0.99;
+    o.log_every = 50;
+    return o;
+}
+
+static const dcl_sampler_opts euler = {.kind = DCL_SAMPLER_EULER, .steps = SAMPLER_STEPS};
+
+// SW2 of N_SAMPLES samples of m (EMA weights) against fresh data from ds.
+static double model_sw2(dcl_model *m, dcl_dataset *ds, float *x, float *data) {
+    if (dcl_model_sample(m, &euler, N_SAMPLES, 5, 1, x, NULL) != DCL_OK) {
+        fprintf(stderr, "sampling failed: %s\n", dcl_last_error());
+        check_failures++;
+        return 1e9;
+    }
+    CHECK_EQ(dcl_dataset_fresh(ds, data, N_SAMPLES, 9), DCL_OK);
+    return dcl_sw2(x, N_SAMPLES, data, N_SAMPLES, 2, 128, 3);
+}
+
+// Trains the small model on spec for steps; returns its SW2 (and the untrained one's).
+static void train_and_measure(const char *spec, int steps, double bound) {
+    dcl_device *dev = NULL;
+    dcl_dataset *ds = NULL;
+    dcl_model m = {0};
+    dcl_model_config c = small_config();
+    dcl_train_opts o = small_opts(steps);
+    float *x = malloc(N_SAMPLES * 2 * sizeof *x), *data = malloc(N_SAMPLES * 2 * sizeof *data);
+    if (!x || !data || dcl_device_open(&dev, spec) != DCL_OK ||
+        dcl_dataset_open(&ds, c.data, c.seed) != DCL_OK ||
+        dcl_model_init(&m, dev, &c, N_SAMPLES) != DCL_OK) {
+        fprintf(stderr, "FAIL %s: set-up: %s\n", spec, dcl_last_error());
+        check_failures++;
+    } else {
+        double before = model_sw2(&m, ds, x, data);
+        float losses[64];
+        int n_losses = 0;
+        dcl_status s = dcl_train(dev, &m, ds, &o, NULL, NULL, losses, &n_losses);
+        CHECK_EQ(s, DCL_OK);
+        if (s != DCL_OK) fprintf(stderr, "train on %s: %s\n", spec, dcl_last_error());
+        CHECK_EQ(n_losses, steps / o.log_every);
+        CHECK_EQ(m.cfg.step, steps);
+        double after = model_sw2(&m, ds, x, data);
+        printf("%-8s SW2 untrained %.3f, after %d steps %.3f (bound %.2f); loss %.3f -> %.3f\n",
+               spec, before, steps, after, bound, losses[0], losses[n_losses - 1]);
+        CHECK(after < bound);
+        CHECK(after < 0.25 * before);
+        CHECK(losses[n_losses - 1] < losses[0]);
+    }
+    if (m.net) dcl_model_free(&m);
+    dcl_dataset_free(ds);
+    dcl_device_free(dev);
+    free(x), free(data);
+}
+
+static int read_file(const char *path, unsigned char **buf, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    rewind(f);
+    *buf = malloc(*n ? *n : 1);
+    int ok = *buf && fread(*buf, 1, *n, f) == *n;
+    fclose(f);
+    return ok;
+}
+
+// Trains a few steps with seed 11 into path; returns the model's samples (caller frees).
+static float *train_save_sample(dcl_device *dev, const char *path) {
+    dcl_dataset *ds = NULL;
+    dcl_model m = {0};
+    dcl_model_config c = small_config();
+    dcl_train_opts o = small_opts(30);
+    float *x = malloc(N_SAMPLES * 2 * sizeof *x);
+    dcl_status s = x ? dcl_dataset_open(&ds, c.data, c.seed) : DCL_ERR_NOMEM;
+    if (s == DCL_OK) s = dcl_model_init(&m, dev, &c, N_SAMPLES);
+    if (s == DCL_OK) s = dcl_train(dev, &m, ds, &o, NULL, NULL, NULL, NULL);
+    if (s == DCL_OK) s = dcl_model_save(&m, path);
+    if (s == DCL_OK) s = dcl_model_sample(&m, &euler, N_SAMPLES, 5, 1, x, NULL);
+    if (s != DCL_OK) {
+        fprintf(stderr, "train/save/sample: %s\n", dcl_last_error());
+        check_failures++;
+        free(x);
+        x = NULL;
+    }
+    if (m.net) dcl_model_free(&m);
+    dcl_dataset_free(ds);
+    return x;
+}
+
+// Same seed twice: the same checkpoint bytes and the same samples, bit for bit; and the loaded
+// checkpoint samples exactly as the model that wrote it.
+static void check_determinism_and_round_trip(void) {
+    dcl_device *dev = NULL;
+    CHECK_EQ(dcl_device_open(&dev, "cpu"), DCL_OK);
+    char a[256], b[256];
+    snprintf(a, sizeof a, "%s/a.safetensors", tmpdir);
+    snprintf(b, sizeof b, "%s/b.safetensors", tmpdir);
+    float *xa = train_save_sample(dev, a), *xb = train_save_sample(dev, b);
+    unsigned char *fa = NULL, *fb = NULL;
+    size_t na = 0, nb = 0;
+    CHECK(read_file(a, &fa, &na) && read_file(b, &fb, &nb));
+    CHECK(na == nb && na > 0 && memcmp(fa, fb, na) == 0);
+    CHECK(xa && xb && memcmp(xa, xb, N_SAMPLES * 2 * sizeof *xa) == 0);
+
+    dcl_model m = {0};
+    dcl_status s = dcl_model_load(&m, dev, a, N_SAMPLES);
+    CHECK_EQ(s, DCL_OK);
+    if (s == DCL_OK) {
+        dcl_model_config c = small_config();
+        CHECK_EQ(m.cfg.step, 30);
+        CHECK_EQ(m.cfg.seed, c.seed);
+        CHECK_EQ(m.cfg.process.kind, c.process.kind);
+        CHECK_EQ(m.cfg.pred, c.pred);
+        CHECK_EQ(m.cfg.net.width, c.net.width);
+        CHECK(strcmp(m.cfg.data, c.data) == 0);
+        float *x = malloc(N_SAMPLES * 2 * sizeof *x);
+        CHECK(x && dcl_model_sample(&m, &euler, N_SAMPLES, 5, 1, x, NULL) == DCL_OK);
+        CHECK(x && xa && memcmp(x, xa, N_SAMPLES * 2 * sizeof *x) == 0);
+        // Saving the loaded model again gives the same bytes.
+        snprintf(b, sizeof b, "%s/c.safetensors", tmpdir);
+        unsigned char *fc = NULL;
+        size_t nc = 0;
+        CHECK_EQ(dcl_model_save(&m, b), DCL_OK);
+        CHECK(read_file(b, &fc, &nc) && nc == na && memcmp(fa, fc, na) == 0);
+        free(fc), free(x);
+        dcl_model_free(&m);
+    } else {
+        fprintf(stderr, "load: %s\n", dcl_last_error());
+    }
+    // A file that is not a model is rejected with a message naming it.
+    snprintf(b, sizeof b, "%s/not-a-model.safetensors", tmpdir);
+    FILE *f = fopen(b, "wb");
+    if (f) fputs("not a safetensors file", f), fclose(f);
+    CHECK(dcl_model_load(&m, dev, b, 16) != DCL_OK);
+    CHECK(strstr(dcl_last_error(), "not-a-model") != NULL);
+    free(fa), free(fb), free(xa), free(xb);
+    dcl_device_free(dev);
+}
+
+// One checkpoint sampled on the CPU and on spec: the same samples within tolerance (the ODE
+// solver takes SAMPLER_STEPS steps, each adding rounding differences of the ops).
+static void check_same_samples(const char *spec) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.safetensors", tmpdir);
+    dcl_device *cpu = NULL, *dev = NULL;
+    dcl_model mc = {0}, md = {0};
+    float *xc = malloc(N_SAMPLES * 2 * sizeof *xc), *xd = malloc(N_SAMPLES * 2 * sizeof *xd);
+    dcl_status s = xc && xd ? dcl_device_open(&cpu, "cpu") : DCL_ERR_NOMEM;
+    if (s == DCL_OK) s = dcl_device_open(&dev, spec);
+    if (s == DCL_OK) s = dcl_model_load(&mc, cpu, path, N_SAMPLES);
+    if (s == DCL_OK) s = dcl_model_load(&md, dev, path, N_SAMPLES);
+    if (s == DCL_OK) s = dcl_model_sample(&mc, &euler, N_SAMPLES, 5, 1, xc, NULL);
+    if (s == DCL_OK) s = dcl_model_sample(&md, &euler, N_SAMPLES, 5, 1, xd, NULL);
+    CHECK_EQ(s, DCL_OK);
+    if (s == DCL_OK) {
+        double max_abs = 0;
+        for (size_t i = 0; i < N_SAMPLES * 2; i++) {
+            double d = fabs((double)xc[i] - xd[i]);
+            if (!(d <= max_abs)) max_abs = d; // NaN propagates as a failure
+        }
+        printf("%-8s samples vs cpu: max |diff| %.3g over %d points (tolerance 1e-3)\n", spec,
+               max_abs, N_SAMPLES);
+        CHECK(max_abs <= 1e-3);
+    } else {
+        fprintf(stderr, "%s: %s\n", spec, dcl_last_error());
+    }
+    if (mc.net) dcl_model_free(&mc);
+    if (md.net) dcl_model_free(&md);
+    dcl_device_free(cpu);
+    dcl_device_free(dev);
+    free(xc), free(xd);
+}
+
+int main(int argc, char **argv) {
+    int small = argc > 1 && strcmp(argv[1], "--small") == 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    int steps = small ? 100 : 600;
+    double bound = small ? 0.5 : 0.2;
+    train_and_measure("cpu", steps, bound);
+    check_determinism_and_round_trip();
+
+    dcl_device_info *list;
+    int n, n_platforms = 0, usable = 0;
+    if (dcl_device_list(&list, &n, &n_platforms) != DCL_OK) {
+        fprintf(stderr, "dcl_device_list: %s\n", dcl_last_error());
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (list[i].backend != DCL_BACKEND_OPENCL || !list[i].usable) continue;
+        usable++;
+        train_and_measure(list[i].spec, steps, bound);
+        check_same_samples(list[i].spec);
+    }
+    free(list);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+#ifdef DIFFCL_HAVE_OPENCL
+    if (n_platforms == 0) return check_failures ? check_exit() : 77;
+    if (usable == 0) {
+        fprintf(stderr, "FAIL: an OpenCL platform but no usable OpenCL device\n");
+        check_failures++;
+    }
+#endif
+    return check_exit();
+}
