@@ -129,10 +129,14 @@ int cli_cmd_eval(int argc, char **argv) {
         printf("data          %s\n", data_spec);
         printf("SW2           %.4f   (%llu projections)\n", sw2, (unsigned long long)projections);
         printf("SW2 floor     %.4f   (data vs data, %zu points each)\n", sw2_floor, N);
+        // A model that generalises puts about as many samples near training points as fresh
+        // data has there; one that memorised puts far more (tutorial §3.7, figure 6).
         if (mem >= 0)
             printf("memorised     %.1f%% of samples within %g of one of the %zu training points "
-                   "(fresh data: %.1f%%)\n",
-                   100 * mem, radius, dcl_dataset_size(ds), 100 * mem_base);
+                   "(fresh data: %.1f%%): %s\n",
+                   100 * mem, radius, dcl_dataset_size(ds), 100 * mem_base,
+                   mem > 0.5 && mem > 2 * mem_base ? "the model reproduces its training set"
+                                                   : "no sign of memorisation");
     }
     free(data), free(floor_set);
     dcl_dataset_free(ds);

@@ -303,6 +303,8 @@ static int legend_entry(canvas *c, int x, int y, rgb col, const char *label) {
     return x + 16 + text(c, x + 16, y, label, INK, 0);
 }
 
+#define FEW_POINTS 200
+
 dcl_status dcl_plot_scatter(const char *path, const char *title_text, const float *data,
                             size_t n_data, const float *samples, size_t n_samples) {
     if (!path || !*path || (n_data && !data) || (n_samples && !samples))
@@ -316,8 +318,11 @@ dcl_status dcl_plot_scatter(const char *path, const char *title_text, const floa
     axes_grid(&c, NULL, NULL);
     clip_to_area(&c, 1);
     double r, a;
+    // A small training set (the memorisation plots) is drawn last, large and outlined, so the
+    // samples that pile up on its points cannot hide them.
+    int few = n_data > 0 && n_data <= FEW_POINTS;
     dot_style(n_data, &r, &a, 0.55);
-    for (size_t i = 0; i < n_data; i++)
+    for (size_t i = 0; i < n_data && !few; i++)
         dot(&c, map_x(&c, data[2 * i]), map_y(&c, data[2 * i + 1]), r, DATA_COLOR, a);
     size_t outside = 0;
     dot_style(n_samples, &r, &a, 0.75);
@@ -325,6 +330,11 @@ dcl_status dcl_plot_scatter(const char *path, const char *title_text, const floa
         double x = samples[2 * i], y = samples[2 * i + 1];
         if (!(x >= c.xmin && x <= c.xmax && y >= c.ymin && y <= c.ymax)) outside++;
         dot(&c, map_x(&c, x), map_y(&c, y), r, SAMPLE_COLOR, a);
+    }
+    for (size_t i = 0; i < n_data && few; i++) {
+        double x = map_x(&c, data[2 * i]), y = map_y(&c, data[2 * i + 1]);
+        dot(&c, x, y, 6.0, (rgb){0, 0, 0}, 1.0);
+        dot(&c, x, y, 4.5, DATA_COLOR, 1.0);
     }
     frame(&c);
     title(&c, title_text);

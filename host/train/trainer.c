@@ -22,6 +22,16 @@ void dcl_train_opts_default(dcl_train_opts *o) {
     o->clip = 1.0;
     o->ema = 0.999;
     o->log_every = 100;
+    o->snr_gamma = 5.0;
+}
+
+double dcl_loss_weight(const dcl_model_config *c, const dcl_train_opts *o, double t) {
+    if (!o->min_snr) return 1.0;
+    double a, b, cx[2], ce[2];
+    dcl_process_ab(&c->process, t, &a, &b);
+    dcl_target_to_x0_eps(&c->process, c->pred, t, c->prev_dt, cx, ce);
+    double snr = a * a / fmax(b * b, 1e-12);
+    return ce[1] * ce[1] * fmin(snr, o->snr_gamma) / fmax(snr, 1e-12);
 }
 
 static double now(void) {
@@ -38,6 +48,7 @@ struct bufs {
     dcl_buffer *gsq;                                          // (1): Σ g²
     dcl_buffer *losses;                                       // (log_every): Σ (pred − target)²
     dcl_arena adam_m, adam_v;
+    float *hx0, *ht, *hw, *hcoef, *hloss; // host staging: (N, D), (N), (N), (N, 4), (window)
 };
 
 static void bufs_free(struct bufs *b) {
@@ -46,6 +57,8 @@ static void bufs_free(struct bufs *b) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dcl_buffer_free(all[i]);
     if (b->adam_m.buf) dcl_arena_free(&b->adam_m);
     if (b->adam_v.buf) dcl_arena_free(&b->adam_v);
+    free(b->hx0), free(b->ht), free(b->hw), free(b->hcoef), free(b->hloss);
+    memset(b, 0, sizeof *b);
 }
 
 static dcl_status bufs_init(struct bufs *b, dcl_device *dev, dcl_model *m, size_t N, size_t D,
@@ -69,13 +82,17 @@ static dcl_status bufs_init(struct bufs *b, dcl_device *dev, dcl_model *m, size_
     if (s == DCL_OK) s = dcl_arena_init_like(&b->adam_m, dcl_mlp_params(m->net), "adam.m");
     if (s == DCL_OK) s = dcl_arena_init_like(&b->adam_v, dcl_mlp_params(m->net), "adam.v");
     if (s == DCL_OK) s = dcl_fill(dev, dcl_at(b->w, 0), 1.0f, N);
+    b->hx0 = malloc(N * D * sizeof *b->hx0), b->ht = malloc(N * sizeof *b->ht);
+    b->hw = malloc(N * sizeof *b->hw), b->hcoef = malloc(4 * N * sizeof *b->hcoef);
+    b->hloss = malloc(window * sizeof *b->hloss);
+    if (s == DCL_OK && !(b->hx0 && b->ht && b->hw && b->hcoef && b->hloss))
+        s = dcl__fail(DCL_ERR_NOMEM, "out of host memory for training");
     return s;
 }
 
 // One optimizer step at global step g (0-based): DESIGN §4 "Training".
 static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
-                       struct bufs *b, float *hx0, float *ht, float *hcoef, int64_t g,
-                       size_t slot) {
+                       struct bufs *b, int64_t g, size_t slot) {
     const dcl_model_config *c = &m->cfg;
     size_t N = (size_t)o->batch, D = (size_t)c->net.dim;
     dcl_arena *params = dcl_mlp_params(m->net), *grads = dcl_mlp_grads(m->net);
@@ -83,18 +100,20 @@ static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl
 
     // Data, per-example t and the schedule's coefficients come from the host (small uploads);
     // x_t = a x0 + b ε and the target are formed on the device.
-    dcl_status s = dcl_dataset_batch(ds, hx0, N, (uint64_t)g);
+    dcl_status s = dcl_dataset_batch(ds, b->hx0, N, (uint64_t)g);
     for (size_t n = 0; n < N && s == DCL_OK; n++) {
         double t =
             dcl_process_train_t(&c->process, dcl_rng_uniform_at(c->seed, DCL_RNG_TIME, sg, n));
         double k[4];
         dcl_target_train_coefs(&c->process, c->pred, t, c->prev_dt, k);
-        ht[n] = (float)t;
-        for (int j = 0; j < 4; j++) hcoef[4 * n + j] = (float)k[j];
+        b->ht[n] = (float)t;
+        b->hw[n] = (float)dcl_loss_weight(c, o, t);
+        for (int j = 0; j < 4; j++) b->hcoef[4 * n + j] = (float)k[j];
     }
-    if (s == DCL_OK) s = dcl_buffer_write(b->x0, 0, N * D, hx0);
-    if (s == DCL_OK) s = dcl_buffer_write(b->t, 0, N, ht);
-    if (s == DCL_OK) s = dcl_buffer_write(b->coef, 0, N * 4, hcoef);
+    if (s == DCL_OK) s = dcl_buffer_write(b->x0, 0, N * D, b->hx0);
+    if (s == DCL_OK) s = dcl_buffer_write(b->t, 0, N, b->ht);
+    if (s == DCL_OK) s = dcl_buffer_write(b->coef, 0, N * 4, b->hcoef);
+    if (s == DCL_OK && o->min_snr) s = dcl_buffer_write(b->w, 0, N, b->hw);
     if (s == DCL_OK)
         s = dcl_rng_normal(dev, dcl_at(b->eps, 0), c->seed, DCL_RNG_NOISE, sg, 0, N * D);
     if (s == DCL_OK)
@@ -143,24 +162,20 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
                          dcl_dataset_spec(ds), dcl_dataset_dim(ds), m->cfg.net.dim);
     size_t N = (size_t)o->batch, D = (size_t)m->cfg.net.dim, window = (size_t)o->log_every;
     struct bufs b;
-    float *hx0 = malloc(N * D * sizeof *hx0), *ht = malloc(N * sizeof *ht);
-    float *hcoef = malloc(4 * N * sizeof *hcoef), *hloss = malloc(window * sizeof *hloss);
-    dcl_status s = hx0 && ht && hcoef && hloss
-                       ? bufs_init(&b, dev, m, N, D, window)
-                       : dcl__fail(DCL_ERR_NOMEM, "out of host memory for training");
+    dcl_status s = bufs_init(&b, dev, m, N, D, window);
     if (n_losses) *n_losses = 0;
     double t0 = now();
     int64_t first = m->cfg.step;
     for (int64_t k = 0; k < o->steps && s == DCL_OK; k++) {
         size_t slot = (size_t)(k % o->log_every);
-        s = step(dev, m, ds, o, &b, hx0, ht, hcoef, first + k, slot);
+        s = step(dev, m, ds, o, &b, first + k, slot);
         if (s != DCL_OK) break;
         m->cfg.step = first + k + 1;
         if (slot + 1 != window && k + 1 != o->steps) continue;
         // The window's losses: one read, no per-step synchronisation.
-        s = dcl_buffer_read(b.losses, 0, slot + 1, hloss);
+        s = dcl_buffer_read(b.losses, 0, slot + 1, b.hloss);
         double sum = 0;
-        for (size_t i = 0; i <= slot; i++) sum += hloss[i];
+        for (size_t i = 0; i <= slot; i++) sum += b.hloss[i];
         double loss = sum / ((double)(slot + 1) * (double)(N * D));
         if (s == DCL_OK && !isfinite(loss))
             s = dcl__fail(DCL_ERR_ARG,
@@ -171,7 +186,6 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
         if (losses && n_losses) losses[(*n_losses)++] = (float)loss;
         if (log) log(log_ctx, k + 1, o->steps, loss, (double)(k + 1) / fmax(now() - t0, 1e-9));
     }
-    if (hx0 && ht && hcoef && hloss) bufs_free(&b);
-    free(hx0), free(ht), free(hcoef), free(hloss);
+    bufs_free(&b);
     return s;
 }

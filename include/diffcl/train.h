@@ -20,10 +20,17 @@ typedef struct dcl_train_opts {
     double clip;         // global gradient-norm clip, 0 = off (1)
     double ema;          // EMA decay (0.999), ramped as min(ema, (1 + k) / (10 + k))
     int log_every;       // read the loss back every this many steps (100)
-    int time_weighting;  // 0: none; 1: weight each example by 1 / max(b(t)², 0.01) (reserved)
+    int min_snr;         // time weighting: 0 none (plain MSE); 1 Min-SNR-γ (see dcl_loss_weight)
+    double snr_gamma;    // γ of Min-SNR (5)
 } dcl_train_opts;
 
 void dcl_train_opts_default(dcl_train_opts *o);
+
+// The per-example loss weight at time t. Min-SNR-γ (Hang et al. 2023) weights the ε-prediction
+// loss by min(SNR, γ) / SNR with SNR = a²/b²; the same weighting is applied to any prediction by
+// expressing its error in ε units (ε̂ = ce[0] x_t + ce[1] f, so an error δ in f is ce[1] δ in ε).
+// Returns 1 when o->min_snr is 0.
+double dcl_loss_weight(const dcl_model_config *c, const dcl_train_opts *o, double t);
 
 // Called every log_every steps and at the end: mean loss over the last window (smoothed by the
 // caller), steps per second so far.
