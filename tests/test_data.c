@@ -214,6 +214,10 @@ static void test_specs(void) {
     expect_error("spiral:noise=-1", DCL_ERR_ARG, "noise must be");
     expect_error("spiral:noise=nan", DCL_ERR_ARG, "noise must be");
     expect_error("csv:", DCL_ERR_ARG, "csv:PATH");
+    // The image sets (tests/test_image_data.c) are listed too.
+    expect_error("spirl", DCL_ERR_ARG, "fashion-mnist, idx:IMAGES[,LABELS], png:FOLDER");
+    expect_error("fashion-mnist:n=0", DCL_ERR_ARG, "n must be");
+    expect_error("idx:", DCL_ERR_ARG, "idx:IMAGES");
     // Every listed name opens.
     for (int i = 0; i < N_BUILTIN; i++) dcl_dataset_free(open_ok(builtin[i], 0));
     dcl_dataset *ds = open_ok("gmm8:n=100,noise=0.01", 0);

@@ -8,13 +8,15 @@
 #
 # Quiet when everything is installed and the build succeeds; prints the build log on failure.
 
-# Debian packages: compiler and build tools, OpenCL headers + ICD loader + CLBlast, PNG, OpenBLAS,
-# JSON, PoCL (an OpenCL device on any CPU), clinfo, Oclgrind (OpenCL checker), clang-format.
+# Debian packages: compiler and build tools, OpenCL headers + ICD loader + CLBlast, PNG, zlib
+# (gzipped IDX files), OpenBLAS, JSON, PoCL (an OpenCL device on any CPU), clinfo, Oclgrind
+# (OpenCL checker), clang-format, Fashion-MNIST (the fashion-mnist dataset, ~31 MB).
 DIFFCL_PACKAGES=(
     build-essential cmake pkg-config
     ocl-icd-opencl-dev opencl-c-headers libclblast-dev
-    libpng-dev libopenblas-dev libjansson-dev
+    libpng-dev zlib1g-dev libopenblas-dev libjansson-dev
     pocl-opencl-icd clinfo oclgrind clang-format
+    dataset-fashion-mnist
 )
 
 # Prints the packages among "$@" that are not fully installed, one per line.

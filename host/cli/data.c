@@ -1,5 +1,5 @@
-// `diffcl data`: writes the points of a dataset as CSV, or their scatter plot as PNG, so a dataset
-// spec can be looked at before training on it.
+// `diffcl data`: writes the points of a dataset as CSV, or their scatter plot as PNG (a grid of
+// its images for an image set), so a dataset spec can be looked at before training on it.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,15 +7,21 @@
 #include <strings.h>
 
 #include "cli/cli.h"
-#include "diffcl/data.h" // dcl_dataset_*, dcl_csv_write
-#include "diffcl/log.h"  // dcl_log
-#include "diffcl/plot.h" // dcl_plot_scatter
+#include "diffcl/data.h"  // dcl_dataset_*, dcl_csv_write
+#include "diffcl/image.h" // dcl_image_grid_write
+#include "diffcl/log.h"   // dcl_log
+#include "diffcl/plot.h"  // dcl_plot_scatter
 
 #define DEFAULT_N 10000
+// An image set's grid: GRID_COLS columns, at most GRID_MAX_ROWS rows; the first DEFAULT_IMAGES
+// images when unlabelled.
+#define GRID_COLS 10
+#define GRID_MAX_ROWS 100
+#define DEFAULT_IMAGES 100
 
 const cli_command cli_data_command = {
     .name = "data",
-    .summary = "write a dataset's points as CSV or their scatter plot as PNG",
+    .summary = "write a dataset's points as CSV, their scatter plot or a grid of images as PNG",
     .usage = "diffcl data --data SPEC --out FILE.csv|FILE.png [--n N] [--seed N]",
     .details =
         "Draws points of a dataset the way training sees them and writes them to --out: a CSV\n"
@@ -24,11 +30,18 @@ const cli_command cli_data_command = {
         "Options follow a colon: n=N fixes a training set of N points drawn once from the seed\n"
         "(spiral:n=40, as in the tutorial's figure 6), noise=STD sets the noise. csv:PATH reads\n"
         "points from a CSV file (header optional). A fresh set gives --n points (the first\n"
-        "training batch of that size); a fixed set or a CSV gives all of its points.\n",
+        "training batch of that size); a fixed set or a CSV gives all of its points.\n"
+        "Image sets (fashion-mnist[:split=test], idx:IMAGES[,LABELS], png:FOLDER; option n=K\n"
+        "keeps K images drawn from the seed) give a PNG grid: for a labelled set one row per\n"
+        "class (its first 10 images, the class name on the left), otherwise the first --n\n"
+        "images (default 100) in rows of 10. As CSV they give one row of C*H*W values in\n"
+        "[-1, 1] per image.\n",
     .examples = "  diffcl data --data spiral --out spiral.png\n"
                 "  diffcl data --data spiral:n=40 --seed 3 --out spiral40.csv\n"
                 "  diffcl data --data moons:noise=0.1 --n 2000 --out moons.png\n"
-                "  diffcl data --data csv:points.csv --out points.png\n",
+                "  diffcl data --data csv:points.csv --out points.png\n"
+                "  diffcl data --data fashion-mnist --out fashion.png\n"
+                "  diffcl data --data png:faces,n=64 --n 64 --out faces.png\n",
     .device_help = "not used: datasets are made on the host",
     .device_def = "-",
 };
@@ -43,17 +56,65 @@ static int output_kind(const char *path) {
     return 0;
 }
 
+// The grid of an image set: one row per class (its first GRID_COLS images, white where a class has
+// fewer) when labelled, else the first n (default DEFAULT_IMAGES) images.
+static dcl_status write_grid(dcl_dataset *ds, const char *out, uint64_t n) {
+    int C, H, W;
+    dcl_dataset_image_shape(ds, &C, &H, &W);
+    size_t D = (size_t)C * H * W, size = dcl_dataset_size(ds);
+    const float *x = dcl_dataset_points(ds);
+    const int32_t *labels = dcl_dataset_labels(ds);
+    int classes = dcl_dataset_num_classes(ds);
+    int scale = H <= 32 && W <= 32 ? 2 : 1;
+    if (!labels || classes > GRID_MAX_ROWS) {
+        size_t count = n ? (size_t)n : DEFAULT_IMAGES;
+        if (count > size) count = size;
+        if (count > (size_t)GRID_COLS * GRID_MAX_ROWS) count = (size_t)GRID_COLS * GRID_MAX_ROWS;
+        dcl_status s = dcl_image_grid_write(out, x, count, C, H, W, GRID_COLS, 2, scale, NULL, 0);
+        if (s == DCL_OK)
+            dcl_log(DCL_LOG_INFO, "wrote a grid of the first %zu of %zu images of %s to %s", count,
+                    size, dcl_dataset_spec(ds), out);
+        return s;
+    }
+    size_t cells = (size_t)classes * GRID_COLS;
+    float *grid = malloc(cells * D * sizeof *grid);
+    const char **names = malloc((size_t)classes * sizeof *names);
+    int *filled = calloc((size_t)classes, sizeof *filled);
+    dcl_status s = DCL_OK;
+    if (!grid || !names || !filled) {
+        s = DCL_ERR_NOMEM;
+    } else {
+        for (size_t i = 0; i < cells * D; i++) grid[i] = 1.0f; // white: no image
+        for (size_t i = 0; i < size; i++) {
+            int k = labels[i];
+            if (filled[k] == GRID_COLS) continue;
+            memcpy(grid + ((size_t)k * GRID_COLS + (size_t)filled[k]++) * D, x + i * D,
+                   D * sizeof *x);
+        }
+        for (int k = 0; k < classes; k++) names[k] = dcl_dataset_class_name(ds, k);
+        s = dcl_image_grid_write(out, grid, cells, C, H, W, GRID_COLS, 2, scale, names, classes);
+    }
+    if (s == DCL_OK)
+        dcl_log(DCL_LOG_INFO, "wrote the first images of each of the %d classes of %s to %s",
+                classes, dcl_dataset_spec(ds), out);
+    free(grid);
+    free(names);
+    free(filled);
+    return s;
+}
+
 int cli_cmd_data(int argc, char **argv) {
     const char *spec = NULL, *out = NULL;
     uint64_t n = 0, seed = 0;
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
         {"data", 'd', CLI_OPT_STRING, (void *)&spec, "SPEC",
-         "dataset: spiral, moons, checkerboard, gmm8, annulus, swissroll or csv:PATH", NULL, 0, 0},
+         "dataset: spiral, moons, ..., csv:PATH, fashion-mnist, idx:IMAGES, png:DIR", NULL, 0, 0},
         {"out", 'o', CLI_OPT_STRING, (void *)&out, "FILE",
-         "output: FILE.csv (points) or FILE.png (scatter plot)", NULL, 0, 0},
+         "output: FILE.csv (points) or FILE.png (scatter plot or image grid)", NULL, 0, 0},
         {"n", 'n', CLI_OPT_U64, &n, "N",
-         "points of a fresh set (a fixed set writes all of its own)", "10000", 1, DCL_CSV_MAX_ROWS},
+         "points of a fresh set; images in an unlabelled image grid (100)", "10000", 1,
+         DCL_CSV_MAX_ROWS},
         {"seed", 's', CLI_OPT_U64, &seed, "N", "seed of the dataset's random numbers", "0", 0,
          UINT64_MAX},
     };
@@ -70,6 +131,11 @@ int cli_cmd_data(int argc, char **argv) {
     dcl_dataset *ds = NULL;
     dcl_status s = dcl_dataset_open(&ds, spec, seed);
     if (s != DCL_OK) return cli_report(s);
+    if (kind == 'p' && dcl_dataset_image_shape(ds, NULL, NULL, NULL)) {
+        s = write_grid(ds, out, n);
+        dcl_dataset_free(ds);
+        return s == DCL_OK ? CLI_EXIT_OK : cli_report(s);
+    }
     size_t D = dcl_dataset_dim(ds), count = dcl_dataset_size(ds);
     const float *points = dcl_dataset_points(ds);
     float *fresh = NULL;

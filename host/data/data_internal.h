@@ -1,5 +1,5 @@
-// What host/data/dataset.c uses from its sources: the built-in 2D sets (toy2d.c) and the CSV
-// reader (csv.c).
+// What host/data/dataset.c uses from its sources: the built-in 2D sets (toy2d.c), the CSV
+// reader (csv.c) and image sets (image_set.c, over the IDX reader idx.c and pngdir.c).
 #ifndef DIFFCL_DATA_INTERNAL_H
 #define DIFFCL_DATA_INTERNAL_H
 
@@ -27,5 +27,38 @@ void dcl__toy2d_generate(int set, double noise, uint64_t seed, uint32_t step, ui
 
 // Reads a CSV of points (limits DCL_CSV_MAX_* of diffcl/data.h) into a malloc'ed x (n, D).
 dcl_status dcl__csv_read(const char *path, float **x, size_t *n, size_t *D);
+
+// An image set read from files: images x (n, C, H, W) with pixels scaled to [-1, 1].
+typedef struct dcl__image_set {
+    float *x;           // (n, C, H, W)
+    int32_t *labels;    // (n), or NULL when unlabelled
+    size_t n;           // images kept
+    int C, H, W;        // C is 1 or 3
+    int n_classes;      // 0 when unlabelled
+    char **class_names; // n_classes malloc'ed names, or NULL
+} dcl__image_set;
+
+// Pixel p of 0..255 as a float in [-1, 1]: p / 127.5 - 1, exact at 0 and 255.
+static inline float dcl__pixel_to_float(unsigned p) { return (float)((double)p / 127.5 - 1.0); }
+
+// Whether spec names an image set (fashion-mnist, idx:..., png:...).
+int dcl__image_spec(const char *spec);
+// Opens the image set spec names; on failure *out is left empty (all zero).
+dcl_status dcl__image_set_open(dcl__image_set *out, const char *spec, uint64_t seed);
+void dcl__image_set_free(dcl__image_set *s);
+
+// Which images a subset keeps: keep[i] for i < total. Every image when k == 0 (no n=K option),
+// else k distinct ones drawn from (seed, DCL_RNG_DATA, step UINT32_MAX). `what` names the source
+// for the error when k > total.
+dcl_status dcl__image_subset(unsigned char **keep, size_t total, size_t k, uint64_t seed,
+                             const char *what);
+
+// Reads the IDX pair images (N×H×W unsigned bytes) and labels (N bytes, each < n_classes; NULL:
+// unlabelled), either gzip or raw, keeping the images subset k of seed (dcl__image_subset).
+// Fills out->x, labels, n, C = 1, H, W (not class names).
+dcl_status dcl__idx_read(dcl__image_set *out, const char *images, const char *labels, int n_classes,
+                         size_t k, uint64_t seed);
+// Reads a folder of PNGs (diffcl/data.h's png:FOLDER), keeping the subset k of seed.
+dcl_status dcl__pngdir_read(dcl__image_set *out, const char *folder, size_t k, uint64_t seed);
 
 #endif

@@ -1,6 +1,6 @@
-// Datasets behind one handle: parsing a spec ("spiral", "spiral:n=40,noise=0.05", "csv:PATH"),
-// drawing a fixed training set once, and training batches and evaluation points from the
-// Philox stream (seed, DCL_RNG_DATA, step).
+// Datasets behind one handle: parsing a spec ("spiral", "spiral:n=40,noise=0.05", "csv:PATH";
+// image sets in image_set.c), drawing a fixed training set once, and training batches and
+// evaluation points from the Philox stream (seed, DCL_RNG_DATA, step).
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"         // dcl__fail
-#include "data/data_internal.h" // dcl__toy2d_*, dcl__csv_read
+#include "data/data_internal.h" // dcl__toy2d_*, dcl__csv_read, dcl__image_set_*
 #include "diffcl/data.h"
 #include "diffcl/rng.h" // dcl_rng_bits_at, DCL_RNG_DATA
 
@@ -21,11 +21,12 @@
 struct dcl_dataset {
     char *spec;
     uint64_t seed;
-    int toy;      // index of the built-in set, or -1 for a CSV
+    int toy;      // index of the built-in set, or -1 for a CSV or an image set
     double noise; // of the built-in set
     size_t D;
-    float *points; // (n, D): the fixed set or the CSV's rows; NULL when fresh every step
+    float *points; // (n, D): the fixed set, the CSV's rows or the images; NULL when fresh
     size_t n;
+    dcl__image_set img; // an image set's shape, labels and class names (img.x is points)
 };
 
 static char *dup_string(const char *s) {
@@ -36,8 +37,10 @@ static char *dup_string(const char *s) {
 }
 
 static dcl_status unknown_name(const char *spec, size_t len) {
-    return dcl__fail(DCL_ERR_ARG, "unknown dataset '%.*s'; built-in: %s, or csv:PATH", (int)len,
-                     spec, dcl__toy2d_list());
+    return dcl__fail(DCL_ERR_ARG,
+                     "unknown dataset '%.*s'; built-in: %s, or csv:PATH, fashion-mnist, "
+                     "idx:IMAGES[,LABELS], png:FOLDER",
+                     (int)len, spec, dcl__toy2d_list());
 }
 
 // Parses "n=40" or "noise=0.05" of a built-in set's options into ds.
@@ -115,7 +118,9 @@ dcl_status dcl_dataset_open(dcl_dataset **out, const char *spec, uint64_t seed) 
     if (!out) return dcl__fail(DCL_ERR_ARG, "dcl_dataset_open: no output pointer");
     *out = NULL;
     if (!spec || !*spec)
-        return dcl__fail(DCL_ERR_ARG, "no dataset given; built-in: %s, or csv:PATH",
+        return dcl__fail(DCL_ERR_ARG,
+                         "no dataset given; built-in: %s, or csv:PATH, fashion-mnist, "
+                         "idx:IMAGES[,LABELS], png:FOLDER",
                          dcl__toy2d_list());
     dcl_dataset *ds = calloc(1, sizeof *ds);
     if (!ds || !(ds->spec = dup_string(spec))) {
@@ -128,6 +133,13 @@ dcl_status dcl_dataset_open(dcl_dataset **out, const char *spec, uint64_t seed) 
     if (strncmp(spec, "csv:", 4) == 0) {
         if (!spec[4]) s = dcl__fail(DCL_ERR_ARG, "dataset 'csv:' needs a file: csv:PATH");
         else s = dcl__csv_read(spec + 4, &ds->points, &ds->n, &ds->D);
+    } else if (dcl__image_spec(spec)) {
+        s = dcl__image_set_open(&ds->img, spec, seed);
+        if (s == DCL_OK) {
+            ds->points = ds->img.x;
+            ds->n = ds->img.n;
+            ds->D = (size_t)ds->img.C * ds->img.H * ds->img.W;
+        }
     } else {
         s = open_builtin(ds, spec);
     }
@@ -141,6 +153,8 @@ dcl_status dcl_dataset_open(dcl_dataset **out, const char *spec, uint64_t seed) 
 
 void dcl_dataset_free(dcl_dataset *ds) {
     if (!ds) return;
+    if (ds->points == ds->img.x) ds->points = NULL;
+    dcl__image_set_free(&ds->img);
     free(ds->points);
     free(ds->spec);
     free(ds);
@@ -151,12 +165,32 @@ size_t dcl_dataset_dim(const dcl_dataset *ds) { return ds->D; }
 size_t dcl_dataset_size(const dcl_dataset *ds) { return ds->points ? ds->n : 0; }
 const float *dcl_dataset_points(const dcl_dataset *ds) { return ds->points; }
 
-// x (N, D) = rows of the fixed set at indices from elements first + i of (seed, DATA, step).
-static void gather(const dcl_dataset *ds, float *x, size_t N, uint32_t step, uint64_t first) {
+int dcl_dataset_image_shape(const dcl_dataset *ds, int *C, int *H, int *W) {
+    int image = ds && ds->img.x != NULL;
+    if (C) *C = image ? ds->img.C : 0;
+    if (H) *H = image ? ds->img.H : 0;
+    if (W) *W = image ? ds->img.W : 0;
+    return image;
+}
+
+int dcl_dataset_num_classes(const dcl_dataset *ds) { return ds ? ds->img.n_classes : 0; }
+
+const char *dcl_dataset_class_name(const dcl_dataset *ds, int k) {
+    if (!ds || k < 0 || k >= ds->img.n_classes || !ds->img.class_names) return NULL;
+    return ds->img.class_names[k];
+}
+
+const int32_t *dcl_dataset_labels(const dcl_dataset *ds) { return ds ? ds->img.labels : NULL; }
+
+// x (N, D) = rows of the fixed set at indices from elements first + i of (seed, DATA, step), and
+// their labels (0 when unlabelled) when labels is not NULL.
+static void gather(const dcl_dataset *ds, float *x, int32_t *labels, size_t N, uint32_t step,
+                   uint64_t first) {
     for (size_t i = 0; i < N; i++) {
         uint32_t bits = dcl_rng_bits_at(ds->seed, DCL_RNG_DATA, step, first + i);
         size_t k = (size_t)(((uint64_t)bits * ds->n) >> 32); // uniform in 0..n-1 (n < 2^32)
         memcpy(x + i * ds->D, ds->points + k * ds->D, ds->D * sizeof *x);
+        if (labels) labels[i] = ds->img.labels ? ds->img.labels[k] : 0;
     }
 }
 
@@ -168,15 +202,24 @@ static dcl_status check_out(const dcl_dataset *ds, const float *x, size_t N, con
     return DCL_OK;
 }
 
-dcl_status dcl_dataset_batch(dcl_dataset *ds, float *x, size_t N, uint64_t step) {
+dcl_status dcl_dataset_batch_labels(dcl_dataset *ds, float *x, int32_t *labels, size_t N,
+                                    uint64_t step) {
     dcl_status s = check_out(ds, x, N, "dcl_dataset_batch");
     if (s != DCL_OK) return s;
     if (step > DCL_DATA_MAX_STEP)
         return dcl__fail(DCL_ERR_ARG, "dataset '%s': step %llu is beyond the last one (%u)",
                          ds->spec, (unsigned long long)step, DCL_DATA_MAX_STEP);
-    if (ds->points) gather(ds, x, N, (uint32_t)step, 0);
-    else dcl__toy2d_generate(ds->toy, ds->noise, ds->seed, (uint32_t)step, 0, x, N);
+    if (ds->points) {
+        gather(ds, x, labels, N, (uint32_t)step, 0);
+    } else {
+        dcl__toy2d_generate(ds->toy, ds->noise, ds->seed, (uint32_t)step, 0, x, N);
+        if (labels) memset(labels, 0, N * sizeof *labels);
+    }
     return DCL_OK;
+}
+
+dcl_status dcl_dataset_batch(dcl_dataset *ds, float *x, size_t N, uint64_t step) {
+    return dcl_dataset_batch_labels(ds, x, NULL, N, step);
 }
 
 dcl_status dcl_dataset_fresh(dcl_dataset *ds, float *x, size_t N, uint64_t salt) {
@@ -189,6 +232,6 @@ dcl_status dcl_dataset_fresh(dcl_dataset *ds, float *x, size_t N, uint64_t salt)
     if (ds->toy >= 0)
         dcl__toy2d_generate(ds->toy, ds->noise, ds->seed, STEP_FRESH, first / DCL_TOY2D_ELEMENTS, x,
                             N);
-    else gather(ds, x, N, STEP_FRESH, first);
+    else gather(ds, x, NULL, N, STEP_FRESH, first);
     return DCL_OK;
 }
