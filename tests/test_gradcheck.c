@@ -294,6 +294,292 @@ done:
     tensor_free(&pred), tensor_free(&target), tensor_free(&w), tensor_free(&dout);
 }
 
+// ---- images (NCHW) ------------------------------------------------------------------------------
+
+// Sets every element of t to NaN on the host and the device: an op that overwrites must not read.
+static void poison(struct tensor *t) {
+    for (size_t i = 0; i < t->n; i++) t->h[i] = NAN;
+    put(t);
+}
+
+// im2col and swap01 are linear maps and col2im / swap01 with A, B exchanged their adjoints: the
+// backward of L = Σ w ⊙ f(x) is adjoint(w). A linear f has no truncation error, so h = 1/8 leaves
+// the rounding of col2im's float sums of up to k² = 16 values of |w| < 4, at most ~15u·64 ≈ 6e-6
+// (measured 2.7e-7): tol 1e-5; swap01 copies, so only L's double rounding remains: tol 1e-6.
+struct lin {
+    struct tensor x, out;
+    size_t N, C, H, W, k, stride, pad; // im2col
+    size_t A, B, R;                    // swap01 (when k == 0)
+};
+
+static void lin_forward(void *p) {
+    struct lin *l = p;
+    put(&l->x);
+    dcl_status s = l->k ? dcl_im2col(dev, P(&l->out), P(&l->x), l->N, l->C, l->H, l->W, l->k,
+                                     l->stride, l->pad)
+                        : dcl_swap01(dev, P(&l->out), P(&l->x), l->A, l->B, l->R);
+    CHECK(s == DCL_OK);
+    get(&l->out);
+}
+
+static void check_im2col(size_t k, size_t stride, size_t pad) {
+    struct lin l = {.N = 2, .C = 2, .H = 5, .W = 4, .k = k, .stride = stride, .pad = pad};
+    size_t Ho = (l.H + 2 * pad - k) / stride + 1, Wo = (l.W + 2 * pad - k) / stride + 1;
+    size_t cols = l.C * k * k * l.N * Ho * Wo;
+    struct tensor w, din;
+    if (!tensor_init(&l.x, l.N * l.C * l.H * l.W, 1) || !tensor_init(&l.out, cols, 2) ||
+        !tensor_init(&w, cols, 3) || !tensor_init(&din, l.N * l.C * l.H * l.W, 4))
+        goto done;
+    put(&w), poison(&din);
+    CHECK(dcl_col2im(dev, P(&din), P(&w), l.N, l.C, l.H, l.W, k, stride, pad) == DCL_OK);
+    get(&din);
+    char what[64];
+    snprintf(what, sizeof what, "col2im (k %zu, stride %zu, pad %zu)", k, stride, pad);
+    check_against_fd(what, &l.x, din.h, lin_forward, &l, &w, &l.out, 0.125f, 1e-5);
+done:
+    tensor_free(&l.x), tensor_free(&l.out), tensor_free(&w), tensor_free(&din);
+}
+
+static void check_swap01(void) {
+    struct lin l = {.A = 3, .B = 4, .R = 5};
+    struct tensor w, din;
+    size_t n = l.A * l.B * l.R;
+    if (!tensor_init(&l.x, n, 1) || !tensor_init(&l.out, n, 2) || !tensor_init(&w, n, 3) ||
+        !tensor_init(&din, n, 4))
+        goto done;
+    put(&w), poison(&din);
+    CHECK(dcl_swap01(dev, P(&din), P(&w), l.B, l.A, l.R) == DCL_OK);
+    get(&din);
+    check_against_fd("swap01 (B, A) as backward", &l.x, din.h, lin_forward, &l, &w, &l.out, 0.125f,
+                     1e-6);
+done:
+    tensor_free(&l.x), tensor_free(&l.out), tensor_free(&w), tensor_free(&din);
+}
+
+// channel_bias_add is linear in bias: h = 1/8, tol 1e-4 as check_bias. per_sample 0 accumulates
+// (dbias starts at 0.25), per_sample 1 overwrites (dbias starts as NaN).
+struct cbias {
+    struct tensor in, bias, out;
+    size_t N, C, R;
+    int per_sample;
+};
+
+static void cbias_forward(void *p) {
+    struct cbias *b = p;
+    put(&b->bias);
+    CHECK(dcl_channel_bias_add(dev, P(&b->out), P(&b->in), P(&b->bias), b->N, b->C, b->R,
+                               b->per_sample) == DCL_OK);
+    get(&b->out);
+}
+
+static void check_channel_bias(int per_sample) {
+    struct cbias b = {.N = 3, .C = 4, .R = 5, .per_sample = per_sample};
+    size_t nb = per_sample ? b.N * b.C : b.C, n = b.N * b.C * b.R;
+    struct tensor dout, dbias;
+    if (!tensor_init(&b.in, n, 1) || !tensor_init(&b.bias, nb, 2) || !tensor_init(&b.out, n, 3) ||
+        !tensor_init(&dout, n, 4) || !tensor_init(&dbias, nb, 5))
+        goto done;
+    put(&b.in), put(&dout);
+    if (per_sample) {
+        poison(&dbias);
+    } else {
+        for (size_t i = 0; i < nb; i++) dbias.h[i] = 0.25f;
+        put(&dbias);
+    }
+    CHECK(dcl_channel_bias_backward(dev, P(&dbias), P(&dout), b.N, b.C, b.R, per_sample) == DCL_OK);
+    get(&dbias);
+    if (!per_sample)
+        for (size_t i = 0; i < nb; i++) dbias.h[i] -= 0.25f;
+    check_against_fd(per_sample ? "channel_bias_backward (= n,c)" : "channel_bias_backward (+= c)",
+                     &b.bias, dbias.h, cbias_forward, &b, &dout, &b.out, 0.125f, 1e-4);
+done:
+    tensor_free(&b.in), tensor_free(&b.bias), tensor_free(&b.out), tensor_free(&dout),
+        tensor_free(&dbias);
+}
+
+// GroupNorm: L = Σ w ⊙ out is smooth in in. The CPU forward computes in double and rounds out to
+// float, so L carries ~√48·u·|w·out| ≈ 3e-7 of rounding noise, ~3e-5 in a difference with
+// h = 1e-2; the truncation h²/6·|∂³L| with |∂³L| <~ 10 (rstd ~ 1/2) adds ~2e-4: tol 1e-3.
+// L is linear in beta and in gamma: h = 1/8, tol 1e-4.
+struct gn {
+    struct tensor in, gamma, beta, out, mean, rstd;
+    size_t N, C, R, G;
+};
+
+static void gn_forward(void *p) {
+    struct gn *g = p;
+    put(&g->in), put(&g->gamma), put(&g->beta);
+    CHECK(dcl_group_norm_forward(dev, P(&g->out), P(&g->mean), P(&g->rstd), P(&g->in), P(&g->gamma),
+                                 P(&g->beta), g->N, g->C, g->R, g->G, 1e-5f) == DCL_OK);
+    get(&g->out);
+}
+
+static void check_group_norm(void) {
+    struct gn g = {.N = 2, .C = 4, .R = 6, .G = 2};
+    size_t n = g.N * g.C * g.R, M = g.C / g.G * g.R;
+    struct tensor w, din, dgamma, dbeta;
+    if (!tensor_init(&g.in, n, 1) || !tensor_init(&g.gamma, g.C, 2) ||
+        !tensor_init(&g.beta, g.C, 3) || !tensor_init(&g.out, n, 4) ||
+        !tensor_init(&g.mean, g.N * g.G, 5) || !tensor_init(&g.rstd, g.N * g.G, 6) ||
+        !tensor_init(&w, n, 7) || !tensor_init(&din, n, 8) || !tensor_init(&dgamma, g.C, 9) ||
+        !tensor_init(&dbeta, g.C, 10))
+        goto done;
+    for (size_t i = 0; i < n; i++) g.in.h[i] = 3.0f + 2.0f * g.in.h[i]; // mean 3, spread 2
+    gn_forward(&g);
+    get(&g.mean), get(&g.rstd);
+    // The saved statistics are each group's mean and 1/√(var + eps), rounded to float.
+    for (size_t row = 0; row < g.N * g.G; row++) {
+        double mu = 0, var = 0;
+        for (size_t j = 0; j < M; j++) mu += g.in.h[row * M + j];
+        mu /= (double)M;
+        for (size_t j = 0; j < M; j++) var += pow(g.in.h[row * M + j] - mu, 2);
+        var /= (double)M;
+        CHECK_NEAR(g.mean.h[row], mu, 1e-6, 1e-6);
+        CHECK_NEAR(g.rstd.h[row], 1 / sqrt(var + 1e-5), 1e-6, 1e-6);
+    }
+    put(&w), poison(&din);
+    for (size_t c = 0; c < g.C; c++) dgamma.h[c] = dbeta.h[c] = 0.25f;
+    put(&dgamma), put(&dbeta);
+    CHECK(dcl_group_norm_backward(dev, P(&din), P(&dgamma), P(&dbeta), P(&w), P(&g.in), P(&g.mean),
+                                  P(&g.rstd), P(&g.gamma), g.N, g.C, g.R, g.G) == DCL_OK);
+    get(&din), get(&dgamma), get(&dbeta);
+    for (size_t c = 0; c < g.C; c++) dgamma.h[c] -= 0.25f, dbeta.h[c] -= 0.25f;
+    check_against_fd("group_norm_backward: din", &g.in, din.h, gn_forward, &g, &w, &g.out, 1e-2f,
+                     1e-3);
+    check_against_fd("group_norm_backward: dgamma +=", &g.gamma, dgamma.h, gn_forward, &g, &w,
+                     &g.out, 0.125f, 1e-4);
+    check_against_fd("group_norm_backward: dbeta +=", &g.beta, dbeta.h, gn_forward, &g, &w, &g.out,
+                     0.125f, 1e-4);
+done:
+    tensor_free(&g.in), tensor_free(&g.gamma), tensor_free(&g.beta), tensor_free(&g.out);
+    tensor_free(&g.mean), tensor_free(&g.rstd), tensor_free(&w), tensor_free(&din);
+    tensor_free(&dgamma), tensor_free(&dbeta);
+}
+
+// upsample2x and concat_channels are linear copies: h = 1/8. upsample2x_backward's four-term
+// float sums err by at most 3u·16 ≈ 3e-6 (measured 1e-7): tol 1e-5; split_channels copies: 1e-6.
+struct copyop {
+    struct tensor a, b, out;
+    size_t N, C, H, W, C2; // upsample: (N, C, H, W); concat: C1 = C, C2, R = H·W
+    int concat;
+};
+
+static void copyop_forward(void *p) {
+    struct copyop *o = p;
+    put(&o->a);
+    if (o->concat) put(&o->b);
+    dcl_status s = o->concat
+                       ? dcl_concat_channels(dev, P(&o->out), P(&o->a), P(&o->b), o->N, o->C, o->C2,
+                                             o->H * o->W)
+                       : dcl_upsample2x_forward(dev, P(&o->out), P(&o->a), o->N, o->C, o->H, o->W);
+    CHECK(s == DCL_OK);
+    get(&o->out);
+}
+
+static void check_upsample(void) {
+    struct copyop o = {.N = 2, .C = 2, .H = 3, .W = 5};
+    size_t n = o.N * o.C * o.H * o.W;
+    struct tensor w, din;
+    if (!tensor_init(&o.a, n, 1) || !tensor_init(&o.out, 4 * n, 2) || !tensor_init(&w, 4 * n, 3) ||
+        !tensor_init(&din, n, 4))
+        goto done;
+    put(&w), poison(&din);
+    CHECK(dcl_upsample2x_backward(dev, P(&din), P(&w), o.N, o.C, o.H, o.W) == DCL_OK);
+    get(&din);
+    check_against_fd("upsample2x_backward", &o.a, din.h, copyop_forward, &o, &w, &o.out, 0.125f,
+                     1e-5);
+done:
+    tensor_free(&o.a), tensor_free(&o.out), tensor_free(&w), tensor_free(&din);
+}
+
+static void check_split(void) {
+    struct copyop o = {.N = 2, .C = 3, .C2 = 2, .H = 2, .W = 3, .concat = 1};
+    size_t R = o.H * o.W, na = o.N * o.C * R, nb = o.N * o.C2 * R;
+    struct tensor w, da, db;
+    if (!tensor_init(&o.a, na, 1) || !tensor_init(&o.b, nb, 2) ||
+        !tensor_init(&o.out, na + nb, 3) || !tensor_init(&w, na + nb, 4) ||
+        !tensor_init(&da, na, 5) || !tensor_init(&db, nb, 6))
+        goto done;
+    put(&w), poison(&da), poison(&db);
+    CHECK(dcl_split_channels(dev, P(&da), P(&db), P(&w), o.N, o.C, o.C2, R) == DCL_OK);
+    get(&da), get(&db);
+    check_against_fd("split_channels: da", &o.a, da.h, copyop_forward, &o, &w, &o.out, 0.125f,
+                     1e-6);
+    check_against_fd("split_channels: db", &o.b, db.h, copyop_forward, &o, &w, &o.out, 0.125f,
+                     1e-6);
+done:
+    tensor_free(&o.a), tensor_free(&o.b), tensor_free(&o.out);
+    tensor_free(&w), tensor_free(&da), tensor_free(&db);
+}
+
+// ---- class embedding ----------------------------------------------------------------------------
+
+// L is linear in the table: h = 1/8, tol 1e-4. Labels repeat and one is out of range (K): its row
+// of out is zero and it adds nothing to dtable, which starts at 0.25 (accumulates).
+struct emb {
+    struct tensor table, out;
+    dcl_buffer *labels;
+    size_t N, K, E;
+};
+
+static void emb_forward(void *p) {
+    struct emb *e = p;
+    put(&e->table);
+    CHECK(dcl_embedding_forward(dev, P(&e->out), P(&e->table), dcl_at(e->labels, 0), e->N, e->K,
+                                e->E) == DCL_OK);
+    get(&e->out);
+}
+
+static void check_embedding(void) {
+    struct emb e = {.N = 6, .K = 4, .E = 3, .labels = NULL};
+    const uint32_t labels[6] = {2, 0, 2, 4, 3, 2}; // 4 = K: a zero row; class 1 unused
+    struct tensor w, dtable;
+    if (!tensor_init(&e.table, e.K * e.E, 1) || !tensor_init(&e.out, e.N * e.E, 2) ||
+        !tensor_init(&w, e.N * e.E, 3) || !tensor_init(&dtable, e.K * e.E, 4) ||
+        dcl_buffer_alloc(&e.labels, dev, e.N, "labels") != DCL_OK)
+        goto done;
+    CHECK(dcl_buffer_write(e.labels, 0, e.N, labels) == DCL_OK);
+    put(&w);
+    for (size_t i = 0; i < dtable.n; i++) dtable.h[i] = 0.25f;
+    put(&dtable);
+    CHECK(dcl_embedding_backward(dev, P(&dtable), P(&w), dcl_at(e.labels, 0), e.N, e.K, e.E) ==
+          DCL_OK);
+    get(&dtable);
+    for (size_t i = 0; i < dtable.n; i++) dtable.h[i] -= 0.25f;
+    check_against_fd("embedding_backward (+=)", &e.table, dtable.h, emb_forward, &e, &w, &e.out,
+                     0.125f, 1e-4);
+    emb_forward(&e);
+    for (size_t j = 0; j < e.E; j++) CHECK(e.out.h[3 * e.E + j] == 0.0f);
+    for (size_t j = 0; j < e.E; j++) CHECK(dtable.h[1 * e.E + j] == 0.0f);
+done:
+    dcl_buffer_free(e.labels);
+    tensor_free(&e.table), tensor_free(&e.out), tensor_free(&w), tensor_free(&dtable);
+}
+
+// ---- argument checks ----------------------------------------------------------------------------
+
+// The image ops refuse sizes they cannot run, with DCL_ERR_ARG, before touching any data.
+static void check_rejects(void) {
+    dcl_buffer *b = NULL;
+    if (dcl_buffer_alloc(&b, dev, 64, "rejects") != DCL_OK) {
+        check_failures++;
+        return;
+    }
+    dcl_ptr p = dcl_at(b, 0), q = dcl_at(b, 32);
+    CHECK(dcl_group_norm_forward(dev, p, p, p, p, p, p, 1, 6, 2, 4, 1e-5f) == DCL_ERR_ARG);
+    CHECK(dcl_group_norm_forward(dev, p, p, p, p, p, p, 1, 6, 2, 0, 1e-5f) == DCL_ERR_ARG);
+    CHECK(dcl_group_norm_forward(dev, p, p, p, p, p, p, 1, 6, 0, 3, 1e-5f) == DCL_ERR_ARG);
+    CHECK(dcl_group_norm_forward(dev, p, p, p, p, p, p, 1, 6, 2, 3, -1.0f) == DCL_ERR_ARG);
+    CHECK(dcl_group_norm_backward(dev, p, p, p, p, p, p, p, p, 1, 6, 2, 4) == DCL_ERR_ARG);
+    CHECK(dcl_im2col(dev, q, p, 1, 1, 1, 4, 3, 1, 0) == DCL_ERR_ARG);    // 3×3 on 1 row, no pad
+    CHECK(dcl_im2col(dev, q, p, 1, 1, 4, 4, 3, 0, 1) == DCL_ERR_ARG);    // stride 0
+    CHECK(dcl_col2im(dev, p, q, 1, 1, 4, 4, 0, 1, 1) == DCL_ERR_ARG);    // kernel size 0
+    CHECK(dcl_im2col(dev, q, p, 1, 1, 4, 4, 3, 1, 1) == DCL_ERR_ARG);    // col needs 144 > 32
+    CHECK(dcl_swap01(dev, dcl_at(b, 4), p, 2, 3, 2) == DCL_ERR_ARG);     // out overlaps in
+    CHECK(dcl_upsample2x_forward(dev, q, p, 1, 1, 4, 4) == DCL_ERR_ARG); // out needs 64 > 32
+    dcl_buffer_free(b);
+}
+
 int main(int argc, char **argv) {
     (void)argc, (void)argv;           // --small changes nothing: the sizes are already small
     setvbuf(stdout, NULL, _IOLBF, 0); // keep summaries and failure details in order
@@ -308,6 +594,18 @@ int main(int argc, char **argv) {
     check_gemm(0);
     check_gemm(1);
     check_mse();
+    check_im2col(3, 1, 1);
+    check_im2col(3, 2, 1);
+    check_im2col(1, 1, 0);
+    check_im2col(4, 3, 2);
+    check_swap01();
+    check_channel_bias(0);
+    check_channel_bias(1);
+    check_group_norm();
+    check_upsample();
+    check_split();
+    check_embedding();
+    check_rejects();
     dcl_device_free(dev);
     return check_exit();
 }

@@ -13,7 +13,7 @@
 #include "diffcl/rng.h" // dcl_rng_*_at: deterministic inputs from the seed
 
 #define GUARD 16      // guard elements after every tensor (and the `off` ones before it)
-#define MAX_TENSORS 6 // outputs and inputs of one case
+#define MAX_TENSORS 8 // outputs and inputs of one case (group_norm_backward: 8)
 #define MAX_SHOWN 5   // mismatches listed in r->detail
 
 // How a case uses a tensor. INOUT tensors are read and written (gemm's C with beta != 0, a
@@ -29,6 +29,8 @@ enum gen {
     GEN_NONFINITE, // every 16th element NaN (with payload), +Inf or -Inf
     GEN_UNIT,      // uniform in (0, 1) instead (diffusion times)
     GEN_POSITIVE,  // |x| + 0.5 (Adam's second moments, squared norms)
+    GEN_SHIFTED,   // x + 8: a mean far from 0 next to the spread (GroupNorm's two passes)
+    GEN_LABEL,     // uint32 labels 0..9, and now and then 0xffffffff (embedding: K = 7)
 };
 
 struct tensor {
@@ -36,7 +38,8 @@ struct tensor {
     size_t len; // elements the op touches
     enum role role;
     enum gen gen;
-    int bits; // compare 32-bit words exactly (uint outputs, copies, exact fills)
+    int bits;    // compare 32-bit words exactly (uint outputs, copies, exact fills)
+    double atol; // > 0: this output's own atol, where it sums far more terms than the others
 };
 
 // One instance of a case at a size n: tensors, op parameters and the tolerance.
@@ -50,6 +53,8 @@ struct problem {
     uint32_t purpose, step;
     float lr, beta1, beta2, eps, wd, clip; // adamw_step
     int64_t adam_step;
+    size_t C, H, W, R, G, k, stride, pad; // images (N, C, H, W) or (N, C, R); C2 is D2
+    int per_sample;
     double atol, rtol;
 };
 
@@ -59,10 +64,13 @@ struct check_case {
     dcl_status (*run)(dcl_device *dev, const struct problem *p, const dcl_ptr *t);
     int ta, tb;  // gemm transposes
     int variant; // case-specific: gemm shape, in-place, ...
+    // Optional: rewrites inputs that must be consistent with others (GroupNorm's saved mean and
+    // rstd from its input) in init[k][off...] after they were drawn.
+    void (*derive)(const struct problem *p, uint32_t *const *init, size_t off);
 };
 
 static void add(struct problem *p, const char *name, size_t len, enum role role, enum gen gen) {
-    p->t[p->nt++] = (struct tensor){name, len, role, gen, 0};
+    p->t[p->nt++] = (struct tensor){name, len, role, gen, 0, 0};
 }
 
 // Unit roundoff of float.
@@ -292,6 +300,238 @@ static void setup_adamw(const struct check_case *c, size_t n, struct problem *p)
     p->atol = 64 * U * 0.02 * 4, p->rtol = 64 * U;
 }
 
+// ---- images and class embedding --------------------------------------------------------------
+//
+// Each case grows one dimension with n and keeps the others small and odd, so every op sees
+// ragged sizes while n = 257 stays quick under Oclgrind (at most ~20k elements).
+
+static uint32_t float_bits(float f);
+static float bits_float(uint32_t u);
+
+// im2col and col2im geometries: variant 0: 3×3, stride 1, pad 1 (W = n); 1: 3×3, stride 2,
+// pad 1 (H = n); 2: 1×1 (C = n); 3: 4×4, stride 3, pad 2 (W = n + 1; rows and columns that see
+// only padding).
+static void conv_shape(int variant, size_t n, struct problem *p) {
+    switch (variant) {
+    case 0: p->N = 1, p->C = 2, p->H = 4, p->W = n, p->k = 3, p->stride = 1, p->pad = 1; break;
+    case 1: p->N = 2, p->C = 2, p->H = n, p->W = 6, p->k = 3, p->stride = 2, p->pad = 1; break;
+    case 2: p->N = 3, p->C = n, p->H = 2, p->W = 3, p->k = 1, p->stride = 1, p->pad = 0; break;
+    default: p->N = 2, p->C = 2, p->H = 3, p->W = n + 1, p->k = 4, p->stride = 3, p->pad = 2; break;
+    }
+}
+
+static size_t conv_cols(const struct problem *p) {
+    size_t Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1;
+    size_t Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
+    return p->C * p->k * p->k * p->N * Ho * Wo;
+}
+
+// im2col: a gather of copies and zeros, bitwise (non-finite inputs keep their payloads).
+static void setup_im2col(const struct check_case *c, size_t n, struct problem *p) {
+    conv_shape(c->variant, n, p);
+    add(p, "col", conv_cols(p), OUT, GEN_NORMAL);
+    add(p, "in", p->N * p->C * p->H * p->W, IN, GEN_NONFINITE);
+    p->t[0].bits = 1;
+}
+
+// col2im: each pixel adds at most ⌈k/s⌉² col entries with float adds in (ky, kx) order on both
+// sides, so the results agree bitwise; atol = 2u·6·k² bounds a device that reassociates.
+// Measured on PoCL: 0.
+static void setup_col2im(const struct check_case *c, size_t n, struct problem *p) {
+    conv_shape(c->variant, n, p);
+    add(p, "din", p->N * p->C * p->H * p->W, OUT, GEN_NORMAL);
+    add(p, "col", conv_cols(p), IN, GEN_NORMAL);
+    p->atol = 2 * U * 6 * (double)(p->k * p->k);
+}
+
+// swap01: a copy, bitwise. variant 0: A = n; 1: B = n; 2: R = n.
+static void setup_swap01(const struct check_case *c, size_t n, struct problem *p) {
+    size_t A = 4, B = 3, R = 5;
+    if (c->variant == 0) A = n;
+    else if (c->variant == 1) B = n, R = 3;
+    else A = 2, R = n;
+    p->M = A, p->N = B, p->R = R;
+    add(p, "out", A * B * R, OUT, GEN_NORMAL);
+    add(p, "in", A * B * R, IN, GEN_NONFINITE);
+    p->t[0].bits = 1;
+}
+
+// channel_bias_add: one IEEE add per element, exact. variant 0: bias (C), R = n; 1: bias (N, C),
+// C = n; 2: bias (C), N = n, in place; 3: bias (N, C), R = n, in place.
+static void setup_channel_bias_add(const struct check_case *c, size_t n, struct problem *p) {
+    switch (c->variant) {
+    case 0: p->N = 2, p->C = 3, p->R = n; break;
+    case 1: p->N = 3, p->C = n, p->R = 5; break;
+    case 2: p->N = n, p->C = 3, p->R = 4; break;
+    default: p->N = 2, p->C = 5, p->R = n; break;
+    }
+    p->per_sample = c->variant & 1;
+    size_t len = p->N * p->C * p->R;
+    if (c->variant >= 2) {
+        add(p, "x", len, INOUT, GEN_NORMAL);
+    } else {
+        add(p, "out", len, OUT, GEN_NORMAL);
+        add(p, "in", len, IN, GEN_NORMAL);
+    }
+    add(p, "bias", p->per_sample ? p->N * p->C : p->C, IN, GEN_NORMAL);
+}
+
+// channel_bias_backward: sums of L = N·R (per_sample 0, +=) or L = R (per_sample 1, =) values in
+// float on the device (a tree over a serial part whose length depends on the launch) against
+// double on the reference: as bias_backward, atol = 8u·(L + 2√L) + 8u·6, rtol 4u. Measured on
+// PoCL: 4.6e-5 (L = 12291, atol 6.0e-3), 1.4e-6 (L = 7, atol 8.7e-6).
+// variant 0: C sums over N = 3, R = n; 1: N = n, R = 3 (strided); 2: per sample, R = n;
+// 3: per sample, N = n/8 + 1 (rows of 7: many short work-groups, slow under Oclgrind).
+static void setup_channel_bias_backward(const struct check_case *c, size_t n, struct problem *p) {
+    switch (c->variant) {
+    case 0: p->N = 3, p->C = 4, p->R = n; break;
+    case 1: p->N = n, p->C = 5, p->R = 3; break;
+    case 2: p->N = 2, p->C = 3, p->R = n; break;
+    default: p->N = n / 8 + 1, p->C = 4, p->R = 7; break; // n / 8: one barrier tree per row
+    }
+    p->per_sample = c->variant >= 2;
+    add(p, "dbias", p->per_sample ? p->N * p->C : p->C, p->per_sample ? OUT : INOUT, GEN_NORMAL);
+    add(p, "dout", p->N * p->C * p->R, IN, GEN_NORMAL);
+    double L = (double)(p->per_sample ? p->R : p->N * p->R);
+    p->atol = 8 * U * (L + 2 * sqrt(L)) + 8 * U * 6;
+    p->rtol = 4 * U;
+}
+
+// GroupNorm shapes: variant 0: N = 2, C = 8, G = 2, R = n (long groups); 1: N = n/8 + 1, C = 6,
+// G = 3, R = 5 (many short groups, each a work-group with its barriers: slow under Oclgrind);
+// 2: G = C (instance norm), R = n + 1; 3: G = 1 (layer norm), R = n.
+static void group_norm_shape(int variant, size_t n, struct problem *p) {
+    switch (variant) {
+    case 0: p->N = 2, p->C = 8, p->G = 2, p->R = n; break;
+    case 1: p->N = n / 8 + 1, p->C = 6, p->G = 3, p->R = 5; break;
+    case 2: p->N = 3, p->C = 4, p->G = 4, p->R = n + 1; break;
+    default: p->N = 2, p->C = 3, p->G = 1, p->R = n; break;
+    }
+    p->eps = 1e-5f;
+}
+
+// group_norm_forward on x = 8 + N(0, 1) (a mean eight spreads from 0, which a one-pass
+// E[x²] − E[x]² in float would turn into errors of ~64u·M). The device's float mean errs by
+// δμ <~ u·(serial part + log2 M)·8, which moves every output by δμ·rstd·|gamma| (rstd ~ 1,
+// |gamma| < 4); the variance's relative error (~u·√M, squares add no cancellation) moves it by
+// that times |x̂·gamma| (|x̂| < 5), and rsqrt adds 2 ulp. The mean dominates, and most under the
+// serial launch (1, 1): one work-item sums all M <= 4·4097 values, a random walk of
+// ~u·8·√M ≈ 6e-5 in Σx/M at worst-case-free rounding, times |gamma| < 4. atol 1e-4, rtol 64u
+// ≈ 3.8e-6 (mean ~8 and rstd ~1 are compared under the same rule). Measured on PoCL: out
+// 1.5e-5 (launch (1, 1), M = 16388, from a mean 5.7e-6 off), rstd 4.8e-7; 4.6e-6 at the
+// default launch.
+static void setup_group_norm_forward(const struct check_case *c, size_t n, struct problem *p) {
+    group_norm_shape(c->variant, n, p);
+    size_t len = p->N * p->C * p->R;
+    add(p, "out", len, OUT, GEN_NORMAL);
+    add(p, "mean", p->N * p->G, OUT, GEN_NORMAL);
+    add(p, "rstd", p->N * p->G, OUT, GEN_NORMAL);
+    add(p, "in", len, IN, GEN_SHIFTED);
+    add(p, "gamma", p->C, IN, GEN_NORMAL);
+    add(p, "beta", p->C, IN, GEN_NORMAL);
+    p->atol = 1e-4, p->rtol = 64 * U;
+}
+
+// The backward's saved statistics, consistent with its input as the forward would leave them:
+// mean and rstd of each group in double, rounded to float. Tensors: 4 in, 5 mean, 6 rstd.
+static void derive_group_norm(const struct problem *p, uint32_t *const *init, size_t off) {
+    size_t M = p->C / p->G * p->R;
+    for (size_t row = 0; row < p->N * p->G; row++) {
+        const uint32_t *x = init[4] + off + row * M;
+        double mu = 0, var = 0;
+        for (size_t j = 0; j < M; j++) mu += bits_float(x[j]);
+        mu /= (double)M;
+        for (size_t j = 0; j < M; j++) var += (bits_float(x[j]) - mu) * (bits_float(x[j]) - mu);
+        var /= (double)M;
+        init[5][off + row] = float_bits((float)mu);
+        init[6][off + row] = float_bits((float)(1 / sqrt(var + p->eps)));
+    }
+}
+
+// group_norm_backward with consistent statistics (derive_group_norm). din: the device's float
+// sums Σg and Σg·x̂ over M elements err by ~u·(serial part + log2 M)·Σ|g|, divided by M; with
+// |g| = |gamma·dout| < 24, |x̂| < 5 and rstd ~ 1 that moves din by < ~1e-5: atol 2e-5.
+// dgamma and dbeta sum L = N·R terms dout·x̂ and dout, products of independent unit normals
+// with E|·| <= 0.8: as channel_bias_backward, atol 8u·(L + 2√L) + 8u·6. rtol 64u for both.
+// Measured on PoCL: din 1.7e-6 (atol 2e-5); dgamma 9.5e-5, dbeta 9.2e-5 (L = 8194, atol 3.9e-3).
+static void setup_group_norm_backward(const struct check_case *c, size_t n, struct problem *p) {
+    group_norm_shape(c->variant, n, p);
+    size_t len = p->N * p->C * p->R;
+    add(p, "din", len, OUT, GEN_NORMAL);
+    add(p, "dgamma", p->C, INOUT, GEN_NORMAL);
+    add(p, "dbeta", p->C, INOUT, GEN_NORMAL);
+    add(p, "dout", len, IN, GEN_NORMAL);
+    add(p, "in", len, IN, GEN_SHIFTED);
+    add(p, "mean", p->N * p->G, IN, GEN_NORMAL); // derived
+    add(p, "rstd", p->N * p->G, IN, GEN_NORMAL); // derived
+    add(p, "gamma", p->C, IN, GEN_NORMAL);
+    double L = (double)(p->N * p->R);
+    p->atol = 2e-5, p->rtol = 64 * U;
+    p->t[1].atol = p->t[2].atol = 8 * U * (L + 2 * sqrt(L)) + 8 * U * 6;
+}
+
+// upsample2x: variant 0: W = n; 1: H = n. The forward copies (bitwise); the backward adds four
+// values in the same order on both sides (exact; atol 2u·4·6 for a device that reassociates).
+// Measured on PoCL: 0.
+static void setup_upsample2x(const struct check_case *c, size_t n, struct problem *p) {
+    int backward = c->variant >= 2;
+    if (c->variant % 2 == 0) p->N = 2, p->C = 3, p->H = 2, p->W = n;
+    else p->N = 1, p->C = 2, p->H = n, p->W = 3;
+    size_t small = p->N * p->C * p->H * p->W;
+    add(p, backward ? "din" : "out", backward ? small : 4 * small, OUT, GEN_NORMAL);
+    add(p, backward ? "dout" : "in", backward ? 4 * small : small, IN,
+        backward ? GEN_NORMAL : GEN_NONFINITE);
+    p->t[0].bits = !backward;
+    p->atol = 2 * U * 4 * 6;
+}
+
+// concat_channels / split_channels: copies, bitwise. variant 0: C2 = n; 1: N = n; 2: C1 = n, R = 1.
+static void setup_channels(const struct check_case *c, size_t n, struct problem *p) {
+    int split = c->variant >= 3;
+    switch (c->variant % 3) {
+    case 0: p->N = 2, p->C = 3, p->D2 = n, p->R = 5; break;
+    case 1: p->N = n, p->C = 2, p->D2 = 1, p->R = 3; break;
+    default: p->N = 2, p->C = n, p->D2 = 4, p->R = 1; break;
+    }
+    size_t la = p->N * p->C * p->R, lb = p->N * p->D2 * p->R;
+    if (split) {
+        add(p, "da", la, OUT, GEN_NORMAL);
+        add(p, "db", lb, OUT, GEN_NORMAL);
+        add(p, "dout", la + lb, IN, GEN_NONFINITE);
+        p->t[0].bits = p->t[1].bits = 1;
+    } else {
+        add(p, "out", la + lb, OUT, GEN_NORMAL);
+        add(p, "a", la, IN, GEN_NONFINITE);
+        add(p, "b", lb, IN, GEN_NONFINITE);
+        p->t[0].bits = 1;
+    }
+}
+
+// embedding with K = 7 classes and labels 0..9 plus 0xffffffff (out of range: zero rows, no
+// gradient). variant 0: N = n, E = 5; 1: N = 3, E = n; 2: K = n classes, N = 6, E = 3.
+// The forward copies rows and zeros (bitwise). The backward sums at most N dout values per entry
+// in float (in order) against double, then adds: atol 8u·(N + 2√N) + 8u·6, rtol 4u, as
+// bias_backward. Measured on PoCL: 1.9e-5 (N = 4097, atol 2.0e-3), 2.4e-7 (N = 3 or 6).
+static void setup_embedding(const struct check_case *c, size_t n, struct problem *p) {
+    int backward = c->variant >= 3;
+    switch (c->variant % 3) {
+    case 0: p->N = n, p->K = 7, p->D = 5; break;
+    case 1: p->N = 3, p->K = 7, p->D = n; break;
+    default: p->N = 6, p->K = n, p->D = 3; break;
+    }
+    if (backward) {
+        add(p, "dtable", p->K * p->D, INOUT, GEN_NORMAL);
+        add(p, "dout", p->N * p->D, IN, GEN_NORMAL);
+    } else {
+        add(p, "out", p->N * p->D, OUT, GEN_NORMAL);
+        add(p, "table", p->K * p->D, IN, GEN_NONFINITE);
+        p->t[0].bits = 1;
+    }
+    add(p, "labels", p->N, IN, GEN_LABEL);
+    double N = (double)p->N;
+    p->atol = 8 * U * (N + 2 * sqrt(N)) + 8 * U * 6, p->rtol = 4 * U;
+}
+
 // ---- runs: the op through its public wrapper --------------------------------------------------
 
 static dcl_status run_fill(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
@@ -369,49 +609,153 @@ static dcl_status run_adamw_step(dcl_device *dev, const struct problem *p, const
                           p->eps, p->wd, p->clip, p->adam_step);
 }
 
+static dcl_status run_im2col(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_im2col(dev, t[0], t[1], p->N, p->C, p->H, p->W, p->k, p->stride, p->pad);
+}
+static dcl_status run_col2im(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_col2im(dev, t[0], t[1], p->N, p->C, p->H, p->W, p->k, p->stride, p->pad);
+}
+static dcl_status run_swap01(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_swap01(dev, t[0], t[1], p->M, p->N, p->R);
+}
+static dcl_status run_channel_bias_add(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    if (p->t[0].role == INOUT) // in place
+        return dcl_channel_bias_add(dev, t[0], t[0], t[1], p->N, p->C, p->R, p->per_sample);
+    return dcl_channel_bias_add(dev, t[0], t[1], t[2], p->N, p->C, p->R, p->per_sample);
+}
+static dcl_status run_channel_bias_backward(dcl_device *dev, const struct problem *p,
+                                            const dcl_ptr *t) {
+    return dcl_channel_bias_backward(dev, t[0], t[1], p->N, p->C, p->R, p->per_sample);
+}
+static dcl_status run_group_norm_forward(dcl_device *dev, const struct problem *p,
+                                         const dcl_ptr *t) {
+    return dcl_group_norm_forward(dev, t[0], t[1], t[2], t[3], t[4], t[5], p->N, p->C, p->R, p->G,
+                                  p->eps);
+}
+static dcl_status run_group_norm_backward(dcl_device *dev, const struct problem *p,
+                                          const dcl_ptr *t) {
+    return dcl_group_norm_backward(dev, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], p->N, p->C,
+                                   p->R, p->G);
+}
+static dcl_status run_upsample2x_forward(dcl_device *dev, const struct problem *p,
+                                         const dcl_ptr *t) {
+    return dcl_upsample2x_forward(dev, t[0], t[1], p->N, p->C, p->H, p->W);
+}
+static dcl_status run_upsample2x_backward(dcl_device *dev, const struct problem *p,
+                                          const dcl_ptr *t) {
+    return dcl_upsample2x_backward(dev, t[0], t[1], p->N, p->C, p->H, p->W);
+}
+static dcl_status run_concat_channels(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_concat_channels(dev, t[0], t[1], t[2], p->N, p->C, p->D2, p->R);
+}
+static dcl_status run_split_channels(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    return dcl_split_channels(dev, t[0], t[1], t[2], p->N, p->C, p->D2, p->R);
+}
+static dcl_status run_embedding_forward(dcl_device *dev, const struct problem *p,
+                                        const dcl_ptr *t) {
+    return dcl_embedding_forward(dev, t[0], t[1], t[2], p->N, p->K, p->D);
+}
+static dcl_status run_embedding_backward(dcl_device *dev, const struct problem *p,
+                                         const dcl_ptr *t) {
+    return dcl_embedding_backward(dev, t[0], t[1], t[2], p->N, p->K, p->D);
+}
+
 // Every op of DCL_OP_MAP has at least one row named after it ("gemm" → "gemm_nn"); tests/test_ops.c
-// checks that. {name, setup, run, trans_a, trans_b, variant}
+// checks that. {name, setup, run, trans_a, trans_b, variant, derive}
 static const struct check_case cases[] = {
-    {"fill", setup_fill, run_fill, 0, 0, 0},
-    {"copy", setup_copy, run_copy, 0, 0, 0},
-    {"axpby", setup_lin, run_axpby, 0, 0, 0},
-    {"axpby_inplace", setup_lin, run_axpby_inplace, 0, 0, 1},
-    {"lincomb3", setup_lin, run_lincomb3, 0, 0, 3},
-    {"gemm_nn", setup_gemm, run_gemm, 0, 0, 0},
-    {"gemm_nt", setup_gemm, run_gemm, 0, 1, 0},
-    {"gemm_tn", setup_gemm, run_gemm, 1, 0, 0},
-    {"gemm_tt", setup_gemm, run_gemm, 1, 1, 0},
-    {"gemm_nn_beta", setup_gemm, run_gemm, 0, 0, 1},
-    {"gemm_nt_beta", setup_gemm, run_gemm, 0, 1, 1},
-    {"gemm_tn_beta", setup_gemm, run_gemm, 1, 0, 1},
-    {"gemm_tt_beta", setup_gemm, run_gemm, 1, 1, 1},
-    {"gemm_nn_wide", setup_gemm, run_gemm, 0, 0, 2},
-    {"gemm_tn_wide", setup_gemm, run_gemm, 1, 0, 2},
-    {"bias_add", setup_bias_add, run_bias_add, 0, 0, 0},
-    {"bias_add_inplace", setup_bias_add, run_bias_add_inplace, 0, 0, 1},
-    {"bias_backward", setup_bias_backward, run_bias_backward, 0, 0, 0},
-    {"bias_backward_wide", setup_bias_backward, run_bias_backward, 0, 0, 1},
-    {"relu_forward", setup_relu, run_relu_forward, 0, 0, 0},
-    {"relu_backward", setup_relu, run_relu_backward, 0, 0, 1},
-    {"silu_forward", setup_silu, run_silu_forward, 0, 0, 0},
-    {"silu_backward", setup_silu, run_silu_backward, 0, 0, 1},
-    {"sum", setup_reduce, run_sum, 0, 0, 0},
-    {"sumsq", setup_reduce, run_sumsq, 0, 0, 1},
-    {"count_nonfinite", setup_count, run_count_nonfinite, 0, 0, 0},
-    {"concat_cols", setup_concat, run_concat_cols, 0, 0, 0},
-    {"concat_cols_wide", setup_concat, run_concat_cols, 0, 0, 1},
-    {"time_embedding", setup_time_embedding, run_time_embedding, 0, 0, 0},
-    {"time_embedding_wide", setup_time_embedding, run_time_embedding, 0, 0, 1},
-    {"forward_process", setup_forward_process, run_forward_process, 0, 0, 0},
-    {"forward_process_wide", setup_forward_process, run_forward_process, 0, 0, 1},
-    {"mse_backward", setup_mse_backward, run_mse_backward, 0, 0, 0},
-    {"mse_backward_wide", setup_mse_backward, run_mse_backward, 0, 0, 1},
-    {"adamw_step", setup_adamw, run_adamw_step, 0, 0, 0},
-    {"adamw_step_clip", setup_adamw, run_adamw_step, 0, 0, 1},
-    {"adamw_step_noclip", setup_adamw, run_adamw_step, 0, 0, 2},
-    {"rng_bits", setup_rng, run_rng_bits, 0, 0, 0},
-    {"rng_uniform", setup_rng, run_rng_uniform, 0, 0, 1},
-    {"rng_normal", setup_rng, run_rng_normal, 0, 0, 2},
+    {"fill", setup_fill, run_fill, 0, 0, 0, NULL},
+    {"copy", setup_copy, run_copy, 0, 0, 0, NULL},
+    {"axpby", setup_lin, run_axpby, 0, 0, 0, NULL},
+    {"axpby_inplace", setup_lin, run_axpby_inplace, 0, 0, 1, NULL},
+    {"lincomb3", setup_lin, run_lincomb3, 0, 0, 3, NULL},
+    {"gemm_nn", setup_gemm, run_gemm, 0, 0, 0, NULL},
+    {"gemm_nt", setup_gemm, run_gemm, 0, 1, 0, NULL},
+    {"gemm_tn", setup_gemm, run_gemm, 1, 0, 0, NULL},
+    {"gemm_tt", setup_gemm, run_gemm, 1, 1, 0, NULL},
+    {"gemm_nn_beta", setup_gemm, run_gemm, 0, 0, 1, NULL},
+    {"gemm_nt_beta", setup_gemm, run_gemm, 0, 1, 1, NULL},
+    {"gemm_tn_beta", setup_gemm, run_gemm, 1, 0, 1, NULL},
+    {"gemm_tt_beta", setup_gemm, run_gemm, 1, 1, 1, NULL},
+    {"gemm_nn_wide", setup_gemm, run_gemm, 0, 0, 2, NULL},
+    {"gemm_tn_wide", setup_gemm, run_gemm, 1, 0, 2, NULL},
+    {"bias_add", setup_bias_add, run_bias_add, 0, 0, 0, NULL},
+    {"bias_add_inplace", setup_bias_add, run_bias_add_inplace, 0, 0, 1, NULL},
+    {"bias_backward", setup_bias_backward, run_bias_backward, 0, 0, 0, NULL},
+    {"bias_backward_wide", setup_bias_backward, run_bias_backward, 0, 0, 1, NULL},
+    {"relu_forward", setup_relu, run_relu_forward, 0, 0, 0, NULL},
+    {"relu_backward", setup_relu, run_relu_backward, 0, 0, 1, NULL},
+    {"silu_forward", setup_silu, run_silu_forward, 0, 0, 0, NULL},
+    {"silu_backward", setup_silu, run_silu_backward, 0, 0, 1, NULL},
+    {"sum", setup_reduce, run_sum, 0, 0, 0, NULL},
+    {"sumsq", setup_reduce, run_sumsq, 0, 0, 1, NULL},
+    {"count_nonfinite", setup_count, run_count_nonfinite, 0, 0, 0, NULL},
+    {"concat_cols", setup_concat, run_concat_cols, 0, 0, 0, NULL},
+    {"concat_cols_wide", setup_concat, run_concat_cols, 0, 0, 1, NULL},
+    {"time_embedding", setup_time_embedding, run_time_embedding, 0, 0, 0, NULL},
+    {"time_embedding_wide", setup_time_embedding, run_time_embedding, 0, 0, 1, NULL},
+    {"forward_process", setup_forward_process, run_forward_process, 0, 0, 0, NULL},
+    {"forward_process_wide", setup_forward_process, run_forward_process, 0, 0, 1, NULL},
+    {"mse_backward", setup_mse_backward, run_mse_backward, 0, 0, 0, NULL},
+    {"mse_backward_wide", setup_mse_backward, run_mse_backward, 0, 0, 1, NULL},
+    {"adamw_step", setup_adamw, run_adamw_step, 0, 0, 0, NULL},
+    {"adamw_step_clip", setup_adamw, run_adamw_step, 0, 0, 1, NULL},
+    {"adamw_step_noclip", setup_adamw, run_adamw_step, 0, 0, 2, NULL},
+    {"rng_bits", setup_rng, run_rng_bits, 0, 0, 0, NULL},
+    {"rng_uniform", setup_rng, run_rng_uniform, 0, 0, 1, NULL},
+    {"rng_normal", setup_rng, run_rng_normal, 0, 0, 2, NULL},
+    {"im2col", setup_im2col, run_im2col, 0, 0, 0, NULL},
+    {"im2col_stride2", setup_im2col, run_im2col, 0, 0, 1, NULL},
+    {"im2col_1x1", setup_im2col, run_im2col, 0, 0, 2, NULL},
+    {"im2col_k4s3p2", setup_im2col, run_im2col, 0, 0, 3, NULL},
+    {"col2im", setup_col2im, run_col2im, 0, 0, 0, NULL},
+    {"col2im_stride2", setup_col2im, run_col2im, 0, 0, 1, NULL},
+    {"col2im_1x1", setup_col2im, run_col2im, 0, 0, 2, NULL},
+    {"col2im_k4s3p2", setup_col2im, run_col2im, 0, 0, 3, NULL},
+    {"swap01", setup_swap01, run_swap01, 0, 0, 0, NULL},
+    {"swap01_wide_b", setup_swap01, run_swap01, 0, 0, 1, NULL},
+    {"swap01_wide_r", setup_swap01, run_swap01, 0, 0, 2, NULL},
+    {"channel_bias_add", setup_channel_bias_add, run_channel_bias_add, 0, 0, 0, NULL},
+    {"channel_bias_add_sample", setup_channel_bias_add, run_channel_bias_add, 0, 0, 1, NULL},
+    {"channel_bias_add_inplace", setup_channel_bias_add, run_channel_bias_add, 0, 0, 2, NULL},
+    {"channel_bias_add_sample_inplace", setup_channel_bias_add, run_channel_bias_add, 0, 0, 3,
+     NULL},
+    {"channel_bias_backward", setup_channel_bias_backward, run_channel_bias_backward, 0, 0, 0,
+     NULL},
+    {"channel_bias_backward_batch", setup_channel_bias_backward, run_channel_bias_backward, 0, 0, 1,
+     NULL},
+    {"channel_bias_backward_sample", setup_channel_bias_backward, run_channel_bias_backward, 0, 0,
+     2, NULL},
+    {"channel_bias_backward_sample_batch", setup_channel_bias_backward, run_channel_bias_backward,
+     0, 0, 3, NULL},
+    {"group_norm_forward", setup_group_norm_forward, run_group_norm_forward, 0, 0, 0, NULL},
+    {"group_norm_forward_batch", setup_group_norm_forward, run_group_norm_forward, 0, 0, 1, NULL},
+    {"group_norm_forward_instance", setup_group_norm_forward, run_group_norm_forward, 0, 0, 2,
+     NULL},
+    {"group_norm_forward_layer", setup_group_norm_forward, run_group_norm_forward, 0, 0, 3, NULL},
+    {"group_norm_backward", setup_group_norm_backward, run_group_norm_backward, 0, 0, 0,
+     derive_group_norm},
+    {"group_norm_backward_batch", setup_group_norm_backward, run_group_norm_backward, 0, 0, 1,
+     derive_group_norm},
+    {"group_norm_backward_instance", setup_group_norm_backward, run_group_norm_backward, 0, 0, 2,
+     derive_group_norm},
+    {"group_norm_backward_layer", setup_group_norm_backward, run_group_norm_backward, 0, 0, 3,
+     derive_group_norm},
+    {"upsample2x_forward", setup_upsample2x, run_upsample2x_forward, 0, 0, 0, NULL},
+    {"upsample2x_forward_tall", setup_upsample2x, run_upsample2x_forward, 0, 0, 1, NULL},
+    {"upsample2x_backward", setup_upsample2x, run_upsample2x_backward, 0, 0, 2, NULL},
+    {"upsample2x_backward_tall", setup_upsample2x, run_upsample2x_backward, 0, 0, 3, NULL},
+    {"concat_channels", setup_channels, run_concat_channels, 0, 0, 0, NULL},
+    {"concat_channels_batch", setup_channels, run_concat_channels, 0, 0, 1, NULL},
+    {"concat_channels_wide", setup_channels, run_concat_channels, 0, 0, 2, NULL},
+    {"split_channels", setup_channels, run_split_channels, 0, 0, 3, NULL},
+    {"split_channels_batch", setup_channels, run_split_channels, 0, 0, 4, NULL},
+    {"split_channels_wide", setup_channels, run_split_channels, 0, 0, 5, NULL},
+    {"embedding_forward", setup_embedding, run_embedding_forward, 0, 0, 0, NULL},
+    {"embedding_forward_wide", setup_embedding, run_embedding_forward, 0, 0, 1, NULL},
+    {"embedding_forward_classes", setup_embedding, run_embedding_forward, 0, 0, 2, NULL},
+    {"embedding_backward", setup_embedding, run_embedding_backward, 0, 0, 3, NULL},
+    {"embedding_backward_wide", setup_embedding, run_embedding_backward, 0, 0, 4, NULL},
+    {"embedding_backward_classes", setup_embedding, run_embedding_backward, 0, 0, 5, NULL},
 };
 
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
@@ -450,6 +794,8 @@ static uint32_t gen_word(enum gen g, uint64_t seed, uint32_t k, size_t i) {
         break;
     case GEN_UNIT: return float_bits(dcl_u01(r));
     case GEN_POSITIVE: return float_bits(fabsf(x) + 0.5f);
+    case GEN_SHIFTED: return float_bits(x + 8.0f);
+    case GEN_LABEL: return r % 64 == 63 ? 0xffffffffu : r % 10;
     case GEN_NONFINITE:
         if (r % 16 == 0) return 0x7fc00000u | (r >> 20) | ((r & 32) ? 0x80000000u : 0); // NaN
         if (r % 16 == 1) x = INFINITY;
@@ -530,7 +876,7 @@ static size_t compare(dcl_check_result *r, const struct problem *p, const struct
             double d = fabs((double)a - (double)b);
             if (d > r->max_abs) r->max_abs = d;
             if (b != 0.0f && d / fabs((double)b) > r->max_rel) r->max_rel = d / fabs((double)b);
-            ok = d <= p->atol + p->rtol * fabs((double)b);
+            ok = d <= (t->atol > 0 ? t->atol : p->atol) + p->rtol * fabs((double)b);
         }
         if (ok) continue;
         if (bad++ == 0 && *shown == 0) note(r, "mismatches:");
@@ -626,6 +972,7 @@ dcl_status dcl_check_case_run(dcl_device *dev, int i, size_t n, size_t off, uint
             for (size_t j = 0; j < p.t[k].len; j++)
                 u.init[k][off + j] = gen_word(p.t[k].gen, seed, (uint32_t)k, j);
     }
+    if (s == DCL_OK && c->derive) c->derive(&p, u.init, off);
     if (s == DCL_OK) s = run_on(ref, c, &p, off, u.init, u.rbuf, u.want);
     if (s == DCL_OK) s = run_on(dev, c, &p, off, u.init, u.dbuf, u.got);
     if (s != DCL_OK) {

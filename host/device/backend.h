@@ -32,7 +32,20 @@
     X(ADAMW_STEP, adamw_step)                                                                      \
     X(RNG_BITS, rng_bits)                                                                          \
     X(RNG_UNIFORM, rng_uniform)                                                                    \
-    X(RNG_NORMAL, rng_normal)
+    X(RNG_NORMAL, rng_normal)                                                                      \
+    X(IM2COL, im2col)                                                                              \
+    X(COL2IM, col2im)                                                                              \
+    X(SWAP01, swap01)                                                                              \
+    X(CHANNEL_BIAS_ADD, channel_bias_add)                                                          \
+    X(CHANNEL_BIAS_BACKWARD, channel_bias_backward)                                                \
+    X(GROUP_NORM_FORWARD, group_norm_forward)                                                      \
+    X(GROUP_NORM_BACKWARD, group_norm_backward)                                                    \
+    X(UPSAMPLE2X_FORWARD, upsample2x_forward)                                                      \
+    X(UPSAMPLE2X_BACKWARD, upsample2x_backward)                                                    \
+    X(CONCAT_CHANNELS, concat_channels)                                                            \
+    X(SPLIT_CHANNELS, split_channels)                                                              \
+    X(EMBEDDING_FORWARD, embedding_forward)                                                        \
+    X(EMBEDDING_BACKWARD, embedding_backward)
 
 // clang-format off
 enum dcl_op {
@@ -46,8 +59,8 @@ enum dcl_op {
 const char *dcl__op_name(enum dcl_op op); // "gemm"
 int dcl__op_from_name(const char *name);  // -1 when unknown
 
-#define DCL_MAX_OUT 3 // adamw_step: params, m, v
-#define DCL_MAX_IN 3
+#define DCL_MAX_OUT 3 // adamw_step: params, m, v; group_norm_*: three each
+#define DCL_MAX_IN 5  // group_norm_backward: dout, in, mean, rstd, gamma
 
 // One op call, packed. Outputs and inputs carry the number of elements they touch, so the
 // dispatcher can bounds-check them and the CPU fallback can copy exactly those ranges.
@@ -88,6 +101,23 @@ struct dcl_op_args {
             uint64_t seed, first;
             uint32_t purpose, step;
         } rng;
+        struct {
+            size_t N, C, H, W;             // the image (N, C, H, W)
+            size_t k, stride, pad, Ho, Wo; // im2col, col2im: the patches and the output grid
+        } img;                             // im2col, col2im, upsample2x_*
+        struct {
+            size_t A, B, R;
+        } swap;
+        struct {
+            size_t N, C, R;
+            size_t C2;      // concat_channels, split_channels: b's channels (C is a's)
+            size_t G;       // group_norm_*: groups
+            int per_sample; // channel_bias_*: bias (N, C) instead of (C)
+            float eps;      // group_norm_forward
+        } chan;             // (N, C, R) channel ops: channel_bias_*, group_norm_*, *_channels
+        struct {
+            size_t N, K, E;
+        } embed;
     } p;
 };
 

@@ -276,3 +276,267 @@ dcl_status dcl_rng_normal(dcl_device *dev, dcl_ptr out, uint64_t seed, uint32_t 
                           uint32_t step, uint64_t first, size_t n) {
     return rng(dev, DCL_OP_RNG_NORMAL, out, seed, purpose, step, first, n);
 }
+
+// ---- images (NCHW) and class embedding ----------------------------------------------------------
+
+// *out = a·b·c·d when that stays below 2^32 (the kernels' uint indices); else a status naming the
+// op, the tensor and the sizes.
+static dcl_status elements(enum dcl_op op, const char *what, size_t a, size_t b, size_t c, size_t d,
+                           size_t *out) {
+    const size_t limit = ((size_t)1 << 32) - 1;
+    size_t f[4] = {a, b, c, d}, n = 1;
+    int zero = !a || !b || !c || !d;
+    for (int i = 0; i < 4 && !zero; i++) {
+        if (n > limit / f[i])
+            return dcl__fail(DCL_ERR_ARG,
+                             "op %s: %s of %zu × %zu × %zu × %zu elements exceeds 2^32 elements",
+                             dcl__op_name(op), what, a, b, c, d);
+        n *= f[i];
+    }
+    *out = zero ? 0 : n;
+    return DCL_OK;
+}
+
+// Packs im2col / col2im: validates the geometry and sizes the image (N, C, H, W) and the columns
+// (C·k·k, N·Ho·Wo).
+static dcl_status conv_args(struct dcl_op_args *a, size_t N, size_t C, size_t H, size_t W, size_t k,
+                            size_t stride, size_t pad, size_t *img, size_t *col) {
+    const char *op = dcl__op_name(a->op);
+    const size_t lim = (size_t)1 << 31; // padded coordinates stay below 2^31 in the kernels
+    if (k == 0 || stride == 0 || stride >= lim)
+        return dcl__fail(DCL_ERR_ARG, "op %s: kernel size %zu and stride %zu must lie in [1, 2^31)",
+                         op, k, stride);
+    if (pad >= lim || H >= lim || W >= lim || H + 2 * pad >= lim || W + 2 * pad >= lim)
+        return dcl__fail(DCL_ERR_ARG, "op %s: a %zu×%zu image padded by %zu passes 2^31 rows", op,
+                         H, W, pad);
+    if (H + 2 * pad < k || W + 2 * pad < k)
+        return dcl__fail(DCL_ERR_ARG,
+                         "op %s: a %zu×%zu kernel does not fit a %zu×%zu image padded by %zu", op,
+                         k, k, H, W, pad);
+    size_t Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1, rows;
+    dcl_status s = elements(a->op, "image", N, C, H, W, img);
+    if (s == DCL_OK) s = elements(a->op, "kernel rows", C, k, k, 1, &rows);
+    if (s == DCL_OK) s = elements(a->op, "columns", rows ? rows : 1, N, Ho, Wo, col);
+    if (s != DCL_OK) return s;
+    if (!rows) *col = 0;
+    a->p.img.N = N, a->p.img.C = C, a->p.img.H = H, a->p.img.W = W;
+    a->p.img.k = k, a->p.img.stride = stride, a->p.img.pad = pad;
+    a->p.img.Ho = Ho, a->p.img.Wo = Wo;
+    return DCL_OK;
+}
+
+dcl_status dcl_im2col(dcl_device *dev, dcl_ptr col, dcl_ptr in, size_t N, size_t C, size_t H,
+                      size_t W, size_t k, size_t stride, size_t pad) {
+    struct dcl_op_args a = {.op = DCL_OP_IM2COL, .n_out = 1, .n_in = 1, .out = {col}, .in = {in}};
+    dcl_status s = conv_args(&a, N, C, H, W, k, stride, pad, &a.in_len[0], &a.out_len[0]);
+    return s != DCL_OK ? s : dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_col2im(dcl_device *dev, dcl_ptr din, dcl_ptr col, size_t N, size_t C, size_t H,
+                      size_t W, size_t k, size_t stride, size_t pad) {
+    struct dcl_op_args a = {.op = DCL_OP_COL2IM, .n_out = 1, .n_in = 1, .out = {din}, .in = {col}};
+    dcl_status s = conv_args(&a, N, C, H, W, k, stride, pad, &a.out_len[0], &a.in_len[0]);
+    return s != DCL_OK ? s : dcl__op_run(dev, &a);
+}
+
+// Whether views p and q of n elements each share an element.
+static int overlap(dcl_ptr p, dcl_ptr q, size_t n) {
+    return n && p.buf && p.buf == q.buf && (p.off < q.off ? q.off - p.off : p.off - q.off) < n;
+}
+
+dcl_status dcl_swap01(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t A, size_t B, size_t R) {
+    size_t n;
+    dcl_status s = elements(DCL_OP_SWAP01, "tensor", A, B, R, 1, &n);
+    if (s != DCL_OK) return s;
+    if (overlap(out, in, n))
+        return dcl__fail(DCL_ERR_ARG, "op swap01: out and in overlap in tensor '%s'",
+                         out.buf->name);
+    struct dcl_op_args a = {.op = DCL_OP_SWAP01,
+                            .n_out = 1,
+                            .n_in = 1,
+                            .out = {out},
+                            .out_len = {n},
+                            .in = {in},
+                            .in_len = {n}};
+    a.p.swap.A = A, a.p.swap.B = B, a.p.swap.R = R;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_channel_bias_add(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr bias, size_t N,
+                                size_t C, size_t R, int per_sample) {
+    size_t n;
+    dcl_status s = elements(DCL_OP_CHANNEL_BIAS_ADD, "tensor", N, C, R, 1, &n);
+    if (s != DCL_OK) return s;
+    struct dcl_op_args a = {.op = DCL_OP_CHANNEL_BIAS_ADD,
+                            .n_out = 1,
+                            .n_in = 2,
+                            .out = {out},
+                            .out_len = {n},
+                            .in = {in, bias},
+                            .in_len = {n, per_sample ? N * C : C}};
+    a.p.chan.N = N, a.p.chan.C = C, a.p.chan.R = R, a.p.chan.per_sample = per_sample != 0;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_channel_bias_backward(dcl_device *dev, dcl_ptr dbias, dcl_ptr dout, size_t N,
+                                     size_t C, size_t R, int per_sample) {
+    size_t n;
+    dcl_status s = elements(DCL_OP_CHANNEL_BIAS_BACKWARD, "tensor", N, C, R > 0 ? R : 1, 1, &n);
+    if (s != DCL_OK) return s;
+    // per_sample 1 overwrites dbias (zeros when R = 0); per_sample 0 adds nothing when N·R = 0.
+    struct dcl_op_args a = {.op = DCL_OP_CHANNEL_BIAS_BACKWARD,
+                            .n_out = 1,
+                            .n_in = 1,
+                            .out = {dbias},
+                            .out_len = {per_sample ? N * C
+                                        : N && R   ? C
+                                                   : 0},
+                            .in = {dout},
+                            .in_len = {N * C * R}};
+    a.p.chan.N = N, a.p.chan.C = C, a.p.chan.R = R, a.p.chan.per_sample = per_sample != 0;
+    return dcl__op_run(dev, &a);
+}
+
+// GroupNorm's sizes: G divides C and every group has at least one element.
+static dcl_status group_norm_args(struct dcl_op_args *a, size_t N, size_t C, size_t R, size_t G,
+                                  size_t *n) {
+    const char *op = dcl__op_name(a->op);
+    if (G == 0 || C % G != 0)
+        return dcl__fail(DCL_ERR_ARG, "op %s: %zu groups do not divide %zu channels", op, G, C);
+    if (N && C && R == 0)
+        return dcl__fail(DCL_ERR_ARG, "op %s: groups of 0 positions have no statistics", op);
+    a->p.chan.N = N, a->p.chan.C = C, a->p.chan.R = R, a->p.chan.G = G;
+    return elements(a->op, "tensor", N, C, R, 1, n);
+}
+
+dcl_status dcl_group_norm_forward(dcl_device *dev, dcl_ptr out, dcl_ptr mean, dcl_ptr rstd,
+                                  dcl_ptr in, dcl_ptr gamma, dcl_ptr beta, size_t N, size_t C,
+                                  size_t R, size_t G, float eps) {
+    if (!(eps >= 0.0f) || isinf(eps))
+        return dcl__fail(DCL_ERR_ARG, "op group_norm_forward: eps %g must be finite and >= 0",
+                         (double)eps);
+    struct dcl_op_args a = {.op = DCL_OP_GROUP_NORM_FORWARD,
+                            .n_out = 3,
+                            .n_in = 3,
+                            .out = {out, mean, rstd},
+                            .in = {in, gamma, beta}};
+    size_t n;
+    dcl_status s = group_norm_args(&a, N, C, R, G, &n);
+    if (s != DCL_OK) return s;
+    a.p.chan.eps = eps;
+    size_t stats = C ? N * G : 0;
+    a.out_len[0] = n, a.out_len[1] = stats, a.out_len[2] = stats;
+    a.in_len[0] = n, a.in_len[1] = C, a.in_len[2] = C;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_group_norm_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dgamma, dcl_ptr dbeta,
+                                   dcl_ptr dout, dcl_ptr in, dcl_ptr mean, dcl_ptr rstd,
+                                   dcl_ptr gamma, size_t N, size_t C, size_t R, size_t G) {
+    struct dcl_op_args a = {.op = DCL_OP_GROUP_NORM_BACKWARD,
+                            .n_out = 3,
+                            .n_in = 5,
+                            .out = {din, dgamma, dbeta},
+                            .in = {dout, in, mean, rstd, gamma}};
+    size_t n;
+    dcl_status s = group_norm_args(&a, N, C, R, G, &n);
+    if (s != DCL_OK) return s;
+    size_t params = n ? C : 0; // nothing to accumulate from an empty batch
+    a.out_len[0] = n, a.out_len[1] = params, a.out_len[2] = params;
+    a.in_len[0] = n, a.in_len[1] = n, a.in_len[2] = n ? N * G : 0, a.in_len[3] = a.in_len[2];
+    a.in_len[4] = C;
+    return dcl__op_run(dev, &a);
+}
+
+// Packs upsample2x_*: the small image (N, C, H, W) and the large one (N, C, 2H, 2W).
+static dcl_status upsample_args(struct dcl_op_args *a, size_t N, size_t C, size_t H, size_t W,
+                                size_t *small, size_t *large) {
+    if (H >= ((size_t)1 << 31) || W >= ((size_t)1 << 31))
+        return dcl__fail(DCL_ERR_ARG, "op %s: image %zu×%zu is too large", dcl__op_name(a->op), H,
+                         W);
+    dcl_status s = elements(a->op, "upsampled image", N, C, 2 * H, 2 * W, large);
+    if (s != DCL_OK) return s;
+    *small = *large / 4;
+    a->p.img.N = N, a->p.img.C = C, a->p.img.H = H, a->p.img.W = W;
+    return DCL_OK;
+}
+
+dcl_status dcl_upsample2x_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t N, size_t C,
+                                  size_t H, size_t W) {
+    struct dcl_op_args a = {
+        .op = DCL_OP_UPSAMPLE2X_FORWARD, .n_out = 1, .n_in = 1, .out = {out}, .in = {in}};
+    dcl_status s = upsample_args(&a, N, C, H, W, &a.in_len[0], &a.out_len[0]);
+    return s != DCL_OK ? s : dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_upsample2x_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dout, size_t N, size_t C,
+                                   size_t H, size_t W) {
+    struct dcl_op_args a = {
+        .op = DCL_OP_UPSAMPLE2X_BACKWARD, .n_out = 1, .n_in = 1, .out = {din}, .in = {dout}};
+    dcl_status s = upsample_args(&a, N, C, H, W, &a.out_len[0], &a.in_len[0]);
+    return s != DCL_OK ? s : dcl__op_run(dev, &a);
+}
+
+// Packs concat_channels / split_channels: the parts (N, C1, R), (N, C2, R) and the whole.
+static dcl_status channels_args(struct dcl_op_args *a, size_t N, size_t C1, size_t C2, size_t R,
+                                size_t *na, size_t *nb, size_t *whole) {
+    dcl_status s = C1 + C2 < C1
+                       ? dcl__fail(DCL_ERR_ARG, "op %s: too many channels", dcl__op_name(a->op))
+                       : elements(a->op, "tensor", N, C1 + C2, R, 1, whole);
+    if (s != DCL_OK) return s;
+    *na = N * C1 * R, *nb = N * C2 * R;
+    a->p.chan.N = N, a->p.chan.C = C1, a->p.chan.C2 = C2, a->p.chan.R = R;
+    return DCL_OK;
+}
+
+dcl_status dcl_concat_channels(dcl_device *dev, dcl_ptr out, dcl_ptr a, dcl_ptr b, size_t N,
+                               size_t C1, size_t C2, size_t R) {
+    struct dcl_op_args args = {
+        .op = DCL_OP_CONCAT_CHANNELS, .n_out = 1, .n_in = 2, .out = {out}, .in = {a, b}};
+    dcl_status s =
+        channels_args(&args, N, C1, C2, R, &args.in_len[0], &args.in_len[1], &args.out_len[0]);
+    return s != DCL_OK ? s : dcl__op_run(dev, &args);
+}
+
+dcl_status dcl_split_channels(dcl_device *dev, dcl_ptr da, dcl_ptr db, dcl_ptr dout, size_t N,
+                              size_t C1, size_t C2, size_t R) {
+    struct dcl_op_args args = {
+        .op = DCL_OP_SPLIT_CHANNELS, .n_out = 2, .n_in = 1, .out = {da, db}, .in = {dout}};
+    dcl_status s =
+        channels_args(&args, N, C1, C2, R, &args.out_len[0], &args.out_len[1], &args.in_len[0]);
+    return s != DCL_OK ? s : dcl__op_run(dev, &args);
+}
+
+dcl_status dcl_embedding_forward(dcl_device *dev, dcl_ptr out, dcl_ptr table, dcl_ptr labels,
+                                 size_t N, size_t K, size_t E) {
+    size_t n, nt;
+    dcl_status s = elements(DCL_OP_EMBEDDING_FORWARD, "output", N, E, 1, 1, &n);
+    if (s == DCL_OK) s = elements(DCL_OP_EMBEDDING_FORWARD, "table", K, E, 1, 1, &nt);
+    if (s != DCL_OK) return s;
+    struct dcl_op_args a = {.op = DCL_OP_EMBEDDING_FORWARD,
+                            .n_out = 1,
+                            .n_in = 2,
+                            .out = {out},
+                            .out_len = {n},
+                            .in = {table, labels},
+                            .in_len = {nt, E ? N : 0}};
+    a.p.embed.N = N, a.p.embed.K = K, a.p.embed.E = E;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_embedding_backward(dcl_device *dev, dcl_ptr dtable, dcl_ptr dout, dcl_ptr labels,
+                                  size_t N, size_t K, size_t E) {
+    size_t n, nt;
+    dcl_status s = elements(DCL_OP_EMBEDDING_BACKWARD, "gradient", N, E, 1, 1, &n);
+    if (s == DCL_OK) s = elements(DCL_OP_EMBEDDING_BACKWARD, "table", K, E, 1, 1, &nt);
+    if (s != DCL_OK) return s;
+    struct dcl_op_args a = {.op = DCL_OP_EMBEDDING_BACKWARD,
+                            .n_out = 1,
+                            .n_in = 2,
+                            .out = {dtable},
+                            .out_len = {N ? nt : 0}, // an empty batch adds nothing
+                            .in = {dout, labels},
+                            .in_len = {n, nt ? N : 0}};
+    a.p.embed.N = N, a.p.embed.K = K, a.p.embed.E = E;
+    return dcl__op_run(dev, &a);
+}

@@ -2,6 +2,8 @@
 //
 // Dimension legend: n element count; N rows (batch); D features; GEMM: C (M, N) = op(A) op(B)
 // with op(A) (M, K) and op(B) (K, N). All matrices are row-major and contiguous.
+// Images are NCHW floats: N batch, C channels, H height, W width, R = H·W positions per channel;
+// k kernel size, G GroupNorm groups, K classes, E embedding size.
 // Backward ops write `=` into activation gradients and `+=` into parameter gradients; each says
 // which. Every op checks that its views lie inside their buffers and that all buffers belong to
 // dev, then runs on dev's backend (or on the CPU reference when dev's backend lacks the op or
@@ -85,5 +87,80 @@ dcl_status dcl_rng_uniform(dcl_device *dev, dcl_ptr out, uint64_t seed, uint32_t
                            uint32_t step, uint64_t first, size_t n);
 dcl_status dcl_rng_normal(dcl_device *dev, dcl_ptr out, uint64_t seed, uint32_t purpose,
                           uint32_t step, uint64_t first, size_t n);
+
+// ---- images (NCHW) ------------------------------------------------------------------------------
+//
+// A convolution is im2col, then dcl_gemm with the weights (Co, C·k·k) × col (C·k·k, N·Ho·Wo) into
+// CNHW (Co, N, Ho·Wo), then dcl_swap01 into NCHW and dcl_channel_bias_add; its backward is
+// dcl_swap01 back, dcl_channel_bias_backward, two GEMMs and dcl_col2im (tests/test_conv.c).
+// All sizes below must keep every tensor under 2^32 elements.
+
+// Unfolds k×k patches: col[(c·k + ky)·k + kx, (n·Ho + oy)·Wo + ox] =
+// in[n, c, oy·stride − pad + ky, ox·stride − pad + kx], zero outside the image (zero padding).
+// Ho = (H + 2 pad − k) / stride + 1, Wo likewise; needs k, stride >= 1 and H, W + 2 pad >= k.
+// col (C·k·k, N·Ho·Wo); in (N, C, H, W)
+dcl_status dcl_im2col(dcl_device *dev, dcl_ptr col, dcl_ptr in, size_t N, size_t C, size_t H,
+                      size_t W, size_t k, size_t stride, size_t pad);
+// The adjoint of dcl_im2col (activation gradient: overwrites din): each input pixel is the sum of
+// the col entries it fed, gathered in (ky, kx) order, so the result does not depend on the
+// device's scheduling. din (N, C, H, W); col (C·k·k, N·Ho·Wo); sizes as dcl_im2col.
+dcl_status dcl_col2im(dcl_device *dev, dcl_ptr din, dcl_ptr col, size_t N, size_t C, size_t H,
+                      size_t W, size_t k, size_t stride, size_t pad);
+// out[b, a, r] = in[a, b, r]: the first two axes swapped (CNHW <-> NCHW with R = H·W). Its
+// backward is dcl_swap01 with A and B exchanged. out (B, A, R); in (A, B, R); must not overlap.
+dcl_status dcl_swap01(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t A, size_t B, size_t R);
+// out[n, c, r] = in[n, c, r] + bias[c] (per_sample 0: a convolution's bias; bias (C)) or
+// + bias[n, c] (per_sample 1: a per-sample vector such as the time embedding; bias (N, C)).
+// out, in (N, C, R); out may be in.
+dcl_status dcl_channel_bias_add(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr bias, size_t N,
+                                size_t C, size_t R, int per_sample);
+// per_sample 0: dbias[c] += Σ_{n,r} dout[n, c, r] (parameter gradient: accumulates; bias (C));
+// per_sample 1: dbias[n, c] = Σ_r dout[n, c, r] (activation gradient: overwrites; bias (N, C)).
+// dout (N, C, R)
+dcl_status dcl_channel_bias_backward(dcl_device *dev, dcl_ptr dbias, dcl_ptr dout, size_t N,
+                                     size_t C, size_t R, int per_sample);
+// GroupNorm (Wu & He): the C channels form G groups of C/G consecutive channels; over each
+// (n, group) of M = C/G·R elements, mean = Σ x / M and var = Σ (x − mean)² / M (two passes),
+// rstd = 1/√(var + eps), out = (x − mean)·rstd·gamma[c] + beta[c]. C % G == 0, C/G·R >= 1,
+// eps >= 0. out, in (N, C, R); mean, rstd (N, G) saved for the backward; gamma, beta (C)
+dcl_status dcl_group_norm_forward(dcl_device *dev, dcl_ptr out, dcl_ptr mean, dcl_ptr rstd,
+                                  dcl_ptr in, dcl_ptr gamma, dcl_ptr beta, size_t N, size_t C,
+                                  size_t R, size_t G, float eps);
+// With x̂ = (x − mean)·rstd and g = gamma[c]·dout over a group of M elements:
+// din = rstd·(g − Σ g / M − x̂·Σ g·x̂ / M) (activation gradient: overwrites);
+// dgamma[c] += Σ_{n,r} dout·x̂, dbeta[c] += Σ_{n,r} dout (parameter gradients: accumulate).
+// din, dout, in (N, C, R); mean, rstd (N, G) from the forward; gamma, dgamma, dbeta (C)
+dcl_status dcl_group_norm_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dgamma, dcl_ptr dbeta,
+                                   dcl_ptr dout, dcl_ptr in, dcl_ptr mean, dcl_ptr rstd,
+                                   dcl_ptr gamma, size_t N, size_t C, size_t R, size_t G);
+// Nearest-neighbour ×2: out[n, c, y, x] = in[n, c, y/2, x/2]. out (N, C, 2H, 2W); in (N, C, H, W)
+dcl_status dcl_upsample2x_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t N, size_t C,
+                                  size_t H, size_t W);
+// din[n, c, y, x] = sum of the 2×2 block of dout it was copied to, added in row-major order
+// (activation gradient: overwrites). din (N, C, H, W); dout (N, C, 2H, 2W)
+dcl_status dcl_upsample2x_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dout, size_t N, size_t C,
+                                   size_t H, size_t W);
+// out = [a, b] along channels (the U-Net's skip connections); a copy, bitwise.
+// out (N, C1 + C2, R); a (N, C1, R); b (N, C2, R)
+dcl_status dcl_concat_channels(dcl_device *dev, dcl_ptr out, dcl_ptr a, dcl_ptr b, size_t N,
+                               size_t C1, size_t C2, size_t R);
+// The backward of dcl_concat_channels: da = dout[:, 0:C1], db = dout[:, C1:C1+C2] (activation
+// gradients: overwrite). da (N, C1, R); db (N, C2, R); dout (N, C1 + C2, R)
+dcl_status dcl_split_channels(dcl_device *dev, dcl_ptr da, dcl_ptr db, dcl_ptr dout, size_t N,
+                              size_t C1, size_t C2, size_t R);
+
+// ---- class embedding ----------------------------------------------------------------------------
+
+// Rows of a table by label: out[n, :] = table[labels[n], :]. labels (N) holds uint32 bits (not
+// floats) in a float buffer. A label >= K yields a zero row: kernels cannot report errors and the
+// wrapper cannot see device data, so an out-of-range label is defined, not an error (give the
+// "no class" label of classifier-free guidance its own row instead). out (N, E); table (K, E)
+dcl_status dcl_embedding_forward(dcl_device *dev, dcl_ptr out, dcl_ptr table, dcl_ptr labels,
+                                 size_t N, size_t K, size_t E);
+// dtable[k, e] += Σ_{n: labels[n] = k} dout[n, e] (parameter gradient: accumulates), summed per
+// (k, e) over n in order (a gather, no atomics: deterministic). Labels >= K contribute nothing.
+// dtable (K, E); dout (N, E); labels (N) as uint32 bits
+dcl_status dcl_embedding_backward(dcl_device *dev, dcl_ptr dtable, dcl_ptr dout, dcl_ptr labels,
+                                  size_t N, size_t K, size_t E);
 
 #endif

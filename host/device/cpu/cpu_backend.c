@@ -2,6 +2,7 @@
 // result is checked against these, so they favour clarity (and, in reductions, precision) over speed.
 #define _POSIX_C_SOURCE 200809L // sysconf
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,260 @@ static dcl_status cpu_rng_normal(void *ctx, const struct dcl_op_args *a) {
     for (size_t i = 0; i < a->n; i++)
         out[i] =
             dcl_rng_normal_at(a->p.rng.seed, a->p.rng.purpose, a->p.rng.step, a->p.rng.first + i);
+    return DCL_OK;
+}
+
+// ---- images (NCHW) ------------------------------------------------------------------------------
+
+// col (C·k·k, N·Ho·Wo) from in (N, C, H, W), zero outside the image.
+static dcl_status cpu_im2col(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.img.N, C = a->p.img.C, H = a->p.img.H, W = a->p.img.W, k = a->p.img.k;
+    size_t Ho = a->p.img.Ho, Wo = a->p.img.Wo, P = N * Ho * Wo;
+    ptrdiff_t s = (ptrdiff_t)a->p.img.stride, pad = (ptrdiff_t)a->p.img.pad;
+    float *col = fptr(a->out[0]);
+    const float *in = fptr(a->in[0]);
+    for (size_t c = 0; c < C; c++)
+        for (size_t ky = 0; ky < k; ky++)
+            for (size_t kx = 0; kx < k; kx++) {
+                float *row = col + ((c * k + ky) * k + kx) * P;
+                for (size_t n = 0; n < N; n++)
+                    for (size_t oy = 0; oy < Ho; oy++)
+                        for (size_t ox = 0; ox < Wo; ox++) {
+                            ptrdiff_t y = (ptrdiff_t)oy * s - pad + (ptrdiff_t)ky;
+                            ptrdiff_t x = (ptrdiff_t)ox * s - pad + (ptrdiff_t)kx;
+                            int inside = y >= 0 && y < (ptrdiff_t)H && x >= 0 && x < (ptrdiff_t)W;
+                            row[(n * Ho + oy) * Wo + ox] =
+                                inside ? in[((n * C + c) * H + (size_t)y) * W + (size_t)x] : 0.0f;
+                        }
+            }
+    return DCL_OK;
+}
+
+// din (N, C, H, W) = the adjoint of im2col: each pixel gathers the col entries it fed, in (ky, kx)
+// order with float adds, as cl/conv.cl does, so the two agree bitwise.
+static dcl_status cpu_col2im(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.img.N, C = a->p.img.C, H = a->p.img.H, W = a->p.img.W, k = a->p.img.k;
+    size_t Ho = a->p.img.Ho, Wo = a->p.img.Wo, s = a->p.img.stride, pad = a->p.img.pad;
+    size_t P = N * Ho * Wo;
+    float *din = fptr(a->out[0]);
+    const float *col = fptr(a->in[0]);
+    for (size_t n = 0; n < N; n++)
+        for (size_t c = 0; c < C; c++)
+            for (size_t y = 0; y < H; y++)
+                for (size_t x = 0; x < W; x++) {
+                    float acc = 0.0f;
+                    for (size_t ky = 0; ky < k; ky++) {
+                        // Output row oy saw this pixel through kernel row ky if oy·s = y + pad − ky.
+                        if (y + pad < ky || (y + pad - ky) % s) continue;
+                        size_t oy = (y + pad - ky) / s;
+                        if (oy >= Ho) continue;
+                        for (size_t kx = 0; kx < k; kx++) {
+                            if (x + pad < kx || (x + pad - kx) % s) continue;
+                            size_t ox = (x + pad - kx) / s;
+                            if (ox >= Wo) continue;
+                            acc += col[((c * k + ky) * k + kx) * P + (n * Ho + oy) * Wo + ox];
+                        }
+                    }
+                    din[((n * C + c) * H + y) * W + x] = acc;
+                }
+    return DCL_OK;
+}
+
+// out (B, A, R) = in (A, B, R) with the first two axes swapped; a copy, so bitwise.
+static dcl_status cpu_swap01(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t A = a->p.swap.A, B = a->p.swap.B, R = a->p.swap.R;
+    float *out = fptr(a->out[0]);
+    const float *in = fptr(a->in[0]);
+    for (size_t i = 0; i < A; i++)
+        for (size_t j = 0; j < B; j++) memcpy(out + (j * A + i) * R, in + (i * B + j) * R, R * 4);
+    return DCL_OK;
+}
+
+// out[n, c, r] = in[n, c, r] + bias[c] or + bias[n, c]; out may be in.
+static dcl_status cpu_channel_bias_add(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.chan.N, C = a->p.chan.C, R = a->p.chan.R;
+    float *out = fptr(a->out[0]);
+    const float *in = fptr(a->in[0]), *bias = fptr(a->in[1]);
+    for (size_t n = 0; n < N; n++)
+        for (size_t c = 0; c < C; c++) {
+            float b = bias[a->p.chan.per_sample ? n * C + c : c];
+            for (size_t r = 0; r < R; r++) out[(n * C + c) * R + r] = in[(n * C + c) * R + r] + b;
+        }
+    return DCL_OK;
+}
+
+// per_sample 0: dbias[c] += Σ_{n,r} dout; per_sample 1: dbias[n, c] = Σ_r dout. Sums in double.
+static dcl_status cpu_channel_bias_backward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.chan.N, C = a->p.chan.C, R = a->p.chan.R;
+    float *dbias = fptr(a->out[0]);
+    const float *dout = fptr(a->in[0]);
+    for (size_t c = 0; c < C; c++) {
+        double total = 0.0;
+        for (size_t n = 0; n < N; n++) {
+            double acc = 0.0;
+            for (size_t r = 0; r < R; r++) acc += dout[(n * C + c) * R + r];
+            if (a->p.chan.per_sample) dbias[n * C + c] = (float)acc;
+            total += acc;
+        }
+        if (!a->p.chan.per_sample) dbias[c] = (float)(dbias[c] + total);
+    }
+    return DCL_OK;
+}
+
+// GroupNorm forward: two passes in double over each (n, group) block of M = C/G·R consecutive
+// elements (mean, then the mean square deviation), so the reference is the accurate side.
+static dcl_status cpu_group_norm_forward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.chan.N, C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
+    size_t Cg = C / G, M = Cg * R;
+    float *out = fptr(a->out[0]), *mean = fptr(a->out[1]), *rstd = fptr(a->out[2]);
+    const float *in = fptr(a->in[0]), *gamma = fptr(a->in[1]), *beta = fptr(a->in[2]);
+    for (size_t row = 0; row < N * G; row++) {
+        const float *x = in + row * M;
+        double mu = 0.0, var = 0.0;
+        for (size_t j = 0; j < M; j++) mu += x[j];
+        mu /= (double)M;
+        for (size_t j = 0; j < M; j++) var += (x[j] - mu) * (x[j] - mu);
+        var /= (double)M;
+        double rs = 1.0 / sqrt(var + a->p.chan.eps);
+        mean[row] = (float)mu, rstd[row] = (float)rs;
+        size_t c0 = (row % G) * Cg;
+        for (size_t j = 0; j < M; j++) {
+            size_t c = c0 + j / R;
+            out[row * M + j] = (float)((x[j] - mu) * rs * gamma[c] + beta[c]);
+        }
+    }
+    return DCL_OK;
+}
+
+// GroupNorm backward with the saved (float) mean and rstd, sums in double:
+// din = rstd (g − Σg/M − x̂ Σ g x̂/M), g = gamma·dout; dgamma += Σ dout x̂; dbeta += Σ dout.
+static dcl_status cpu_group_norm_backward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.chan.N, C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
+    size_t Cg = C / G, M = Cg * R;
+    float *din = fptr(a->out[0]), *dgamma = fptr(a->out[1]), *dbeta = fptr(a->out[2]);
+    const float *dout = fptr(a->in[0]), *in = fptr(a->in[1]), *mean = fptr(a->in[2]);
+    const float *rstd = fptr(a->in[3]), *gamma = fptr(a->in[4]);
+    for (size_t row = 0; row < N * G; row++) {
+        size_t c0 = (row % G) * Cg, base = row * M;
+        double mu = mean[row], rs = rstd[row], sg = 0.0, sgx = 0.0;
+        for (size_t j = 0; j < M; j++) {
+            double g = (double)gamma[c0 + j / R] * dout[base + j];
+            sg += g;
+            sgx += g * ((in[base + j] - mu) * rs);
+        }
+        sg /= (double)M, sgx /= (double)M;
+        for (size_t j = 0; j < M; j++) {
+            double g = (double)gamma[c0 + j / R] * dout[base + j];
+            din[base + j] = (float)(rs * (g - sg - (in[base + j] - mu) * rs * sgx));
+        }
+    }
+    for (size_t c = 0; c < C; c++) {
+        double sdg = 0.0, sdb = 0.0;
+        for (size_t n = 0; n < N; n++) {
+            size_t row = n * G + c / Cg;
+            double mu = mean[row], rs = rstd[row];
+            for (size_t r = 0; r < R; r++) {
+                size_t i = (n * C + c) * R + r;
+                sdg += dout[i] * ((in[i] - mu) * rs);
+                sdb += dout[i];
+            }
+        }
+        dgamma[c] = (float)(dgamma[c] + sdg);
+        dbeta[c] = (float)(dbeta[c] + sdb);
+    }
+    return DCL_OK;
+}
+
+// out (N, C, 2H, 2W): each input pixel copied to a 2×2 block.
+static dcl_status cpu_upsample2x_forward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t NC = a->p.img.N * a->p.img.C, H = a->p.img.H, W = a->p.img.W;
+    float *out = fptr(a->out[0]);
+    const float *in = fptr(a->in[0]);
+    for (size_t p = 0; p < NC; p++)
+        for (size_t y = 0; y < 2 * H; y++)
+            for (size_t x = 0; x < 2 * W; x++)
+                out[(p * 2 * H + y) * 2 * W + x] = in[(p * H + y / 2) * W + x / 2];
+    return DCL_OK;
+}
+
+// din (N, C, H, W) = the 2×2 block sums of dout, added in row-major order as cl/image.cl does.
+static dcl_status cpu_upsample2x_backward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t NC = a->p.img.N * a->p.img.C, H = a->p.img.H, W = a->p.img.W;
+    float *din = fptr(a->out[0]);
+    const float *dout = fptr(a->in[0]);
+    for (size_t p = 0; p < NC; p++)
+        for (size_t y = 0; y < H; y++)
+            for (size_t x = 0; x < W; x++) {
+                const float *d = dout + (p * 2 * H + 2 * y) * 2 * W + 2 * x;
+                din[(p * H + y) * W + x] = d[0] + d[1] + d[2 * W] + d[2 * W + 1];
+            }
+    return DCL_OK;
+}
+
+// out (N, C1 + C2, R) = [a, b] along channels: per sample, a's block then b's block.
+static dcl_status cpu_concat_channels(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.chan.N, A = a->p.chan.C * a->p.chan.R, B = a->p.chan.C2 * a->p.chan.R;
+    float *out = fptr(a->out[0]);
+    const float *x = fptr(a->in[0]), *y = fptr(a->in[1]);
+    for (size_t n = 0; n < N; n++) {
+        memcpy(out + n * (A + B), x + n * A, A * 4);
+        memcpy(out + n * (A + B) + A, y + n * B, B * 4);
+    }
+    return DCL_OK;
+}
+
+static dcl_status cpu_split_channels(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.chan.N, A = a->p.chan.C * a->p.chan.R, B = a->p.chan.C2 * a->p.chan.R;
+    float *da = fptr(a->out[0]), *db = fptr(a->out[1]);
+    const float *dout = fptr(a->in[0]);
+    for (size_t n = 0; n < N; n++) {
+        memcpy(da + n * A, dout + n * (A + B), A * 4);
+        memcpy(db + n * B, dout + n * (A + B) + A, B * 4);
+    }
+    return DCL_OK;
+}
+
+// ---- class embedding ----------------------------------------------------------------------------
+
+// out[n] = table[labels[n]], a zero row for labels >= K.
+static dcl_status cpu_embedding_forward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.embed.N, K = a->p.embed.K, E = a->p.embed.E;
+    float *out = fptr(a->out[0]);
+    const float *table = fptr(a->in[0]);
+    const uint32_t *labels = uptr(a->in[1]);
+    for (size_t n = 0; n < N; n++) {
+        if (labels[n] < K) memcpy(out + n * E, table + labels[n] * E, E * 4);
+        else memset(out + n * E, 0, E * 4);
+    }
+    return DCL_OK;
+}
+
+// dtable[k, e] += Σ_{n: labels[n] = k} dout[n, e], the sum in double.
+static dcl_status cpu_embedding_backward(void *ctx, const struct dcl_op_args *a) {
+    (void)ctx;
+    size_t N = a->p.embed.N, K = a->p.embed.K, E = a->p.embed.E;
+    float *dtable = fptr(a->out[0]);
+    const float *dout = fptr(a->in[0]);
+    const uint32_t *labels = uptr(a->in[1]);
+    for (size_t k = 0; k < K; k++)
+        for (size_t e = 0; e < E; e++) {
+            double acc = 0.0;
+            for (size_t n = 0; n < N; n++)
+                if (labels[n] == k) acc += dout[n * E + e];
+            dtable[k * E + e] = (float)(dtable[k * E + e] + acc);
+        }
     return DCL_OK;
 }
 

@@ -221,6 +221,143 @@ static dcl_status cl_rng_normal(void *ctx, const struct dcl_op_args *a) {
     return rng(ctx, "rng_normal", a);
 }
 
+// ---- images (NCHW) and class embedding ----------------------------------------------------------
+
+// im2col / col2im: (out, in, N, C, H, W, k, stride, pad, Ho, Wo) over n items.
+static dcl_status conv(void *ctx, const char *name, const struct dcl_op_args *a, size_t n) {
+    struct call c;
+    if (begin(&c, ctx, "conv.cl", name)) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]);
+    u32(&c, a->p.img.N), u32(&c, a->p.img.C), u32(&c, a->p.img.H), u32(&c, a->p.img.W);
+    u32(&c, a->p.img.k), u32(&c, a->p.img.stride), u32(&c, a->p.img.pad);
+    u32(&c, a->p.img.Ho), u32(&c, a->p.img.Wo);
+    return run(&c, n);
+}
+
+static dcl_status cl_im2col(void *ctx, const struct dcl_op_args *a) {
+    // One work-item per (c, n, oy, ox), each writing k·k entries.
+    return conv(ctx, "im2col", a, a->out_len[0] / (a->p.img.k * a->p.img.k));
+}
+static dcl_status cl_col2im(void *ctx, const struct dcl_op_args *a) {
+    return conv(ctx, "col2im", a, a->out_len[0]);
+}
+
+static dcl_status cl_swap01(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "conv.cl", "swap01")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]);
+    u32(&c, a->p.swap.A), u32(&c, a->p.swap.B), u32(&c, a->p.swap.R);
+    return run(&c, a->out_len[0]);
+}
+
+static dcl_status cl_channel_bias_add(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "conv.cl", "channel_bias_add")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R);
+    u32(&c, (size_t)a->p.chan.per_sample);
+    return run(&c, a->out_len[0]);
+}
+
+// A kernel with one work-group per row of `rows` rows of `len` elements (grid-stride over them) and
+// local scratch of one float per work-item. Short rows get a smaller group (the least power of two
+// >= len): 256 work-items for a row of 10 would idle, and pay for every barrier.
+static dcl_status run_rows(struct call *c, size_t rows, size_t len) {
+    if (c->s != DCL_OK) return c->s;
+    size_t local = reduce_local(c->ctx, c->k);
+    if (!c->ctx->force_local)
+        while (local > 1 && local / 2 >= len) local /= 2;
+    local_words(c, local);
+    if (c->s != DCL_OK) return c->s;
+    return dcl__cl_launch(c->ctx, c->k, rows * local, local, 0);
+}
+
+static dcl_status cl_channel_bias_backward(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "conv.cl", "channel_bias_backward")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]);
+    u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R);
+    u32(&c, (size_t)a->p.chan.per_sample);
+    size_t N = a->p.chan.N, R = a->p.chan.R;
+    return run_rows(&c, a->out_len[0], a->p.chan.per_sample ? R : N * R);
+}
+
+static dcl_status cl_group_norm_forward(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "group_norm.cl", "group_norm_forward")) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->out[1]), tensor(&c, a->out[2]);
+    tensor(&c, a->in[0]), tensor(&c, a->in[1]), tensor(&c, a->in[2]);
+    u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R), u32(&c, a->p.chan.G);
+    f32(&c, a->p.chan.eps);
+    return run_rows(&c, a->p.chan.N * a->p.chan.G, a->p.chan.C / a->p.chan.G * a->p.chan.R);
+}
+
+// Two kernels: the input gradient per (n, group), then the parameter gradients per channel.
+static dcl_status cl_group_norm_backward(void *ctx, const struct dcl_op_args *a) {
+    struct call d, p;
+    if (begin(&d, ctx, "group_norm.cl", "group_norm_backward_data") ||
+        begin(&p, ctx, "group_norm.cl", "group_norm_backward_params"))
+        return d.s != DCL_OK ? d.s : p.s;
+    tensor(&d, a->out[0]);
+    for (int i = 0; i < 5; i++) tensor(&d, a->in[i]);
+    u32(&d, a->p.chan.N), u32(&d, a->p.chan.C), u32(&d, a->p.chan.R), u32(&d, a->p.chan.G);
+    dcl_status s = run_rows(&d, a->p.chan.N * a->p.chan.G, a->p.chan.C / a->p.chan.G * a->p.chan.R);
+    if (s != DCL_OK) return s;
+    tensor(&p, a->out[1]), tensor(&p, a->out[2]);
+    for (int i = 0; i < 4; i++) tensor(&p, a->in[i]);
+    u32(&p, a->p.chan.N), u32(&p, a->p.chan.C), u32(&p, a->p.chan.R), u32(&p, a->p.chan.G);
+    return run_rows(&p, a->out_len[1], a->p.chan.N * a->p.chan.R);
+}
+
+// upsample2x_*: (out, in, N, C, H, W) over n items.
+static dcl_status upsample(void *ctx, const char *name, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "image.cl", name)) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]);
+    u32(&c, a->p.img.N), u32(&c, a->p.img.C), u32(&c, a->p.img.H), u32(&c, a->p.img.W);
+    return run(&c, a->out_len[0]);
+}
+
+static dcl_status cl_upsample2x_forward(void *ctx, const struct dcl_op_args *a) {
+    return upsample(ctx, "upsample2x_forward", a);
+}
+static dcl_status cl_upsample2x_backward(void *ctx, const struct dcl_op_args *a) {
+    return upsample(ctx, "upsample2x_backward", a);
+}
+
+// concat_channels (out; a, b) and split_channels (da, db; dout): over the whole tensor.
+static dcl_status channels(void *ctx, const char *name, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "image.cl", name)) return c.s;
+    for (int i = 0; i < a->n_out; i++) tensor(&c, a->out[i]);
+    for (int i = 0; i < a->n_in; i++) tensor(&c, a->in[i]);
+    u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.C2), u32(&c, a->p.chan.R);
+    return run(&c, a->p.chan.N * (a->p.chan.C + a->p.chan.C2) * a->p.chan.R);
+}
+
+static dcl_status cl_concat_channels(void *ctx, const struct dcl_op_args *a) {
+    return channels(ctx, "concat_channels", a);
+}
+static dcl_status cl_split_channels(void *ctx, const struct dcl_op_args *a) {
+    return channels(ctx, "split_channels", a);
+}
+
+// embedding_*: (out, in, labels, N, K, E) over the output's elements.
+static dcl_status embedding(void *ctx, const char *name, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, "image.cl", name)) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    u32(&c, a->p.embed.N), u32(&c, a->p.embed.K), u32(&c, a->p.embed.E);
+    return run(&c, a->out_len[0]);
+}
+
+static dcl_status cl_embedding_forward(void *ctx, const struct dcl_op_args *a) {
+    return embedding(ctx, "embedding_forward", a);
+}
+static dcl_status cl_embedding_backward(void *ctx, const struct dcl_op_args *a) {
+    return embedding(ctx, "embedding_backward", a);
+}
+
 // C (M, N) = alpha op(A) op(B) + beta C, row-major, through CLBlast.
 static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
     struct dcl_cl_ctx *ctx = p;
@@ -243,7 +380,7 @@ static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
                          "failed with CLBlast status %d (see clblast_c.h)",
                          M, N, K, ta, tb, ctx->info->spec, ctx->info->name, (int)st);
     }
-    return DCL_OK;
+    return dcl__cl_after_enqueue(ctx, "CLBlastSgemm(M=%zu N=%zu K=%zu)", M, N, K);
 }
 
 const struct dcl_backend_i dcl__cl_backend = {
@@ -278,5 +415,18 @@ const struct dcl_backend_i dcl__cl_backend = {
             [DCL_OP_RNG_BITS] = cl_rng_bits,
             [DCL_OP_RNG_UNIFORM] = cl_rng_uniform,
             [DCL_OP_RNG_NORMAL] = cl_rng_normal,
+            [DCL_OP_IM2COL] = cl_im2col,
+            [DCL_OP_COL2IM] = cl_col2im,
+            [DCL_OP_SWAP01] = cl_swap01,
+            [DCL_OP_CHANNEL_BIAS_ADD] = cl_channel_bias_add,
+            [DCL_OP_CHANNEL_BIAS_BACKWARD] = cl_channel_bias_backward,
+            [DCL_OP_GROUP_NORM_FORWARD] = cl_group_norm_forward,
+            [DCL_OP_GROUP_NORM_BACKWARD] = cl_group_norm_backward,
+            [DCL_OP_UPSAMPLE2X_FORWARD] = cl_upsample2x_forward,
+            [DCL_OP_UPSAMPLE2X_BACKWARD] = cl_upsample2x_backward,
+            [DCL_OP_CONCAT_CHANNELS] = cl_concat_channels,
+            [DCL_OP_SPLIT_CHANNELS] = cl_split_channels,
+            [DCL_OP_EMBEDDING_FORWARD] = cl_embedding_forward,
+            [DCL_OP_EMBEDDING_BACKWARD] = cl_embedding_backward,
         },
 };
