@@ -1,5 +1,6 @@
 // Internal to the OpenCL backend: its context, the error helpers and the kernel launch helpers
-// shared by cl_backend.c (devices, buffers, programs) and cl_ops.c (the ops).
+// shared by cl_backend.c (devices, buffers, programs and their on-disk cache) and cl_ops.c (the
+// ops).
 #ifndef DIFFCL_CL_IMPL_H
 #define DIFFCL_CL_IMPL_H
 
@@ -24,7 +25,11 @@ struct dcl_cl_ctx {
     cl_command_queue queue;
     size_t max_wg_size, max_item_size0; // CL_DEVICE_MAX_WORK_GROUP_SIZE, ..._ITEM_SIZES[0]
     uint64_t local_mem;
-    char options[512];                        // build options: -cl-std=CL1.2 + DIFFCL_CL_OPTIONS
+    char options[512];    // build options: -cl-std=CL1.2 + DIFFCL_CL_OPTIONS
+    char cache_dir[1024]; // program cache folder; "" when the cache is off (DIFFCL_CL_CACHE=off)
+    uint64_t cache_base;  // the cache key's hash state after everything but the program source
+    unsigned cache_hits, cache_misses;        // programs loaded from / not found valid in the cache
+    int sync;                                 // DIFFCL_CL_SYNC: clFinish after every enqueue
     cl_program programs[DCL_CL_MAX_PROGRAMS]; // by index into dcl_cl_sources, built on first use
     struct dcl_cl_kernel kernels[DCL_CL_MAX_KERNELS];
     int n_kernels;
@@ -60,6 +65,21 @@ size_t dcl__cl_local_size(struct dcl_cl_ctx *ctx, const struct dcl_cl_kernel *k)
 // grid, so any grid is correct). groups 0 means ceil(n / local), capped.
 dcl_status dcl__cl_launch(struct dcl_cl_ctx *ctx, struct dcl_cl_kernel *k, size_t n, size_t local,
                           size_t groups);
+
+// Call right after an op enqueues work by other means than dcl__cl_launch (CLBlast): with
+// DIFFCL_CL_SYNC=1 it waits for the queue, so an asynchronous failure is reported against this
+// call, named by the printf-style `what` ("CLBlastSgemm(M=%zu ...)") and the device. Otherwise it
+// returns DCL_OK at once (`what` is not even formatted). dcl__cl_launch does this itself.
+dcl_status dcl__cl_after_enqueue(struct dcl_cl_ctx *ctx, const char *what, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+// Test hook: programs loaded from the on-disk cache (hits) and cache lookups that found no valid
+// entry (misses) since dev was opened; both 0 for a device that is not OpenCL or with the cache
+// off.
+void dcl__cl_cache_stats(const dcl_device *dev, unsigned *hits, unsigned *misses);
 
 // Buffers, synchronisation and teardown (cl_backend.c), referenced by the backend table (cl_ops.c).
 dcl_status dcl__cl_buffer_alloc(void *ctx, dcl_buffer *buf);
