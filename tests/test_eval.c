@@ -80,9 +80,26 @@ static void check_memorised(void) {
     CHECK_NEAR(dcl_memorised_fraction(samples, 10, train, 0, 2, 1), 0, 0, 0);
 }
 
+// Nearest-neighbour RMS distance: exact for hand-made points, with D not a multiple of the
+// function's block of 8 and the nearest point not the first.
+static void check_nearest(void) {
+    enum { D = 11 };
+    float train[3 * D], samples[2 * D];
+    for (int d = 0; d < D; d++) {
+        train[d] = 5, train[D + d] = 1, train[2 * D + d] = -1;
+        samples[d] = 1;                        // equals training point 1
+        samples[D + d] = d == D - 1 ? -3 : -1; // training point 2 off by 2 in the last value
+    }
+    double nearest[2];
+    dcl_nearest_rms(samples, 2, train, 3, D, nearest);
+    CHECK_NEAR(nearest[0], 0.0, 0, 0);
+    CHECK_NEAR(nearest[1], sqrt(4.0 / D), 1e-12, 1e-12);
+}
+
 int main(int argc, char **argv) {
     int small = argc > 1 && strcmp(argv[1], "--small") == 0;
     check_sw2(small);
     check_memorised();
+    check_nearest();
     return check_exit();
 }

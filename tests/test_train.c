@@ -23,7 +23,9 @@ static dcl_model_config small_config(void) {
     memset(&c, 0, sizeof c);
     CHECK_EQ(dcl_process_parse("flow", &c.process), DCL_OK);
     c.pred = DCL_PREDICT_VELOCITY;
-    c.net = (dcl_mlp_config){.dim = 2, .width = 64, .depth = 3, .emb_dim = 16, .act = DCL_ACT_RELU};
+    c.net.kind = DCL_NET_MLP;
+    c.net.mlp =
+        (dcl_mlp_config){.dim = 2, .width = 64, .depth = 3, .emb_dim = 16, .act = DCL_ACT_RELU};
     snprintf(c.data, sizeof c.data, "gmm8");
     c.seed = 11;
     return c;
@@ -45,7 +47,7 @@ static const dcl_sampler_opts euler = {.kind = DCL_SAMPLER_EULER, .steps = SAMPL
 
 // SW2 of N_SAMPLES samples of m (EMA weights) against fresh data from ds.
 static double model_sw2(dcl_model *m, dcl_dataset *ds, float *x, float *data) {
-    if (dcl_model_sample(m, &euler, N_SAMPLES, 5, 1, x, NULL) != DCL_OK) {
+    if (dcl_model_sample(m, &euler, N_SAMPLES, 5, 1, NULL, x, NULL) != DCL_OK) {
         fprintf(stderr, "sampling failed: %s\n", dcl_last_error());
         check_failures++;
         return 1e9;
@@ -112,7 +114,7 @@ static float *train_save_sample(dcl_device *dev, const char *path) {
     if (s == DCL_OK) s = dcl_model_init(&m, dev, &c, N_SAMPLES);
     if (s == DCL_OK) s = dcl_train(dev, &m, ds, &o, NULL, NULL, NULL, NULL);
     if (s == DCL_OK) s = dcl_model_save(&m, path);
-    if (s == DCL_OK) s = dcl_model_sample(&m, &euler, N_SAMPLES, 5, 1, x, NULL);
+    if (s == DCL_OK) s = dcl_model_sample(&m, &euler, N_SAMPLES, 5, 1, NULL, x, NULL);
     if (s != DCL_OK) {
         fprintf(stderr, "train/save/sample: %s\n", dcl_last_error());
         check_failures++;
@@ -148,10 +150,11 @@ static void check_determinism_and_round_trip(void) {
         CHECK_EQ(m.cfg.seed, c.seed);
         CHECK_EQ(m.cfg.process.kind, c.process.kind);
         CHECK_EQ(m.cfg.pred, c.pred);
-        CHECK_EQ(m.cfg.net.width, c.net.width);
+        CHECK_EQ(m.cfg.net.kind, DCL_NET_MLP);
+        CHECK_EQ(m.cfg.net.mlp.width, c.net.mlp.width);
         CHECK(strcmp(m.cfg.data, c.data) == 0);
         float *x = malloc(N_SAMPLES * 2 * sizeof *x);
-        CHECK(x && dcl_model_sample(&m, &euler, N_SAMPLES, 5, 1, x, NULL) == DCL_OK);
+        CHECK(x && dcl_model_sample(&m, &euler, N_SAMPLES, 5, 1, NULL, x, NULL) == DCL_OK);
         CHECK(x && xa && memcmp(x, xa, N_SAMPLES * 2 * sizeof *x) == 0);
         // Saving the loaded model again gives the same bytes.
         snprintf(b, sizeof b, "%s/c.safetensors", tmpdir);
@@ -186,8 +189,8 @@ static void check_same_samples(const char *spec) {
     if (s == DCL_OK) s = dcl_device_open(&dev, spec);
     if (s == DCL_OK) s = dcl_model_load(&mc, cpu, path, N_SAMPLES);
     if (s == DCL_OK) s = dcl_model_load(&md, dev, path, N_SAMPLES);
-    if (s == DCL_OK) s = dcl_model_sample(&mc, &euler, N_SAMPLES, 5, 1, xc, NULL);
-    if (s == DCL_OK) s = dcl_model_sample(&md, &euler, N_SAMPLES, 5, 1, xd, NULL);
+    if (s == DCL_OK) s = dcl_model_sample(&mc, &euler, N_SAMPLES, 5, 1, NULL, xc, NULL);
+    if (s == DCL_OK) s = dcl_model_sample(&md, &euler, N_SAMPLES, 5, 1, NULL, xd, NULL);
     CHECK_EQ(s, DCL_OK);
     if (s == DCL_OK) {
         double max_abs = 0;

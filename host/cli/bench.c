@@ -4,22 +4,31 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "diffcl/ops.h" // dcl_gemm, dcl_axpby, dcl_rng_normal, dcl_rng_uniform
-#include "diffcl/rng.h" // DCL_RNG_TEST
+#include "diffcl/ops.h"  // dcl_gemm, dcl_axpby, dcl_rng_normal, dcl_rng_uniform
+#include "diffcl/rng.h"  // DCL_RNG_TEST
+#include "diffcl/unet.h" // dcl_unet_*: the default U-Net's throughput
 
 const cli_command cli_bench_command = {
     .name = "bench",
-    .summary = "measure GEMM GFLOP/s and elementwise GB/s on each device",
-    .usage = "diffcl bench [ops] [--device SPEC|all] [--sizes LIST] [--repeat N] [--elements N]",
+    .summary = "measure GEMM GFLOP/s, elementwise GB/s and U-Net images/s on each device",
+    .usage =
+        "diffcl bench [ops|unet] [--device SPEC|all] [--sizes LIST] [--repeat N] [--elements N]\n"
+        "             [--batch N]",
     .details =
-        "'ops' (the only subject so far, and the default) times square GEMMs C = A B at each\n"
+        "'ops' (the default) times square GEMMs C = A B at each\n"
         "size (GFLOP/s = 2 n^3 / time) and two elementwise ops at --elements elements: axpby\n"
         "(reads two arrays, writes one: 12 bytes per element) and rng_normal (writes 4 bytes per\n"
         "element). Each op runs once to warm up (kernel build, caches), then --repeat times;\n"
         "by default it repeats until at least 3 calls and 0.5 s have passed. Times include\n"
-        "waiting for the device to finish.\n",
+        "waiting for the device to finish.\n"
+        "\n"
+        "'unet' times the default class-conditional U-Net for 28x28 grey images (what\n"
+        "'diffcl train --data fashion-mnist' builds) at --batch images: a training step's\n"
+        "forward + backward (images/s) and a forward alone (network evaluations/s, the cost of\n"
+        "sampling).\n",
     .examples = "  diffcl bench\n"
-                "  diffcl bench ops --device cl:gpu --sizes 512,4096 --repeat 20\n",
+                "  diffcl bench ops --device cl:gpu --sizes 512,4096 --repeat 20\n"
+                "  diffcl bench unet --device all --batch 64\n",
     .device_help = "device to time, or 'all' for cpu and every usable OpenCL device",
     .device_def = "all",
 };
@@ -66,6 +75,7 @@ typedef struct bench_opts {
     cli_sizes sizes;
     uint64_t repeat; // 0: adaptive
     uint64_t elements;
+    uint64_t batch; // unet
 } bench_opts;
 
 // Runs c once to warm up, then `repeat` times (0: until MIN_CALLS calls and MIN_SECONDS), in
@@ -181,19 +191,91 @@ static dcl_status bench_device(const char *spec, const bench_opts *o) {
     return first;
 }
 
-// Takes the optional subject off argv; returns CLI_PARSED or a usage error.
-static int parse_subject(int *argc, char ***argv) {
+// Seconds per call of fwd (and bwd when train), after one warm-up call: at least 3 calls and 1 s.
+static dcl_status time_unet(dcl_device *dev, dcl_unet *u, dcl_buffer *const *b, size_t N, int train,
+                            double *per_call) {
+    dcl_status s = DCL_OK;
+    long calls = -1; // the first call warms up (kernel builds, allocations)
+    double t0 = 0, elapsed = 0;
+    while (s == DCL_OK && (calls < 3 || elapsed < 1.0)) {
+        if (calls == 0) t0 = cli_now();
+        s = dcl_unet_forward(u, NULL, dcl_at(b[1], 0), dcl_at(b[0], 0), dcl_at(b[2], 0),
+                             dcl_at(b[3], 0), N);
+        if (s == DCL_OK && train) s = dcl_unet_backward(u, dcl_at(b[4], 0), N);
+        if (s == DCL_OK) s = dcl_device_finish(dev);
+        calls++;
+        if (calls > 0) elapsed = cli_now() - t0;
+    }
+    *per_call = calls > 0 ? elapsed / (double)calls : 0;
+    return s;
+}
+
+// The default class-conditional U-Net for 1×28×28 (Fashion-MNIST) at batch N: training (forward
+// + backward) and sampling (forward) throughput.
+static dcl_status bench_unet(const char *spec, size_t N) {
+    dcl_device *dev = NULL;
+    dcl_unet *u = NULL;
+    dcl_buffer *b[5] = {0}; // x, out, t, labels, dout
+    dcl_unet_config c;
+    dcl_unet_config_default(&c, 1, 28, 28);
+    c.num_classes = 10;
+    dcl_status s = dcl_device_open(&dev, spec);
+    if (s == DCL_OK) s = dcl_unet_init(&u, dev, &c, 1, N);
+    size_t D = 28 * 28, len[5] = {N * D, N * D, N, N, N * D};
+    static const char *const names[5] = {"bench.x", "bench.out", "bench.t", "bench.labels",
+                                         "bench.dout"};
+    for (int i = 0; i < 5 && s == DCL_OK; i++) s = dcl_buffer_alloc(&b[i], dev, len[i], names[i]);
+    if (s == DCL_OK) s = dcl_rng_normal(dev, dcl_at(b[0], 0), 1, DCL_RNG_TEST, 0, 0, N * D);
+    if (s == DCL_OK) s = dcl_rng_normal(dev, dcl_at(b[4], 0), 1, DCL_RNG_TEST, 1, 0, N * D);
+    if (s == DCL_OK) s = dcl_rng_uniform(dev, dcl_at(b[2], 0), 1, DCL_RNG_TEST, 2, 0, N);
+    if (s == DCL_OK) s = dcl_fill(dev, dcl_at(b[3], 0), 0.0f, N); // label 0 (bits 0)
+    double train = 0, fwd = 0;
+    if (s == DCL_OK) {
+        const dcl_device_info *d = dcl_device_get_info(dev);
+        size_t params = 0;
+        const dcl_arena *a = dcl_unet_params(u);
+        for (int i = 0; i < a->count; i++) params += a->views[i].n;
+        printf("== %s  %s: U-Net 1x28x28, base %d, mult %d,%d,%d, %zu parameters, %.3f GFLOP "
+               "per image forward, batch %zu\n",
+               d->spec, d->name, c.base, c.mult[0], c.mult[1], c.mult[2], params,
+               dcl_unet_flops(&c) * 1e-9, N);
+        cli_progress("bench %s: unet training step", d->spec);
+        s = time_unet(dev, u, b, N, 1, &train);
+        cli_progress("bench %s: unet forward", d->spec);
+        if (s == DCL_OK) s = time_unet(dev, u, b, N, 0, &fwd);
+        cli_progress_clear();
+    }
+    if (s == DCL_OK) {
+        double f = dcl_unet_flops(&c);
+        printf("train   %8.1f images/s  (forward + backward %.1f ms per batch, %.1f GFLOP/s)\n",
+               N / train, train * 1e3, 3 * f * N / train * 1e-9);
+        printf("sample  %8.1f network evaluations/s  (%.1f ms per batch, %.1f GFLOP/s): %.2f "
+               "images/s with ddim 50 steps and guidance (2 evaluations per step)\n\n",
+               N / fwd, fwd * 1e3, f * N / fwd * 1e-9, N / fwd / 100);
+    } else {
+        cli_report(s);
+    }
+    for (int i = 0; i < 5; i++) dcl_buffer_free(b[i]);
+    dcl_unet_free(u);
+    dcl_device_free(dev);
+    return s;
+}
+
+// Takes the optional subject off argv into *subject; returns CLI_PARSED or a usage error.
+static int parse_subject(int *argc, char ***argv, const char **subject_out) {
+    *subject_out = "ops";
     if (*argc < 2 || (*argv)[1][0] == '-') return CLI_PARSED;
     const char *subject = (*argv)[1];
-    static const char *const subjects[] = {"ops"};
-    if (strcmp(subject, "ops") != 0) {
-        const char *hint = cli_suggest(subject, subjects, 1);
+    static const char *const subjects[] = {"ops", "unet"};
+    if (strcmp(subject, "ops") != 0 && strcmp(subject, "unet") != 0) {
+        const char *hint = cli_suggest(subject, subjects, 2);
         if (hint)
             return cli_usage_error("bench", "unknown bench subject '%s' (did you mean '%s'?)",
                                    subject, hint);
-        return cli_usage_error("bench", "unknown bench subject '%s' (the subjects are: ops)",
+        return cli_usage_error("bench", "unknown bench subject '%s' (the subjects are: ops, unet)",
                                subject);
     }
+    *subject_out = subject;
     // Drop the subject: argv[1] becomes the command name cli_parse skips.
     (*argv)[1] = (*argv)[0];
     *argc -= 1;
@@ -202,7 +284,7 @@ static int parse_subject(int *argc, char ***argv) {
 }
 
 int cli_cmd_bench(int argc, char **argv) {
-    bench_opts o = {{{256, 1024, 2048}, 3}, 0, 16u << 20};
+    bench_opts o = {{{256, 1024, 2048}, 3}, 0, 16u << 20, 64};
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
         {"sizes", 0, CLI_OPT_SIZES, &o.sizes, "LIST", "square GEMM sizes n", "256,1024,2048", 1,
@@ -211,8 +293,10 @@ int cli_cmd_bench(int argc, char **argv) {
          "adaptive: at least 3 calls and 0.5 s", 1, 1000000},
         {"elements", 0, CLI_OPT_U64, &o.elements, "N", "elements of the elementwise ops",
          "16777216", 1, (uint64_t)1 << 32},
+        {"batch", 0, CLI_OPT_U64, &o.batch, "N", "unet: images per batch", "64", 1, 4096},
     };
-    int rc = parse_subject(&argc, &argv);
+    const char *subject;
+    int rc = parse_subject(&argc, &argv, &subject);
     if (rc != CLI_PARSED) return rc;
     cli_common common = {0};
     rc = cli_parse(&cli_bench_command, opts, CLI_COUNT(opts), argc, argv, &common);
@@ -223,7 +307,8 @@ int cli_cmd_bench(int argc, char **argv) {
     if (s != DCL_OK) return cli_report(s);
     dcl_status first = DCL_OK;
     for (int i = 0; i < t.n; i++) {
-        s = bench_device(t.specs[i], &o);
+        s = strcmp(subject, "unet") == 0 ? bench_unet(t.specs[i], (size_t)o.batch)
+                                         : bench_device(t.specs[i], &o);
         if (first == DCL_OK) first = s;
     }
     cli_targets_free(&t);

@@ -84,47 +84,47 @@ void cli_targets_free(cli_targets *t);
 
 typedef struct cli_sample_flags {
     const char *model, *sampler, *variance;
+    const char *label; // class-conditional: "all", "none", a class number or name
     uint64_t steps, n, seed;
     double eta;
-    int raw;       // the trained weights instead of their EMA
-    int want_traj; // keep every x_{t_k}
+    double guidance; // NaN: the default (3 for conditional models)
+    int raw;         // the trained weights instead of their EMA
+    int want_traj;   // keep every x_{t_k}
 } cli_sample_flags;
 
 void cli_sample_flags_default(cli_sample_flags *f);
 
 // The flag-table rows of the sampler flags, shared by sample and eval.
-#define CLI_SAMPLE_OPTS(f)                                                                           \
-    {                                                                                                \
-        "model",    'm',    CLI_OPT_STRING,                                                          \
-        &(f).model, "FILE", "checkpoint written by 'diffcl train'",                                  \
-        NULL,       0,      0},                                                                      \
-        {"sampler",                                                                                  \
-         0,                                                                                          \
-         CLI_OPT_STRING,                                                                             \
-         &(f).sampler,                                                                               \
-         "NAME",                                                                                     \
-         "ddpm, ddim, euler or heun",                                                                \
-         "euler (flow), ddim",                                                                       \
-         0,                                                                                          \
-         0},                                                                                         \
-        {"steps", 0, CLI_OPT_U64, &(f).steps, "K", "sampler steps", "100", 1, 100000},               \
-        {"n", 'n', CLI_OPT_U64, &(f).n, "N", "number of samples", "10000", 1, 1u << 22},             \
-        {"seed", 0, CLI_OPT_U64, &(f).seed, "S", "seed of the sampler's noise", "1", 0, UINT64_MAX}, \
-        {"eta", 0, CLI_OPT_DOUBLE, &(f).eta, "X", "ddim: 0 deterministic ... 1 like ddpm", "0",      \
-         0,     0},                                                                                  \
-        {"ddpm-variance", 0,      CLI_OPT_STRING,                                                    \
-         &(f).variance,   "NAME", "ddpm: posterior or tutorial (ve)",                                \
-         "posterior",     0,      0},                                                                \
-    {                                                                                                \
-        "raw", 0, CLI_OPT_FLAG, &(f).raw, NULL, "sample with the trained weights, not their EMA",    \
-            NULL, 0, 0                                                                               \
-    }
+// clang-format off
+#define CLI_SAMPLE_OPTS(f)                                                                         \
+    {"model", 'm', CLI_OPT_STRING, &(f).model, "FILE", "checkpoint written by 'diffcl train'",     \
+     NULL, 0, 0},                                                                                  \
+    {"sampler", 0, CLI_OPT_STRING, &(f).sampler, "NAME", "ddpm, ddim, euler or heun",              \
+     "euler (flow), ddim", 0, 0},                                                                  \
+    {"steps", 0, CLI_OPT_U64, &(f).steps, "K", "sampler steps", "100", 1, 100000},                 \
+    {"n", 'n', CLI_OPT_U64, &(f).n, "N", "number of samples", "10000", 1, 1u << 22},               \
+    {"seed", 0, CLI_OPT_U64, &(f).seed, "S", "seed of the sampler's noise", "1", 0, UINT64_MAX},   \
+    {"eta", 0, CLI_OPT_DOUBLE, &(f).eta, "X", "ddim: 0 deterministic ... 1 like ddpm", "0", 0, 0}, \
+    {"ddpm-variance", 0, CLI_OPT_STRING, &(f).variance, "NAME",                                    \
+     "ddpm: posterior or tutorial (ve)", "posterior", 0, 0},                                       \
+    {"raw", 0, CLI_OPT_FLAG, &(f).raw, NULL, "sample with the trained weights, not their EMA",     \
+     NULL, 0, 0},                                                                                  \
+    {"guidance", 'w', CLI_OPT_DOUBLE, &(f).guidance, "W",                                          \
+     "class-conditional: classifier-free guidance weight", "3", 0, 0},                             \
+    {"label", 0, CLI_OPT_STRING, &(f).label, "Y",                                                  \
+     "class-conditional: a class (number or name), all (a row each) or none", "all", 0, 0},        \
+    {"labels", 0, CLI_OPT_STRING, &(f).label, "all", "the same as --label", NULL, 0, 0}
+// clang-format on
 
 // Samples drawn from a checkpoint, with what drew them.
 typedef struct cli_samples {
     dcl_model_config cfg;  // the model's config
     dcl_sampler_opts opts; // the sampler as resolved from the flags
-    dcl_model model;       // (internal: freed before cli_sample_model returns)
+    dcl_guidance guidance; // classes and guidance weight as resolved
+    int32_t *labels;       // (N) the class of each sample, or NULL
+    int rows_are_classes;  // labels are one class per row of `cols` samples
+    int cols;
+    dcl_model model; // (internal: freed before cli_sample_model returns)
     size_t N, D;
     float *x;       // (N, D)
     float *traj;    // (steps + 1, N, D) when want_traj

@@ -1,5 +1,6 @@
 // `diffcl sample`: draws samples from a checkpoint with any sampler and writes them as CSV and
 // plots (samples over data, trajectories coloured by t). Also the sampling shared with `eval`.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include "core/error.h"   // dcl__fail
 #include "cli/progress.h" // cli_bar
 #include "diffcl/data.h"  // dcl_dataset_open, dcl_dataset_fresh, dcl_csv_write
+#include "diffcl/image.h" // dcl_image_grid_write
 #include "diffcl/log.h"   // dcl_log
 #include "diffcl/model.h" // dcl_model_load, dcl_model_sample
 #include "diffcl/plot.h"  // dcl_plot_scatter, dcl_plot_trajectories
@@ -25,11 +27,19 @@ const cli_command cli_sample_command = {
         "  euler  first-order ODE: the flow's velocity or the probability-flow ODE\n"
         "  heun   second-order ODE (two network evaluations per step)\n"
         "The default is euler for flow models and ddim otherwise. The EMA weights are used\n"
-        "unless --raw. --plot draws the samples over fresh points of the training dataset.\n",
-    .examples = "  diffcl sample --model spiral.safetensors --plot samples.png\n"
-                "  diffcl sample --model spiral.safetensors --sampler euler --steps 100 --n 10000 "
-                "--seed 1 \\\n      --out samples.csv --plot samples.png --trajectories traj.png\n"
-                "  diffcl sample --model ve.safetensors --sampler ddpm --steps 1000\n",
+        "unless --raw. --plot draws the samples over fresh points of the training dataset.\n"
+        "\n"
+        "Class-conditional models sample one row per class by default (--label all), with\n"
+        "classifier-free guidance eps~ = eps(x, null) + W (eps(x, y) - eps(x, null)): W = 1 is\n"
+        "plain conditional sampling, W = 0 unconditional, larger W follows the class more\n"
+        "closely (default 3). The same combination is applied whatever the model predicts.\n",
+    .examples =
+        "  diffcl sample --model spiral.safetensors --plot samples.png\n"
+        "  diffcl sample --model spiral.safetensors --sampler euler --steps 100 --n 10000 "
+        "--seed 1 \\\n      --out samples.csv --plot samples.png --trajectories traj.png\n"
+        "  diffcl sample --model ve.safetensors --sampler ddpm --steps 1000\n"
+        "  diffcl sample --model fm.safetensors --n 100 --labels all --guidance 3 --sampler "
+        "ddim --steps 50 --out grid.png\n",
 };
 
 void cli_sample_flags_default(cli_sample_flags *f) {
@@ -38,6 +48,57 @@ void cli_sample_flags_default(cli_sample_flags *f) {
     f->n = 10000;
     f->seed = 1;
     f->variance = "posterior";
+    f->guidance = NAN;
+    f->label = "all";
+}
+
+// The class of every sample and the guidance weight, for a conditional model (K classes).
+static dcl_status resolve_labels(const cli_sample_flags *f, int K, cli_samples *out) {
+    size_t N = out->N;
+    int explicit_label = strcmp(f->label, "all") != 0;
+    if (K == 0) {
+        out->guidance.w = 1;
+        if (explicit_label && strcmp(f->label, "none") != 0)
+            return dcl__fail(DCL_ERR_ARG, "--label: this model is unconditional (no classes)");
+        if (!isnan(f->guidance) && f->guidance != 1)
+            return dcl__fail(DCL_ERR_ARG, "--guidance: this model is unconditional (no classes)");
+        return DCL_OK;
+    }
+    out->guidance.w = isnan(f->guidance) ? 3.0 : f->guidance;
+    if (!(out->guidance.w >= 0 && out->guidance.w <= 100))
+        return dcl__fail(DCL_ERR_ARG, "--guidance must be in [0, 100], got %g", out->guidance.w);
+    if (strcmp(f->label, "none") == 0) return DCL_OK; // the null class: unconditional samples
+    out->labels = malloc(N * sizeof *out->labels);
+    if (!out->labels) return dcl__fail(DCL_ERR_NOMEM, "out of host memory for labels");
+    int y = -1;
+    if (explicit_label) {
+        char *end;
+        long v = strtol(f->label, &end, 10);
+        if (*end || end == f->label || v < 0 || v >= K) {
+            // A class name from the model's dataset ("Sneaker").
+            dcl_dataset *ds = NULL;
+            if (dcl_dataset_open(&ds, out->cfg.data, out->cfg.seed) == DCL_OK)
+                for (int k = 0; k < K && y < 0; k++) {
+                    const char *name = dcl_dataset_class_name(ds, k);
+                    if (name && strcmp(name, f->label) == 0) y = k;
+                }
+            dcl_dataset_free(ds);
+            dcl_clear_error();
+            if (y < 0)
+                return dcl__fail(DCL_ERR_ARG,
+                                 "--label '%s': use a class 0..%d, a class name, all or none",
+                                 f->label, K - 1);
+        } else {
+            y = (int)v;
+        }
+    }
+    // all: one row per class, N / K samples each.
+    out->cols = N >= (size_t)K ? (int)(N / (size_t)K) : 1;
+    for (size_t i = 0; i < N; i++)
+        out->labels[i] = y >= 0 ? y : (int32_t)((i / (size_t)out->cols) % (size_t)K);
+    if (y < 0) out->rows_are_classes = 1;
+    out->guidance.labels = out->labels;
+    return DCL_OK;
 }
 
 // Resolves the sampler flags against the model's process.
@@ -65,11 +126,16 @@ dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_s
     memset(out, 0, sizeof *out);
     dcl_device *dev = NULL;
     dcl_status s = dcl_device_open(&dev, device);
-    if (s == DCL_OK) s = dcl_model_load(&out->model, dev, f->model, (size_t)f->n);
+    // Guided sampling evaluates the conditional and unconditional batches together (2N).
+    if (s == DCL_OK) s = dcl_model_load(&out->model, dev, f->model, 2 * (size_t)f->n);
     if (s == DCL_OK) s = sampler_opts(f, &out->model.cfg, &out->opts);
-    size_t N = (size_t)f->n, D = s == DCL_OK ? (size_t)out->model.cfg.net.dim : 0;
+    size_t N = (size_t)f->n, D = s == DCL_OK ? dcl_net_dim(&out->model.cfg.net) : 0;
     if (s == DCL_OK) {
+        out->cfg = out->model.cfg;
         out->N = N, out->D = D;
+        s = resolve_labels(f, dcl_net_num_classes(&out->cfg.net), out);
+    }
+    if (s == DCL_OK) {
         out->x = malloc(N * D * sizeof *out->x);
         if (f->want_traj) out->traj = malloc(((size_t)f->steps + 1) * N * D * sizeof *out->traj);
         out->t = malloc(((size_t)f->steps + 1) * sizeof *out->t);
@@ -80,20 +146,18 @@ dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_s
         dcl_log(DCL_LOG_INFO, "sampling %zu points with %s, %d steps, seed %llu", N,
                 dcl_sampler_name(out->opts.kind), out->opts.steps, (unsigned long long)f->seed);
         double t0 = cli_now();
-        s = dcl_model_sample(&out->model, &out->opts, N, f->seed, !f->raw, out->x, out->traj);
+        s = dcl_model_sample(&out->model, &out->opts, N, f->seed, !f->raw, &out->guidance, out->x,
+                             out->traj);
         out->seconds = cli_now() - t0;
     }
-    if (out->model.net) {
-        out->cfg = out->model.cfg;
-        dcl_model_free(&out->model);
-    }
+    if (out->model.net) dcl_model_free(&out->model);
     dcl_device_free(dev);
     if (s != DCL_OK) cli_samples_free(out);
     return s;
 }
 
 void cli_samples_free(cli_samples *s) {
-    free(s->x), free(s->traj), free(s->t);
+    free(s->x), free(s->traj), free(s->t), free(s->labels);
     memset(s, 0, sizeof *s);
 }
 
@@ -129,6 +193,40 @@ static dcl_status plot_samples(const char *path, const cli_samples *r) {
     return s;
 }
 
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+// Samples as CSV, or images as a PNG grid: one row per class when the rows are classes (labelled
+// with the class names of the model's dataset), else a square-ish grid.
+static dcl_status write_samples(const char *path, const cli_samples *r) {
+    if (!has_suffix(path, ".png")) return dcl_csv_write(path, r->x, r->N, r->D);
+    if (r->cfg.net.kind != DCL_NET_UNET)
+        return dcl__fail(DCL_ERR_ARG,
+                         "--out %s: a PNG grid is for image models; use --plot for "
+                         "points",
+                         path);
+    const dcl_unet_config *u = &r->cfg.net.unet;
+    int cols = r->rows_are_classes ? r->cols : (int)ceil(sqrt((double)r->N));
+    int rows = (int)((r->N + (size_t)cols - 1) / (size_t)cols), K = u->num_classes;
+    const char **names = r->rows_are_classes ? calloc((size_t)rows, sizeof *names) : NULL;
+    char(*fallback)[24] = names ? calloc((size_t)rows, sizeof *fallback) : NULL;
+    dcl_dataset *ds = NULL;
+    if (names && dcl_dataset_open(&ds, r->cfg.data, r->cfg.seed) != DCL_OK) dcl_clear_error();
+    for (int i = 0; names && fallback && i < rows; i++) {
+        names[i] = ds ? dcl_dataset_class_name(ds, i % K) : NULL;
+        if (!names[i])
+            snprintf(fallback[i], sizeof fallback[i], "class %d", i % K), names[i] = fallback[i];
+    }
+    dcl_status s =
+        dcl_image_grid_write(path, r->x, r->N, u->channels, u->height, u->width, cols, 2, 2,
+                             names && fallback ? names : NULL, names && fallback ? rows : 0);
+    free(names), free(fallback);
+    dcl_dataset_free(ds);
+    return s;
+}
+
 int cli_cmd_sample(int argc, char **argv) {
     cli_sample_flags f;
     cli_sample_flags_default(&f);
@@ -137,7 +235,8 @@ int cli_cmd_sample(int argc, char **argv) {
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
         CLI_SAMPLE_OPTS(f),
-        {"out", 'o', CLI_OPT_STRING, &out, "CSV", "write the samples as CSV", NULL, 0, 0},
+        {"out", 'o', CLI_OPT_STRING, &out, "FILE",
+         "the samples: .csv values, or .png a grid (images)", NULL, 0, 0},
         {"plot", 0, CLI_OPT_STRING, &plot, "PNG", "scatter of the samples over data (2-D)", NULL, 0,
          0},
         {"trajectories", 0, CLI_OPT_STRING, &traj, "PNG",
@@ -166,7 +265,7 @@ int cli_cmd_sample(int argc, char **argv) {
                                "data has %zu dimensions",
                                r.D);
     }
-    if (out && (s = dcl_csv_write(out, r.x, r.N, r.D)) == DCL_OK) printf("wrote %s\n", out);
+    if (out && (s = write_samples(out, &r)) == DCL_OK) printf("wrote %s\n", out);
     if (s == DCL_OK && plot && (s = plot_samples(plot, &r)) == DCL_OK) printf("wrote %s\n", plot);
     if (s == DCL_OK && traj) {
         char title[256];

@@ -5,6 +5,8 @@
 
 #include "cli/cli.h"
 #include "cli/progress.h" // cli_bar
+#include "core/error.h"   // dcl__fail
+#include "diffcl/image.h" // dcl_image_grid_write
 #include "diffcl/log.h"   // dcl_log, dcl_log_get_level
 #include "diffcl/plot.h"  // dcl_plot_curve
 #include "diffcl/train.h" // dcl_train, dcl_model_*
@@ -33,18 +35,27 @@ const cli_command cli_train_command = {
         "  (eps on vp-cosine suits ddpm; ddim/euler/heun amplify its errors near t = 1)\n"
         "\n"
         "Datasets: spiral, moons, checkerboard, gmm8, annulus, swissroll (fresh points every\n"
-        "step), NAME:n=K for a fixed training set of K points, csv:PATH for your own points.\n",
+        "step), NAME:n=K for a fixed training set of K points, csv:PATH for your own points;\n"
+        "images: fashion-mnist, idx:IMAGES[,LABELS], png:FOLDER. Points train an MLP, images a\n"
+        "U-Net (--net). A labelled image set trains a class-conditional model whose labels are\n"
+        "dropped to a null class with probability --cond-drop, for classifier-free guidance\n"
+        "('diffcl sample --guidance W'); --uncond ignores the labels.\n",
     .examples =
         "  diffcl train\n"
         "  diffcl train --data spiral --process flow --steps 3000 --out spiral.safetensors\n"
         "  diffcl train --process ve --sigma-q 3 --predict x0 --out ve.safetensors\n"
-        "  diffcl train --data spiral:n=10 --steps 6000 --out memorise.safetensors\n",
+        "  diffcl train --data spiral:n=10 --steps 6000 --out memorise.safetensors\n"
+        "  diffcl train --data fashion-mnist --process vp-cosine --steps 4000 --batch 64 \\\n"
+        "      --out fm.safetensors --sample-every 500\n",
 };
 
 typedef struct train_flags {
-    const char *data, *process, *predict, *act, *out, *loss_plot, *loss_weight;
-    double sigma_q, lr, clip, ema, weight_decay, snr_gamma;
+    const char *data, *process, *predict, *act, *out, *loss_plot, *loss_weight, *net;
+    double sigma_q, lr, clip, ema, weight_decay, snr_gamma, cond_drop;
     uint64_t steps, batch, warmup, width, depth, emb, seed, log_every, prev_steps;
+    uint64_t base, groups, sample_every;
+    cli_sizes mult;
+    int uncond;
 } train_flags;
 
 // The default prediction of each process: the tutorial's for flow and ve, DDPM's eps for
@@ -60,8 +71,41 @@ static dcl_prediction default_prediction(dcl_process_kind k) {
     }
 }
 
+// The network for the dataset: an MLP for points, a U-Net for images (unless --net says).
+static int make_net(const train_flags *f, dcl_dataset *ds, dcl_net_config *n) {
+    int C, H, W, image = dcl_dataset_image_shape(ds, &C, &H, &W);
+    if (strcmp(f->net, "auto") == 0) n->kind = image ? DCL_NET_UNET : DCL_NET_MLP;
+    else if (strcmp(f->net, "mlp") == 0) n->kind = DCL_NET_MLP;
+    else if (strcmp(f->net, "unet") == 0) n->kind = DCL_NET_UNET;
+    else return cli_usage_error("train", "--net '%s': use auto, mlp or unet", f->net);
+    if (n->kind == DCL_NET_MLP) {
+        if (strcmp(f->act, "relu") == 0) n->mlp.act = DCL_ACT_RELU;
+        else if (strcmp(f->act, "silu") == 0) n->mlp.act = DCL_ACT_SILU;
+        else return cli_usage_error("train", "--act '%s': use relu or silu", f->act);
+        if (f->emb % 2) return cli_usage_error("train", "--emb must be even (sin and cos halves)");
+        n->mlp.dim = (int)dcl_dataset_dim(ds);
+        n->mlp.width = (int)f->width;
+        n->mlp.depth = (int)f->depth;
+        n->mlp.emb_dim = (int)f->emb;
+        return CLI_PARSED;
+    }
+    if (!image)
+        return cli_usage_error("train", "--net unet needs images; '%s' holds points", f->data);
+    dcl_unet_config *u = &n->unet;
+    dcl_unet_config_default(u, C, H, W);
+    if (f->base) u->base = (int)f->base, u->emb_dim = (int)f->base;
+    if (f->groups) u->groups = (int)f->groups;
+    if (f->mult.n) {
+        if (f->mult.n > 4) return cli_usage_error("train", "--mult takes at most 4 levels");
+        u->levels = f->mult.n;
+        for (int l = 0; l < f->mult.n; l++) u->mult[l] = (int)f->mult.v[l];
+    }
+    u->num_classes = f->uncond ? 0 : dcl_dataset_num_classes(ds);
+    return CLI_PARSED;
+}
+
 // Flags → model config; usage errors are reported here.
-static int make_config(const train_flags *f, dcl_model_config *c) {
+static int make_config(const train_flags *f, dcl_dataset *ds, dcl_model_config *c) {
     memset(c, 0, sizeof *c);
     if (dcl_process_parse(f->process, &c->process) != DCL_OK)
         return cli_usage_error("train", "--process: %s", dcl_last_error());
@@ -73,13 +117,11 @@ static int make_config(const train_flags *f, dcl_model_config *c) {
     if (dcl_prediction_check(&c->process, c->pred) != DCL_OK)
         return cli_usage_error("train", "--predict: %s", dcl_last_error());
     if (c->pred == DCL_PREDICT_PREV) c->prev_dt = 1.0 / (double)f->prev_steps;
-    if (strcmp(f->act, "relu") == 0) c->net.act = DCL_ACT_RELU;
-    else if (strcmp(f->act, "silu") == 0) c->net.act = DCL_ACT_SILU;
-    else return cli_usage_error("train", "--act '%s': use relu or silu", f->act);
-    if (f->emb % 2) return cli_usage_error("train", "--emb must be even (sin and cos halves)");
-    c->net.width = (int)f->width;
-    c->net.depth = (int)f->depth;
-    c->net.emb_dim = (int)f->emb;
+    if (!(f->cond_drop >= 0 && f->cond_drop <= 1))
+        return cli_usage_error("train", "--cond-drop must be in [0, 1]");
+    int rc = make_net(f, ds, &c->net);
+    if (rc != CLI_PARSED) return rc;
+    c->cond_drop = dcl_net_num_classes(&c->net) ? f->cond_drop : 0;
     c->seed = f->seed;
     if (strlen(f->data) >= sizeof c->data)
         return cli_usage_error("train", "--data is longer than %zu characters", sizeof c->data - 1);
@@ -87,21 +129,59 @@ static int make_config(const train_flags *f, dcl_model_config *c) {
     return CLI_PARSED;
 }
 
+// --sample-every: a grid of GRID_N images from fixed noise (seed 1), one row per class for a
+// conditional model, so progress can be watched.
+#define GRID_N 100
+
 typedef struct log_state {
     cli_bar bar;
     double ema_loss; // smoothed loss for display
     int have;
+    dcl_model *model;
+    dcl_dataset *ds;
+    int64_t sample_every;
+    const char *grid_path;
 } log_state;
 
-static void on_log(void *ctx, int64_t step, int64_t total, double loss, double steps_per_s) {
+static dcl_status write_grid(log_state *l) {
+    const dcl_model_config *c = &l->model->cfg;
+    const dcl_unet_config *u = &c->net.unet;
+    int K = dcl_net_num_classes(&c->net), rows = K ? K : 10, cols = GRID_N / rows;
+    size_t N = (size_t)rows * (size_t)cols, D = dcl_net_dim(&c->net);
+    float *x = malloc(N * D * sizeof *x);
+    int32_t *labels = malloc(N * sizeof *labels);
+    const char **names = calloc((size_t)rows, sizeof *names);
+    if (!x || !labels || !names) {
+        free(x), free(labels), free(names);
+        return dcl__fail(DCL_ERR_NOMEM, "out of host memory for a sample grid");
+    }
+    for (size_t i = 0; i < N; i++) labels[i] = (int32_t)(i / (size_t)cols);
+    for (int r = 0; K && r < rows; r++) names[r] = dcl_dataset_class_name(l->ds, r);
+    dcl_sampler_opts o = {.kind = DCL_SAMPLER_DDIM, .steps = 50};
+    dcl_guidance g = {K ? labels : NULL, K ? 3.0 : 1.0};
+    dcl_status s = dcl_model_sample(l->model, &o, N, 1, 1, &g, x, NULL);
+    if (s == DCL_OK)
+        s = dcl_image_grid_write(l->grid_path, x, N, u->channels, u->height, u->width, cols, 2, 2,
+                                 K ? names : NULL, K ? rows : 0);
+    free(x), free(labels), free(names);
+    return s;
+}
+
+static dcl_status on_log(void *ctx, const dcl_train_report *r) {
     log_state *l = ctx;
-    l->ema_loss = l->have ? 0.7 * l->ema_loss + 0.3 * loss : loss;
+    l->ema_loss = l->have ? 0.7 * l->ema_loss + 0.3 * r->loss : r->loss;
     l->have = 1;
-    char extra[96];
-    snprintf(extra, sizeof extra, "loss %.4f (smoothed %.4f) %.0f steps/s", loss, l->ema_loss,
-             steps_per_s);
-    (void)total;
-    cli_bar_update(&l->bar, step, extra);
+    char extra[160];
+    int n = snprintf(extra, sizeof extra, "loss %.4f (smoothed %.4f) %.1f steps/s", r->loss,
+                     l->ema_loss, r->steps_per_s);
+    if (l->model->cfg.net.kind == DCL_NET_UNET) // where in t the error sits, for image models
+        snprintf(extra + n, sizeof extra - (size_t)n, " | by t: %.3f %.3f %.3f %.3f",
+                 r->bucket_loss[0], r->bucket_loss[1], r->bucket_loss[2], r->bucket_loss[3]);
+    cli_bar_update(&l->bar, r->step, extra);
+    if (!l->sample_every || r->step % l->sample_every) return DCL_OK;
+    dcl_status s = write_grid(l);
+    if (s == DCL_OK) dcl_log(DCL_LOG_INFO, "step %lld: wrote %s", (long long)r->step, l->grid_path);
+    return s;
 }
 
 static dcl_status write_loss_plot(const char *path, const dcl_model_config *c, const float *losses,
@@ -117,24 +197,31 @@ static dcl_status write_loss_plot(const char *path, const dcl_model_config *c, c
     return s;
 }
 
+// "model.safetensors" → "model-samples.png".
+static void grid_path_for(const char *out, char *buf, size_t size) {
+    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
+    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - out) : strlen(out);
+    snprintf(buf, size, "%.*s-samples.png", (int)stem, out);
+}
+
 int cli_cmd_train(int argc, char **argv) {
     train_flags f = {.data = "spiral",
                      .process = "flow",
                      .act = "relu",
+                     .net = "auto",
                      .out = "model.safetensors",
                      .loss_weight = "uniform",
                      .sigma_q = 3,
+                     .cond_drop = 0.1,
                      .steps = 3000,
-                     .batch = 1024,
                      .warmup = 100,
                      .width = 128,
                      .depth = 3,
                      .emb = 32,
-                     .log_every = 100,
                      .prev_steps = 100};
     dcl_train_opts o;
     dcl_train_opts_default(&o);
-    f.lr = o.lr, f.clip = o.clip, f.ema = o.ema, f.weight_decay = o.weight_decay;
+    f.clip = o.clip, f.ema = o.ema, f.weight_decay = o.weight_decay;
     f.snr_gamma = o.snr_gamma;
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
@@ -147,8 +234,10 @@ int cli_cmd_train(int argc, char **argv) {
         {"prev-steps", 0, CLI_OPT_U64, &f.prev_steps, "K",
          "prev: the sampler steps the model is trained for", "100", 1, 100000},
         {"steps", 0, CLI_OPT_U64, &f.steps, "N", "optimizer steps", "3000", 0, 100000000},
-        {"batch", 'b', CLI_OPT_U64, &f.batch, "N", "examples per step", "1024", 1, 1u << 20},
-        {"lr", 0, CLI_OPT_DOUBLE, &f.lr, "X", "peak learning rate", "0.001", 0, 0},
+        {"batch", 'b', CLI_OPT_U64, &f.batch, "N", "examples per step", "1024 (mlp), 64 (unet)", 1,
+         1u << 20},
+        {"lr", 0, CLI_OPT_DOUBLE, &f.lr, "X", "peak learning rate", "1e-3 (mlp), 5e-4 (unet)", 0,
+         0},
         {"warmup", 0, CLI_OPT_U64, &f.warmup, "N", "linear learning-rate warm-up steps", "100", 0,
          100000000},
         {"clip", 0, CLI_OPT_DOUBLE, &f.clip, "X", "clip the gradient norm to X (0: off)", "1", 0,
@@ -161,13 +250,23 @@ int cli_cmd_train(int argc, char **argv) {
          "time weighting of the loss: uniform or min-snr", "uniform", 0, 0},
         {"snr-gamma", 0, CLI_OPT_DOUBLE, &f.snr_gamma, "X", "min-snr: the SNR cap gamma", "5", 0,
          0},
-        {"width", 0, CLI_OPT_U64, &f.width, "H", "hidden width", "128", 1, 65536},
-        {"depth", 0, CLI_OPT_U64, &f.depth, "L", "hidden layers", "3", 1, 64},
-        {"emb", 0, CLI_OPT_U64, &f.emb, "E", "time-embedding size (even)", "32", 2, 4096},
-        {"act", 0, CLI_OPT_STRING, &f.act, "NAME", "activation: relu or silu", "relu", 0, 0},
+        {"net", 0, CLI_OPT_STRING, &f.net, "NAME", "network: auto, mlp or unet", "auto", 0, 0},
+        {"width", 0, CLI_OPT_U64, &f.width, "H", "mlp: hidden width", "128", 1, 65536},
+        {"depth", 0, CLI_OPT_U64, &f.depth, "L", "mlp: hidden layers", "3", 1, 64},
+        {"emb", 0, CLI_OPT_U64, &f.emb, "E", "mlp: time-embedding size (even)", "32", 2, 4096},
+        {"act", 0, CLI_OPT_STRING, &f.act, "NAME", "mlp: activation, relu or silu", "relu", 0, 0},
+        {"base", 0, CLI_OPT_U64, &f.base, "C", "unet: channels at full resolution", "32", 1, 4096},
+        {"mult", 0, CLI_OPT_SIZES, &f.mult, "LIST", "unet: channel multiplier per resolution",
+         "1,2,2", 1, 64},
+        {"groups", 0, CLI_OPT_U64, &f.groups, "G", "unet: GroupNorm groups", "8", 1, 4096},
+        {"cond-drop", 0, CLI_OPT_DOUBLE, &f.cond_drop, "P",
+         "labelled data: probability of training with the null class", "0.1", 0, 0},
+        {"uncond", 0, CLI_OPT_FLAG, &f.uncond, NULL, "ignore the dataset's labels", NULL, 0, 0},
         {"seed", 0, CLI_OPT_U64, &f.seed, "N", "seed of every random stream", "0", 0, UINT64_MAX},
-        {"log-every", 0, CLI_OPT_U64, &f.log_every, "N", "read the loss back every N steps", "100",
-         1, 1000000},
+        {"log-every", 0, CLI_OPT_U64, &f.log_every, "N", "read the loss back every N steps",
+         "100 (mlp), 25 (unet)", 1, 1000000},
+        {"sample-every", 0, CLI_OPT_U64, &f.sample_every, "N",
+         "images: write a sample grid (OUT-samples.png) every N steps", NULL, 1, 100000000},
         {"out", 'o', CLI_OPT_STRING, &f.out, "FILE", "checkpoint to write", "model.safetensors", 0,
          0},
         {"loss-plot", 0, CLI_OPT_STRING, &f.loss_plot, "PNG", "write the loss curve here", NULL, 0,
@@ -176,45 +275,73 @@ int cli_cmd_train(int argc, char **argv) {
     cli_common common = {0};
     int rc = cli_parse(&cli_train_command, opts, CLI_COUNT(opts), argc, argv, &common);
     if (rc != CLI_PARSED) return rc;
-    dcl_model_config cfg;
-    if ((rc = make_config(&f, &cfg)) != CLI_PARSED) return rc;
-    if (!(f.lr > 0) || f.clip < 0 || f.weight_decay < 0 || f.ema < 0 || f.ema >= 1)
+    if (f.lr < 0 || f.clip < 0 || f.weight_decay < 0 || f.ema < 0 || f.ema >= 1)
         return cli_usage_error("train", "need --lr > 0, --clip >= 0, --weight-decay >= 0 and "
                                         "0 <= --ema < 1");
-    o.steps = (int)f.steps, o.batch = (int)f.batch, o.lr = f.lr, o.warmup = (int)f.warmup;
     if (strcmp(f.loss_weight, "min-snr") == 0) o.min_snr = 1;
     else if (strcmp(f.loss_weight, "uniform") != 0)
         return cli_usage_error("train", "--loss-weight '%s': use uniform or min-snr",
                                f.loss_weight);
     if (!(f.snr_gamma > 0)) return cli_usage_error("train", "--snr-gamma must be > 0");
-    o.snr_gamma = f.snr_gamma;
-    o.clip = f.clip, o.ema = f.ema, o.weight_decay = f.weight_decay, o.log_every = (int)f.log_every;
 
     dcl_dataset *ds = NULL;
     dcl_device *dev = NULL;
     dcl_model m = {0};
-    float *losses = malloc(((size_t)o.steps / (size_t)o.log_every + 2) * sizeof *losses);
+    dcl_model_config cfg;
+    float *losses = NULL;
     int n_losses = 0;
-    dcl_status s = losses ? DCL_OK : DCL_ERR_NOMEM;
-    if (s == DCL_OK) s = dcl_dataset_open(&ds, f.data, f.seed);
-    if (s == DCL_OK) {
-        cfg.net.dim = (int)dcl_dataset_dim(ds);
-        s = dcl_device_open(&dev, common.device);
+    dcl_status s = dcl_dataset_open(&ds, f.data, f.seed);
+    if (s == DCL_ERR_ARG) return cli_usage_error("train", "--data: %s", dcl_last_error());
+    if (s != DCL_OK) return cli_report(s);
+    if ((rc = make_config(&f, ds, &cfg)) != CLI_PARSED) {
+        dcl_dataset_free(ds);
+        return rc;
     }
-    if (s == DCL_OK) s = dcl_model_init(&m, dev, &cfg, (size_t)o.batch);
+    // Defaults that depend on the network.
+    int unet = cfg.net.kind == DCL_NET_UNET;
+    o.steps = (int)f.steps, o.warmup = (int)f.warmup, o.snr_gamma = f.snr_gamma;
+    o.batch = f.batch ? (int)f.batch : unet ? 64 : 1024;
+    o.lr = f.lr > 0 ? f.lr : unet ? 5e-4 : 1e-3;
+    o.log_every = f.log_every ? (int)f.log_every : unet ? 25 : 100;
+    o.clip = f.clip, o.ema = f.ema, o.weight_decay = f.weight_decay;
+    if (f.sample_every && (!unet || f.sample_every % (uint64_t)o.log_every)) {
+        dcl_dataset_free(ds);
+        return cli_usage_error("train",
+                               "--sample-every is for image models and must be a "
+                               "multiple of --log-every (%d)",
+                               o.log_every);
+    }
+    char grid_path[4096];
+    grid_path_for(f.out, grid_path, sizeof grid_path);
+    // Sampling a guided grid during training evaluates 2 GRID_N images at once.
+    size_t max_batch = (size_t)o.batch;
+    if (f.sample_every && max_batch < 2 * GRID_N) max_batch = 2 * GRID_N;
+
+    losses = malloc(((size_t)o.steps / (size_t)o.log_every + 2) * sizeof *losses);
+    if (!losses) s = DCL_ERR_NOMEM;
+    if (s == DCL_OK) s = dcl_device_open(&dev, common.device);
+    if (s == DCL_OK) s = dcl_model_init(&m, dev, &cfg, max_batch);
     if (s == DCL_OK) {
-        dcl_log(DCL_LOG_INFO, "training %s/%s on %s: %d steps of %d, mlp %dx%d (%zu parameters)",
+        char shape[160];
+        if (unet)
+            snprintf(shape, sizeof shape, "unet base %d, %d levels%s%s", cfg.net.unet.base,
+                     cfg.net.unet.levels, cfg.net.unet.num_classes ? ", class-conditional" : "",
+                     cfg.net.unet.num_classes ? (cfg.cond_drop > 0 ? " with label drop" : "") : "");
+        else snprintf(shape, sizeof shape, "mlp %dx%d", cfg.net.mlp.depth, cfg.net.mlp.width);
+        dcl_log(DCL_LOG_INFO, "training %s/%s on %s: %d steps of %d, %s (%zu parameters)",
                 dcl_process_name(cfg.process.kind), dcl_prediction_name(cfg.pred), f.data, o.steps,
-                o.batch, cfg.net.depth, cfg.net.width, dcl_model_parameter_count(&m));
-        log_state l = {0};
+                o.batch, shape, dcl_model_parameter_count(&m));
+        log_state l = {
+            .model = &m, .ds = ds, .sample_every = (int64_t)f.sample_every, .grid_path = grid_path};
         cli_bar_start(&l.bar, "train", o.steps, dcl_log_get_level() < DCL_LOG_INFO);
         double t0 = cli_now();
         s = dcl_train(dev, &m, ds, &o, on_log, &l, losses, &n_losses);
         double secs = cli_now() - t0;
         if (s == DCL_OK) {
             char extra[96];
-            snprintf(extra, sizeof extra, "loss %.4f, %.1f steps/s", l.have ? l.ema_loss : 0.0,
-                     o.steps / (secs > 1e-9 ? secs : 1e-9));
+            snprintf(extra, sizeof extra, "loss %.4f, %.2f steps/s, %.0f examples/s",
+                     l.have ? l.ema_loss : 0.0, o.steps / (secs > 1e-9 ? secs : 1e-9),
+                     (double)o.steps * o.batch / (secs > 1e-9 ? secs : 1e-9));
             cli_bar_finish(&l.bar, extra);
         }
     }

@@ -94,3 +94,23 @@ double dcl_memorised_fraction(const float *samples, size_t n, const float *train
     }
     return (double)hits / n;
 }
+
+void dcl_nearest_rms(const float *samples, size_t n, const float *train, size_t n_train, size_t D,
+                     double *nearest) {
+    for (size_t i = 0; i < n; i++) {
+        const float *x = samples + i * D;
+        double best = INFINITY;
+        for (size_t j = 0; j < n_train; j++) {
+            const float *y = train + j * D;
+            // Float partial sums of 8 keep the inner loop vectorisable; the total is double.
+            double d2 = 0;
+            for (size_t d = 0; d < D && d2 < best; d += 8) {
+                float part = 0;
+                for (size_t e = d; e < d + 8 && e < D; e++) part += (x[e] - y[e]) * (x[e] - y[e]);
+                d2 += part;
+            }
+            if (d2 < best) best = d2;
+        }
+        nearest[i] = n_train && D ? sqrt(best / (double)D) : NAN;
+    }
+}

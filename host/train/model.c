@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "diffcl/log.h"
 #include "diffcl/model.h"
-#include "diffcl/ops.h"         // dcl_copy, dcl_fill
+#include "diffcl/ops.h"         // dcl_copy, dcl_fill, dcl_axpby
 #include "diffcl/rng.h"         // DCL_RNG_STREAM_VERSION
 #include "diffcl/safetensors.h" // dcl_safetensors_write, dcl_safetensors_read
 
@@ -17,39 +17,112 @@ dcl_status dcl_model_init(dcl_model *m, dcl_device *dev, const dcl_model_config 
                           size_t max_batch) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    dcl_status s = dcl_mlp_init(&m->net, dev, &cfg->net, cfg->seed, max_batch);
-    if (s == DCL_OK) s = dcl_arena_init_like(&m->ema, dcl_mlp_params(m->net), "ema");
+    if (!(cfg->cond_drop >= 0 && cfg->cond_drop <= 1))
+        return dcl__fail(DCL_ERR_ARG, "the label drop probability must be in [0, 1], got %g",
+                         cfg->cond_drop);
+    dcl_status s = dcl_net_init(&m->net, dev, &cfg->net, cfg->seed, max_batch);
+    if (s == DCL_OK) s = dcl_arena_init_like(&m->ema, dcl_net_params(m->net), "ema");
     if (s == DCL_OK)
-        s = dcl_copy(dev, dcl_at(m->ema.buf, 0), dcl_at(dcl_mlp_params(m->net)->buf, 0), m->ema.n);
+        s = dcl_copy(dev, dcl_at(m->ema.buf, 0), dcl_at(dcl_net_params(m->net)->buf, 0), m->ema.n);
     if (s != DCL_OK) dcl_model_free(m);
     return s;
 }
 
 void dcl_model_free(dcl_model *m) {
     if (m->ema.buf) dcl_arena_free(&m->ema);
-    dcl_mlp_free(m->net);
+    dcl_net_free(m->net);
     memset(m, 0, sizeof *m);
 }
 
 static const char *act_name(dcl_activation a) { return a == DCL_ACT_SILU ? "silu" : "relu"; }
+
+// The network's part of the config.
+static json_t *net_json(const dcl_net_config *n) {
+    if (n->kind == DCL_NET_MLP)
+        return json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "type", "mlp", "dim", n->mlp.dim,
+                         "width", n->mlp.width, "depth", n->mlp.depth, "emb_dim", n->mlp.emb_dim,
+                         "activation", act_name(n->mlp.act));
+    const dcl_unet_config *u = &n->unet;
+    json_t *mult = json_array();
+    for (int l = 0; mult && l < u->levels; l++)
+        json_array_append_new(mult, json_integer(u->mult[l]));
+    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:o, s:i, s:i, s:i}", "type", "unet",
+                     "channels", u->channels, "height", u->height, "width", u->width, "base",
+                     u->base, "levels", u->levels, "mult", mult, "groups", u->groups, "emb_dim",
+                     u->emb_dim, "num_classes", u->num_classes);
+}
 
 // The config as compact JSON (malloc'd), the value of __metadata__["diffcl"].
 static char *config_json(const dcl_model_config *c) {
     // Seeds are 64-bit unsigned, which JSON integers are not reliably: a decimal string.
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
-    json_t *net = json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "type", "mlp", "dim", c->net.dim,
-                            "width", c->net.width, "depth", c->net.depth, "emb_dim", c->net.emb_dim,
-                            "activation", act_name(c->net.act));
     json_t *root = json_pack(
-        "{s:i, s:i, s:s, s:f, s:s, s:f, s:o, s:s, s:s, s:I}", "version", CONFIG_VERSION,
+        "{s:i, s:i, s:s, s:f, s:s, s:f, s:o, s:f, s:s, s:s, s:I}", "version", CONFIG_VERSION,
         "rng_stream_version", DCL_RNG_STREAM_VERSION, "process", dcl_process_name(c->process.kind),
         "sigma_q", c->process.sigma_q, "prediction", dcl_prediction_name(c->pred), "prev_dt",
-        c->prev_dt, "net", net, "data", c->data, "seed", seed, "step", (json_int_t)c->step);
+        c->prev_dt, "net", net_json(&c->net), "cond_drop", c->cond_drop, "data", c->data, "seed",
+        seed, "step", (json_int_t)c->step);
     if (!root) return NULL;
     char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
     return text;
+}
+
+static int in_range(int v, int lo, int hi) { return v >= lo && v <= hi; }
+
+static dcl_status parse_net(const char *path, json_t *j, dcl_net_config *n) {
+    json_error_t err;
+    const char *type = NULL, *act = NULL;
+    if (json_unpack_ex(j, &err, 0, "{s:s}", "type", &type))
+        return dcl__fail(DCL_ERR_FORMAT, "%s: model config: net: %s", path, err.text);
+    if (strcmp(type, "mlp") == 0) {
+        dcl_mlp_config *m = &n->mlp;
+        n->kind = DCL_NET_MLP;
+        if (json_unpack_ex(j, &err, JSON_STRICT, "{s:s, s:i, s:i, s:i, s:i, s:s}", "type", &type,
+                           "dim", &m->dim, "width", &m->width, "depth", &m->depth, "emb_dim",
+                           &m->emb_dim, "activation", &act))
+            return dcl__fail(DCL_ERR_FORMAT, "%s: model config: net: %s", path, err.text);
+        if (strcmp(act, "relu") && strcmp(act, "silu"))
+            return dcl__fail(DCL_ERR_FORMAT, "%s: activation '%s' is not relu or silu", path, act);
+        m->act = strcmp(act, "silu") == 0 ? DCL_ACT_SILU : DCL_ACT_RELU;
+        if (!in_range(m->dim, 1, 4096) || !in_range(m->width, 1, 65536) ||
+            !in_range(m->depth, 1, 64) || !in_range(m->emb_dim, 2, 4096) || m->emb_dim % 2)
+            return dcl__fail(DCL_ERR_FORMAT,
+                             "%s: mlp shape out of range (dim %d, width %d, depth %d, emb_dim %d)",
+                             path, m->dim, m->width, m->depth, m->emb_dim);
+        return DCL_OK;
+    }
+    if (strcmp(type, "unet") == 0) {
+        dcl_unet_config *u = &n->unet;
+        json_t *mult = NULL;
+        n->kind = DCL_NET_UNET;
+        if (json_unpack_ex(j, &err, JSON_STRICT,
+                           "{s:s, s:i, s:i, s:i, s:i, s:i, s:o, s:i, s:i, s:i}", "type", &type,
+                           "channels", &u->channels, "height", &u->height, "width", &u->width,
+                           "base", &u->base, "levels", &u->levels, "mult", &mult, "groups",
+                           &u->groups, "emb_dim", &u->emb_dim, "num_classes", &u->num_classes))
+            return dcl__fail(DCL_ERR_FORMAT, "%s: model config: net: %s", path, err.text);
+        int ok = in_range(u->channels, 1, 4) && in_range(u->height, 1, 4096) &&
+                 in_range(u->width, 1, 4096) && in_range(u->base, 1, 4096) &&
+                 in_range(u->levels, 1, 4) && json_is_array(mult) &&
+                 json_array_size(mult) == (size_t)u->levels && in_range(u->groups, 1, 4096) &&
+                 in_range(u->emb_dim, 2, 4096) && in_range(u->num_classes, 0, 100000);
+        for (int l = 0; ok && l < u->levels; l++) {
+            json_t *v = json_array_get(mult, (size_t)l);
+            ok = json_is_integer(v) && in_range((int)json_integer_value(v), 1, 64);
+            if (ok) u->mult[l] = (int)json_integer_value(v);
+        }
+        if (!ok)
+            return dcl__fail(DCL_ERR_FORMAT,
+                             "%s: unet shape out of range (%dx%dx%d, base %d, "
+                             "levels %d, groups %d, emb_dim %d, classes %d)",
+                             path, u->channels, u->height, u->width, u->base, u->levels, u->groups,
+                             u->emb_dim, u->num_classes);
+        return DCL_OK;
+    }
+    return dcl__fail(DCL_ERR_FORMAT, "%s: network type '%s' is not supported (mlp, unet)", path,
+                     type);
 }
 
 static dcl_status parse_config(const char *path, const char *text, dcl_model_config *c) {
@@ -57,21 +130,19 @@ static dcl_status parse_config(const char *path, const char *text, dcl_model_con
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &err);
     if (!root)
         return dcl__fail(DCL_ERR_FORMAT,
-                         "%s: __metadata__ \"diffcl\" is not valid JSON (%s at "
-                         "column %d)",
-                         path, err.text, err.column);
+                         "%s: __metadata__ \"diffcl\" is not valid JSON (%s at column %d)", path,
+                         err.text, err.column);
     int version = 0, rng_version = 0;
-    const char *process = NULL, *pred = NULL, *data = NULL, *seed = NULL, *type = NULL, *act = NULL;
+    const char *process = NULL, *pred = NULL, *data = NULL, *seed = NULL;
+    json_t *net = NULL;
     json_int_t step = 0;
-    double sigma_q = 0, prev_dt = 0;
+    double sigma_q = 0, prev_dt = 0, cond_drop = 0;
     memset(c, 0, sizeof *c);
     int bad = json_unpack_ex(
-        root, &err, JSON_STRICT,
-        "{s:i, s:i, s:s, s:F, s:s, s:F, s:{s:s, s:i, s:i, s:i, s:i, s:s}, s:s, s:s, s:I}",
+        root, &err, JSON_STRICT, "{s:i, s:i, s:s, s:F, s:s, s:F, s:o, s:F, s:s, s:s, s:I}",
         "version", &version, "rng_stream_version", &rng_version, "process", &process, "sigma_q",
-        &sigma_q, "prediction", &pred, "prev_dt", &prev_dt, "net", "type", &type, "dim",
-        &c->net.dim, "width", &c->net.width, "depth", &c->net.depth, "emb_dim", &c->net.emb_dim,
-        "activation", &act, "data", &data, "seed", &seed, "step", &step);
+        &sigma_q, "prediction", &pred, "prev_dt", &prev_dt, "net", &net, "cond_drop", &cond_drop,
+        "data", &data, "seed", &seed, "step", &step);
     dcl_status s = DCL_OK;
     if (bad) s = dcl__fail(DCL_ERR_FORMAT, "%s: model config: %s", path, err.text);
     else if (version != CONFIG_VERSION)
@@ -80,23 +151,15 @@ static dcl_status parse_config(const char *path, const char *text, dcl_model_con
     else if (rng_version != DCL_RNG_STREAM_VERSION)
         s = dcl__fail(DCL_ERR_FORMAT, "%s: trained with RNG stream version %d; this diffcl has %d",
                       path, rng_version, DCL_RNG_STREAM_VERSION);
-    else if (strcmp(type, "mlp") != 0)
-        s = dcl__fail(DCL_ERR_FORMAT, "%s: network type '%s' is not supported (mlp)", path, type);
-    else if (strcmp(act, "relu") && strcmp(act, "silu"))
-        s = dcl__fail(DCL_ERR_FORMAT, "%s: activation '%s' is not relu or silu", path, act);
-    else if (c->net.dim < 1 || c->net.dim > 4096 || c->net.width < 1 || c->net.width > 65536 ||
-             c->net.depth < 1 || c->net.depth > 64 || c->net.emb_dim < 2 || c->net.emb_dim % 2 ||
-             c->net.emb_dim > 4096 || step < 0)
-        s = dcl__fail(DCL_ERR_FORMAT,
-                      "%s: network shape out of range (dim %d, width %d, depth %d, "
-                      "emb_dim %d)",
-                      path, c->net.dim, c->net.width, c->net.depth, c->net.emb_dim);
+    else if (step < 0 || !(cond_drop >= 0 && cond_drop <= 1) || !(prev_dt >= 0 && prev_dt <= 1))
+        s = dcl__fail(DCL_ERR_FORMAT, "%s: step, cond_drop or prev_dt out of range", path);
+    if (s == DCL_OK) s = parse_net(path, net, &c->net);
     if (s == DCL_OK) s = dcl_process_parse(process, &c->process);
     if (s == DCL_OK) s = dcl_prediction_parse(pred, &c->pred);
     if (s == DCL_OK) {
         c->process.sigma_q = sigma_q;
         c->prev_dt = prev_dt;
-        c->net.act = strcmp(act, "silu") == 0 ? DCL_ACT_SILU : DCL_ACT_RELU;
+        c->cond_drop = cond_drop;
         c->step = step;
         char *end;
         c->seed = strtoull(seed, &end, 10);
@@ -106,13 +169,14 @@ static dcl_status parse_config(const char *path, const char *text, dcl_model_con
                           seed);
     }
     if (s == DCL_OK) s = dcl_prediction_check(&c->process, c->pred);
-    if (s != DCL_OK && !bad) dcl__fail_context(s, "%s", path);
+    // Messages from the schedule parsers do not name the file yet.
+    if (s != DCL_OK && !strstr(dcl_last_error(), path)) dcl__fail_context(s, "%s", path);
     json_decref(root);
     return s;
 }
 
 dcl_status dcl_model_save(const dcl_model *m, const char *path) {
-    dcl_arena *params = dcl_mlp_params(m->net);
+    dcl_arena *params = dcl_net_params(m->net);
     int n = params->count;
     dcl_st_tensor *t = calloc((size_t)(2 * n), sizeof *t);
     char **names = calloc((size_t)n, sizeof *names);
@@ -131,7 +195,7 @@ dcl_status dcl_model_save(const dcl_model *m, const char *path) {
         snprintf(names[i], len, "ema.%s", v->name);
         t[i].name = v->name;
         t[i].data = host + v->off;
-        t[i].ndim = dcl_mlp_tensor_shape(m->net, i, t[i].shape);
+        t[i].ndim = dcl_net_tensor_shape(m->net, i, t[i].shape);
         t[n + i] = t[i];
         t[n + i].name = names[i];
         t[n + i].data = host + params->n + v->off;
@@ -145,11 +209,11 @@ dcl_status dcl_model_save(const dcl_model *m, const char *path) {
 
 // Copies the file's tensor `name` into view i of arena a, checking its shape.
 static dcl_status load_view(const dcl_st_file *f, const char *path, const char *name,
-                            const dcl_mlp *net, dcl_arena *a, int i) {
+                            const dcl_net *net, dcl_arena *a, int i) {
     const dcl_st_tensor *t = dcl_safetensors_find(f, name);
     if (!t) return dcl__fail(DCL_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
-    uint64_t shape[2];
-    int ndim = dcl_mlp_tensor_shape(net, i, shape);
+    uint64_t shape[4];
+    int ndim = dcl_net_tensor_shape(net, i, shape);
     int same = t->ndim == ndim;
     for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
     if (!same)
@@ -174,7 +238,7 @@ dcl_status dcl_model_load(dcl_model *m, dcl_device *dev, const char *path, size_
                       path);
     if (s == DCL_OK) s = parse_config(path, text, &cfg);
     if (s == DCL_OK) s = dcl_model_init(m, dev, &cfg, max_batch);
-    dcl_arena *params = s == DCL_OK ? dcl_mlp_params(m->net) : NULL;
+    dcl_arena *params = s == DCL_OK ? dcl_net_params(m->net) : NULL;
     for (int i = 0; s == DCL_OK && i < params->count; i++) {
         char ema[DCL_ARENA_NAME_MAX + 8];
         snprintf(ema, sizeof ema, "ema.%s", params->views[i].name);
@@ -192,37 +256,73 @@ dcl_status dcl_model_load(dcl_model *m, dcl_device *dev, const char *path, size_
 dcl_status dcl_model_denoise(void *ctx, dcl_ptr out, dcl_ptr x, double t, size_t N) {
     dcl_model_denoiser *d = ctx;
     dcl_device *dev = dcl_buffer_device(x.buf);
-    dcl_status s = dcl_fill(dev, dcl_at(d->t, 0), (float)t, N);
+    const dcl_arena *params = d->use_ema ? &d->model->ema : NULL;
+    size_t D = dcl_net_dim(&d->model->cfg.net);
+    int guided = d->labels.buf && d->w != 1.0;
+    dcl_status s = dcl_fill(dev, dcl_at(d->t, 0), (float)t, guided ? 2 * N : N);
     if (s != DCL_OK) return s;
-    if (d->use_ema)
-        return dcl_mlp_forward_with(d->model->net, &d->model->ema, out, x, dcl_at(d->t, 0), N);
-    return dcl_mlp_forward(d->model->net, out, x, dcl_at(d->t, 0), N);
+    if (!guided)
+        return dcl_net_forward(d->model->net, params, out, x, dcl_at(d->t, 0), d->labels, N);
+    // One batch of 2N: x with its classes, then x with the null class.
+    s = dcl_copy(dev, dcl_at(d->x2, 0), x, N * D);
+    if (s == DCL_OK) s = dcl_copy(dev, dcl_at(d->x2, N * D), x, N * D);
+    if (s == DCL_OK)
+        s = dcl_net_forward(d->model->net, params, dcl_at(d->out2, 0), dcl_at(d->x2, 0),
+                            dcl_at(d->t, 0), d->labels, 2 * N);
+    // f̃ = f(x, ∅) + w (f(x, y) − f(x, ∅)) = w f(x, y) + (1 − w) f(x, ∅).
+    if (s == DCL_OK)
+        s = dcl_axpby(dev, out, dcl_at(d->out2, 0), dcl_at(d->out2, N * D), (float)d->w,
+                      (float)(1.0 - d->w), N * D);
+    return s;
 }
 
 size_t dcl_model_parameter_count(const dcl_model *m) {
-    const dcl_arena *a = dcl_mlp_params(m->net);
+    const dcl_arena *a = dcl_net_params(m->net);
     size_t n = 0;
     for (int i = 0; i < a->count; i++) n += a->views[i].n;
     return n;
 }
 
 dcl_status dcl_model_sample(dcl_model *m, const dcl_sampler_opts *o, size_t N, uint64_t seed,
-                            int use_ema, float *x, float *traj) {
+                            int use_ema, const dcl_guidance *g, float *x, float *traj) {
     const dcl_model_config *c = &m->cfg;
+    int K = dcl_net_num_classes(&c->net);
+    if (g && g->labels && K == 0)
+        return dcl__fail(DCL_ERR_ARG, "this model is unconditional: it takes no labels");
+    for (size_t i = 0; g && g->labels && i < N; i++)
+        if (g->labels[i] < 0 || g->labels[i] >= K)
+            return dcl__fail(DCL_ERR_ARG, "label %d is not a class of this model (0..%d)",
+                             (int)g->labels[i], K - 1);
     // A prev model predicts x_{t-dt} for the dt it was trained with, whatever the sampler's step.
     dcl_sampler_opts so = *o;
     so.prev_dt = c->prev_dt;
-    dcl_device *dev = dcl_buffer_device(dcl_mlp_params(m->net)->buf);
-    size_t D = (size_t)c->net.dim;
-    dcl_buffer *xb = NULL, *tb = NULL;
+    dcl_device *dev = dcl_buffer_device(dcl_net_params(m->net)->buf);
+    size_t D = dcl_net_dim(&c->net);
+    dcl_model_denoiser d = {.model = m, .use_ema = use_ema, .w = g ? g->w : 1.0};
+    int guided = g && g->labels && d.w != 1.0;
+    dcl_buffer *xb = NULL, *lb = NULL;
+    uint32_t *labels = NULL;
     dcl_status s = dcl_buffer_alloc(&xb, dev, N * D, "sample.x");
-    if (s == DCL_OK) s = dcl_buffer_alloc(&tb, dev, N, "sample.t");
-    dcl_model_denoiser d = {m, use_ema, tb};
+    if (s == DCL_OK) s = dcl_buffer_alloc(&d.t, dev, 2 * N, "sample.t");
+    if (s == DCL_OK && guided) s = dcl_buffer_alloc(&d.x2, dev, 2 * N * D, "sample.x2");
+    if (s == DCL_OK && guided) s = dcl_buffer_alloc(&d.out2, dev, 2 * N * D, "sample.out2");
+    if (s == DCL_OK && K > 0) {
+        // Classes then null classes (only the first N are used without guidance); unconditional
+        // sampling of a conditional model is the null class throughout.
+        labels = malloc(2 * N * sizeof *labels);
+        if (!labels) s = dcl__fail(DCL_ERR_NOMEM, "out of host memory for %zu labels", 2 * N);
+        for (size_t i = 0; labels && i < 2 * N; i++)
+            labels[i] = i < N && g && g->labels ? (uint32_t)g->labels[i] : (uint32_t)K;
+        if (s == DCL_OK) s = dcl_buffer_alloc(&lb, dev, 2 * N, "sample.labels");
+        if (s == DCL_OK) s = dcl_buffer_write(lb, 0, 2 * N, labels);
+        d.labels = dcl_at(lb, 0);
+    }
     if (s == DCL_OK)
         s = dcl_sample(dev, &c->process, c->pred, &so, dcl_model_denoise, &d, dcl_at(xb, 0), N, D,
                        seed, traj);
     if (s == DCL_OK) s = dcl_buffer_read(xb, 0, N * D, x);
-    dcl_buffer_free(xb);
-    dcl_buffer_free(tb);
+    dcl_buffer *all[] = {xb, lb, d.t, d.x2, d.out2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dcl_buffer_free(all[i]);
+    free(labels);
     return s;
 }

@@ -43,21 +43,22 @@ static double now(void) {
 // Device buffers of one training run, freed together.
 struct bufs {
     dcl_buffer *x0, *eps, *xt, *target, *pred, *dpred, *diff; // (N, D)
-    dcl_buffer *t, *w;                                        // (N)
+    dcl_buffer *t, *w, *labels;                               // (N); labels as uint32 bits
     dcl_buffer *coef;                                         // (N, 4)
     dcl_buffer *gsq;                                          // (1): Σ g²
     dcl_buffer *losses;                                       // (log_every): Σ (pred − target)²
     dcl_arena adam_m, adam_v;
     float *hx0, *ht, *hw, *hcoef, *hloss; // host staging: (N, D), (N), (N), (N, 4), (window)
+    int32_t *hlabels;                     // (N)
 };
 
 static void bufs_free(struct bufs *b) {
-    dcl_buffer *all[] = {b->x0,   b->eps, b->xt, b->target, b->pred, b->dpred,
-                         b->diff, b->t,   b->w,  b->coef,   b->gsq,  b->losses};
+    dcl_buffer *all[] = {b->x0, b->eps, b->xt,   b->target, b->pred,   b->dpred, b->diff,
+                         b->t,  b->w,   b->coef, b->gsq,    b->losses, b->labels};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dcl_buffer_free(all[i]);
     if (b->adam_m.buf) dcl_arena_free(&b->adam_m);
     if (b->adam_v.buf) dcl_arena_free(&b->adam_v);
-    free(b->hx0), free(b->ht), free(b->hw), free(b->hcoef), free(b->hloss);
+    free(b->hx0), free(b->ht), free(b->hw), free(b->hcoef), free(b->hloss), free(b->hlabels);
     memset(b, 0, sizeof *b);
 }
 
@@ -75,17 +76,18 @@ static dcl_status bufs_init(struct bufs *b, dcl_device *dev, dcl_model *m, size_
         {&b->diff, N * D, "train.diff"}, {&b->t, N, "train.t"},
         {&b->w, N, "train.w"},           {&b->coef, N * 4, "train.coef"},
         {&b->gsq, 1, "train.gsq"},       {&b->losses, window, "train.losses"},
+        {&b->labels, N, "train.labels"},
     };
     dcl_status s = DCL_OK;
     for (size_t i = 0; i < sizeof spec / sizeof spec[0] && s == DCL_OK; i++)
         s = dcl_buffer_alloc(spec[i].buf, dev, spec[i].n, spec[i].name);
-    if (s == DCL_OK) s = dcl_arena_init_like(&b->adam_m, dcl_mlp_params(m->net), "adam.m");
-    if (s == DCL_OK) s = dcl_arena_init_like(&b->adam_v, dcl_mlp_params(m->net), "adam.v");
+    if (s == DCL_OK) s = dcl_arena_init_like(&b->adam_m, dcl_net_params(m->net), "adam.m");
+    if (s == DCL_OK) s = dcl_arena_init_like(&b->adam_v, dcl_net_params(m->net), "adam.v");
     if (s == DCL_OK) s = dcl_fill(dev, dcl_at(b->w, 0), 1.0f, N);
     b->hx0 = malloc(N * D * sizeof *b->hx0), b->ht = malloc(N * sizeof *b->ht);
     b->hw = malloc(N * sizeof *b->hw), b->hcoef = malloc(4 * N * sizeof *b->hcoef);
-    b->hloss = malloc(window * sizeof *b->hloss);
-    if (s == DCL_OK && !(b->hx0 && b->ht && b->hw && b->hcoef && b->hloss))
+    b->hloss = malloc(window * sizeof *b->hloss), b->hlabels = malloc(N * sizeof *b->hlabels);
+    if (s == DCL_OK && !(b->hx0 && b->ht && b->hw && b->hcoef && b->hloss && b->hlabels))
         s = dcl__fail(DCL_ERR_NOMEM, "out of host memory for training");
     return s;
 }
@@ -94,13 +96,24 @@ static dcl_status bufs_init(struct bufs *b, dcl_device *dev, dcl_model *m, size_
 static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
                        struct bufs *b, int64_t g, size_t slot) {
     const dcl_model_config *c = &m->cfg;
-    size_t N = (size_t)o->batch, D = (size_t)c->net.dim;
-    dcl_arena *params = dcl_mlp_params(m->net), *grads = dcl_mlp_grads(m->net);
+    size_t N = (size_t)o->batch, D = dcl_net_dim(&c->net);
+    dcl_arena *params = dcl_net_params(m->net), *grads = dcl_net_grads(m->net);
+    int K = dcl_net_num_classes(&c->net);
     uint32_t sg = (uint32_t)g;
 
     // Data, per-example t and the schedule's coefficients come from the host (small uploads);
     // x_t = a x0 + b ε and the target are formed on the device.
-    dcl_status s = dcl_dataset_batch(ds, b->hx0, N, (uint64_t)g);
+    dcl_status s = dcl_dataset_batch_labels(ds, b->hx0, K ? b->hlabels : NULL, N, (uint64_t)g);
+    // Classifier-free guidance training: each label becomes the null class K with probability
+    // cond_drop (Philox LABEL_DROP), so one network learns ε̂(x, y) and ε̂(x, ∅).
+    for (size_t n = 0; K && n < N && s == DCL_OK; n++) {
+        if (b->hlabels[n] < 0 || b->hlabels[n] >= K)
+            s = dcl__fail(DCL_ERR_FORMAT, "dataset '%s' has label %d; the model has %d classes",
+                          dcl_dataset_spec(ds), (int)b->hlabels[n], K);
+        else if (dcl_rng_uniform_at(c->seed, DCL_RNG_LABEL_DROP, sg, n) < c->cond_drop)
+            b->hlabels[n] = K;
+    }
+    if (s == DCL_OK && K) s = dcl_buffer_write(b->labels, 0, N, b->hlabels);
     for (size_t n = 0; n < N && s == DCL_OK; n++) {
         double t =
             dcl_process_train_t(&c->process, dcl_rng_uniform_at(c->seed, DCL_RNG_TIME, sg, n));
@@ -122,7 +135,8 @@ static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl
 
     // Loss = mean (f(x_t, t) − target)², its gradient, and the backward pass.
     if (s == DCL_OK)
-        s = dcl_mlp_forward(m->net, dcl_at(b->pred, 0), dcl_at(b->xt, 0), dcl_at(b->t, 0), N);
+        s = dcl_net_forward(m->net, NULL, dcl_at(b->pred, 0), dcl_at(b->xt, 0), dcl_at(b->t, 0),
+                            K ? dcl_at(b->labels, 0) : (dcl_ptr){0}, N);
     if (s == DCL_OK)
         s = dcl_axpby(dev, dcl_at(b->diff, 0), dcl_at(b->pred, 0), dcl_at(b->target, 0), 1.0f,
                       -1.0f, N * D);
@@ -131,7 +145,7 @@ static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl
         s = dcl_mse_backward(dev, dcl_at(b->dpred, 0), dcl_at(b->pred, 0), dcl_at(b->target, 0),
                              dcl_at(b->w, 0), N, D);
     if (s == DCL_OK) s = dcl_fill(dev, dcl_at(grads->buf, 0), 0.0f, grads->n);
-    if (s == DCL_OK) s = dcl_mlp_backward(m->net, dcl_at(b->dpred, 0), N);
+    if (s == DCL_OK) s = dcl_net_backward(m->net, dcl_at(b->dpred, 0), N);
 
     // AdamW with linear warm-up; the clip factor is computed on the device from Σ g².
     double lr = o->lr * (o->warmup > 0 && g < o->warmup ? (double)(g + 1) / o->warmup : 1.0);
@@ -150,6 +164,26 @@ static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl
     return s;
 }
 
+// The last step's squared error per example, averaged by t bucket (one read of (N, D)).
+static dcl_status bucket_losses(struct bufs *b, size_t N, size_t D, double out[DCL_TRAIN_BUCKETS]) {
+    double sum[DCL_TRAIN_BUCKETS] = {0};
+    size_t count[DCL_TRAIN_BUCKETS] = {0};
+    float *diff = malloc(N * D * sizeof *diff);
+    dcl_status s = diff ? dcl_buffer_read(b->diff, 0, N * D, diff)
+                        : dcl__fail(DCL_ERR_NOMEM, "out of host memory for the loss buckets");
+    for (size_t n = 0; n < N && s == DCL_OK; n++) {
+        int i = (int)(b->ht[n] * DCL_TRAIN_BUCKETS);
+        i = i < 0 ? 0 : i >= DCL_TRAIN_BUCKETS ? DCL_TRAIN_BUCKETS - 1 : i;
+        double e = 0;
+        for (size_t d = 0; d < D; d++) e += (double)diff[n * D + d] * diff[n * D + d];
+        sum[i] += e / (double)D;
+        count[i]++;
+    }
+    for (int i = 0; i < DCL_TRAIN_BUCKETS; i++) out[i] = count[i] ? sum[i] / count[i] : NAN;
+    free(diff);
+    return s;
+}
+
 dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
                      dcl_train_log_fn log, void *log_ctx, float *losses, int *n_losses) {
     if (o->steps < 0 || o->batch < 1 || o->log_every < 1 || !(o->lr > 0))
@@ -157,10 +191,16 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
                          "training needs steps >= 0, batch >= 1, log_every >= 1 and "
                          "lr > 0 (got %d, %d, %d, %g)",
                          o->steps, o->batch, o->log_every, o->lr);
-    if (dcl_dataset_dim(ds) != (size_t)m->cfg.net.dim)
-        return dcl__fail(DCL_ERR_ARG, "dataset '%s' has %zu dimensions but the model has %d",
-                         dcl_dataset_spec(ds), dcl_dataset_dim(ds), m->cfg.net.dim);
-    size_t N = (size_t)o->batch, D = (size_t)m->cfg.net.dim, window = (size_t)o->log_every;
+    size_t D = dcl_net_dim(&m->cfg.net);
+    if (dcl_dataset_dim(ds) != D)
+        return dcl__fail(DCL_ERR_ARG, "dataset '%s' has %zu values per example but the model %zu",
+                         dcl_dataset_spec(ds), dcl_dataset_dim(ds), D);
+    if (dcl_net_num_classes(&m->cfg.net) && !dcl_dataset_num_classes(ds))
+        return dcl__fail(DCL_ERR_ARG,
+                         "the model is class-conditional but dataset '%s' has no "
+                         "labels",
+                         dcl_dataset_spec(ds));
+    size_t N = (size_t)o->batch, window = (size_t)o->log_every;
     struct bufs b;
     dcl_status s = bufs_init(&b, dev, m, N, D, window);
     if (n_losses) *n_losses = 0;
@@ -184,7 +224,13 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
                           (long long)m->cfg.step, loss);
         if (s != DCL_OK) break;
         if (losses && n_losses) losses[(*n_losses)++] = (float)loss;
-        if (log) log(log_ctx, k + 1, o->steps, loss, (double)(k + 1) / fmax(now() - t0, 1e-9));
+        if (!log) continue;
+        dcl_train_report r = {.step = k + 1,
+                              .total = o->steps,
+                              .loss = loss,
+                              .steps_per_s = (double)(k + 1) / fmax(now() - t0, 1e-9)};
+        s = bucket_losses(&b, N, D, r.bucket_loss);
+        if (s == DCL_OK) s = log(log_ctx, &r);
     }
     bufs_free(&b);
     return s;

@@ -17,5 +17,10 @@ double dcl_sw2(const float *a, size_t n, const float *b, size_t m, size_t D, int
 // Brute force O(n · n_train · D), meant for n_train up to a few thousand; 0 when n is 0.
 double dcl_memorised_fraction(const float *samples, size_t n, const float *train, size_t n_train,
                               size_t D, double radius);
+// For each sample (n, D), the RMS distance per value to its nearest training point (n_train, D),
+// sqrt(min_j ‖x_i − y_j‖² / D), into nearest (n); the memorisation check for images (a sample
+// that copies a training image has distance ≈ 0). Brute force O(n · n_train · D).
+void dcl_nearest_rms(const float *samples, size_t n, const float *train, size_t n_train, size_t D,
+                     double *nearest);
 
 #endif

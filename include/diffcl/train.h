@@ -32,10 +32,20 @@ void dcl_train_opts_default(dcl_train_opts *o);
 // Returns 1 when o->min_snr is 0.
 double dcl_loss_weight(const dcl_model_config *c, const dcl_train_opts *o, double t);
 
-// Called every log_every steps and at the end: mean loss over the last window (smoothed by the
-// caller), steps per second so far.
-typedef void (*dcl_train_log_fn)(void *ctx, int64_t step, int64_t total, double loss,
-                                 double steps_per_s);
+#define DCL_TRAIN_BUCKETS 4
+
+// What the trainer reports every log_every steps and at the end.
+typedef struct dcl_train_report {
+    int64_t step, total; // steps done in this call, of o->steps
+    double loss;         // mean (unweighted) squared error over the steps since the last report
+    double steps_per_s;  // since the start of this call
+    // The last step's squared error by t: bucket i holds t in [i/4, (i+1)/4) (NaN if empty).
+    double bucket_loss[DCL_TRAIN_BUCKETS];
+} dcl_train_report;
+
+// The report callback; a status other than DCL_OK stops training with that status (the CLI writes
+// sample grids from here with --sample-every).
+typedef dcl_status (*dcl_train_log_fn)(void *ctx, const dcl_train_report *r);
 
 // Trains m (already initialised) on ds for o->steps steps from m->cfg.step on; updates m->cfg.step.
 // losses, when not NULL, receives the loss at each log point (capacity steps / log_every + 2).

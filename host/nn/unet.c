@@ -1,0 +1,770 @@
+// The U-Net denoiser (include/diffcl/unet.h): parameter layout and initialisation, forward with
+// saved activations, and backward into the gradient arena. Forward and backward are device ops
+// only; nothing is read back to the host.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "diffcl/ops.h" // im2col/col2im, swap01, channel bias, group norm, embeddings, dcl_gemm
+#include "diffcl/rng.h" // DCL_RNG_INIT, dcl_rng_normal_at
+#include "diffcl/unet.h"
+
+#define MAX_VIEWS 160 // 4 levels: 9 blocks × 12 views + 23 others
+#define MAX_CONVS 64  // 4 levels: 9 blocks × 3 convolutions + 8 others
+#define GN_EPS 1e-5f  // PyTorch's GroupNorm default
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        dcl_status s_ = (call);                                                                    \
+        if (s_ != DCL_OK) return s_;                                                               \
+    } while (0)
+
+enum init_kind { INIT_UNIFORM, INIT_ONE, INIT_ZERO, INIT_NORMAL };
+
+// PyTorch shape and initialisation of one parameter view.
+struct view_info {
+    uint64_t shape[4];
+    int ndim;
+    enum init_kind kind;
+    float bound; // INIT_UNIFORM: U(−bound, bound)
+};
+
+// A k×k convolution with zero padding k/2 on an H×W input; weight view w (co, ci, k, k), bias w + 1.
+struct conv {
+    int w, ci, co, k, stride, pad, H, W, Ho, Wo;
+};
+struct linear {
+    int w, in, out; // weight view w (out, in), bias w + 1
+};
+struct norm {
+    int w, c; // GroupNorm over c channels: weight view w, bias w + 1
+};
+
+// One residual block at an H×W resolution (include/diffcl/unet.h). Offsets into the saved buffer,
+// each sized for max_batch samples; R = H·W.
+struct res {
+    int cin, cout, H, W, has_skip;
+    struct norm norm1, norm2;
+    struct conv conv1, conv2, skip;
+    struct linear emb;
+    size_t h1;                         // (N, cin, R) GroupNorm 1's output
+    size_t c1;                         // (N, cout, R) conv1 + emb: GroupNorm 2's input
+    size_t h2;                         // (N, cout, R) GroupNorm 2's output
+    size_t out;                        // (N, cout, R) the block's output
+    size_t mean1, rstd1, mean2, rstd2; // (N, G) GroupNorm statistics
+};
+
+// One resolution: H×W = the image's / 2^l, ch = base·mult[l].
+struct level {
+    int ch, H, W;
+    int cu; // channels arriving from below on the up path (concatenated before skip_l)
+    struct res down, up;
+    struct conv downsample; // levels < L − 1
+    struct conv upsample;   // levels > 0: a 3×3 conv on this level's output upsampled ×2 to
+                            // level l − 1's resolution
+    size_t dn;              // saved (N, ch, R_{l+1}): the downsample's output (l < L − 1)
+    size_t cat;             // saved (N, cu + ch, R): the up block's input [h, skip_l]
+    size_t dskip;           // work (N, ch, R): the gradient arriving through skip_l
+};
+
+struct dcl_unet {
+    dcl_unet_config cfg;
+    dcl_device *dev;
+    size_t max_batch;
+    size_t T, G;   // time-embedding width 4·base, GroupNorm groups
+    double flops;  // per image, from plan()
+    int count;     // parameter views
+    int class_emb; // view of the class embedding, −1 without classes
+    struct linear time0, time2;
+    struct conv conv_in, conv_out;
+    struct norm norm_out;
+    struct level lv[DCL_UNET_MAX_LEVELS];
+    struct res mid;
+    dcl_arena_view views[MAX_VIEWS];
+    struct view_info info[MAX_VIEWS];
+    // Per-sample sizes from plan(): every convolution's columns (ci·k·k·Ho·Wo) and output
+    // (co·Ho·Wo), the largest activation tensor and the widest block output.
+    int n_convs;
+    size_t conv_cols[MAX_CONVS], conv_outs[MAX_CONVS];
+    size_t max_tensor, max_cout;
+    size_t col_budget; // elements of columns per chunk of samples
+
+    dcl_arena params, grads;
+    dcl_buffer *saved; // activations backward reads
+    dcl_buffer *work;  // scratch and activation gradients
+    dcl_buffer *cols;  // im2col columns and the GEMM's CNHW output
+    // Offsets into saved: the time path (N, E) se, (N, T) z1, s1 = SiLU(z1), temb, ta = SiLU(temb);
+    // the inputs xin (N, C, H, W) and lab (N) copied, null_lab (N) the null class; x0 (N, base, R)
+    // conv_in's output; hout (N, ch_0, R) and its statistics (N, G) before conv_out.
+    size_t se, z1, s1, temb, ta, xin, lab, null_lab, x0, hout, mean_out, rstd_out;
+    // Offsets into work: ga, gb (gradients flowing backward), t1, t2, s (SiLU and upsampling
+    // outputs), each max_batch·max_tensor; e (N, max_cout) the per-sample channel bias of a block
+    // and its gradient; dta (N, T) the gradient of SiLU(temb); tt1, tt2 (N, T) time-path scratch.
+    size_t ga, gb, t1, t2, s, e, dta, tt1, tt2;
+    size_t col, cnhw; // offsets into cols
+    size_t saved_n;   // batch of the last own forward (0: none to differentiate)
+};
+
+// ---- layout ---------------------------------------------------------------------------------------
+
+static int add_view(dcl_unet *u, const char *prefix, const char *suffix, enum init_kind kind,
+                    float bound, int ndim, const uint64_t *shape) {
+    DCL_ASSERT(u->count < MAX_VIEWS);
+    int i = u->count++;
+    snprintf(u->views[i].name, sizeof u->views[i].name, "%s.%s", prefix, suffix);
+    struct view_info *v = &u->info[i];
+    v->ndim = ndim, v->kind = kind, v->bound = bound;
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= (size_t)(v->shape[d] = shape[d]);
+    u->views[i].n = n;
+    return i;
+}
+
+static void note_tensor(dcl_unet *u, size_t per_sample) {
+    if (per_sample > u->max_tensor) u->max_tensor = per_sample;
+}
+
+// PyTorch's nn.Conv2d (zero: weight and bias start at 0).
+static struct conv add_conv(dcl_unet *u, const char *prefix, int ci, int co, int k, int stride,
+                            int H, int W, int zero) {
+    struct conv c = {.ci = ci, .co = co, .k = k, .stride = stride, .pad = k / 2, .H = H, .W = W};
+    c.Ho = (H + 2 * c.pad - k) / stride + 1, c.Wo = (W + 2 * c.pad - k) / stride + 1;
+    size_t kk = (size_t)ci * k * k, ro = (size_t)c.Ho * c.Wo;
+    float bound = (float)(1.0 / sqrt((double)kk));
+    enum init_kind kind = zero ? INIT_ZERO : INIT_UNIFORM;
+    uint64_t ws[4] = {(uint64_t)co, (uint64_t)ci, (uint64_t)k, (uint64_t)k}, bs[1] = {(uint64_t)co};
+    c.w = add_view(u, prefix, "weight", kind, bound, 4, ws);
+    add_view(u, prefix, "bias", kind, bound, 1, bs);
+    DCL_ASSERT(u->n_convs < MAX_CONVS);
+    u->conv_cols[u->n_convs] = kk * ro, u->conv_outs[u->n_convs++] = (size_t)co * ro;
+    note_tensor(u, (size_t)ci * H * W);
+    note_tensor(u, (size_t)co * ro);
+    u->flops += 2.0 * (double)co * (double)kk * (double)ro;
+    return c;
+}
+
+// PyTorch's nn.Linear.
+static struct linear add_linear(dcl_unet *u, const char *prefix, int in, int out) {
+    struct linear l = {.in = in, .out = out};
+    float bound = (float)(1.0 / sqrt((double)in));
+    uint64_t ws[2] = {(uint64_t)out, (uint64_t)in}, bs[1] = {(uint64_t)out};
+    l.w = add_view(u, prefix, "weight", INIT_UNIFORM, bound, 2, ws);
+    add_view(u, prefix, "bias", INIT_UNIFORM, bound, 1, bs);
+    u->flops += 2.0 * in * out;
+    return l;
+}
+
+// PyTorch's nn.GroupNorm: weight 1, bias 0.
+static struct norm add_norm(dcl_unet *u, const char *prefix, int c) {
+    uint64_t s[1] = {(uint64_t)c};
+    struct norm n = {.c = c};
+    n.w = add_view(u, prefix, "weight", INIT_ONE, 0, 1, s);
+    add_view(u, prefix, "bias", INIT_ZERO, 0, 1, s);
+    return n;
+}
+
+static void add_res(dcl_unet *u, struct res *r, const char *prefix, int cin, int cout, int H,
+                    int W) {
+    char name[DCL_ARENA_NAME_MAX];
+    r->cin = cin, r->cout = cout, r->H = H, r->W = W, r->has_skip = cin != cout;
+    snprintf(name, sizeof name, "%s.norm1", prefix);
+    r->norm1 = add_norm(u, name, cin);
+    snprintf(name, sizeof name, "%s.conv1", prefix);
+    r->conv1 = add_conv(u, name, cin, cout, 3, 1, H, W, 0);
+    snprintf(name, sizeof name, "%s.emb", prefix);
+    r->emb = add_linear(u, name, (int)u->T, cout);
+    snprintf(name, sizeof name, "%s.norm2", prefix);
+    r->norm2 = add_norm(u, name, cout);
+    snprintf(name, sizeof name, "%s.conv2", prefix);
+    r->conv2 = add_conv(u, name, cout, cout, 3, 1, H, W, 0);
+    if (r->has_skip) {
+        snprintf(name, sizeof name, "%s.skip", prefix);
+        r->skip = add_conv(u, name, cin, cout, 1, 1, H, W, 0);
+    }
+    if ((size_t)cout > u->max_cout) u->max_cout = (size_t)cout;
+}
+
+// The network of include/diffcl/unet.h: parameter views in forward order, convolution geometry,
+// per-sample sizes and FLOPs. No device work; cfg must have passed check_config.
+static void plan(dcl_unet *u) {
+    const dcl_unet_config *c = &u->cfg;
+    char name[DCL_ARENA_NAME_MAX];
+    int L = c->levels, ch = c->base, T = 4 * c->base;
+    u->T = (size_t)T, u->G = (size_t)c->groups;
+    u->time0 = add_linear(u, "time_mlp.0", c->emb_dim, T);
+    u->time2 = add_linear(u, "time_mlp.2", T, T);
+    u->class_emb = -1;
+    if (c->num_classes > 0) {
+        uint64_t s[2] = {(uint64_t)c->num_classes + 1, (uint64_t)T};
+        u->class_emb = add_view(u, "class_emb", "weight", INIT_NORMAL, 0, 2, s);
+    }
+    u->conv_in = add_conv(u, "conv_in", c->channels, ch, 3, 1, c->height, c->width, 0);
+    for (int l = 0; l < L; l++) {
+        struct level *v = &u->lv[l];
+        v->ch = c->base * c->mult[l], v->H = c->height >> l, v->W = c->width >> l;
+        snprintf(name, sizeof name, "down.%d.res", l);
+        add_res(u, &v->down, name, ch, v->ch, v->H, v->W);
+        ch = v->ch;
+        if (l == L - 1) break;
+        snprintf(name, sizeof name, "down.%d.downsample", l);
+        v->downsample = add_conv(u, name, ch, ch, 3, 2, v->H, v->W, 0);
+    }
+    add_res(u, &u->mid, "mid.res", ch, ch, u->lv[L - 1].H, u->lv[L - 1].W);
+    for (int l = L - 1; l >= 0; l--) {
+        struct level *v = &u->lv[l];
+        v->cu = ch;
+        note_tensor(u, (size_t)(v->cu + v->ch) * v->H * v->W);
+        snprintf(name, sizeof name, "up.%d.res", l);
+        add_res(u, &v->up, name, v->cu + v->ch, v->ch, v->H, v->W);
+        ch = v->ch;
+        if (l == 0) break;
+        snprintf(name, sizeof name, "up.%d.upsample", l);
+        v->upsample = add_conv(u, name, ch, ch, 3, 1, u->lv[l - 1].H, u->lv[l - 1].W, 0);
+    }
+    u->norm_out = add_norm(u, "norm_out", ch);
+    u->conv_out = add_conv(u, "conv_out", ch, c->channels, 3, 1, c->height, c->width, 1);
+}
+
+static dcl_status check_config(const dcl_unet_config *c) {
+    if (c->channels < 1 || c->height < 1 || c->width < 1 || c->channels > 4096 ||
+        c->height > 65536 || c->width > 65536)
+        return dcl__fail(DCL_ERR_ARG, "unet: images of %d×%d×%d (C×H×W) are not supported",
+                         c->channels, c->height, c->width);
+    if (c->levels < 1 || c->levels > DCL_UNET_MAX_LEVELS)
+        return dcl__fail(DCL_ERR_ARG, "unet: levels must be in [1, %d], got %d",
+                         DCL_UNET_MAX_LEVELS, c->levels);
+    int f = 1 << (c->levels - 1);
+    if (c->height % f || c->width % f)
+        return dcl__fail(DCL_ERR_ARG,
+                         "unet: height %d and width %d must be divisible by 2^(levels − 1) = %d; "
+                         "use fewer levels or pad the images",
+                         c->height, c->width, f);
+    if (c->base < 1 || c->base > 4096)
+        return dcl__fail(DCL_ERR_ARG, "unet: base channels must be in [1, 4096], got %d", c->base);
+    if (c->groups < 1 || c->base % c->groups)
+        return dcl__fail(DCL_ERR_ARG, "unet: groups (%d) must divide the base channels (%d)",
+                         c->groups, c->base);
+    for (int l = 0; l < c->levels; l++) {
+        if (c->mult[l] < 1 || c->mult[l] > 64)
+            return dcl__fail(DCL_ERR_ARG, "unet: mult[%d] must be in [1, 64], got %d", l,
+                             c->mult[l]);
+        if (c->base * c->mult[l] % c->groups)
+            return dcl__fail(DCL_ERR_ARG,
+                             "unet: groups (%d) must divide the channels of level %d (%d·%d)",
+                             c->groups, l, c->base, c->mult[l]);
+    }
+    if (c->emb_dim < 2 || c->emb_dim % 2 || c->emb_dim > 65536)
+        return dcl__fail(DCL_ERR_ARG, "unet: emb_dim must be even and in [2, 65536], got %d",
+                         c->emb_dim);
+    if (c->num_classes < 0 || c->num_classes > 1000000)
+        return dcl__fail(DCL_ERR_ARG, "unet: num_classes must be in [0, 10^6], got %d",
+                         c->num_classes);
+    return DCL_OK;
+}
+
+void dcl_unet_config_default(dcl_unet_config *c, int C, int H, int W) {
+    memset(c, 0, sizeof *c);
+    c->channels = C, c->height = H, c->width = W;
+    c->base = 32, c->levels = 3;
+    c->mult[0] = 1, c->mult[1] = 2, c->mult[2] = 2, c->mult[3] = 2;
+    c->groups = 8, c->emb_dim = 32, c->num_classes = 0;
+}
+
+double dcl_unet_flops(const dcl_unet_config *c) {
+    if (!c || check_config(c) != DCL_OK) return 0;
+    dcl_unet *u = calloc(1, sizeof *u);
+    if (!u) return 0;
+    u->cfg = *c;
+    plan(u);
+    double f = u->flops;
+    free(u);
+    return f;
+}
+
+// Samples per chunk of a convolution with per_sample column elements, for a batch of N.
+static size_t chunk(const dcl_unet *u, size_t N, size_t per_sample) {
+    size_t n = u->col_budget / per_sample;
+    if (n < 1) n = 1;
+    return n < N ? n : N;
+}
+
+// Reserves n elements at *top (16-element aligned, as the arena does) and returns their offset.
+static size_t take(size_t *top, size_t n) {
+    size_t off = *top;
+    *top += (n + 15) & ~(size_t)15;
+    return off;
+}
+
+static void layout_res(dcl_unet *u, struct res *r, size_t *top) {
+    size_t B = u->max_batch, R = (size_t)r->H * r->W;
+    r->h1 = take(top, B * r->cin * R);
+    r->c1 = take(top, B * r->cout * R);
+    r->h2 = take(top, B * r->cout * R);
+    r->out = take(top, B * r->cout * R);
+    r->mean1 = take(top, B * u->G), r->rstd1 = take(top, B * u->G);
+    r->mean2 = take(top, B * u->G), r->rstd2 = take(top, B * u->G);
+}
+
+// A zero-filled buffer: GEMM output written with beta = 0 may still be read (CLBlast's direct
+// kernels compute 0·C), and Oclgrind reports uninitialised C as an error.
+static dcl_status alloc(dcl_buffer **buf, dcl_unet *u, size_t n, const char *name) {
+    if (n >= ((size_t)1 << 32))
+        return dcl__fail(DCL_ERR_ARG,
+                         "unet: %s for max_batch %zu need %zu elements, beyond the kernels' 2^32; "
+                         "use a smaller batch",
+                         name, u->max_batch, n);
+    TRY(dcl_buffer_alloc(buf, u->dev, n, name));
+    return dcl_fill(u->dev, dcl_at(*buf, 0), 0.0f, n);
+}
+
+// Offsets of every saved activation and scratch tensor for max_batch samples, then the buffers.
+static dcl_status layout(dcl_unet *u) {
+    const dcl_unet_config *c = &u->cfg;
+    size_t B = u->max_batch, T = u->T, R0 = (size_t)c->height * c->width, top = 0;
+    // A batch this large would overflow the size arithmetic below before alloc() could refuse it.
+    if ((double)B * (double)u->max_tensor * 4.0 >= 4294967296.0)
+        return dcl__fail(DCL_ERR_ARG,
+                         "unet: max_batch %zu × %zu elements per sample exceeds the kernels' 2^32 "
+                         "elements; use a smaller batch",
+                         B, u->max_tensor);
+    u->se = take(&top, B * (size_t)c->emb_dim);
+    u->z1 = take(&top, B * T), u->s1 = take(&top, B * T);
+    u->temb = take(&top, B * T), u->ta = take(&top, B * T);
+    u->xin = take(&top, B * (size_t)c->channels * R0);
+    u->lab = take(&top, B), u->null_lab = take(&top, B);
+    u->x0 = take(&top, B * (size_t)c->base * R0);
+    for (int l = 0; l < c->levels; l++) {
+        struct level *v = &u->lv[l];
+        layout_res(u, &v->down, &top);
+        if (l < c->levels - 1)
+            v->dn = take(&top, B * (size_t)v->ch * v->downsample.Ho * v->downsample.Wo);
+        v->cat = take(&top, B * (size_t)(v->cu + v->ch) * v->H * v->W);
+        layout_res(u, &v->up, &top);
+    }
+    layout_res(u, &u->mid, &top);
+    u->hout = take(&top, B * (size_t)u->lv[0].ch * R0);
+    u->mean_out = take(&top, B * u->G), u->rstd_out = take(&top, B * u->G);
+    TRY(alloc(&u->saved, u, top, "unet.saved"));
+
+    top = 0;
+    size_t big = B * u->max_tensor;
+    u->ga = take(&top, big), u->gb = take(&top, big);
+    u->t1 = take(&top, big), u->t2 = take(&top, big), u->s = take(&top, big);
+    u->e = take(&top, B * u->max_cout);
+    u->dta = take(&top, B * T), u->tt1 = take(&top, B * T), u->tt2 = take(&top, B * T);
+    for (int l = 0; l < c->levels; l++)
+        u->lv[l].dskip = take(&top, B * (size_t)u->lv[l].ch * u->lv[l].H * u->lv[l].W);
+    TRY(alloc(&u->work, u, top, "unet.work"));
+
+    size_t col = 0, out = 0;
+    for (int i = 0; i < u->n_convs; i++) {
+        size_t n = chunk(u, B, u->conv_cols[i]);
+        if (n * u->conv_cols[i] > col) col = n * u->conv_cols[i];
+        if (n * u->conv_outs[i] > out) out = n * u->conv_outs[i];
+    }
+    top = 0;
+    u->col = take(&top, col), u->cnhw = take(&top, out);
+    TRY(alloc(&u->cols, u, top, "unet.columns"));
+
+    // The null class for forwards without labels: uint32 bits K, written once.
+    if (c->num_classes > 0) {
+        uint32_t *k = malloc(B * sizeof *k);
+        if (!k) return dcl__fail(DCL_ERR_NOMEM, "unet: out of host memory");
+        for (size_t i = 0; i < B; i++) k[i] = (uint32_t)c->num_classes;
+        dcl_status s = dcl_buffer_write(u->saved, u->null_lab, B, k);
+        free(k);
+        TRY(s);
+    }
+    return DCL_OK;
+}
+
+// N(0, 1) for view k from Philox stream (seed, DCL_RNG_INIT, k), computed on the host: device
+// normals go through the device's log, sin and cos (Box-Muller) and may differ in the last bits,
+// while every device must start from the same weights. Init only, and the table is small.
+static dcl_status init_normal(dcl_unet *u, int k, uint64_t seed) {
+    size_t n = u->params.views[k].n;
+    float *h = malloc(n * sizeof *h);
+    if (!h) return dcl__fail(DCL_ERR_NOMEM, "unet: out of host memory");
+    for (size_t i = 0; i < n; i++) h[i] = dcl_rng_normal_at(seed, DCL_RNG_INIT, (uint32_t)k, i);
+    dcl_status s = dcl_buffer_write(u->params.buf, u->params.views[k].off, n, h);
+    free(h);
+    return s;
+}
+
+// View k takes Philox stream (seed, DCL_RNG_INIT, step k), bitwise equal on every device. Uniforms
+// u are mapped by one axpby (2·bound)·u + (−bound)·1 with a ones vector borrowed from the gradient
+// arena: both products and the sum are single IEEE roundings, so the weights are bitwise equal too.
+static dcl_status init_params(dcl_unet *u, uint64_t seed) {
+    for (int k = 0; k < u->params.count; k++) {
+        size_t n = u->params.views[k].n;
+        const struct view_info *v = &u->info[k];
+        dcl_ptr w = dcl_arena_ptr(&u->params, k), ones = dcl_arena_ptr(&u->grads, k);
+        switch (v->kind) {
+        case INIT_UNIFORM:
+            TRY(dcl_rng_uniform(u->dev, w, seed, DCL_RNG_INIT, (uint32_t)k, 0, n));
+            TRY(dcl_fill(u->dev, ones, 1.0f, n));
+            TRY(dcl_axpby(u->dev, w, w, ones, 2.0f * v->bound, -v->bound, n));
+            break;
+        case INIT_NORMAL: break; // below
+        case INIT_ONE: TRY(dcl_fill(u->dev, w, 1.0f, n)); break;
+        case INIT_ZERO: TRY(dcl_fill(u->dev, w, 0.0f, n)); break;
+        }
+    }
+    TRY(dcl_fill(u->dev, dcl_at(u->grads.buf, 0), 0.0f, u->grads.n));
+    // The host writes come last: under Oclgrind, device values computed after a buffer write and
+    // then read by another kernel were reported as uninitialised (see tests/test_unet.c).
+    for (int k = 0; k < u->params.count; k++)
+        if (u->info[k].kind == INIT_NORMAL) TRY(init_normal(u, k, seed));
+    return DCL_OK;
+}
+
+static dcl_status col_budget(size_t *out) {
+    const char *env = getenv("DIFFCL_UNET_COL_BUDGET");
+    *out = DCL_UNET_COL_BUDGET;
+    if (!env || !*env) return DCL_OK;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(env, &end, 10);
+    if (errno || *end || v < 1 || env[0] == '-')
+        return dcl__fail(DCL_ERR_ARG,
+                         "DIFFCL_UNET_COL_BUDGET='%s': expected a positive number of elements",
+                         env);
+    *out = (size_t)v;
+    return DCL_OK;
+}
+
+dcl_status dcl_unet_init(dcl_unet **out, dcl_device *dev, const dcl_unet_config *cfg, uint64_t seed,
+                         size_t max_batch) {
+    *out = NULL;
+    if (!dev || !cfg) return dcl__fail(DCL_ERR_ARG, "unet: no device or no configuration");
+    TRY(check_config(cfg));
+    if (max_batch < 1) return dcl__fail(DCL_ERR_ARG, "unet: max_batch must be at least 1");
+    dcl_unet *u = calloc(1, sizeof *u);
+    if (!u) return dcl__fail(DCL_ERR_NOMEM, "unet: out of host memory");
+    u->cfg = *cfg, u->dev = dev, u->max_batch = max_batch;
+    dcl_status s = col_budget(&u->col_budget);
+    if (s == DCL_OK) {
+        plan(u);
+        s = dcl_arena_init(&u->params, dev, "unet.params", u->views, u->count);
+    }
+    if (s == DCL_OK) s = dcl_arena_init_like(&u->grads, &u->params, "unet.grads");
+    if (s == DCL_OK) s = init_params(u, seed);
+    if (s == DCL_OK) s = layout(u);
+    if (s != DCL_OK) {
+        dcl_unet_free(u);
+        return s;
+    }
+    *out = u;
+    return DCL_OK;
+}
+
+void dcl_unet_free(dcl_unet *u) {
+    if (!u) return;
+    dcl_buffer_free(u->cols);
+    dcl_buffer_free(u->work);
+    dcl_buffer_free(u->saved);
+    dcl_arena_free(&u->grads);
+    dcl_arena_free(&u->params);
+    free(u);
+}
+
+const dcl_unet_config *dcl_unet_get_config(const dcl_unet *u) { return &u->cfg; }
+dcl_arena *dcl_unet_params(dcl_unet *u) { return &u->params; }
+dcl_arena *dcl_unet_grads(dcl_unet *u) { return &u->grads; }
+
+int dcl_unet_tensor_shape(const dcl_unet *u, int i, uint64_t shape[4]) {
+    if (i < 0 || i >= u->params.count) return 0;
+    for (int d = 0; d < u->info[i].ndim; d++) shape[d] = u->info[i].shape[d];
+    return u->info[i].ndim;
+}
+
+size_t dcl_unet_device_bytes(const dcl_unet *u) {
+    size_t n = u->params.n + u->grads.n + dcl_buffer_size(u->saved) + dcl_buffer_size(u->work) +
+               dcl_buffer_size(u->cols);
+    return 4 * n;
+}
+
+// ---- forward --------------------------------------------------------------------------------------
+
+static dcl_ptr saved(const dcl_unet *u, size_t off) { return dcl_at(u->saved, off); }
+static dcl_ptr work(const dcl_unet *u, size_t off) { return dcl_at(u->work, off); }
+static dcl_ptr param(const dcl_arena *p, int view) { return dcl_arena_ptr(p, view); }
+
+// out (N, co, Ho, Wo) = conv(in (N, ci, H, W)) with p's weights: per chunk of samples, im2col,
+// GEMM W (co, ci·k·k) × col (ci·k·k, n·Ho·Wo) into CNHW (co, n, Ho·Wo) and swap01 into NCHW;
+// then the bias.
+static dcl_status conv_forward(dcl_unet *u, const dcl_arena *p, const struct conv *c, dcl_ptr out,
+                               dcl_ptr in, size_t N) {
+    dcl_device *dev = u->dev;
+    size_t ci = (size_t)c->ci, co = (size_t)c->co, k = (size_t)c->k, kk = ci * k * k;
+    size_t ri = (size_t)c->H * c->W, ro = (size_t)c->Ho * c->Wo, nc = chunk(u, N, kk * ro);
+    dcl_ptr col = dcl_at(u->cols, u->col), y = dcl_at(u->cols, u->cnhw);
+    for (size_t n0 = 0; n0 < N; n0 += nc) {
+        size_t n = N - n0 < nc ? N - n0 : nc;
+        TRY(dcl_im2col(dev, col, dcl_ptr_add(in, n0 * ci * ri), n, ci, (size_t)c->H, (size_t)c->W,
+                       k, (size_t)c->stride, (size_t)c->pad));
+        TRY(dcl_gemm(dev, y, param(p, c->w), col, 0, 0, co, n * ro, kk, 1.0f, 0.0f));
+        TRY(dcl_swap01(dev, dcl_ptr_add(out, n0 * co * ro), y, co, n, ro));
+    }
+    return dcl_channel_bias_add(dev, out, out, param(p, c->w + 1), N, co, ro, 0);
+}
+
+static dcl_status res_forward(dcl_unet *u, const dcl_arena *p, const struct res *r, dcl_ptr x,
+                              size_t N) {
+    dcl_device *dev = u->dev;
+    size_t R = (size_t)r->H * r->W, cin = (size_t)r->cin, cout = (size_t)r->cout;
+    dcl_ptr h1 = saved(u, r->h1), c1 = saved(u, r->c1), h2 = saved(u, r->h2);
+    dcl_ptr out = saved(u, r->out), s = work(u, u->s), e = work(u, u->e);
+    TRY(dcl_group_norm_forward(dev, h1, saved(u, r->mean1), saved(u, r->rstd1), x,
+                               param(p, r->norm1.w), param(p, r->norm1.w + 1), N, cin, R, u->G,
+                               GN_EPS));
+    TRY(dcl_silu_forward(dev, s, h1, N * cin * R));
+    TRY(conv_forward(u, p, &r->conv1, c1, s, N));
+    // e (N, cout) = SiLU(temb) W_embᵀ + b_emb, added to every position of its sample and channel.
+    TRY(dcl_gemm(dev, e, saved(u, u->ta), param(p, r->emb.w), 0, 1, N, cout, u->T, 1.0f, 0.0f));
+    TRY(dcl_bias_add(dev, e, e, param(p, r->emb.w + 1), N, cout));
+    TRY(dcl_channel_bias_add(dev, c1, c1, e, N, cout, R, 1));
+    TRY(dcl_group_norm_forward(dev, h2, saved(u, r->mean2), saved(u, r->rstd2), c1,
+                               param(p, r->norm2.w), param(p, r->norm2.w + 1), N, cout, R, u->G,
+                               GN_EPS));
+    TRY(dcl_silu_forward(dev, s, h2, N * cout * R));
+    TRY(conv_forward(u, p, &r->conv2, out, s, N));
+    if (r->has_skip) {
+        TRY(conv_forward(u, p, &r->skip, work(u, u->ga), x, N));
+        x = work(u, u->ga);
+    }
+    return dcl_axpby(dev, out, out, x, 1.0f, 1.0f, N * cout * R);
+}
+
+// out (N, C, H, W) = the network with the weights of p (u's layout).
+static dcl_status forward(dcl_unet *u, const dcl_arena *p, dcl_ptr out, dcl_ptr x, dcl_ptr t,
+                          dcl_ptr labels, size_t N) {
+    const dcl_unet_config *c = &u->cfg;
+    dcl_device *dev = u->dev;
+    size_t T = u->T, E = (size_t)c->emb_dim, L = (size_t)c->levels;
+    size_t R0 = (size_t)c->height * c->width;
+    if (N == 0) return DCL_OK;
+    TRY(dcl_copy(dev, saved(u, u->xin), x, N * (size_t)c->channels * R0));
+
+    // Time path: temb = Linear(SiLU(Linear(sinusoid(t)))) [+ class_emb[label]]; ta = SiLU(temb).
+    dcl_ptr se = saved(u, u->se), z1 = saved(u, u->z1), s1 = saved(u, u->s1);
+    dcl_ptr temb = saved(u, u->temb);
+    TRY(dcl_time_embedding(dev, se, t, N, E));
+    TRY(dcl_gemm(dev, z1, se, param(p, u->time0.w), 0, 1, N, T, E, 1.0f, 0.0f));
+    TRY(dcl_bias_add(dev, z1, z1, param(p, u->time0.w + 1), N, T));
+    TRY(dcl_silu_forward(dev, s1, z1, N * T));
+    TRY(dcl_gemm(dev, temb, s1, param(p, u->time2.w), 0, 1, N, T, T, 1.0f, 0.0f));
+    TRY(dcl_bias_add(dev, temb, temb, param(p, u->time2.w + 1), N, T));
+    if (u->class_emb >= 0) {
+        // Labels are uint32 bits; dcl_copy moves them without arithmetic.
+        dcl_ptr lab = saved(u, u->lab), ce = work(u, u->tt1);
+        TRY(dcl_copy(dev, lab, labels.buf ? labels : saved(u, u->null_lab), N));
+        TRY(dcl_embedding_forward(dev, ce, param(p, u->class_emb), lab, N,
+                                  (size_t)c->num_classes + 1, T));
+        TRY(dcl_axpby(dev, temb, temb, ce, 1.0f, 1.0f, N * T));
+    }
+    TRY(dcl_silu_forward(dev, saved(u, u->ta), temb, N * T));
+
+    TRY(conv_forward(u, p, &u->conv_in, saved(u, u->x0), saved(u, u->xin), N));
+    dcl_ptr h = saved(u, u->x0);
+    for (size_t l = 0; l < L; l++) {
+        struct level *v = &u->lv[l];
+        TRY(res_forward(u, p, &v->down, h, N));
+        h = saved(u, v->down.out);
+        if (l == L - 1) break;
+        TRY(conv_forward(u, p, &v->downsample, saved(u, v->dn), h, N));
+        h = saved(u, v->dn);
+    }
+    TRY(res_forward(u, p, &u->mid, h, N));
+    h = saved(u, u->mid.out);
+    for (size_t l = L; l-- > 0;) {
+        struct level *v = &u->lv[l];
+        size_t R = (size_t)v->H * v->W;
+        TRY(dcl_concat_channels(dev, saved(u, v->cat), h, saved(u, v->down.out), N, (size_t)v->cu,
+                                (size_t)v->ch, R));
+        TRY(res_forward(u, p, &v->up, saved(u, v->cat), N));
+        if (l == 0) break;
+        // The next level's input: conv3×3(upsample2x(h)) in gb, consumed by its concat.
+        dcl_ptr s = work(u, u->s);
+        TRY(dcl_upsample2x_forward(dev, s, saved(u, v->up.out), N, (size_t)v->ch, (size_t)v->H,
+                                   (size_t)v->W));
+        TRY(conv_forward(u, p, &v->upsample, work(u, u->gb), s, N));
+        h = work(u, u->gb);
+    }
+    size_t ch0 = (size_t)u->lv[0].ch;
+    TRY(dcl_group_norm_forward(dev, saved(u, u->hout), saved(u, u->mean_out), saved(u, u->rstd_out),
+                               saved(u, u->lv[0].up.out), param(p, u->norm_out.w),
+                               param(p, u->norm_out.w + 1), N, ch0, R0, u->G, GN_EPS));
+    TRY(dcl_silu_forward(dev, work(u, u->s), saved(u, u->hout), N * ch0 * R0));
+    return conv_forward(u, p, &u->conv_out, out, work(u, u->s), N);
+}
+
+static dcl_status check_batch(const dcl_unet *u, const char *what, size_t N) {
+    if (N > u->max_batch)
+        return dcl__fail(DCL_ERR_ARG,
+                         "unet %s: batch of %zu images exceeds the max_batch of %zu the model was "
+                         "created with",
+                         what, N, u->max_batch);
+    return DCL_OK;
+}
+
+dcl_status dcl_unet_forward(dcl_unet *u, const dcl_arena *params, dcl_ptr out, dcl_ptr x, dcl_ptr t,
+                            dcl_ptr labels, size_t N) {
+    TRY(check_batch(u, "forward", N));
+    if (params && params != &u->params) {
+        int same = params->buf && params->count == u->params.count && params->n == u->params.n &&
+                   dcl_buffer_device(params->buf) == u->dev;
+        for (int i = 0; same && i < params->count; i++)
+            same = params->views[i].off == u->params.views[i].off &&
+                   params->views[i].n == u->params.views[i].n;
+        if (!same)
+            return dcl__fail(DCL_ERR_ARG,
+                             "unet forward: arena '%s' does not have the model's parameter layout "
+                             "on its device",
+                             params->buf ? dcl_buffer_name(params->buf) : "(none)");
+    }
+    u->saved_n = 0;
+    TRY(forward(u, params ? params : &u->params, out, x, t, labels, N));
+    // Only a forward with the model's own weights leaves activations backward may use.
+    if (!params || params == &u->params) u->saved_n = N;
+    return DCL_OK;
+}
+
+// ---- backward -------------------------------------------------------------------------------------
+
+// Given dy (N, co, Ho, Wo) for conv(in): db += Σ dy, dW += dy' colᵀ per chunk (dy' the CNHW
+// transpose, col recomputed from in), and, when dx.buf is set, dx (N, ci, H, W) = col2im(Wᵀ dy')
+// (overwrites).
+static dcl_status conv_backward(dcl_unet *u, const struct conv *c, dcl_ptr dy, dcl_ptr in,
+                                dcl_ptr dx, size_t N) {
+    dcl_device *dev = u->dev;
+    size_t ci = (size_t)c->ci, co = (size_t)c->co, k = (size_t)c->k, kk = ci * k * k;
+    size_t ri = (size_t)c->H * c->W, ro = (size_t)c->Ho * c->Wo, nc = chunk(u, N, kk * ro);
+    size_t H = (size_t)c->H, W = (size_t)c->W, st = (size_t)c->stride, pad = (size_t)c->pad;
+    dcl_ptr col = dcl_at(u->cols, u->col), y = dcl_at(u->cols, u->cnhw);
+    TRY(dcl_channel_bias_backward(dev, param(&u->grads, c->w + 1), dy, N, co, ro, 0));
+    for (size_t n0 = 0; n0 < N; n0 += nc) {
+        size_t n = N - n0 < nc ? N - n0 : nc;
+        TRY(dcl_swap01(dev, y, dcl_ptr_add(dy, n0 * co * ro), n, co, ro));
+        TRY(dcl_im2col(dev, col, dcl_ptr_add(in, n0 * ci * ri), n, ci, H, W, k, st, pad));
+        TRY(dcl_gemm(dev, param(&u->grads, c->w), y, col, 0, 1, co, kk, n * ro, 1.0f, 1.0f));
+        if (!dx.buf) continue;
+        TRY(dcl_gemm(dev, col, param(&u->params, c->w), y, 1, 0, kk, n * ro, co, 1.0f, 0.0f));
+        TRY(dcl_col2im(dev, dcl_ptr_add(dx, n0 * ci * ri), col, n, ci, H, W, k, st, pad));
+    }
+    return DCL_OK;
+}
+
+// Block r with input x: given dout (N, cout, R), writes dx (N, cin, R) (overwrites), accumulates
+// its parameter gradients and adds the gradient of SiLU(temb) into dta. dout and dx are work
+// buffers other than t1, t2 and s, which this uses as scratch (SiLU outputs are recomputed).
+static dcl_status res_backward(dcl_unet *u, const struct res *r, dcl_ptr x, dcl_ptr dout,
+                               dcl_ptr dx, size_t N) {
+    dcl_device *dev = u->dev;
+    const dcl_arena *p = &u->params, *g = &u->grads;
+    size_t R = (size_t)r->H * r->W, cin = (size_t)r->cin, cout = (size_t)r->cout, T = u->T;
+    dcl_ptr h1 = saved(u, r->h1), c1 = saved(u, r->c1), h2 = saved(u, r->h2);
+    dcl_ptr s = work(u, u->s), t1 = work(u, u->t1), t2 = work(u, u->t2), e = work(u, u->e);
+    // out = conv2(SiLU(h2)) + skip(x)
+    TRY(dcl_silu_forward(dev, s, h2, N * cout * R));
+    TRY(conv_backward(u, &r->conv2, dout, s, t1, N));
+    if (r->has_skip) TRY(conv_backward(u, &r->skip, dout, x, dx, N));
+    else TRY(dcl_copy(dev, dx, dout, N * cout * R));
+    TRY(dcl_silu_backward(dev, t2, h2, t1, N * cout * R));
+    TRY(dcl_group_norm_backward(dev, t1, param(g, r->norm2.w), param(g, r->norm2.w + 1), t2, c1,
+                                saved(u, r->mean2), saved(u, r->rstd2), param(p, r->norm2.w), N,
+                                cout, R, u->G));
+    // c1 = conv1(SiLU(h1)) + e[n, c] with e = ta W_embᵀ + b_emb.
+    TRY(dcl_channel_bias_backward(dev, e, t1, N, cout, R, 1));
+    TRY(dcl_gemm(dev, param(g, r->emb.w), e, saved(u, u->ta), 1, 0, cout, T, N, 1.0f, 1.0f));
+    TRY(dcl_bias_backward(dev, param(g, r->emb.w + 1), e, N, cout));
+    TRY(dcl_gemm(dev, work(u, u->dta), e, param(p, r->emb.w), 0, 0, N, T, cout, 1.0f, 1.0f));
+    TRY(dcl_silu_forward(dev, s, h1, N * cin * R));
+    TRY(conv_backward(u, &r->conv1, t1, s, t2, N));
+    TRY(dcl_silu_backward(dev, t1, h1, t2, N * cin * R));
+    TRY(dcl_group_norm_backward(dev, t2, param(g, r->norm1.w), param(g, r->norm1.w + 1), t1, x,
+                                saved(u, r->mean1), saved(u, r->rstd1), param(p, r->norm1.w), N,
+                                cin, R, u->G));
+    return dcl_axpby(dev, dx, dx, t2, 1.0f, 1.0f, N * cin * R);
+}
+
+// The forward in reverse. The gradient flows through work buffers ga and gb: `g` holds the
+// current one and `f` is free; each step writes f and swaps them.
+dcl_status dcl_unet_backward(dcl_unet *u, dcl_ptr dout, size_t N) {
+    const dcl_unet_config *c = &u->cfg;
+    dcl_device *dev = u->dev;
+    const dcl_arena *p = &u->params, *gr = &u->grads;
+    size_t T = u->T, E = (size_t)c->emb_dim, L = (size_t)c->levels;
+    size_t R0 = (size_t)c->height * c->width, ch0 = (size_t)u->lv[0].ch;
+    TRY(check_batch(u, "backward", N));
+    if (N == 0) return DCL_OK;
+    if (u->saved_n != N)
+        return dcl__fail(DCL_ERR_ARG,
+                         "unet backward: needs a forward of the same batch with the model's own "
+                         "weights first (batch %zu, last such forward %zu)",
+                         N, u->saved_n);
+    dcl_ptr g = work(u, u->ga), f = work(u, u->gb), tmp;
+#define SWAP() (tmp = g, g = f, f = tmp)
+    dcl_ptr s = work(u, u->s), t1 = work(u, u->t1), t2 = work(u, u->t2);
+    TRY(dcl_fill(dev, work(u, u->dta), 0.0f, N * T));
+
+    // out = conv_out(SiLU(norm_out(q_0))), q_0 the top up block's output.
+    TRY(dcl_silu_forward(dev, s, saved(u, u->hout), N * ch0 * R0));
+    TRY(conv_backward(u, &u->conv_out, dout, s, t1, N));
+    TRY(dcl_silu_backward(dev, t2, saved(u, u->hout), t1, N * ch0 * R0));
+    TRY(dcl_group_norm_backward(dev, g, param(gr, u->norm_out.w), param(gr, u->norm_out.w + 1), t2,
+                                saved(u, u->lv[0].up.out), saved(u, u->mean_out),
+                                saved(u, u->rstd_out), param(p, u->norm_out.w), N, ch0, R0, u->G));
+    // Up path, top to bottom. At level l > 0, g arrives as the gradient of the upsample conv's
+    // output (level l − 1's concatenated input h).
+    for (size_t l = 0; l < L; l++) {
+        struct level *v = &u->lv[l];
+        size_t R = (size_t)v->H * v->W, ch = (size_t)v->ch;
+        if (l > 0) {
+            TRY(dcl_upsample2x_forward(dev, s, saved(u, v->up.out), N, ch, (size_t)v->H,
+                                       (size_t)v->W));
+            TRY(conv_backward(u, &v->upsample, g, s, t1, N));
+            TRY(dcl_upsample2x_backward(dev, f, t1, N, ch, (size_t)v->H, (size_t)v->W));
+            SWAP();
+        }
+        TRY(res_backward(u, &v->up, saved(u, v->cat), g, f, N));
+        SWAP();
+        TRY(dcl_split_channels(dev, f, work(u, v->dskip), g, N, (size_t)v->cu, ch, R));
+        SWAP();
+    }
+    // Middle, then the down path bottom to top; skip_l's gradient joins at the block's output.
+    struct level *bottom = &u->lv[L - 1];
+    TRY(res_backward(u, &u->mid, saved(u, bottom->down.out), g, f, N));
+    SWAP();
+    for (size_t l = L; l-- > 0;) {
+        struct level *v = &u->lv[l];
+        size_t n = N * (size_t)v->ch * v->H * v->W;
+        TRY(dcl_axpby(dev, g, g, work(u, v->dskip), 1.0f, 1.0f, n));
+        dcl_ptr in = l ? saved(u, u->lv[l - 1].dn) : saved(u, u->x0);
+        TRY(res_backward(u, &v->down, in, g, f, N));
+        SWAP();
+        if (l == 0) break;
+        struct level *above = &u->lv[l - 1];
+        TRY(conv_backward(u, &above->downsample, g, saved(u, above->down.out), f, N));
+        SWAP();
+    }
+    dcl_ptr none = {NULL, 0};
+    TRY(conv_backward(u, &u->conv_in, g, saved(u, u->xin), none, N));
+#undef SWAP
+
+    // Time path: ta = SiLU(temb), temb = Linear2(SiLU(z1)) [+ class_emb[lab]], z1 = Linear0(se).
+    dcl_ptr tt1 = work(u, u->tt1), tt2 = work(u, u->tt2);
+    TRY(dcl_silu_backward(dev, tt1, saved(u, u->temb), work(u, u->dta), N * T));
+    if (u->class_emb >= 0)
+        TRY(dcl_embedding_backward(dev, param(gr, u->class_emb), tt1, saved(u, u->lab), N,
+                                   (size_t)c->num_classes + 1, T));
+    TRY(dcl_gemm(dev, param(gr, u->time2.w), tt1, saved(u, u->s1), 1, 0, T, T, N, 1.0f, 1.0f));
+    TRY(dcl_bias_backward(dev, param(gr, u->time2.w + 1), tt1, N, T));
+    TRY(dcl_gemm(dev, tt2, tt1, param(p, u->time2.w), 0, 0, N, T, T, 1.0f, 0.0f));
+    TRY(dcl_silu_backward(dev, tt1, saved(u, u->z1), tt2, N * T));
+    TRY(dcl_gemm(dev, param(gr, u->time0.w), tt1, saved(u, u->se), 1, 0, T, E, N, 1.0f, 1.0f));
+    return dcl_bias_backward(dev, param(gr, u->time0.w + 1), tt1, N, T);
+}

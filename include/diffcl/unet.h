@@ -1,0 +1,100 @@
+// The U-Net denoiser for images (DESIGN §5): residual blocks with GroupNorm, SiLU, 3×3
+// convolutions and the time (and class) embedding, one block per resolution, skip connections.
+// Parameters live in one arena under PyTorch-style dotted names; forward saves what backward needs.
+//
+// Dimension legend: N batch; C, H, W the images' channels, height and width; R = H·W; E the
+// sinusoidal embedding size; T = 4·base the time-embedding width; L levels; ch_l = base·mult[l]
+// the channels at level l (resolution H/2^l × W/2^l); K classes.
+//
+// The network (Linear is y = x Wᵀ + b with W (out, in); Conv2d is PyTorch's, zero padding k/2):
+//   temb (N, T) = Linear(T, T)(SiLU(Linear(E, T)(sinusoid(t))))          "time_mlp.0", "time_mlp.2"
+//   with classes: temb += class_emb[label] (K + 1 rows; row K the null class) "class_emb"
+//   h = Conv3×3(C → base)(x)                                               "conv_in"
+//   down, l = 0..L−1: h = ResBlock(→ ch_l)(h); skip_l = h;                 "down.{l}.res"
+//     except at l = L−1: h = Conv3×3 stride 2 (ch_l → ch_l)(h)              "down.{l}.downsample"
+//   middle: h = ResBlock(ch_{L−1} → ch_{L−1})(h)                           "mid.res"
+//   up, l = L−1..0: h = ResBlock(→ ch_l)(concat_channels(h, skip_l));      "up.{l}.res"
+//     except at l = 0: h = Conv3×3 (ch_l → ch_l)(upsample2x_nearest(h))    "up.{l}.upsample"
+//   out = Conv3×3(ch_0 → C)(SiLU(GroupNorm(h)))                            "norm_out", "conv_out"
+// ResBlock(cin → cout) at one resolution, with e = SiLU(temb) shared by all blocks:
+//   a = Conv3×3(cin → cout)(SiLU(GroupNorm(x))) + Linear(T, cout)(e)[n, c]  "norm1", "conv1", "emb"
+//   y = Conv3×3(cout → cout)(SiLU(GroupNorm(a))) + skip(x)                 "norm2", "conv2"
+//   skip = identity when cin = cout, else Conv1×1(cin → cout)              "skip"
+// GroupNorm has `groups` groups and eps 1e-5 (PyTorch's default).
+//
+// Parameter names, in arena order: "time_mlp.0.weight" (T, E), "time_mlp.0.bias" (T),
+// "time_mlp.2.weight" (T, T), "time_mlp.2.bias", ["class_emb.weight" (K + 1, T)],
+// "conv_in.weight" (base, C, 3, 3), "conv_in.bias"; for l = 0..L−1: "down.{l}.res.{norm1,conv1,
+// emb,norm2,conv2[,skip]}.{weight,bias}" and "down.{l}.downsample.{weight,bias}"; "mid.res.*";
+// for l = L−1..0: "up.{l}.res.*" and "up.{l}.upsample.{weight,bias}"; "norm_out.{weight,bias}",
+// "conv_out.{weight,bias}". Shapes are PyTorch's: conv weight (Co, Ci, k, k), linear (out, in),
+// norm (C), embedding (K + 1, T), biases (out).
+//
+// Initialisation, from Philox (seed, DCL_RNG_INIT, step = view index) so that every device starts
+// from bitwise equal weights: PyTorch's defaults (Conv2d and Linear weight and bias
+// U(−1/√fan_in, 1/√fan_in), fan_in = Ci·k·k or in; GroupNorm weight 1, bias 0; Embedding N(0, 1),
+// drawn on the host by dcl_rng_normal_at because device normals may differ in the last bits),
+// except conv_out, whose weight and bias start at zero (as in DDPM/ADM implementations): the
+// untrained network predicts 0, and the first steps train the head before the body.
+//
+// Memory: a convolution unfolds its input with im2col into one shared column buffer. Batches
+// whose columns would exceed DCL_UNET_COL_BUDGET elements (default 2^24, 64 MiB; the environment
+// variable DIFFCL_UNET_COL_BUDGET overrides it at dcl_unet_init) are convolved in chunks of
+// samples. Backward recomputes the columns and the SiLU outputs instead of saving them.
+#ifndef DIFFCL_UNET_H
+#define DIFFCL_UNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diffcl/arena.h"
+#include "diffcl/device.h"
+
+#define DCL_UNET_MAX_LEVELS 4
+#define DCL_UNET_COL_BUDGET ((size_t)1 << 24)
+
+typedef struct dcl_unet_config {
+    int channels, height, width; // C, H, W of the images; H and W divisible by 2^(levels−1)
+    int base;                    // channels at full resolution (default 32)
+    int levels;                  // resolutions, 1..DCL_UNET_MAX_LEVELS (default 3: 28 → 14 → 7)
+    int mult[DCL_UNET_MAX_LEVELS]; // channel multiplier per level (default 1, 2, 2)
+    int groups;                    // GroupNorm groups (default 8; must divide every ch_l and base)
+    int emb_dim;                   // E: sinusoidal time-embedding size, even (default = base)
+    int num_classes;               // 0 unconditional; K: a class embedding with K + 1 rows
+} dcl_unet_config;
+
+typedef struct dcl_unet dcl_unet;
+
+// The defaults above for C×H×W images (unconditional).
+void dcl_unet_config_default(dcl_unet_config *c, int C, int H, int W);
+// Allocates parameters (initialised as above from `seed`), gradients (zero), and activations and
+// scratch for batches up to max_batch.
+dcl_status dcl_unet_init(dcl_unet **out, dcl_device *dev, const dcl_unet_config *cfg, uint64_t seed,
+                         size_t max_batch);
+void dcl_unet_free(dcl_unet *u);
+const dcl_unet_config *dcl_unet_get_config(const dcl_unet *u);
+dcl_arena *dcl_unet_params(dcl_unet *u); // the weights (training updates these; EMA copies them)
+dcl_arena *dcl_unet_grads(dcl_unet *u);  // same layout as params
+// Shape of parameter view i in PyTorch's convention into shape[]; returns its number of dimensions
+// (1, 2 or 4), or 0 when i is not a view.
+int dcl_unet_tensor_shape(const dcl_unet *u, int i, uint64_t shape[4]);
+// Bytes of device memory the model holds: parameters, gradients, saved activations and scratch
+// for max_batch (everything dcl_unet_init allocated).
+size_t dcl_unet_device_bytes(const dcl_unet *u);
+
+// out (N, C, H, W) = ε̂(x (N, C, H, W), t (N), labels (N)). labels holds uint32 bits in 0..K (K
+// the null class); a zero dcl_ptr (buf NULL) means every sample has the null class; ignored when
+// num_classes is 0. params NULL: the model's own weights, and the activations are saved for
+// dcl_unet_backward; non-NULL: another arena of the same layout on the same device (the EMA
+// weights), forward only: a dcl_unet_backward must then follow a fresh own forward. N <= max_batch;
+// out may be x (x and labels are copied first).
+dcl_status dcl_unet_forward(dcl_unet *u, const dcl_arena *params, dcl_ptr out, dcl_ptr x, dcl_ptr t,
+                            dcl_ptr labels, size_t N);
+// Accumulates (+=) the parameter gradients of Σ dout ⊙ out for the last own forward into
+// dcl_unet_grads; N must be that forward's batch. dout (N, C, H, W) is only read.
+dcl_status dcl_unet_backward(dcl_unet *u, dcl_ptr dout, size_t N);
+// Forward FLOPs per image: 2 × the multiply-adds of every convolution and Linear layer (GroupNorm,
+// SiLU and element-wise work not counted). 0 for an invalid configuration.
+double dcl_unet_flops(const dcl_unet_config *c);
+
+#endif

@@ -1,0 +1,680 @@
+// The U-Net (host/nn/unet.c): parameter layout, names, shapes, counts and FLOPs; finite-difference
+// gradients of the whole network on the CPU reference; batch chunking of the convolutions; and
+// forward + backward on every usable OpenCL device against the CPU from the same seed. Exit 77
+// only when the build has OpenCL but the machine has no OpenCL platform.
+// `test_unet --bench [SPEC...]` times forward + backward of the default 1×28×28 U-Net at batch 64
+// on the CPU and every usable OpenCL device (or on the devices named).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "diffcl/device.h"
+#include "diffcl/ops.h"
+#include "diffcl/rng.h" // dcl_rng_*_at: inputs, loss weights, perturbed parameters
+#include "diffcl/unet.h"
+
+// The tiny configuration of the gradient check.
+static const dcl_unet_config tiny = {.channels = 1,
+                                     .height = 8,
+                                     .width = 8,
+                                     .base = 4,
+                                     .levels = 2,
+                                     .mult = {1, 2},
+                                     .groups = 2,
+                                     .emb_dim = 4,
+                                     .num_classes = 3};
+
+// Host data of one test problem: x (N, C, H, W), t (N), labels (N) as uint32 bits, loss weights
+// w (N, C, H, W) (L = Σ w ⊙ out). Labels count 0, 1, ... (mod K + 1); the last is the null
+// class K.
+struct data {
+    size_t N, D;
+    float *x, *t, *w;
+    uint32_t *labels;
+};
+
+static int data_init(struct data *d, const dcl_unet_config *c, size_t N, uint64_t seed) {
+    d->N = N, d->D = (size_t)c->channels * c->height * c->width;
+    d->x = malloc(N * d->D * sizeof *d->x), d->t = malloc(N * sizeof *d->t);
+    d->w = malloc(N * d->D * sizeof *d->w), d->labels = malloc(N * sizeof *d->labels);
+    if (!d->x || !d->t || !d->w || !d->labels) {
+        fprintf(stderr, "out of host memory\n");
+        check_failures++;
+        return 0;
+    }
+    for (size_t i = 0; i < N * d->D; i++) d->x[i] = dcl_rng_normal_at(seed, DCL_RNG_TEST, 1, i);
+    for (size_t i = 0; i < N; i++) d->t[i] = dcl_rng_uniform_at(seed, DCL_RNG_TEST, 2, i);
+    for (size_t i = 0; i < N * d->D; i++) d->w[i] = dcl_rng_normal_at(seed, DCL_RNG_TEST, 3, i);
+    for (size_t i = 0; i < N; i++) d->labels[i] = (uint32_t)(i % (size_t)(c->num_classes + 1));
+    if (N > 1) d->labels[N - 1] = (uint32_t)c->num_classes;
+    return 1;
+}
+
+static void data_free(struct data *d) { free(d->x), free(d->t), free(d->w), free(d->labels); }
+
+// One model on one device with its input, output and dout buffers.
+struct net {
+    dcl_device *dev;
+    dcl_unet *u;
+    dcl_buffer *x, *t, *labels, *out, *dout;
+};
+
+static void net_free(struct net *n) {
+    dcl_buffer_free(n->x), dcl_buffer_free(n->t), dcl_buffer_free(n->labels);
+    dcl_buffer_free(n->out), dcl_buffer_free(n->dout);
+    dcl_unet_free(n->u);
+    if (n->dev) dcl_device_free(n->dev);
+    memset(n, 0, sizeof *n);
+}
+
+static int net_init(struct net *n, const char *spec, const dcl_unet_config *cfg, uint64_t seed,
+                    const struct data *d, size_t max_batch) {
+    memset(n, 0, sizeof *n);
+    size_t nd = d->N * d->D;
+    dcl_status s = dcl_device_open(&n->dev, spec);
+    if (s == DCL_OK) s = dcl_unet_init(&n->u, n->dev, cfg, seed, max_batch);
+    if (s == DCL_OK) s = dcl_buffer_alloc(&n->x, n->dev, nd, "x");
+    if (s == DCL_OK) s = dcl_buffer_alloc(&n->t, n->dev, d->N, "t");
+    if (s == DCL_OK) s = dcl_buffer_alloc(&n->labels, n->dev, d->N, "labels");
+    if (s == DCL_OK) s = dcl_buffer_alloc(&n->out, n->dev, nd, "out");
+    if (s == DCL_OK) s = dcl_buffer_alloc(&n->dout, n->dev, nd, "dout");
+    if (s == DCL_OK) s = dcl_buffer_write(n->x, 0, nd, d->x);
+    if (s == DCL_OK) s = dcl_buffer_write(n->t, 0, d->N, d->t);
+    if (s == DCL_OK) s = dcl_buffer_write(n->labels, 0, d->N, d->labels);
+    if (s == DCL_OK) s = dcl_buffer_write(n->dout, 0, nd, d->w);
+    if (s != DCL_OK) {
+        fprintf(stderr, "FAIL setting up the U-Net on %s: %s: %s\n", spec, dcl_status_name(s),
+                dcl_last_error());
+        check_failures++;
+        net_free(n);
+        return 0;
+    }
+    return 1;
+}
+
+// Reads a whole arena (padding included) into a malloc'd host array.
+static float *read_arena(const dcl_arena *a) {
+    float *h = malloc(a->n * sizeof *h);
+    if (!h || dcl_buffer_read(a->buf, 0, a->n, h) != DCL_OK) {
+        fprintf(stderr, "reading arena: %s\n", dcl_last_error());
+        check_failures++;
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+// Moves the parameters away from the initialisation, identically on every device: conv_out's zero
+// weights would make every other gradient zero, and GroupNorm's 1 and 0 hide its affine part.
+// conv_out ~ U(−0.3, 0.3), norm weights 1 + 0.2·N(0, 1), norm biases 0.2·N(0, 1).
+static void perturb(dcl_unet *u) {
+    dcl_arena *p = dcl_unet_params(u);
+    float *w = read_arena(p);
+    if (!w) return;
+    for (int k = 0; k < p->count; k++) {
+        const char *name = p->views[k].name;
+        int out = strncmp(name, "conv_out.", 9) == 0, norm = strstr(name, "norm") != NULL;
+        int weight = strstr(name, ".weight") != NULL;
+        for (size_t j = 0; j < p->views[k].n; j++) {
+            float *v = &w[p->views[k].off + j];
+            if (out) *v = 0.6f * dcl_rng_uniform_at(5, DCL_RNG_TEST, (uint32_t)k, j) - 0.3f;
+            if (norm)
+                *v = (weight ? 1.0f : 0.0f) +
+                     0.2f * dcl_rng_normal_at(5, DCL_RNG_TEST, (uint32_t)k, j);
+        }
+    }
+    CHECK(dcl_buffer_write(p->buf, 0, p->n, w) == DCL_OK);
+    free(w);
+}
+
+static dcl_status run_forward(struct net *n, size_t N) {
+    return dcl_unet_forward(n->u, NULL, dcl_at(n->out, 0), dcl_at(n->x, 0), dcl_at(n->t, 0),
+                            dcl_at(n->labels, 0), N);
+}
+
+// ---- layout ------------------------------------------------------------------------------------
+
+// Hand count for `tiny` (T = 4·base = 16; "k" = 3×3 conv, counts are weights + biases):
+//   time_mlp.0 16·4+16 = 80, time_mlp.2 16·16+16 = 272, class_emb 4·16 = 64, conv_in 4·9+4 = 40,
+//   down.0.res (4→4) norms 8+8, conv1 148, emb 68, conv2 148 = 380; down.0.downsample 148;
+//   down.1.res (4→8) norm1 8, conv1 296, emb 136, norm2 16, conv2 584, skip 40 = 1080;
+//   mid.res (8→8) 16+584+136+16+584 = 1336; up.1.res (16→8) norm1 32, conv1 1160, emb 136,
+//   norm2 16, conv2 584, skip 136 = 2064; up.1.upsample 584; up.0.res (12→4) norm1 24, conv1 436,
+//   emb 68, norm2 8, conv2 148, skip 52 = 736; norm_out 8; conv_out 37. Total 6829.
+// Multiply-adds per image (R = 64 at 8×8, 16 at 4×4): time 64+256; conv_in 2304; down.0 9216·2
+//   + 64; downsample 2304; down.1 4608+9216+512+128; mid 9216·2+128; up.1 18432+9216+2048+128;
+//   up.1.upsample 36864; up.0 27648+9216+3072+64; conv_out 2304. Total 165440, FLOPs 330880.
+#define TINY_PARAMS 6829
+#define TINY_FLOPS 330880.0
+
+static void check_layout(void) {
+    dcl_device *dev;
+    if (dcl_device_open(&dev, "cpu") != DCL_OK) {
+        fprintf(stderr, "cannot open cpu: %s\n", dcl_last_error());
+        check_failures++;
+        return;
+    }
+    dcl_unet *u;
+    CHECK(dcl_unet_init(&u, dev, &tiny, 1, 4) == DCL_OK);
+    if (!u) {
+        dcl_device_free(dev);
+        return;
+    }
+    const dcl_arena *p = dcl_unet_params(u);
+    size_t total = 0;
+    for (int i = 0; i < p->count; i++) total += p->views[i].n;
+    CHECK_EQ(total, TINY_PARAMS);
+    CHECK_NEAR(dcl_unet_flops(&tiny), TINY_FLOPS, 0, 0);
+    CHECK_EQ(dcl_unet_grads(u)->count, p->count);
+
+    // Names and PyTorch shapes of a few views, and element counts of all.
+    static const struct {
+        const char *name;
+        int ndim;
+        uint64_t shape[4];
+    } want[] = {
+        {"time_mlp.0.weight", 2, {16, 4}},
+        {"time_mlp.2.bias", 1, {16}},
+        {"class_emb.weight", 2, {4, 16}},
+        {"conv_in.weight", 4, {4, 1, 3, 3}},
+        {"down.0.res.norm1.weight", 1, {4}},
+        {"down.0.res.emb.weight", 2, {4, 16}},
+        {"down.0.downsample.weight", 4, {4, 4, 3, 3}},
+        {"down.1.res.skip.weight", 4, {8, 4, 1, 1}},
+        {"mid.res.conv2.weight", 4, {8, 8, 3, 3}},
+        {"up.1.res.conv1.weight", 4, {8, 16, 3, 3}},
+        {"up.1.res.skip.bias", 1, {8}},
+        {"up.1.upsample.weight", 4, {8, 8, 3, 3}},
+        {"up.0.res.norm1.bias", 1, {12}},
+        {"norm_out.weight", 1, {4}},
+        {"conv_out.weight", 4, {1, 4, 3, 3}},
+        {"conv_out.bias", 1, {1}},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int k = dcl_arena_find(p, want[i].name);
+        uint64_t shape[4] = {0, 0, 0, 0};
+        if (k < 0) {
+            fprintf(stderr, "missing view %s\n", want[i].name);
+            check_failures++;
+            continue;
+        }
+        CHECK_EQ(dcl_unet_tensor_shape(u, k, shape), want[i].ndim);
+        for (int d = 0; d < want[i].ndim; d++) CHECK_EQ(shape[d], want[i].shape[d]);
+    }
+    CHECK_EQ(dcl_arena_find(p, "down.0.res.skip.weight"), -1); // 4 → 4: identity
+    CHECK_EQ(dcl_arena_find(p, "down.1.downsample.weight"), -1);
+    CHECK_EQ(dcl_arena_find(p, "up.0.upsample.weight"), -1);
+    CHECK_EQ(strcmp(p->views[0].name, "time_mlp.0.weight"), 0);
+    CHECK_EQ(strcmp(p->views[p->count - 1].name, "conv_out.bias"), 0);
+    for (int i = 0; i < p->count; i++) {
+        uint64_t shape[4];
+        int nd = dcl_unet_tensor_shape(u, i, shape);
+        uint64_t n = 1;
+        for (int d = 0; d < nd; d++) n *= shape[d];
+        CHECK(nd == 1 || nd == 2 || nd == 4);
+        CHECK_EQ(n, p->views[i].n);
+    }
+    uint64_t shape[4];
+    CHECK_EQ(dcl_unet_tensor_shape(u, p->count, shape), 0);
+    CHECK_EQ(dcl_unet_tensor_shape(u, -1, shape), 0);
+    CHECK(dcl_unet_get_config(u)->base == 4);
+
+    // Init: PyTorch's defaults, conv_out zero, gradients zero.
+    float *w = read_arena(p), *g = read_arena(dcl_unet_grads(u));
+    if (w && g) {
+        for (int i = 0; i < p->count; i++) {
+            const char *name = p->views[i].name;
+            uint64_t s[4];
+            int nd = dcl_unet_tensor_shape(u, i, s);
+            double fan_in = nd == 4 ? (double)(s[1] * s[2] * s[3]) : nd == 2 ? (double)s[1] : 0;
+            int bias = strstr(name, ".bias") != NULL;
+            if (bias && i > 0) { // a bias takes its weight's fan-in
+                uint64_t ws[4];
+                int wd = dcl_unet_tensor_shape(u, i - 1, ws);
+                fan_in = wd == 4 ? (double)(ws[1] * ws[2] * ws[3]) : (double)ws[1];
+            }
+            double sum = 0, sum2 = 0;
+            int zero = 0, one = 0;
+            for (size_t j = 0; j < p->views[i].n; j++) {
+                double v = w[p->views[i].off + j];
+                sum += fabs(v), sum2 += v * v;
+                zero += v == 0.0, one += v == 1.0;
+            }
+            size_t n = p->views[i].n;
+            if (strncmp(name, "conv_out.", 9) == 0 || (strstr(name, "norm") && bias)) {
+                CHECK_EQ(zero, n);
+            } else if (strstr(name, "norm")) {
+                CHECK_EQ(one, n);
+            } else if (strcmp(name, "class_emb.weight") == 0) {
+                CHECK(sum2 / n > 0.5 && sum2 / n < 1.6); // N(0, 1), 64 values
+            } else {
+                double bound = 1.0 / sqrt(fan_in);
+                for (size_t j = 0; j < n; j++) CHECK(fabs(w[p->views[i].off + j]) <= bound);
+                if (n >= 8) CHECK(sum / n > 0.15 * bound && sum / n < 0.85 * bound);
+            }
+        }
+        for (size_t j = 0; j < p->n; j++) CHECK(g[j] == 0.0f);
+    }
+    free(w), free(g);
+
+    // Bad configurations and batches fail with DCL_ERR_ARG and a message naming the setting.
+    dcl_unet *bad = (dcl_unet *)1;
+    dcl_unet_config c = tiny;
+    c.height = 6, c.levels = 3;
+    CHECK(dcl_unet_init(&bad, dev, &c, 1, 4) == DCL_ERR_ARG && bad == NULL);
+    CHECK(strstr(dcl_last_error(), "divisible") != NULL);
+    c = tiny, c.groups = 3;
+    CHECK(dcl_unet_init(&bad, dev, &c, 1, 4) == DCL_ERR_ARG);
+    CHECK(strstr(dcl_last_error(), "groups") != NULL);
+    c = tiny, c.emb_dim = 5;
+    CHECK(dcl_unet_init(&bad, dev, &c, 1, 4) == DCL_ERR_ARG);
+    CHECK(dcl_unet_flops(&c) == 0);
+    struct data d;
+    struct net n;
+    if (data_init(&d, &tiny, 4, 3) && net_init(&n, "cpu", &tiny, 1, &d, 3)) {
+        CHECK(run_forward(&n, 4) == DCL_ERR_ARG);
+        CHECK(strstr(dcl_last_error(), "max_batch") != NULL);
+        CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), 2) == DCL_ERR_ARG); // no forward yet
+        CHECK(run_forward(&n, 2) == DCL_OK);
+        CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), 3) == DCL_ERR_ARG); // another batch
+        CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), 2) == DCL_OK);
+        dcl_arena other;
+        dcl_arena_view v = {.name = "w", .n = 3};
+        CHECK(dcl_arena_init(&other, n.dev, "other", &v, 1) == DCL_OK);
+        CHECK(dcl_unet_forward(n.u, &other, dcl_at(n.out, 0), dcl_at(n.x, 0), dcl_at(n.t, 0),
+                               dcl_at(n.labels, 0), 2) == DCL_ERR_ARG);
+        dcl_arena_free(&other);
+        net_free(&n);
+    }
+    data_free(&d);
+    dcl_unet_free(u);
+    dcl_device_free(dev);
+}
+
+// The default configuration's size, printed for the README.
+static void print_default(void) {
+    dcl_unet_config c;
+    dcl_unet_config_default(&c, 1, 28, 28);
+    dcl_device *dev;
+    dcl_unet *u = NULL;
+    if (dcl_device_open(&dev, "cpu") != DCL_OK) return;
+    for (int k = 0; k <= 10; k += 10) {
+        c.num_classes = k;
+        if (dcl_unet_init(&u, dev, &c, 1, 64) != DCL_OK) {
+            fprintf(stderr, "default U-Net: %s\n", dcl_last_error());
+            check_failures++;
+            break;
+        }
+        const dcl_arena *p = dcl_unet_params(u);
+        size_t total = 0;
+        for (int i = 0; i < p->count; i++) total += p->views[i].n;
+        printf("default U-Net 1×28×28 (base 32, mult 1,2,2, groups 8, %d classes): %zu parameters "
+               "in %d tensors, %.1f MFLOP per image forward, %.1f MiB of device memory at batch "
+               "64\n",
+               k, total, p->count, dcl_unet_flops(&c) / 1e6,
+               (double)dcl_unet_device_bytes(u) / (1 << 20));
+        dcl_unet_free(u);
+    }
+    dcl_device_free(dev);
+}
+
+// ---- finite differences on the CPU ---------------------------------------------------------
+
+// L = Σ w ⊙ f(x, t, labels) with the current parameters, in double.
+static double net_loss(struct net *n, const struct data *d, float *out) {
+    CHECK(run_forward(n, d->N) == DCL_OK);
+    CHECK(dcl_buffer_read(n->out, 0, d->N * d->D, out) == DCL_OK);
+    double l = 0;
+    for (size_t i = 0; i < d->N * d->D; i++) l += (double)d->w[i] * out[i];
+    return l;
+}
+
+// Up to 4 elements of every parameter view (first, last, two drawn) against the fourth-order
+// central difference (8(L(+h) − L(−h)) − (L(+2h) − L(−2h))) / 12h. No single h suits every view
+// in float: the forward's rounding of L (~1e-6: 128 outputs through ~20 layers) divided by
+// 12h/18 dominates for small h, truncation (h⁴/30·|L⁽⁵⁾|) for large h. Measured: on
+// down.0.res.emb.bias h = 1e-2 is off by 3e-4 (rounding) and 3e-2 by 6e-6; on
+// down.1.res.conv1.weight h = 3e-2 is off by 1e-3 (truncation) and 1e-2 by 5e-5. Each element
+// must match the closer of h = 1e-2 and 3e-2 within 3e-3 on |fd − g| / (0.1 + |g|) (the worst
+// over six seeds was 1.2e-3, about 1e-4 absolute: rounding); a wrong gradient is off by far more.
+// The worst is printed.
+// Backward accumulates: a second backward doubles every gradient.
+#define FD_TOL 3e-3
+
+static void check_fd(void) {
+    struct data d;
+    struct net n;
+    if (!data_init(&d, &tiny, 2, 7)) return;
+    if (!net_init(&n, "cpu", &tiny, 99, &d, 2)) {
+        data_free(&d);
+        return;
+    }
+    float *out = malloc(d.N * d.D * sizeof *out);
+    dcl_arena *p = dcl_unet_params(n.u), *g = dcl_unet_grads(n.u);
+    perturb(n.u);
+    CHECK(run_forward(&n, d.N) == DCL_OK);
+    CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), d.N) == DCL_OK);
+    float *grad = read_arena(g), *w = read_arena(p);
+    CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), d.N) == DCL_OK);
+    float *grad2 = read_arena(g);
+    double worst = 0;
+    const char *worst_name = "";
+    size_t count = 0, nonzero_views = 0;
+    if (out && grad && w && grad2) {
+        for (int k = 0; k < p->count; k++) {
+            size_t nv = p->views[k].n, pick[4] = {0, nv - 1, 0, 0};
+            pick[2] = dcl_rng_bits_at(11, DCL_RNG_TEST, (uint32_t)k, 0) % nv;
+            pick[3] = dcl_rng_bits_at(11, DCL_RNG_TEST, (uint32_t)k, 1) % nv;
+            int any = 0;
+            for (int q = 0; q < 4; q++) {
+                size_t j = pick[q], at = p->views[k].off + j;
+                // The closer of the differences with h = 1e-2 and 3e-2 (see above).
+                double fd = 0, err = INFINITY;
+                for (int hi = 0; hi < 2; hi++) {
+                    float keep = w[at], h = hi ? 3e-2f : 1e-2f;
+                    float v[4] = {keep + h, keep - h, keep + 2 * h, keep - 2 * h};
+                    double l[4];
+                    for (int e = 0; e < 4; e++) {
+                        CHECK(dcl_buffer_write(p->buf, at, 1, &v[e]) == DCL_OK);
+                        l[e] = net_loss(&n, &d, out);
+                    }
+                    CHECK(dcl_buffer_write(p->buf, at, 1, &keep) == DCL_OK);
+                    double f = (8.0 * (l[0] - l[1]) - (l[2] - l[3])) / (12.0 * h);
+                    double e = fabs(f - grad[at]) / (0.1 + fabs((double)grad[at]));
+                    if (e < err) err = e, fd = f;
+                }
+                CHECK_NEAR(grad2[at], 2.0 * grad[at], 1e-7, 1e-5);
+                if (err > worst) worst = err, worst_name = p->views[k].name;
+                if (err > FD_TOL) {
+                    fprintf(stderr, "unet: %s[%zu]: backward %.7g, finite difference %.7g\n",
+                            p->views[k].name, j, (double)grad[at], fd);
+                    check_failures++;
+                }
+                any |= grad[at] != 0.0f;
+                count++;
+            }
+            nonzero_views += any;
+        }
+    }
+    // Every view has a non-zero gradient somewhere in its sample (the class rows of labels that
+    // are absent could be zero; the sample includes row 0 and the null row K).
+    CHECK(nonzero_views == (size_t)p->count);
+    printf("unet fd: %zu parameters from %d views (%zu with non-zero gradients), worst |fd − grad| "
+           "/ (0.1 + |grad|) = %.2e at %s (tol %.0e)\n",
+           count, p->count, nonzero_views, worst, worst_name, FD_TOL);
+    free(out), free(grad), free(grad2), free(w);
+    net_free(&n);
+    data_free(&d);
+}
+
+// ---- comparisons -------------------------------------------------------------------------------
+
+// Largest |a − b| over n elements, relative to the largest |ref| (norm-wise, as the error of a
+// GEMM chain is: each entry errs by about u times the magnitudes it sums).
+static double normwise(const float *a, const float *ref, size_t n) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(ref[i])) return INFINITY;
+        double e = fabs((double)a[i] - ref[i]);
+        if (e > d) d = e;
+        if (fabs(ref[i]) > r) r = fabs(ref[i]);
+    }
+    return r > 0 ? d / r : d;
+}
+
+// The configuration of the device comparison: 16×16, base 8, 3 levels; with --small (runs under
+// Oclgrind, which simulates every work-item of CLBlast's GEMMs) 8×8, base 4, 2 levels.
+static dcl_unet_config small_config(int small) {
+    dcl_unet_config c = {.channels = 1,
+                         .height = small ? 8 : 16,
+                         .width = small ? 8 : 16,
+                         .base = small ? 4 : 8,
+                         .levels = small ? 2 : 3,
+                         .mult = {1, 2, 2},
+                         .groups = small ? 2 : 4,
+                         .emb_dim = 8,
+                         .num_classes = 10};
+    return c;
+}
+
+// Results of one model: forward outputs with labels, with the null class (labels NULL) and with
+// "EMA" weights (0.75 × own), gradients after two backwards, and the parameters.
+struct result {
+    float *out, *out_null, *out_ema, *grads, *params;
+};
+
+static void result_free(struct result *r) {
+    free(r->out), free(r->out_null), free(r->out_ema), free(r->grads), free(r->params);
+    memset(r, 0, sizeof *r);
+}
+
+static int run_model(struct net *n, const struct data *d, struct result *r) {
+    size_t nd = d->N * d->D, N = d->N;
+    dcl_ptr x = dcl_at(n->x, 0), t = dcl_at(n->t, 0), y = dcl_at(n->out, 0), none = {NULL, 0};
+    memset(r, 0, sizeof *r);
+    r->out = malloc(nd * sizeof(float)), r->out_null = malloc(nd * sizeof(float));
+    r->out_ema = malloc(nd * sizeof(float));
+    if (!r->out || !r->out_null || !r->out_ema) return 0;
+    perturb(n->u);
+    CHECK(dcl_unet_forward(n->u, NULL, y, x, t, none, N) == DCL_OK);
+    CHECK(dcl_buffer_read(n->out, 0, nd, r->out_null) == DCL_OK);
+    CHECK(run_forward(n, N) == DCL_OK);
+    CHECK(dcl_buffer_read(n->out, 0, nd, r->out) == DCL_OK);
+    CHECK(dcl_unet_backward(n->u, dcl_at(n->dout, 0), N) == DCL_OK);
+    CHECK(dcl_unet_backward(n->u, dcl_at(n->dout, 0), N) == DCL_OK);
+    r->params = read_arena(dcl_unet_params(n->u));
+    r->grads = read_arena(dcl_unet_grads(n->u));
+    dcl_arena ema;
+    const dcl_arena *p = dcl_unet_params(n->u);
+    CHECK(dcl_arena_init_like(&ema, p, "ema") == DCL_OK);
+    CHECK(dcl_axpby(n->dev, dcl_at(ema.buf, 0), dcl_at(p->buf, 0), dcl_at(p->buf, 0), 0.75f, 0.0f,
+                    p->n) == DCL_OK);
+    CHECK(dcl_unet_forward(n->u, &ema, y, x, t, dcl_at(n->labels, 0), N) == DCL_OK);
+    CHECK(dcl_buffer_read(n->out, 0, nd, r->out_ema) == DCL_OK);
+    CHECK(dcl_unet_backward(n->u, dcl_at(n->dout, 0), N) == DCL_ERR_ARG); // after an EMA forward
+    dcl_arena_free(&ema);
+    return r->params && r->grads;
+}
+
+// Compares result b against the reference a: outputs and every gradient view norm-wise within
+// tol, naming the first view that disagrees. Returns the worst gradient error.
+static double compare(const char *what, const struct result *b, const struct result *a,
+                      const dcl_arena *p, size_t nd, double tol, double *e_out) {
+    double eo = normwise(b->out, a->out, nd), en = normwise(b->out_null, a->out_null, nd);
+    double ee = normwise(b->out_ema, a->out_ema, nd), eg = 0;
+    const char *first = NULL;
+    for (int k = 0; k < p->count; k++) {
+        double e = normwise(b->grads + p->views[k].off, a->grads + p->views[k].off, p->views[k].n);
+        if (e > tol && !first) first = p->views[k].name;
+        if (e > tol)
+            fprintf(stderr, "FAIL %s: gradient %s differs norm-wise by %.3g\n", what,
+                    p->views[k].name, e);
+        if (e > eg) eg = e;
+    }
+    if (first) fprintf(stderr, "FAIL %s: first view that disagrees: %s\n", what, first);
+    CHECK(eo <= tol);
+    CHECK(en <= tol);
+    CHECK(ee <= tol);
+    CHECK(eg <= tol);
+    *e_out = eo > en ? (eo > ee ? eo : ee) : (en > ee ? en : ee);
+    return eg;
+}
+
+// Tolerance, norm-wise per tensor: the time embedding may differ by up to ~4.8e-4 absolute on a
+// conforming device (exp, sin, cos), GEMMs accumulate in other orders (~u·K), and GroupNorm
+// divides by per-group deviations. Through ~30 layers this stays near 1e-5 of each tensor's
+// largest entry on PoCL (see the printed figures); 2e-3 leaves room for other devices' GEMMs.
+#define UNET_TOL 2e-3
+
+// The same model (same seed) on the CPU and on spec: parameters bitwise equal, forward outputs
+// (with labels, with the null class, with EMA weights) and every gradient view within UNET_TOL.
+static void check_device(const char *spec, int small) {
+    dcl_unet_config cfg = small_config(small);
+    struct data d;
+    struct net c, o;
+    struct result rc, ro;
+    size_t N = 3;
+    if (!data_init(&d, &cfg, N, 123)) return;
+    if (!net_init(&c, "cpu", &cfg, 2024, &d, N + 2)) {
+        data_free(&d);
+        return;
+    }
+    if (!net_init(&o, spec, &cfg, 2024, &d, N + 2)) {
+        net_free(&c), data_free(&d);
+        return;
+    }
+    if (run_model(&c, &d, &rc) && run_model(&o, &d, &ro)) {
+        const dcl_arena *p = dcl_unet_params(c.u);
+        int same = memcmp(rc.params, ro.params, p->n * sizeof(float)) == 0;
+        CHECK(same); // same init (and the same perturbation), bitwise
+        double e_out, e_grad = compare(spec, &ro, &rc, p, N * d.D, UNET_TOL, &e_out);
+        // The EMA and null-class forwards really differ from the plain one.
+        CHECK(normwise(rc.out_ema, rc.out, N * d.D) > 1e-3);
+        CHECK(normwise(rc.out_null, rc.out, N * d.D) > 1e-4);
+        printf("%-4s %-8s unet %dx%d base %d N=%zu: params bitwise %s, outputs %.2e, grads %.2e "
+               "(norm-wise, tol %.0e)\n",
+               e_out <= UNET_TOL && e_grad <= UNET_TOL ? "ok" : "FAIL", spec, cfg.height, cfg.width,
+               cfg.base, N, same ? "equal" : "DIFFER", e_out, e_grad, UNET_TOL);
+    }
+    result_free(&rc), result_free(&ro);
+    net_free(&c), net_free(&o);
+    data_free(&d);
+}
+
+// Convolutions in chunks of one sample (DIFFCL_UNET_COL_BUDGET=1) against whole batches on the
+// CPU: the same sums in other GEMM groupings.
+static void check_chunks(int small) {
+    dcl_unet_config cfg = small_config(small);
+    struct data d;
+    struct net a, b;
+    struct result ra, rb;
+    if (!data_init(&d, &cfg, 3, 77)) return;
+    if (!net_init(&a, "cpu", &cfg, 5, &d, 3)) {
+        data_free(&d);
+        return;
+    }
+    setenv("DIFFCL_UNET_COL_BUDGET", "1", 1);
+    int ok = net_init(&b, "cpu", &cfg, 5, &d, 3);
+    unsetenv("DIFFCL_UNET_COL_BUDGET");
+    if (ok && run_model(&a, &d, &ra) && run_model(&b, &d, &rb)) {
+        double e_out,
+            e_grad = compare("chunked", &rb, &ra, dcl_unet_params(a.u), 3 * d.D, 1e-5, &e_out);
+        printf("%-4s cpu chunks of 1 sample vs whole batch: outputs %.2e, grads %.2e (tol 1e-05)\n",
+               e_out <= 1e-5 && e_grad <= 1e-5 ? "ok" : "FAIL", e_out, e_grad);
+        result_free(&ra), result_free(&rb);
+    }
+    // A malformed budget is an error naming the variable.
+    setenv("DIFFCL_UNET_COL_BUDGET", "lots", 1);
+    dcl_unet *bad = (dcl_unet *)1;
+    CHECK(dcl_unet_init(&bad, a.dev, &cfg, 5, 3) == DCL_ERR_ARG && bad == NULL);
+    CHECK(strstr(dcl_last_error(), "DIFFCL_UNET_COL_BUDGET") != NULL);
+    unsetenv("DIFFCL_UNET_COL_BUDGET");
+    if (ok) net_free(&b);
+    net_free(&a);
+    data_free(&d);
+}
+
+// ---- benchmark ---------------------------------------------------------------------------------
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Forward + backward of the default class-conditional 1×28×28 U-Net at batch 64 on spec.
+static void bench(const char *spec) {
+    dcl_unet_config cfg;
+    dcl_unet_config_default(&cfg, 1, 28, 28);
+    cfg.num_classes = 10;
+    struct data d;
+    struct net n;
+    size_t N = 64;
+    if (!data_init(&d, &cfg, N, 1)) return;
+    if (!net_init(&n, spec, &cfg, 1, &d, N)) {
+        data_free(&d);
+        return;
+    }
+    perturb(n.u);
+    double t0 = 0, t_fwd = 0, t_all = 0;
+    int reps = 0;
+    for (int r = -1; r < 20; r++) { // one warm-up (kernel builds, CLBlast tuning), then timed
+        t0 = now();
+        CHECK(run_forward(&n, N) == DCL_OK);
+        CHECK(dcl_device_finish(n.dev) == DCL_OK);
+        double t1 = now();
+        CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), N) == DCL_OK);
+        CHECK(dcl_device_finish(n.dev) == DCL_OK);
+        double t2 = now();
+        if (r < 0) continue;
+        t_fwd += t1 - t0, t_all += t2 - t0, reps++;
+        if (t_all > 20.0 && reps >= 3) break;
+    }
+    const dcl_device_info *info = dcl_device_get_info(n.dev);
+    printf("bench %-8s %s: batch %zu: forward %.1f ms, forward+backward %.1f ms = %.1f images/s "
+           "(%d reps), device memory %.1f MiB\n",
+           spec, info->name, N, 1e3 * t_fwd / reps, 1e3 * t_all / reps, (double)N * reps / t_all,
+           reps, (double)dcl_unet_device_bytes(n.u) / (1 << 20));
+    net_free(&n);
+    data_free(&d);
+}
+
+int main(int argc, char **argv) {
+    int small = argc > 1 && strcmp(argv[1], "--small") == 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    dcl_device_info *list;
+    int n, n_platforms = 0;
+    if (argc > 1 && strcmp(argv[1], "--bench") == 0) {
+        if (argc > 2) {
+            for (int i = 2; i < argc; i++) bench(argv[i]);
+            return check_exit();
+        }
+        if (dcl_device_list(&list, &n, &n_platforms) != DCL_OK) return 1;
+        for (int i = 0; i < n; i++)
+            if (list[i].usable || list[i].backend == DCL_BACKEND_CPU) bench(list[i].spec);
+        free(list);
+        return check_exit();
+    }
+    check_layout();
+    print_default();
+    check_fd();
+    check_chunks(small);
+    // The harness against itself: a second CPU model must agree.
+    check_device("cpu", small);
+
+    dcl_status s = dcl_device_list(&list, &n, &n_platforms);
+    if (s != DCL_OK) {
+        fprintf(stderr, "dcl_device_list: %s: %s\n", dcl_status_name(s), dcl_last_error());
+        return 1;
+    }
+    int usable = 0;
+    for (int i = 0; i < n; i++) {
+        if (list[i].backend != DCL_BACKEND_OPENCL) continue;
+        if (!list[i].usable) {
+            printf("skip %s %s: not usable: %s\n", list[i].spec, list[i].name, list[i].why_not);
+            continue;
+        }
+        usable++;
+        printf("---- %s: %s (%s, %s)\n", list[i].spec, list[i].name, list[i].type,
+               list[i].platform_name);
+        check_device(list[i].spec, small);
+    }
+    free(list);
+
+#ifdef DIFFCL_HAVE_OPENCL
+    if (n_platforms == 0) {
+        printf("no OpenCL platform: only the CPU checks were done\n");
+        return check_failures ? check_exit() : 77;
+    }
+    if (usable == 0) {
+        fprintf(stderr, "FAIL: %d OpenCL platform(s) but no usable OpenCL device\n", n_platforms);
+        check_failures++;
+    }
+#else
+    (void)usable;
+#endif
+    return check_exit();
+}
