@@ -139,7 +139,7 @@ static dcl_status parse_config(const char *path, const char *text, dcl_model_con
     double sigma_q = 0, prev_dt = 0, cond_drop = 0;
     memset(c, 0, sizeof *c);
     int bad = json_unpack_ex(
-        root, &err, JSON_STRICT, "{s:i, s:i, s:s, s:F, s:s, s:F, s:o, s:F, s:s, s:s, s:I}",
+        root, &err, JSON_STRICT, "{s:i, s:i, s:s, s:F, s:s, s:F, s:o, s?F, s:s, s:s, s:I}",
         "version", &version, "rng_stream_version", &rng_version, "process", &process, "sigma_q",
         &sigma_q, "prediction", &pred, "prev_dt", &prev_dt, "net", &net, "cond_drop", &cond_drop,
         "data", &data, "seed", &seed, "step", &step);

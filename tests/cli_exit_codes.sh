@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The CLI's documented exit codes and error messages on bad input, and a tiny train → sample →
+# eval round on the CPU reference: every case names what it runs, and the script exits non-zero
+# when any case gives another exit code or a message without the expected words.
+#   tests/cli_exit_codes.sh PATH/TO/diffcl
+set -uo pipefail
+D=$1
+T=$(mktemp -d "${TMPDIR:-/tmp}/diffcl-cli-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+failures=0
+
+# expect CODE WORDS -- ARGS...: runs diffcl ARGS, wants exit CODE and WORDS (a grep -E pattern)
+# somewhere in stderr.
+expect() {
+    local code=$1 words=$2
+    shift 3
+    "$D" "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [[ $rc -ne $code ]] || ! grep -qE -- "$words" "$T/err"; then
+        echo "FAIL: diffcl $* -> exit $rc (want $code), stderr:" >&2
+        sed 's/^/    /' "$T/err" >&2
+        failures=$((failures + 1))
+    else
+        echo "ok   exit $rc  diffcl $*"
+    fi
+}
+
+printf 'x0,x1\n0.5,1\n0.25,abc\n' >"$T/bad.csv"
+printf 'not a safetensors file\n' >"$T/text.safetensors"
+
+expect 2 "did you mean 'train'" -- trian
+expect 2 "unknown process 'bogus'" -- train --process bogus
+expect 2 "unknown dataset 'spirl'" -- train --data spirl
+expect 2 "needs a value" -- train --steps
+expect 2 "predictions|combination|velocity" -- train --process ve --predict velocity
+expect 4 "bad.csv.*line 3" -- train --device cpu --data "csv:$T/bad.csv" --steps 1
+expect 2 "--model FILE is required" -- sample
+expect 4 "nonexistent" -- sample --device cpu --model "$T/nonexistent.safetensors" --out "$T/x.csv"
+expect 4 "text.safetensors" -- sample --device cpu --model "$T/text.safetensors" --out "$T/x.csv"
+expect 4 "nonexistent.csv" -- eval --samples "$T/nonexistent.csv" --data spiral
+expect 2 "must end in .csv" -- data --data spiral --out "$T/x.txt"
+
+# A tiny model, end to end.
+expect 0 "" -- train --device cpu --steps 20 --batch 64 --width 16 --log-every 10 \
+    --out "$T/m.safetensors"
+expect 0 "" -- sample --device cpu --model "$T/m.safetensors" --n 200 --steps 10 --out "$T/s.csv"
+expect 0 "" -- eval --device cpu --model "$T/m.safetensors" --n 200 --steps 10
+expect 2 "unconditional" -- sample --device cpu --model "$T/m.safetensors" --label 3 --out "$T/s.csv"
+expect 2 "unknown sampler|ddpm, ddim" -- sample --device cpu --model "$T/m.safetensors" \
+    --sampler bogus --out "$T/s.csv"
+head -c 100 "$T/m.safetensors" >"$T/cut.safetensors"
+expect 4 "cut.safetensors" -- sample --device cpu --model "$T/cut.safetensors" --out "$T/s.csv"
+grep -q "^x0,x1$" "$T/s.csv" && [[ $(wc -l <"$T/s.csv") -eq 201 ]] ||
+    { echo "FAIL: $T/s.csv is not a header and 200 rows" >&2; failures=$((failures + 1)); }
+
+if ((failures)); then
+    echo "$failures case(s) failed" >&2
+    exit 1
+fi
