@@ -5,6 +5,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+#include "diffcl/device.h" // dcl_device_list: the OpenCL devices a test runs on
 
 static int check_failures = 0;
 
@@ -46,6 +49,44 @@ static int check_failures = 0;
 static inline int check_exit(void) {
     if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
     return check_failures ? 1 : 0;
+}
+
+// Runs fn(spec, ctx) on every usable OpenCL device, after a header line naming it (unusable
+// devices are listed and skipped), and returns what a test's main returns: check_exit(), except
+// 77 (CTest "skipped") when the build has OpenCL but the machine has no OpenCL platform and
+// nothing failed so far, and a failure when a platform exists but no device is usable.
+static inline int check_opencl_devices(void (*fn)(const char *spec, void *ctx), void *ctx) {
+    dcl_device_info *list;
+    int n, n_platforms = 0, usable = 0;
+    if (dcl_device_list(&list, &n, &n_platforms) != DCL_OK) {
+        fprintf(stderr, "dcl_device_list: %s\n", dcl_last_error());
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (list[i].backend != DCL_BACKEND_OPENCL) continue;
+        if (!list[i].usable) {
+            printf("skip %s %s: not usable: %s\n", list[i].spec, list[i].name, list[i].why_not);
+            continue;
+        }
+        usable++;
+        printf("---- %s: %s (%s, %s)\n", list[i].spec, list[i].name, list[i].type,
+               list[i].platform_name);
+        fn(list[i].spec, ctx);
+    }
+    free(list);
+#ifdef DIFFCL_HAVE_OPENCL
+    if (n_platforms == 0) {
+        printf("no OpenCL platform: only the CPU reference was tested\n");
+        return check_failures ? check_exit() : 77;
+    }
+    if (usable == 0) {
+        fprintf(stderr, "FAIL: %d OpenCL platform(s) but no usable OpenCL device\n", n_platforms);
+        check_failures++;
+    }
+#else
+    (void)usable;
+#endif
+    return check_exit();
 }
 
 #endif

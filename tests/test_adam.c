@@ -135,42 +135,13 @@ done:
     dcl_device_free(dev);
 }
 
+static void on_device(const char *spec, void *n) { check_device(spec, *(size_t *)n); }
+
 int main(int argc, char **argv) {
     int small = argc > 1 && strcmp(argv[1], "--small") == 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     size_t n = small ? 257 : 1000;
     check_device("cpu", n);
 
-    dcl_device_info *list;
-    int count, n_platforms = 0;
-    dcl_status s = dcl_device_list(&list, &count, &n_platforms);
-    if (s != DCL_OK) {
-        fprintf(stderr, "dcl_device_list: %s: %s\n", dcl_status_name(s), dcl_last_error());
-        return 1;
-    }
-    int usable = 0;
-    for (int i = 0; i < count; i++) {
-        if (list[i].backend != DCL_BACKEND_OPENCL) continue;
-        if (!list[i].usable) {
-            printf("skip %s %s: not usable: %s\n", list[i].spec, list[i].name, list[i].why_not);
-            continue;
-        }
-        usable++;
-        check_device(list[i].spec, n);
-    }
-    free(list);
-
-#ifdef DIFFCL_HAVE_OPENCL
-    if (n_platforms == 0) {
-        printf("no OpenCL platform: only the CPU check was done\n");
-        return check_failures ? check_exit() : 77;
-    }
-    if (usable == 0) {
-        fprintf(stderr, "FAIL: %d OpenCL platform(s) but no usable OpenCL device\n", n_platforms);
-        check_failures++;
-    }
-#else
-    (void)usable;
-#endif
-    return check_exit();
+    return check_opencl_devices(on_device, &n);
 }

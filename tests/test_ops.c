@@ -118,6 +118,8 @@ static void check_device(const char *spec, int small) {
     dcl_device_free(dev);
 }
 
+static void on_device(const char *spec, void *small) { check_device(spec, *(int *)small); }
+
 int main(int argc, char **argv) {
     int small = argc > 1 && strcmp(argv[1], "--small") == 0;
     setvbuf(stdout, NULL, _IOLBF, 0); // keep summaries and failure details in order
@@ -126,39 +128,5 @@ int main(int argc, char **argv) {
     // The harness itself: the reference against a second CPU device must agree exactly.
     check_device("cpu", small);
 
-    dcl_device_info *list;
-    int n, n_platforms = 0;
-    dcl_status s = dcl_device_list(&list, &n, &n_platforms);
-    if (s != DCL_OK) {
-        fprintf(stderr, "dcl_device_list: %s: %s\n", dcl_status_name(s), dcl_last_error());
-        return 1;
-    }
-    int usable = 0;
-    for (int i = 0; i < n; i++) {
-        if (list[i].backend != DCL_BACKEND_OPENCL) continue;
-        if (!list[i].usable) {
-            printf("skip %s %s: not usable: %s\n", list[i].spec, list[i].name, list[i].why_not);
-            continue;
-        }
-        usable++;
-        printf("---- %s: %s (%s, %s)\n", list[i].spec, list[i].name, list[i].type,
-               list[i].platform_name);
-        check_device(list[i].spec, small);
-    }
-    free(list);
-
-#ifdef DIFFCL_HAVE_OPENCL
-    if (n_platforms == 0) {
-        printf("no OpenCL platform: only the CPU sanity run was done\n");
-        return check_failures ? check_exit() : 77;
-    }
-    if (usable == 0) {
-        fprintf(stderr, "FAIL: %d OpenCL platform(s) but no usable OpenCL device (see why above)\n",
-                n_platforms);
-        check_failures++;
-    }
-#else
-    (void)usable;
-#endif
-    return check_exit();
+    return check_opencl_devices(on_device, &small);
 }

@@ -2,13 +2,11 @@
 // gradients of the whole network on the CPU reference; batch chunking of the convolutions; and
 // forward + backward on every usable OpenCL device against the CPU from the same seed. Exit 77
 // only when the build has OpenCL but the machine has no OpenCL platform.
-// `test_unet --bench [SPEC...]` times forward + backward of the default 1×28×28 U-Net at batch 64
-// on the CPU and every usable OpenCL device (or on the devices named).
+// Throughput is a benchmark, not a test: `diffcl bench unet`.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
 #include "diffcl/device.h"
@@ -577,67 +575,11 @@ static void check_chunks(int small) {
     data_free(&d);
 }
 
-// ---- benchmark ---------------------------------------------------------------------------------
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-// Forward + backward of the default class-conditional 1×28×28 U-Net at batch 64 on spec.
-static void bench(const char *spec) {
-    dcl_unet_config cfg;
-    dcl_unet_config_default(&cfg, 1, 28, 28);
-    cfg.num_classes = 10;
-    struct data d;
-    struct net n;
-    size_t N = 64;
-    if (!data_init(&d, &cfg, N, 1)) return;
-    if (!net_init(&n, spec, &cfg, 1, &d, N)) {
-        data_free(&d);
-        return;
-    }
-    perturb(n.u);
-    double t0 = 0, t_fwd = 0, t_all = 0;
-    int reps = 0;
-    for (int r = -1; r < 20; r++) { // one warm-up (kernel builds, CLBlast tuning), then timed
-        t0 = now();
-        CHECK(run_forward(&n, N) == DCL_OK);
-        CHECK(dcl_device_finish(n.dev) == DCL_OK);
-        double t1 = now();
-        CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), N) == DCL_OK);
-        CHECK(dcl_device_finish(n.dev) == DCL_OK);
-        double t2 = now();
-        if (r < 0) continue;
-        t_fwd += t1 - t0, t_all += t2 - t0, reps++;
-        if (t_all > 20.0 && reps >= 3) break;
-    }
-    const dcl_device_info *info = dcl_device_get_info(n.dev);
-    printf("bench %-8s %s: batch %zu: forward %.1f ms, forward+backward %.1f ms = %.1f images/s "
-           "(%d reps), device memory %.1f MiB\n",
-           spec, info->name, N, 1e3 * t_fwd / reps, 1e3 * t_all / reps, (double)N * reps / t_all,
-           reps, (double)dcl_unet_device_bytes(n.u) / (1 << 20));
-    net_free(&n);
-    data_free(&d);
-}
+static void on_device(const char *spec, void *small) { check_device(spec, *(int *)small); }
 
 int main(int argc, char **argv) {
     int small = argc > 1 && strcmp(argv[1], "--small") == 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    dcl_device_info *list;
-    int n, n_platforms = 0;
-    if (argc > 1 && strcmp(argv[1], "--bench") == 0) {
-        if (argc > 2) {
-            for (int i = 2; i < argc; i++) bench(argv[i]);
-            return check_exit();
-        }
-        if (dcl_device_list(&list, &n, &n_platforms) != DCL_OK) return 1;
-        for (int i = 0; i < n; i++)
-            if (list[i].usable || list[i].backend == DCL_BACKEND_CPU) bench(list[i].spec);
-        free(list);
-        return check_exit();
-    }
     check_layout();
     print_default();
     check_fd();
@@ -645,36 +587,5 @@ int main(int argc, char **argv) {
     // The harness against itself: a second CPU model must agree.
     check_device("cpu", small);
 
-    dcl_status s = dcl_device_list(&list, &n, &n_platforms);
-    if (s != DCL_OK) {
-        fprintf(stderr, "dcl_device_list: %s: %s\n", dcl_status_name(s), dcl_last_error());
-        return 1;
-    }
-    int usable = 0;
-    for (int i = 0; i < n; i++) {
-        if (list[i].backend != DCL_BACKEND_OPENCL) continue;
-        if (!list[i].usable) {
-            printf("skip %s %s: not usable: %s\n", list[i].spec, list[i].name, list[i].why_not);
-            continue;
-        }
-        usable++;
-        printf("---- %s: %s (%s, %s)\n", list[i].spec, list[i].name, list[i].type,
-               list[i].platform_name);
-        check_device(list[i].spec, small);
-    }
-    free(list);
-
-#ifdef DIFFCL_HAVE_OPENCL
-    if (n_platforms == 0) {
-        printf("no OpenCL platform: only the CPU checks were done\n");
-        return check_failures ? check_exit() : 77;
-    }
-    if (usable == 0) {
-        fprintf(stderr, "FAIL: %d OpenCL platform(s) but no usable OpenCL device\n", n_platforms);
-        check_failures++;
-    }
-#else
-    (void)usable;
-#endif
-    return check_exit();
+    return check_opencl_devices(on_device, &small);
 }
