@@ -221,7 +221,7 @@ int cli_cmd_train(int argc, char **argv) {
                      .prev_steps = 100};
     dcl_train_opts o;
     dcl_train_opts_default(&o);
-    f.clip = o.clip, f.ema = o.ema, f.weight_decay = o.weight_decay;
+    f.lr = o.lr, f.clip = o.clip, f.ema = o.ema, f.weight_decay = o.weight_decay;
     f.snr_gamma = o.snr_gamma;
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
@@ -236,8 +236,7 @@ int cli_cmd_train(int argc, char **argv) {
         {"steps", 0, CLI_OPT_U64, &f.steps, "N", "optimizer steps", "3000", 0, 100000000},
         {"batch", 'b', CLI_OPT_U64, &f.batch, "N", "examples per step", "1024 (mlp), 64 (unet)", 1,
          1u << 20},
-        {"lr", 0, CLI_OPT_DOUBLE, &f.lr, "X", "peak learning rate", "1e-3 (mlp), 5e-4 (unet)", 0,
-         0},
+        {"lr", 0, CLI_OPT_DOUBLE, &f.lr, "X", "peak learning rate", "0.001", 0, 0},
         {"warmup", 0, CLI_OPT_U64, &f.warmup, "N", "linear learning-rate warm-up steps", "100", 0,
          100000000},
         {"clip", 0, CLI_OPT_DOUBLE, &f.clip, "X", "clip the gradient norm to X (0: off)", "1", 0,
@@ -255,7 +254,7 @@ int cli_cmd_train(int argc, char **argv) {
         {"depth", 0, CLI_OPT_U64, &f.depth, "L", "mlp: hidden layers", "3", 1, 64},
         {"emb", 0, CLI_OPT_U64, &f.emb, "E", "mlp: time-embedding size (even)", "32", 2, 4096},
         {"act", 0, CLI_OPT_STRING, &f.act, "NAME", "mlp: activation, relu or silu", "relu", 0, 0},
-        {"base", 0, CLI_OPT_U64, &f.base, "C", "unet: channels at full resolution", "32", 1, 4096},
+        {"base", 0, CLI_OPT_U64, &f.base, "C", "unet: channels at full resolution", "16", 1, 4096},
         {"mult", 0, CLI_OPT_SIZES, &f.mult, "LIST", "unet: channel multiplier per resolution",
          "1,2,2", 1, 64},
         {"groups", 0, CLI_OPT_U64, &f.groups, "G", "unet: GroupNorm groups", "8", 1, 4096},
@@ -275,7 +274,7 @@ int cli_cmd_train(int argc, char **argv) {
     cli_common common = {0};
     int rc = cli_parse(&cli_train_command, opts, CLI_COUNT(opts), argc, argv, &common);
     if (rc != CLI_PARSED) return rc;
-    if (f.lr < 0 || f.clip < 0 || f.weight_decay < 0 || f.ema < 0 || f.ema >= 1)
+    if (!(f.lr > 0) || f.clip < 0 || f.weight_decay < 0 || f.ema < 0 || f.ema >= 1)
         return cli_usage_error("train", "need --lr > 0, --clip >= 0, --weight-decay >= 0 and "
                                         "0 <= --ema < 1");
     if (strcmp(f.loss_weight, "min-snr") == 0) o.min_snr = 1;
@@ -301,7 +300,7 @@ int cli_cmd_train(int argc, char **argv) {
     int unet = cfg.net.kind == DCL_NET_UNET;
     o.steps = (int)f.steps, o.warmup = (int)f.warmup, o.snr_gamma = f.snr_gamma;
     o.batch = f.batch ? (int)f.batch : unet ? 64 : 1024;
-    o.lr = f.lr > 0 ? f.lr : unet ? 5e-4 : 1e-3;
+    o.lr = f.lr;
     o.log_every = f.log_every ? (int)f.log_every : unet ? 25 : 100;
     o.clip = f.clip, o.ema = f.ema, o.weight_decay = f.weight_decay;
     if (f.sample_every && (!unet || f.sample_every % (uint64_t)o.log_every)) {

@@ -55,7 +55,7 @@
 
 typedef struct dcl_unet_config {
     int channels, height, width; // C, H, W of the images; H and W divisible by 2^(levels−1)
-    int base;                    // channels at full resolution (default 32)
+    int base;                    // channels at full resolution (default 16)
     int levels;                  // resolutions, 1..DCL_UNET_MAX_LEVELS (default 3: 28 → 14 → 7)
     int mult[DCL_UNET_MAX_LEVELS]; // channel multiplier per level (default 1, 2, 2)
     int groups;                    // GroupNorm groups (default 8; must divide every ch_l and base)
