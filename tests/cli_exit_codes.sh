@@ -40,6 +40,11 @@ expect 4 "text.safetensors" -- sample --device cpu --model "$T/text.safetensors"
 expect 4 "nonexistent.csv" -- eval --samples "$T/nonexistent.csv" --data spiral
 expect 2 "must end in .csv" -- data --data spiral --out "$T/x.txt"
 
+# check: ops and the training steps of both networks against the CPU reference.
+expect 0 "" -- check --device all --sizes 31
+grep -qE "training-step rows passed" "$T/out" ||
+    { echo "FAIL: diffcl check printed no training-step summary" >&2; failures=$((failures + 1)); }
+
 # A tiny model, end to end.
 expect 0 "" -- train --device cpu --steps 20 --batch 64 --width 16 --log-every 10 \
     --out "$T/m.safetensors"

@@ -9,9 +9,10 @@
 #include <stdint.h>
 
 #include "diffcl/device.h"
+#include "diffcl/net.h" // dcl_net_kind
 
 typedef struct dcl_check_result {
-    char name[48];    // case name, e.g. "gemm_tn", "silu_backward"
+    char name[96];    // case name, e.g. "gemm_tn", "silu_backward", "train.mlp.grad.layers.0.bias"
     size_t n;         // the case's size parameter
     size_t elements;  // output elements compared
     double max_abs;   // largest |a − b|
@@ -27,5 +28,13 @@ const char *dcl_check_case_name(int i);
 // a CPU reference device; fills *r. A returned error means the op itself failed (r->pass = 0).
 dcl_status dcl_check_case_run(dcl_device *dev, int i, size_t n, size_t off, uint64_t seed,
                               dcl_check_result *r);
+
+// Two full training steps (the second's loss and every gradient tensor, every parameter after
+// AdamW) of a small model of the given kind on dev and on the CPU reference, same seed and data,
+// each compared as a row passed to fn (names "train.mlp.loss", "train.unet.grad.conv_in.weight", ...). The U-Net's
+// data is Fashion-MNIST: dcl_check_train_available says whether it is installed.
+typedef void (*dcl_check_row_fn)(void *ctx, const dcl_check_result *r);
+dcl_status dcl_check_train_step(dcl_device *dev, dcl_net_kind kind, dcl_check_row_fn fn, void *ctx);
+int dcl_check_train_available(dcl_net_kind kind);
 
 #endif

@@ -18,7 +18,11 @@ const cli_command cli_check_command = {
         "reductions, random numbers) on each device at ragged sizes with every tensor at a\n"
         "non-zero element offset, and compares element by element with the CPU reference:\n"
         "|a - b| <= atol + rtol*|ref|, NaN/Inf in the same places, guard regions around outputs\n"
-        "untouched. The table is meant to be pasted into a bug report. With 'all' and no usable\n"
+        "untouched. Then two full training steps of a small MLP and of a small class-conditional\n"
+        "U-Net (on Fashion-MNIST, when installed) run on the device and on the CPU reference\n"
+        "from the same seed and data: the second step's loss and every gradient tensor, and\n"
+        "every parameter after AdamW, are compared, each tensor against its largest value.\n"
+        "The table is meant to be pasted into a bug report. With 'all' and no usable\n"
         "OpenCL device, the CPU reference is checked against itself (which only exercises the\n"
         "harness).\n"
         "\n"
@@ -35,6 +39,7 @@ typedef struct check_opts {
     cli_sizes sizes;
     uint64_t seed, offset;
     int json;
+    int train; // also one training step of each network (not --ops-only)
 } check_opts;
 
 // What all devices' runs add up to, for the final line and the exit code.
@@ -165,6 +170,24 @@ static void record_result(const dcl_check_result *r, const char *name, const cha
                  spec, s != DCL_OK ? " (the op failed to run)" : "");
 }
 
+// The training-step rows of one device: printed like op rows, counted in the summary.
+struct train_rows {
+    const dcl_device_info *d;
+    const check_opts *o;
+    check_summary *sum;
+    int w, rows, failed;
+};
+
+static void train_row_status(struct train_rows *t, const dcl_check_result *r, dcl_status s) {
+    if (t->o->json) print_json_result(t->d, r, r->name, t->o, s, t->sum);
+    else print_row(r, r->name, t->w, s);
+    t->rows++;
+    t->failed += s != DCL_OK || !r->pass;
+    record_result(r, r->name, t->d->spec, s, t->sum);
+}
+
+static void train_row(void *ctx, const dcl_check_result *r) { train_row_status(ctx, r, DCL_OK); }
+
 // Opens spec, runs every case at every size, prints the rows; adds to *sum.
 static void check_device(const char *spec, const check_opts *o, check_summary *sum) {
     dcl_device *dev = NULL;
@@ -200,9 +223,41 @@ static void check_device(const char *spec, const check_opts *o, check_summary *s
             record_result(&r, name, d->spec, s, sum);
         }
     }
+    if (!o->train) {
+        if (!o->json)
+            printf("\n%s: %d of %d passed%s\n\n", d->spec, total - failed, total,
+                   failed ? "" : " (all)");
+        dcl_device_free(dev);
+        return;
+    }
+    // One training step of each network against the CPU reference.
+    struct train_rows t = {d, o, sum, w > 44 ? w : 44, 0, 0};
+    for (int k = 0; k < 2; k++) {
+        dcl_net_kind kind = k ? DCL_NET_UNET : DCL_NET_MLP;
+        if (!dcl_check_train_available(kind)) {
+            if (!o->json)
+                printf("\n(%s training step skipped: its data, Fashion-MNIST, is not installed)\n",
+                       dcl_net_kind_name(kind));
+            continue;
+        }
+        if (!o->json)
+            printf("\n%s: two training steps; the second's loss and gradients and the parameters "
+                   "after it, against the CPU reference:\n",
+                   dcl_net_kind_name(kind));
+        cli_progress("check %s: %s training steps", d->spec, dcl_net_kind_name(kind));
+        dcl_clear_error();
+        s = dcl_check_train_step(dev, kind, train_row, &t);
+        cli_progress_clear();
+        if (s != DCL_OK) {
+            dcl_check_result r;
+            memset(&r, 0, sizeof r);
+            snprintf(r.name, sizeof r.name, "train.%s", dcl_net_kind_name(kind));
+            train_row_status(&t, &r, s);
+        }
+    }
     if (!o->json)
-        printf("\n%s: %d of %d passed%s\n\n", d->spec, total - failed, total,
-               failed ? "" : " (all)");
+        printf("\n%s: %d of %d ops passed%s; %d of %d training-step rows passed\n\n", d->spec,
+               total - failed, total, failed ? "" : " (all)", t.rows - t.failed, t.rows);
     dcl_device_free(dev);
 }
 
@@ -234,7 +289,8 @@ static void print_cpu_only_note(const cli_targets *t, int json) {
 }
 
 int cli_cmd_check(int argc, char **argv) {
-    check_opts o = {{{1, 31, 257, 1000}, 4}, 1234, 3, 0};
+    check_opts o = {{{1, 31, 257, 1000}, 4}, 1234, 3, 0, 1};
+    int ops_only = 0;
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
         {"sizes", 0, CLI_OPT_SIZES, &o.sizes, "LIST", "sizes n to run every case at",
@@ -243,10 +299,12 @@ int cli_cmd_check(int argc, char **argv) {
         {"offset", 0, CLI_OPT_U64, &o.offset, "N", "element offset of every tensor", "3", 0,
          1u << 20},
         {"json", 'j', CLI_OPT_FLAG, &o.json, NULL, "print a JSON array of results", NULL, 0, 0},
+        {"ops-only", 0, CLI_OPT_FLAG, &ops_only, NULL, "skip the training-step checks", NULL, 0, 0},
     };
     cli_common common = {0};
     int rc = cli_parse(&cli_check_command, opts, CLI_COUNT(opts), argc, argv, &common);
     if (rc != CLI_PARSED) return rc;
+    o.train = !ops_only;
 
     cli_targets t;
     dcl_status s = cli_targets_init(&t, common.device ? common.device : "all", 0);
