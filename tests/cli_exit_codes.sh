@@ -42,7 +42,7 @@ expect 2 "must end in .csv" -- data --data spiral --out "$T/x.txt"
 
 # check: ops and the training steps of both networks against the CPU reference.
 expect 0 "" -- check --device all --sizes 31
-grep -qE "training-step rows passed" "$T/out" ||
+grep -qE "training and sampling rows passed" "$T/out" ||
     { echo "FAIL: diffcl check printed no training-step summary" >&2; failures=$((failures + 1)); }
 
 # A tiny model, end to end.

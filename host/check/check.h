@@ -37,4 +37,9 @@ typedef void (*dcl_check_row_fn)(void *ctx, const dcl_check_result *r);
 dcl_status dcl_check_train_step(dcl_device *dev, dcl_net_kind kind, dcl_check_row_fn fn, void *ctx);
 int dcl_check_train_available(dcl_net_kind kind);
 
+// Sampling trajectories of every sampler (ddpm, ddim with eta 0.5, euler, heun; 20 steps) with a
+// small model on dev and on the CPU reference from the same seed, compared after every step: one
+// row per sampler, failing at the first step whose difference exceeds 2e-5 × step.
+dcl_status dcl_check_samplers(dcl_device *dev, dcl_check_row_fn fn, void *ctx);
+
 #endif

@@ -22,6 +22,8 @@ const cli_command cli_check_command = {
         "U-Net (on Fashion-MNIST, when installed) run on the device and on the CPU reference\n"
         "from the same seed and data: the second step's loss and every gradient tensor, and\n"
         "every parameter after AdamW, are compared, each tensor against its largest value.\n"
+        "Last, each sampler runs 20 steps from the same noise on both, compared after every\n"
+        "step; a row fails at the first step beyond its tolerance and names it.\n"
         "The table is meant to be pasted into a bug report. With 'all' and no usable\n"
         "OpenCL device, the CPU reference is checked against itself (which only exercises the\n"
         "harness).\n"
@@ -255,9 +257,20 @@ static void check_device(const char *spec, const check_opts *o, check_summary *s
             train_row_status(&t, &r, s);
         }
     }
+    if (!o->json) printf("\nsampling trajectories, compared after every step:\n");
+    cli_progress("check %s: sampling trajectories", d->spec);
+    dcl_clear_error();
+    s = dcl_check_samplers(dev, train_row, &t);
+    cli_progress_clear();
+    if (s != DCL_OK) {
+        dcl_check_result r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.name, sizeof r.name, "sample");
+        train_row_status(&t, &r, s);
+    }
     if (!o->json)
-        printf("\n%s: %d of %d ops passed%s; %d of %d training-step rows passed\n\n", d->spec,
-               total - failed, total, failed ? "" : " (all)", t.rows - t.failed, t.rows);
+        printf("\n%s: %d of %d ops passed%s; %d of %d training and sampling rows passed\n\n",
+               d->spec, total - failed, total, failed ? "" : " (all)", t.rows - t.failed, t.rows);
     dcl_device_free(dev);
 }
 
