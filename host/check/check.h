@@ -34,12 +34,15 @@ dcl_status dcl_check_case_run(dcl_device *dev, int i, size_t n, size_t off, uint
 // each compared as a row passed to fn (names "train.mlp.loss", "train.unet.grad.conv_in.weight", ...). The U-Net's
 // data is Fashion-MNIST: dcl_check_train_available says whether it is installed.
 typedef void (*dcl_check_row_fn)(void *ctx, const dcl_check_result *r);
-dcl_status dcl_check_train_step(dcl_device *dev, dcl_net_kind kind, dcl_check_row_fn fn, void *ctx);
+// With model (a checkpoint), its own network, config, data and weights instead (kind ignored).
+dcl_status dcl_check_train_step(dcl_device *dev, dcl_net_kind kind, const char *model,
+                                dcl_check_row_fn fn, void *ctx);
 int dcl_check_train_available(dcl_net_kind kind);
 
 // Sampling trajectories of every sampler (ddpm, ddim with eta 0.5, euler, heun; 20 steps) with a
 // small model on dev and on the CPU reference from the same seed, compared after every step: one
 // row per sampler, failing at the first step whose difference exceeds 2e-5 × step.
-dcl_status dcl_check_samplers(dcl_device *dev, dcl_check_row_fn fn, void *ctx);
+// With model (a checkpoint), that model instead (8 samples of an image model).
+dcl_status dcl_check_samplers(dcl_device *dev, const char *model, dcl_check_row_fn fn, void *ctx);
 
 #endif

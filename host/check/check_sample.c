@@ -33,28 +33,40 @@ static dcl_status make_model(dcl_device *dev, dcl_model *m) {
     return s;
 }
 
-static dcl_status trajectory(dcl_device *dev, dcl_sampler_kind kind, float *traj) {
+// Samples N points with the sampler from the small model or the checkpoint at path.
+static dcl_status trajectory(dcl_device *dev, const char *path, dcl_sampler_kind kind, size_t N,
+                             size_t D, float *traj) {
     dcl_model m = {0};
-    float *x = malloc(POINTS * 2 * sizeof *x);
+    float *x = malloc(N * D * sizeof *x);
     dcl_sampler_opts o = {.kind = kind, .steps = STEPS, .eta = kind == DCL_SAMPLER_DDIM ? 0.5 : 0};
-    dcl_status s = x ? make_model(dev, &m) : dcl__fail(DCL_ERR_NOMEM, "check: no host memory");
-    if (s == DCL_OK) s = dcl_model_sample(&m, &o, POINTS, 11, 1, NULL, x, traj);
+    dcl_status s = !x     ? dcl__fail(DCL_ERR_NOMEM, "check: no host memory")
+                   : path ? dcl_model_load(&m, dev, path, N)
+                          : make_model(dev, &m);
+    if (s == DCL_OK) s = dcl_model_sample(&m, &o, N, 11, 1, NULL, x, traj);
     if (m.net) dcl_model_free(&m);
     free(x);
     return s;
 }
 
-dcl_status dcl_check_samplers(dcl_device *dev, dcl_check_row_fn fn, void *ctx) {
+dcl_status dcl_check_samplers(dcl_device *dev, const char *model, dcl_check_row_fn fn, void *ctx) {
     static const dcl_sampler_kind kinds[] = {DCL_SAMPLER_DDPM, DCL_SAMPLER_DDIM, DCL_SAMPLER_EULER,
                                              DCL_SAMPLER_HEUN};
-    size_t n = (size_t)(STEPS + 1) * POINTS * 2;
-    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
     dcl_device *cpu = NULL;
-    dcl_status s =
-        a && b ? dcl_device_open(&cpu, "cpu") : dcl__fail(DCL_ERR_NOMEM, "check: no host memory");
+    size_t N = POINTS, D = 2;
+    dcl_status s = dcl_device_open(&cpu, "cpu");
+    if (s == DCL_OK && model) {
+        // The checkpoint's own data: 8 samples of an image model, POINTS of points.
+        dcl_model probe = {0};
+        s = dcl_model_load(&probe, cpu, model, 1);
+        if (s == DCL_OK) D = dcl_net_dim(&probe.cfg.net), dcl_model_free(&probe);
+        if (D > 2) N = 8;
+    }
+    size_t n = (size_t)(STEPS + 1) * N * D, P = N * D;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    if (s == DCL_OK && (!a || !b)) s = dcl__fail(DCL_ERR_NOMEM, "check: no host memory");
     for (size_t i = 0; s == DCL_OK && i < sizeof kinds / sizeof kinds[0]; i++) {
-        s = trajectory(cpu, kinds[i], a);
-        if (s == DCL_OK) s = trajectory(dev, kinds[i], b);
+        s = trajectory(cpu, model, kinds[i], N, D, a);
+        if (s == DCL_OK) s = trajectory(dev, model, kinds[i], N, D, b);
         if (s != DCL_OK) break;
         dcl_check_result r;
         memset(&r, 0, sizeof r);
@@ -64,8 +76,8 @@ dcl_status dcl_check_samplers(dcl_device *dev, dcl_check_row_fn fn, void *ctx) {
         double scale = 0, worst_step = 0;
         for (int k = 1; k <= STEPS; k++) {
             double d = 0;
-            for (size_t j = 0; j < POINTS * 2; j++) {
-                size_t idx = (size_t)k * POINTS * 2 + j;
+            for (size_t j = 0; j < P; j++) {
+                size_t idx = (size_t)k * P + j;
                 double e = fabs((double)a[idx] - b[idx]);
                 if (!(e <= d)) d = e; // NaN sticks
                 scale = fmax(scale, fabs(a[idx]));

@@ -37,16 +37,18 @@ static dcl_status check_model(dcl_net_kind kind, dcl_model_config *c, const char
     return s;
 }
 
-// Trains two steps on dev; returns the second step's loss, and its gradients and the parameters
-// after it in host copies.
-static dcl_status one_step(dcl_device *dev, const dcl_model_config *c, dcl_dataset *ds, int batch,
-                           float *loss, float **grads, float **params, dcl_model *m) {
+// Trains two steps on dev from fresh weights or from the checkpoint at path; returns the second
+// step's loss, and its gradients and the parameters after it in host copies.
+static dcl_status one_step(dcl_device *dev, const dcl_model_config *c, const char *path,
+                           dcl_dataset *ds, int batch, float *loss, float **grads, float **params,
+                           dcl_model *m) {
     dcl_train_opts o;
     dcl_train_opts_default(&o);
     o.steps = 2, o.batch = batch, o.log_every = 1, o.warmup = 0, o.lr = CHECK_LR;
     float losses[3];
     int n_losses = 0;
-    dcl_status s = dcl_model_init(m, dev, c, (size_t)batch);
+    dcl_status s = path ? dcl_model_load(m, dev, path, (size_t)batch)
+                        : dcl_model_init(m, dev, c, (size_t)batch);
     if (s == DCL_OK) s = dcl_train(dev, m, ds, &o, NULL, NULL, losses, &n_losses);
     if (s != DCL_OK) return s;
     *loss = losses[1];
@@ -93,8 +95,8 @@ int dcl_check_train_available(dcl_net_kind kind) {
     return ok;
 }
 
-dcl_status dcl_check_train_step(dcl_device *dev, dcl_net_kind kind, dcl_check_row_fn fn,
-                                void *ctx) {
+dcl_status dcl_check_train_step(dcl_device *dev, dcl_net_kind kind, const char *model,
+                                dcl_check_row_fn fn, void *ctx) {
     dcl_model_config c;
     const char *data;
     int batch;
@@ -102,11 +104,19 @@ dcl_status dcl_check_train_step(dcl_device *dev, dcl_net_kind kind, dcl_check_ro
     dcl_device *cpu = NULL;
     dcl_model md = {0}, mc = {0};
     float loss_d = 0, loss_c = 0, *gd = NULL, *pd = NULL, *gc = NULL, *pc = NULL;
-    dcl_status s = check_model(kind, &c, &data, &batch);
+    dcl_status s = dcl_device_open(&cpu, "cpu");
+    if (s == DCL_OK && model) {
+        // The checkpoint's own network, process, data and seed, from its trained weights.
+        dcl_model probe = {0};
+        s = dcl_model_load(&probe, cpu, model, 1);
+        if (s == DCL_OK) c = probe.cfg, dcl_model_free(&probe);
+        kind = c.net.kind, data = c.data, batch = kind == DCL_NET_UNET ? 8 : 256;
+    } else if (s == DCL_OK) {
+        s = check_model(kind, &c, &data, &batch);
+    }
     if (s == DCL_OK) s = dcl_dataset_open(&ds, data, c.seed);
-    if (s == DCL_OK) s = dcl_device_open(&cpu, "cpu");
-    if (s == DCL_OK) s = one_step(cpu, &c, ds, batch, &loss_c, &gc, &pc, &mc);
-    if (s == DCL_OK) s = one_step(dev, &c, ds, batch, &loss_d, &gd, &pd, &md);
+    if (s == DCL_OK) s = one_step(cpu, &c, model, ds, batch, &loss_c, &gc, &pc, &mc);
+    if (s == DCL_OK) s = one_step(dev, &c, model, ds, batch, &loss_d, &gd, &pd, &md);
     if (s == DCL_OK) {
         const char *net = dcl_net_kind_name(kind);
         char name[sizeof((dcl_check_result *)0)->name];

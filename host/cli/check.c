@@ -12,7 +12,9 @@
 const cli_command cli_check_command = {
     .name = "check",
     .summary = "cross-check every op on a device against the CPU reference",
-    .usage = "diffcl check [--device SPEC|all] [--sizes LIST] [--seed N] [--offset N] [--json]",
+    .usage =
+        "diffcl check [--device SPEC|all] [--model FILE] [--sizes LIST] [--seed N] [--offset N]\n"
+        "             [--ops-only] [--json]",
     .details =
         "Runs every case of the op table (elementwise ops, GEMM, forward and backward,\n"
         "reductions, random numbers) on each device at ragged sizes with every tensor at a\n"
@@ -32,7 +34,8 @@ const cli_command cli_check_command = {
         "not be opened or an op failed to run (these take precedence over 1).\n",
     .examples = "  diffcl check\n"
                 "  diffcl check --device cl:gpu --sizes 1,4097 --seed 7\n"
-                "  diffcl check --device cl:0:0 --json > check.json\n",
+                "  diffcl check --device cl:0:0 --json > check.json\n"
+                "  diffcl check --device cl:gpu --model fm.safetensors\n",
     .device_help = "device to check, or 'all' for every usable OpenCL device",
     .device_def = "all",
 };
@@ -41,7 +44,8 @@ typedef struct check_opts {
     cli_sizes sizes;
     uint64_t seed, offset;
     int json;
-    int train; // also one training step of each network (not --ops-only)
+    int train;         // also training steps and sampling (not --ops-only)
+    const char *model; // --model: a checkpoint's own network and config for those
 } check_opts;
 
 // What all devices' runs add up to, for the final line and the exit code.
@@ -234,9 +238,9 @@ static void check_device(const char *spec, const check_opts *o, check_summary *s
     }
     // One training step of each network against the CPU reference.
     struct train_rows t = {d, o, sum, w > 44 ? w : 44, 0, 0};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < (o->model ? 1 : 2); k++) {
         dcl_net_kind kind = k ? DCL_NET_UNET : DCL_NET_MLP;
-        if (!dcl_check_train_available(kind)) {
+        if (!o->model && !dcl_check_train_available(kind)) {
             if (!o->json)
                 printf("\n(%s training step skipped: its data, Fashion-MNIST, is not installed)\n",
                        dcl_net_kind_name(kind));
@@ -245,10 +249,10 @@ static void check_device(const char *spec, const check_opts *o, check_summary *s
         if (!o->json)
             printf("\n%s: two training steps; the second's loss and gradients and the parameters "
                    "after it, against the CPU reference:\n",
-                   dcl_net_kind_name(kind));
+                   o->model ? o->model : dcl_net_kind_name(kind));
         cli_progress("check %s: %s training steps", d->spec, dcl_net_kind_name(kind));
         dcl_clear_error();
-        s = dcl_check_train_step(dev, kind, train_row, &t);
+        s = dcl_check_train_step(dev, kind, o->model, train_row, &t);
         cli_progress_clear();
         if (s != DCL_OK) {
             dcl_check_result r;
@@ -260,7 +264,7 @@ static void check_device(const char *spec, const check_opts *o, check_summary *s
     if (!o->json) printf("\nsampling trajectories, compared after every step:\n");
     cli_progress("check %s: sampling trajectories", d->spec);
     dcl_clear_error();
-    s = dcl_check_samplers(dev, train_row, &t);
+    s = dcl_check_samplers(dev, o->model, train_row, &t);
     cli_progress_clear();
     if (s != DCL_OK) {
         dcl_check_result r;
@@ -302,7 +306,7 @@ static void print_cpu_only_note(const cli_targets *t, int json) {
 }
 
 int cli_cmd_check(int argc, char **argv) {
-    check_opts o = {{{1, 31, 257, 1000}, 4}, 1234, 3, 0, 1};
+    check_opts o = {{{1, 31, 257, 1000}, 4}, 1234, 3, 0, 1, NULL};
     int ops_only = 0;
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
@@ -312,7 +316,10 @@ int cli_cmd_check(int argc, char **argv) {
         {"offset", 0, CLI_OPT_U64, &o.offset, "N", "element offset of every tensor", "3", 0,
          1u << 20},
         {"json", 'j', CLI_OPT_FLAG, &o.json, NULL, "print a JSON array of results", NULL, 0, 0},
-        {"ops-only", 0, CLI_OPT_FLAG, &ops_only, NULL, "skip the training-step checks", NULL, 0, 0},
+        {"ops-only", 0, CLI_OPT_FLAG, &ops_only, NULL, "skip the training and sampling checks",
+         NULL, 0, 0},
+        {"model", 'm', CLI_OPT_STRING, &o.model, "FILE",
+         "check training steps and sampling on this checkpoint's network", NULL, 0, 0},
     };
     cli_common common = {0};
     int rc = cli_parse(&cli_check_command, opts, CLI_COUNT(opts), argc, argv, &common);
