@@ -58,6 +58,33 @@ expect 4 "cut.safetensors" -- sample --device cpu --model "$T/cut.safetensors" -
 grep -q "^x0,x1$" "$T/s.csv" && [[ $(wc -l <"$T/s.csv") -eq 201 ]] ||
     { echo "FAIL: $T/s.csv is not a header and 200 rows" >&2; failures=$((failures + 1)); }
 
+# Planted kernel bugs (kernels read from a copy of cl/ through DIFFCL_CL_DIR) must be caught,
+# on an OpenCL device: a 1e-4 bias in the sampler step kernel by `check`, and a 1% error in the
+# loss gradient kernel by `train --verify-every --verify-strict`.
+if "$D" devices --device cl >/dev/null 2>&1; then
+    CL=$(cd "$(dirname "${BASH_SOURCE[0]}")/../cl" && pwd)
+    cp -r "$CL" "$T/cl-bias" && cp -r "$CL" "$T/cl-grad"
+    sed -i 's/out\[out_off + i\] = a \* x\[x_off + i\] + b \* y\[y_off + i\] + c \* z\[z_off + i\];/out[out_off + i] = (a * x[x_off + i] + b * y[y_off + i] + c * z[z_off + i]) * 1.0001f;/' \
+        "$T/cl-bias/elementwise.cl"
+    sed -i 's/dout\[dout_off + i\] = sw \* /dout[dout_off + i] = 1.01f * sw * /' "$T/cl-grad/forward.cl"
+    if cmp -s "$CL/elementwise.cl" "$T/cl-bias/elementwise.cl" ||
+        cmp -s "$CL/forward.cl" "$T/cl-grad/forward.cl"; then
+        echo "FAIL: could not plant the kernel bugs (did the kernels change?)" >&2
+        failures=$((failures + 1))
+    else
+        export DIFFCL_CL_CACHE=off
+        DIFFCL_CL_DIR="$T/cl-bias" expect 1 "" -- check --device cl --sizes 31
+        grep -qE "^sample\.ddim.*FAIL" "$T/out" && grep -q "first step over its tolerance" "$T/out" ||
+            { echo "FAIL: check did not name the planted sampler bias" >&2; failures=$((failures + 1)); }
+        DIFFCL_CL_DIR="$T/cl-grad" expect 5 "verify step 10: the device's gradient" -- train \
+            --device cl --steps 20 --batch 64 --width 16 --verify-every 10 --verify-strict \
+            --out "$T/v.safetensors"
+        unset DIFFCL_CL_CACHE
+    fi
+else
+    echo "note: no OpenCL device; planted-bug cases not run"
+fi
+
 if ((failures)); then
     echo "$failures case(s) failed" >&2
     exit 1

@@ -53,7 +53,8 @@ typedef struct train_flags {
     const char *data, *process, *predict, *act, *out, *loss_plot, *loss_weight, *net;
     double sigma_q, lr, clip, ema, weight_decay, snr_gamma, cond_drop;
     uint64_t steps, batch, warmup, width, depth, emb, seed, log_every, prev_steps;
-    uint64_t base, groups, sample_every;
+    uint64_t base, groups, sample_every, verify_every;
+    int verify_strict;
     cli_sizes mult;
     int uncond;
 } train_flags;
@@ -266,6 +267,11 @@ int cli_cmd_train(int argc, char **argv) {
          "100 (mlp), 25 (unet)", 1, 1000000},
         {"sample-every", 0, CLI_OPT_U64, &f.sample_every, "N",
          "images: write a sample grid (OUT-samples.png) every N steps", NULL, 1, 100000000},
+        {"verify-every", 0, CLI_OPT_U64, &f.verify_every, "N",
+         "every N steps, repeat the step on the CPU reference and compare gradients", NULL, 1,
+         100000000},
+        {"verify-strict", 0, CLI_OPT_FLAG, &f.verify_strict, NULL,
+         "stop (exit 5) when --verify-every finds a disagreement, instead of warning", NULL, 0, 0},
         {"out", 'o', CLI_OPT_STRING, &f.out, "FILE", "checkpoint to write", "model.safetensors", 0,
          0},
         {"loss-plot", 0, CLI_OPT_STRING, &f.loss_plot, "PNG", "write the loss curve here", NULL, 0,
@@ -303,6 +309,7 @@ int cli_cmd_train(int argc, char **argv) {
     o.lr = f.lr;
     o.log_every = f.log_every ? (int)f.log_every : unet ? 25 : 100;
     o.clip = f.clip, o.ema = f.ema, o.weight_decay = f.weight_decay;
+    o.verify_every = (int)f.verify_every, o.verify_strict = f.verify_strict;
     if (f.sample_every && (!unet || f.sample_every % (uint64_t)o.log_every)) {
         dcl_dataset_free(ds);
         return cli_usage_error("train",

@@ -184,6 +184,87 @@ static dcl_status bucket_losses(struct bufs *b, size_t N, size_t D, double out[D
     return s;
 }
 
+// --verify-every: the CPU reference repeats a step from the same weights and data; each gradient
+// tensor must agree with the device's within VERIFY_RTOL of its largest value (the bound of
+// diffcl check's training rows: GEMM order and a few ulp of the time embedding's sin/cos).
+#define VERIFY_RTOL 2e-3
+
+struct verifier {
+    dcl_device *cpu;
+    dcl_model m;
+    struct bufs b;
+    float *dev_grads, *cpu_grads;
+};
+
+static void verifier_free(struct verifier *v) {
+    if (!v->cpu) return;
+    bufs_free(&v->b);
+    if (v->m.net) dcl_model_free(&v->m);
+    dcl_device_free(v->cpu);
+    free(v->dev_grads), free(v->cpu_grads);
+    memset(v, 0, sizeof *v);
+}
+
+// Copies the device's weights to the CPU model, before the step at g runs on both.
+static dcl_status verify_begin(struct verifier *v, dcl_model *m, size_t N, size_t D) {
+    dcl_arena *p = dcl_net_params(m->net);
+    dcl_status s = DCL_OK;
+    if (!v->cpu) {
+        s = dcl_device_open(&v->cpu, "cpu");
+        if (s == DCL_OK) s = dcl_model_init(&v->m, v->cpu, &m->cfg, N);
+        if (s == DCL_OK) s = bufs_init(&v->b, v->cpu, &v->m, N, D, 1);
+        v->dev_grads = malloc(p->n * sizeof *v->dev_grads);
+        v->cpu_grads = malloc(p->n * sizeof *v->cpu_grads);
+        if (s == DCL_OK && (!v->dev_grads || !v->cpu_grads))
+            s = dcl__fail(DCL_ERR_NOMEM, "out of host memory for --verify-every");
+        if (s != DCL_OK) return s;
+    }
+    s = dcl_buffer_read(p->buf, 0, p->n, v->dev_grads); // staging for the weights
+    if (s == DCL_OK) s = dcl_buffer_write(dcl_net_params(v->m.net)->buf, 0, p->n, v->dev_grads);
+    return s;
+}
+
+// Runs step g on the CPU and compares its gradients with the device's.
+static dcl_status verify_end(struct verifier *v, dcl_model *m, dcl_dataset *ds,
+                             const dcl_train_opts *o, int64_t g) {
+    dcl_arena *gd = dcl_net_grads(m->net), *gc = dcl_net_grads(v->m.net);
+    dcl_status s = step(v->cpu, &v->m, ds, o, &v->b, g, 0);
+    if (s == DCL_OK) s = dcl_buffer_read(gd->buf, 0, gd->n, v->dev_grads);
+    if (s == DCL_OK) s = dcl_buffer_read(gc->buf, 0, gc->n, v->cpu_grads);
+    if (s != DCL_OK) return s;
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < gd->count; i++) {
+        const dcl_arena_view *w = &gd->views[i];
+        double scale = 0, diff = 0;
+        for (size_t j = w->off; j < w->off + w->n; j++) {
+            scale = fmax(scale, fabs(v->cpu_grads[j]));
+            double d = fabs((double)v->dev_grads[j] - v->cpu_grads[j]);
+            if (!(d <= diff)) diff = d; // NaN sticks
+        }
+        double rel = scale > 0 ? diff / scale : diff;
+        if (!(rel <= worst)) worst = rel, worst_name = w->name;
+    }
+    if (worst <= VERIFY_RTOL) {
+        dcl_log(DCL_LOG_VERBOSE,
+                "verify step %lld: gradients agree with the CPU reference (worst "
+                "%.2g of a tensor's largest value, in %s)",
+                (long long)g + 1, worst, worst_name);
+        return DCL_OK;
+    }
+    if (o->verify_strict)
+        return dcl__fail(DCL_ERR_OPENCL,
+                         "verify step %lld: the device's gradient %s differs from the CPU "
+                         "reference by %.3g of its largest value (tolerance %g); run 'diffcl "
+                         "check' on this device",
+                         (long long)g + 1, worst_name, worst, VERIFY_RTOL);
+    dcl_log(DCL_LOG_INFO,
+            "warning: verify step %lld: the device's gradient %s differs from the CPU reference "
+            "by %.3g of its largest value (tolerance %g); run 'diffcl check' on this device",
+            (long long)g + 1, worst_name, worst, VERIFY_RTOL);
+    return DCL_OK;
+}
+
 dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
                      dcl_train_log_fn log, void *log_ctx, float *losses, int *n_losses) {
     if (o->steps < 0 || o->batch < 1 || o->log_every < 1 || !(o->lr > 0))
@@ -202,13 +283,17 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
                          dcl_dataset_spec(ds));
     size_t N = (size_t)o->batch, window = (size_t)o->log_every;
     struct bufs b;
+    struct verifier v = {0};
     dcl_status s = bufs_init(&b, dev, m, N, D, window);
     if (n_losses) *n_losses = 0;
     double t0 = now();
     int64_t first = m->cfg.step;
     for (int64_t k = 0; k < o->steps && s == DCL_OK; k++) {
         size_t slot = (size_t)(k % o->log_every);
-        s = step(dev, m, ds, o, &b, first + k, slot);
+        int verify = o->verify_every > 0 && (k + 1) % o->verify_every == 0;
+        if (verify) s = verify_begin(&v, m, N, D);
+        if (s == DCL_OK) s = step(dev, m, ds, o, &b, first + k, slot);
+        if (s == DCL_OK && verify) s = verify_end(&v, m, ds, o, first + k);
         if (s != DCL_OK) break;
         m->cfg.step = first + k + 1;
         if (slot + 1 != window && k + 1 != o->steps) continue;
@@ -233,5 +318,6 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
         if (s == DCL_OK) s = log(log_ctx, &r);
     }
     bufs_free(&b);
+    verifier_free(&v);
     return s;
 }

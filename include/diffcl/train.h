@@ -22,6 +22,8 @@ typedef struct dcl_train_opts {
     int log_every;       // read the loss back every this many steps (100)
     int min_snr;         // time weighting: 0 none (plain MSE); 1 Min-SNR-γ (see dcl_loss_weight)
     double snr_gamma;    // γ of Min-SNR (5)
+    int verify_every;    // every this many steps, the CPU reference repeats the step (0: never)
+    int verify_strict;   // a disagreement stops training (DCL_ERR_OPENCL) instead of a warning
 } dcl_train_opts;
 
 void dcl_train_opts_default(dcl_train_opts *o);
