@@ -41,7 +41,8 @@ int dcl_check_train_available(dcl_net_kind kind);
 
 // Sampling trajectories of every sampler (ddpm, ddim with eta 0.5, euler, heun; 20 steps) with a
 // small model on dev and on the CPU reference from the same seed, compared after every step: one
-// row per sampler, failing at the first step whose difference exceeds 2e-5 × step.
+// row per sampler, failing at the first step whose difference exceeds 2e-5 × step, and one row
+// with the sliced W2 distance between the two sets of final samples.
 // With model (a checkpoint), that model instead (8 samples of an image model).
 dcl_status dcl_check_samplers(dcl_device *dev, const char *model, dcl_check_row_fn fn, void *ctx);
 

@@ -7,6 +7,7 @@
 
 #include "check/check.h"
 #include "core/error.h"
+#include "diffcl/eval.h" // dcl_sw2
 #include "diffcl/model.h"
 #include "diffcl/ops.h" // dcl_rng_normal
 
@@ -17,6 +18,9 @@
 // the MLP (~1e-6 of its outputs) accumulate about linearly over a deterministic trajectory, so
 // 2e-5 per step is 20× what PoCL shows, and a bias of 1e-4 of x per step still exceeds it.
 #define STEP_ATOL 2e-5
+// The final samples' sliced W2 distance: with the step tolerance above the samples differ by at
+// most 4e-4 each, which bounds the distance; 1e-3 flags a changed distribution.
+#define SW2_ATOL 1e-3
 
 // A small MLP flow model with its initial (random, but identical on every device) weights: an
 // untrained network still gives every layer a say in each step.
@@ -93,6 +97,24 @@ dcl_status dcl_check_samplers(dcl_device *dev, const char *model, dcl_check_row_
                      "difference %.3g at step %.0f",
                      STEP_ATOL, first_bad, STEPS, r.max_abs, worst_step);
         }
+        fn(ctx, &r);
+        // The final samples as distributions: long chains may drift apart point by point while
+        // still sampling the same distribution (benign), which the sliced W2 distance between
+        // the two sample sets shows; a broken kernel moves the distribution.
+        const float *fa = a + (size_t)STEPS * P, *fb = b + (size_t)STEPS * P;
+        memset(&r, 0, sizeof r);
+        snprintf(r.name, sizeof r.name, "sample.%s.sw2", dcl_sampler_name(kinds[i]));
+        r.n = N, r.elements = P, r.atol = (float)SW2_ATOL;
+        r.max_abs = dcl_sw2(fa, N, fb, N, D, 64, 5);
+        double rms = 0; // relative to the samples' own scale
+        for (size_t j = 0; j < P; j++) rms += (double)fa[j] * fa[j];
+        rms = sqrt(rms / (double)P);
+        r.max_rel = rms > 0 ? r.max_abs / rms : r.max_abs;
+        r.pass = r.max_abs <= SW2_ATOL;
+        if (!r.pass)
+            snprintf(r.detail, sizeof r.detail,
+                     "sliced W2 between the device's and the CPU's final samples %.3g > %g",
+                     r.max_abs, SW2_ATOL);
         fn(ctx, &r);
     }
     dcl_device_free(cpu);
