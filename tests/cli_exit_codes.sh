@@ -27,6 +27,10 @@ expect() {
 
 printf 'x0,x1\n0.5,1\n0.25,abc\n' >"$T/bad.csv"
 printf 'not a safetensors file\n' >"$T/text.safetensors"
+# An IDX image file whose header promises 10 images of 28×28 but holds 100 bytes of pixels.
+printf '\x00\x00\x08\x03\x00\x00\x00\x0a\x00\x00\x00\x1c\x00\x00\x00\x1c' >"$T/cut.idx"
+head -c 100 /dev/zero >>"$T/cut.idx"
+printf 'not a png' >"$T/bad.png" && mkdir -p "$T/pngs" && cp "$T/bad.png" "$T/pngs/a.png"
 
 expect 2 "did you mean 'train'" -- trian
 expect 2 "unknown process 'bogus'" -- train --process bogus
@@ -34,6 +38,8 @@ expect 2 "unknown dataset 'spirl'" -- train --data spirl
 expect 2 "needs a value" -- train --steps
 expect 2 "predictions|combination|velocity" -- train --process ve --predict velocity
 expect 4 "bad.csv.*line 3" -- train --device cpu --data "csv:$T/bad.csv" --steps 1
+expect 4 "cut.idx" -- train --device cpu --data "idx:$T/cut.idx" --steps 1
+expect 4 "a.png" -- train --device cpu --data "png:$T/pngs" --steps 1
 expect 2 "--model FILE is required" -- sample
 expect 4 "nonexistent" -- sample --device cpu --model "$T/nonexistent.safetensors" --out "$T/x.csv"
 expect 4 "text.safetensors" -- sample --device cpu --model "$T/text.safetensors" --out "$T/x.csv"
