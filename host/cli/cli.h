@@ -102,7 +102,8 @@ void cli_sample_flags_default(cli_sample_flags *f);
     {"sampler", 0, CLI_OPT_STRING, &(f).sampler, "NAME", "ddpm, ddim, euler or heun",              \
      "euler (flow), ddim", 0, 0},                                                                  \
     {"steps", 0, CLI_OPT_U64, &(f).steps, "K", "sampler steps", "100", 1, 100000},                 \
-    {"n", 'n', CLI_OPT_U64, &(f).n, "N", "number of samples", "10000", 1, 1u << 22},               \
+    {"n", 'n', CLI_OPT_U64, &(f).n, "N", "number of samples", "10000 points, 100 images", 1,       \
+     1u << 22},                                                                                    \
     {"seed", 0, CLI_OPT_U64, &(f).seed, "S", "seed of the sampler's noise", "1", 0, UINT64_MAX},   \
     {"eta", 0, CLI_OPT_DOUBLE, &(f).eta, "X", "ddim: 0 deterministic ... 1 like ddpm", "0", 0, 0}, \
     {"ddpm-variance", 0, CLI_OPT_STRING, &(f).variance, "NAME",                                    \

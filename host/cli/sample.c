@@ -45,7 +45,7 @@ const cli_command cli_sample_command = {
 void cli_sample_flags_default(cli_sample_flags *f) {
     memset(f, 0, sizeof *f);
     f->steps = 100;
-    f->n = 10000;
+    f->n = 0; // 10000 points, or 100 images (see cli_sample_model)
     f->seed = 1;
     f->variance = "posterior";
     f->guidance = NAN;
@@ -127,9 +127,17 @@ dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_s
     dcl_device *dev = NULL;
     dcl_status s = dcl_device_open(&dev, device);
     // Guided sampling evaluates the conditional and unconditional batches together (2N).
-    if (s == DCL_OK) s = dcl_model_load(&out->model, dev, f->model, 2 * (size_t)f->n);
+    // The default count depends on the model: 10000 points, or 100 images (a 10×10 grid). A
+    // first load for batch 1 reads the config; the network's buffers are then sized for 2N.
+    size_t N = (size_t)f->n;
+    if (s == DCL_OK && !N) {
+        s = dcl_model_load(&out->model, dev, f->model, 1);
+        if (s == DCL_OK) N = out->model.cfg.net.kind == DCL_NET_UNET ? 100 : 10000;
+        if (out->model.net) dcl_model_free(&out->model);
+    }
+    if (s == DCL_OK) s = dcl_model_load(&out->model, dev, f->model, 2 * N);
     if (s == DCL_OK) s = sampler_opts(f, &out->model.cfg, &out->opts);
-    size_t N = (size_t)f->n, D = s == DCL_OK ? dcl_net_dim(&out->model.cfg.net) : 0;
+    size_t D = s == DCL_OK ? dcl_net_dim(&out->model.cfg.net) : 0;
     if (s == DCL_OK) {
         out->cfg = out->model.cfg;
         out->N = N, out->D = D;
@@ -257,7 +265,8 @@ int cli_cmd_sample(int argc, char **argv) {
     if (s != DCL_OK) return cli_report(s);
     dcl_log(DCL_LOG_INFO, "%zu samples in %.2f s (%.0f samples/s, %.0f network evaluations/s)", r.N,
             r.seconds, r.N / r.seconds,
-            r.N * r.opts.steps * (r.opts.kind == DCL_SAMPLER_HEUN ? 2.0 : 1.0) / r.seconds);
+            r.N * r.opts.steps * (r.opts.kind == DCL_SAMPLER_HEUN ? 2.0 : 1.0) *
+                (r.guidance.labels && r.guidance.w != 1.0 ? 2.0 : 1.0) / r.seconds);
     if ((plot || traj) && r.D != 2) {
         cli_samples_free(&r);
         return cli_usage_error("sample",

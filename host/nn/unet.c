@@ -268,8 +268,8 @@ static dcl_status check_config(const dcl_unet_config *c) {
 void dcl_unet_config_default(dcl_unet_config *c, int C, int H, int W) {
     memset(c, 0, sizeof *c);
     c->channels = C, c->height = H, c->width = W;
-    // Sized for a CPU: base 16 trains on Fashion-MNIST at ~75 images/s on 2 cores and gives
-    // recognisable classes after ~800 steps of 64 (README); base 32 is 2.4× slower per image.
+    // Sized for a CPU: base 16 trains on Fashion-MNIST at ~115 images/s on 2 idle cores and
+    // gives recognisable classes after ~800 steps of 64 (README); base 32 is ~2.5× slower.
     c->base = 16, c->levels = 3;
     c->mult[0] = 1, c->mult[1] = 2, c->mult[2] = 2, c->mult[3] = 2;
     c->groups = 8, c->emb_dim = 16, c->num_classes = 0;
