@@ -4,8 +4,8 @@
 #   build     tools/setup.sh with warnings as errors (build/)
 #   ctest     every test on PoCL and the CPU reference; a skipped test fails when an OpenCL
 #             platform exists, because then skipping means the test could not find it
-#   oclgrind  test_ops and test_rng --small under Oclgrind (races, uninitialised values, API
-#             misuse, out-of-bounds); fails on a non-empty Oclgrind log
+#   oclgrind  test_ops, test_rng, test_conv, test_mlp and test_adam --small under Oclgrind
+#             (races, uninitialised values, API misuse, out-of-bounds); fails on a non-empty log
 #   pocl-wg   the OpenCL tests again with PoCL capped at a GPU-like 256 work-items per group
 #   asan      CPU-only build (DIFFCL_OPENCL=OFF) with ASan+UBSan in build-asan/, all its tests
 #   format    clang-format (.clang-format) on host/ include/ tests/ cl/
@@ -70,7 +70,7 @@ stage_ctest() {
 stage_oclgrind() {
     local t rc=0
     mkdir -p "$LOGDIR"
-    for t in test_ops test_rng; do
+    for t in test_ops test_rng test_conv test_mlp test_adam; do
         echo "-- $t --small under Oclgrind (log: $LOGDIR/oclgrind-$t.log)"
         local t0
         t0=$(now)
