@@ -51,6 +51,16 @@ static inline int check_exit(void) {
     return check_failures ? 1 : 0;
 }
 
+// Creates a fresh folder $TMPDIR/NAME-XXXXXX (or under /tmp) into buf; 0 (with a message) when
+// it cannot.
+static inline int check_tmpdir(char *buf, size_t size, const char *name) {
+    const char *base = getenv("TMPDIR");
+    snprintf(buf, size, "%s/%s-XXXXXX", base && *base ? base : "/tmp", name);
+    if (mkdtemp(buf)) return 1;
+    perror("mkdtemp");
+    return 0;
+}
+
 // Runs fn(spec, ctx) on every usable OpenCL device, after a header line naming it (unusable
 // devices are listed and skipped), and returns what a test's main returns: check_exit(), except
 // 77 (CTest "skipped") when the build has OpenCL but the machine has no OpenCL platform and

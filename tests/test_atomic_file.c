@@ -203,12 +203,7 @@ static void test_kill_mid_write(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/diffcl-af-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!check_tmpdir(tmp_dir, sizeof tmp_dir, "diffcl-af")) return 1;
     test_replace();
     test_failures();
     test_kill_mid_write();

@@ -381,12 +381,7 @@ static void remove_tmpdir(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/diffcl-test-data-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!check_tmpdir(tmpdir, sizeof tmpdir, "diffcl-test-data")) return 1;
     test_reproducible();
     test_shapes();
     test_fixed_set();

@@ -2,7 +2,6 @@
 // the formula of diffcl/image.h (columns, padding, scale, row labels) and pixels hold the images'
 // values (clamped, rounded, grey repeated), the white padding and the black label text.
 #include <math.h>
-#include <png.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,38 +9,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "check_png.h" // read_png, image
 #include "diffcl/image.h"
 #include "diffcl/status.h"
 
 static char tmpdir[256];
-
-typedef struct image {
-    int w, h;
-    unsigned char *rgb; // (h, w, 3)
-} image;
-
-// Reads a PNG as 8-bit RGB with libpng's simplified API; rgb is NULL on failure.
-static image read_png(const char *path) {
-    image im = {0, 0, NULL};
-    png_image p;
-    memset(&p, 0, sizeof p);
-    p.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&p, path)) {
-        fprintf(stderr, "reading %s: %s\n", path, p.message);
-        return im;
-    }
-    p.format = PNG_FORMAT_RGB;
-    im.rgb = malloc(PNG_IMAGE_SIZE(p));
-    if (!im.rgb || !png_image_finish_read(&p, NULL, im.rgb, 0, NULL)) {
-        fprintf(stderr, "decoding %s: %s\n", path, p.message);
-        free(im.rgb);
-        im.rgb = NULL;
-        png_image_free(&p);
-        return im;
-    }
-    im.w = (int)p.width, im.h = (int)p.height;
-    return im;
-}
 
 static const unsigned char *at(const image *im, int x, int y) {
     return im->rgb + ((size_t)y * (size_t)im->w + (size_t)x) * 3;
@@ -191,12 +163,7 @@ static void test_errors(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/diffcl-grid-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!check_tmpdir(tmpdir, sizeof tmpdir, "diffcl-grid")) return 1;
     test_grey_grid();
     test_rgb_labels();
     test_round_trip();

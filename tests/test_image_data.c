@@ -771,12 +771,7 @@ static void remove_tree(const char *dir) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/diffcl-imgdata-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!check_tmpdir(tmpdir, sizeof tmpdir, "diffcl-imgdata")) return 1;
     make_pixels();
     test_idx_read();
     test_subsets_and_batches();

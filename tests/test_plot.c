@@ -2,7 +2,6 @@
 // checked for its size and for pixels of the expected colours where the data should be; writing to
 // a path that cannot be written fails cleanly with the path in the message.
 #include <math.h>
-#include <png.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,41 +9,14 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "check_png.h" // read_png, image
 #include "diffcl/plot.h"
 #include "diffcl/status.h"
 
 static char tmpdir[256];
 
-typedef struct image {
-    int w, h;
-    unsigned char *rgb; // (h, w, 3)
-} image;
-
 static void path_of(char *buf, size_t n, const char *name) {
     snprintf(buf, n, "%s/%s", tmpdir, name);
-}
-
-// Reads a PNG as 8-bit RGB with libpng's simplified API; rgb is NULL on failure.
-static image read_png(const char *path) {
-    image im = {0, 0, NULL};
-    png_image p;
-    memset(&p, 0, sizeof p);
-    p.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&p, path)) {
-        fprintf(stderr, "reading %s: %s\n", path, p.message);
-        return im;
-    }
-    p.format = PNG_FORMAT_RGB;
-    im.rgb = malloc(PNG_IMAGE_SIZE(p));
-    if (!im.rgb || !png_image_finish_read(&p, NULL, im.rgb, 0, NULL)) {
-        fprintf(stderr, "decoding %s: %s\n", path, p.message);
-        free(im.rgb);
-        im.rgb = NULL;
-        png_image_free(&p);
-        return im;
-    }
-    im.w = (int)p.width, im.h = (int)p.height;
-    return im;
 }
 
 typedef int (*color_test)(const unsigned char *px);
@@ -205,12 +177,7 @@ static void test_png_errors(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/diffcl-test-plot-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!check_tmpdir(tmpdir, sizeof tmpdir, "diffcl-test-plot")) return 1;
     test_scatter();
     test_trajectories();
     test_curve();

@@ -831,12 +831,7 @@ static void test_writer_rejects(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/diffcl-st-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!check_tmpdir(tmp_dir, sizeof tmp_dir, "diffcl-st")) return 1;
     test_roundtrip();
     test_golden_writer();
     test_golden_reader();
