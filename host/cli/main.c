@@ -3,7 +3,7 @@
 //
 // Exit codes (also in the global help):
 //   0  success
-//   1  a check or test ran and its results were wrong
+//   1  a check or test ran and its results were wrong (also DCL_ERR_MISMATCH: --verify-strict)
 //   2  usage error: unknown command or flag, missing or malformed value, malformed --device
 //   3  no such device, or no OpenCL platform (DCL_ERR_NO_DEVICE, DCL_ERR_NO_OPENCL)
 //   4  input file, format or I/O error (DCL_ERR_IO, DCL_ERR_FORMAT; also a failed write to stdout)
@@ -33,6 +33,7 @@ static const command commands[] = {
 int cli_exit_code(dcl_status s) {
     switch (s) {
     case DCL_OK: return CLI_EXIT_OK;
+    case DCL_ERR_MISMATCH: return CLI_EXIT_FAILED;
     case DCL_ERR_ARG: return CLI_EXIT_USAGE;
     case DCL_ERR_NO_DEVICE:
     case DCL_ERR_NO_OPENCL: return CLI_EXIT_NO_DEVICE;

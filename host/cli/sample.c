@@ -122,20 +122,35 @@ static dcl_status sampler_opts(const cli_sample_flags *f, const dcl_model_config
     return DCL_OK;
 }
 
+// After a device failure under --device auto, *on becomes the CPU reference and the caller does
+// again what failed (sampling starts from its seed, so nothing else needs to be restored).
+static int fall_back(dcl_status s, dcl_device **on, dcl_device *fallback) {
+    if (!dcl_status_is_device_failure(s) || !fallback || *on == fallback) return 0;
+    dcl_log(DCL_LOG_ERROR, "device %s failed: %s", dcl_device_get_info(*on)->spec,
+            dcl_last_error());
+    dcl_log(DCL_LOG_ERROR, "sampling on the CPU reference instead (--device auto)");
+    *on = fallback;
+    return 1;
+}
+
 dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_samples *out) {
     memset(out, 0, sizeof *out);
-    dcl_device *dev = NULL;
+    dcl_device *dev = NULL, *fallback = NULL, *on;
     dcl_status s = dcl_device_open(&dev, device);
+    if (s == DCL_OK) s = dcl_device_open_fallback(dev, &fallback);
+    on = dev;
     // Guided sampling evaluates the conditional and unconditional batches together (2N).
     // The default count depends on the model: 10000 points, or 100 images (a 10×10 grid). A
     // first load for batch 1 reads the config; the network's buffers are then sized for 2N.
     size_t N = (size_t)f->n;
     if (s == DCL_OK && !N) {
-        s = dcl_model_load(&out->model, dev, f->model, 1);
+        s = dcl_model_load(&out->model, on, f->model, 1);
+        if (fall_back(s, &on, fallback)) s = dcl_model_load(&out->model, on, f->model, 1);
         if (s == DCL_OK) N = out->model.cfg.net.kind == DCL_NET_UNET ? 100 : 10000;
         if (out->model.net) dcl_model_free(&out->model);
     }
-    if (s == DCL_OK) s = dcl_model_load(&out->model, dev, f->model, 2 * N);
+    if (s == DCL_OK) s = dcl_model_load(&out->model, on, f->model, 2 * N);
+    if (fall_back(s, &on, fallback)) s = dcl_model_load(&out->model, on, f->model, 2 * N);
     if (s == DCL_OK) s = sampler_opts(f, &out->model.cfg, &out->opts);
     size_t D = s == DCL_OK ? dcl_net_dim(&out->model.cfg.net) : 0;
     if (s == DCL_OK) {
@@ -156,10 +171,18 @@ dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_s
         double t0 = cli_now();
         s = dcl_model_sample(&out->model, &out->opts, N, f->seed, !f->raw, &out->guidance, out->x,
                              out->traj);
+        if (fall_back(s, &on, fallback)) {
+            dcl_model_free(&out->model);
+            s = dcl_model_load(&out->model, on, f->model, 2 * N);
+            if (s == DCL_OK)
+                s = dcl_model_sample(&out->model, &out->opts, N, f->seed, !f->raw, &out->guidance,
+                                     out->x, out->traj);
+        }
         out->seconds = cli_now() - t0;
     }
     if (out->model.net) dcl_model_free(&out->model);
     dcl_device_free(dev);
+    dcl_device_free(fallback);
     if (s != DCL_OK) cli_samples_free(out);
     return s;
 }

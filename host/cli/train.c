@@ -271,7 +271,7 @@ int cli_cmd_train(int argc, char **argv) {
          "every N steps, repeat the step on the CPU reference and compare gradients", NULL, 1,
          100000000},
         {"verify-strict", 0, CLI_OPT_FLAG, &f.verify_strict, NULL,
-         "stop (exit 5) when --verify-every finds a disagreement, instead of warning", NULL, 0, 0},
+         "stop (exit 1) when --verify-every finds a disagreement, instead of warning", NULL, 0, 0},
         {"out", 'o', CLI_OPT_STRING, &f.out, "FILE", "checkpoint to write", "model.safetensors", 0,
          0},
         {"loss-plot", 0, CLI_OPT_STRING, &f.loss_plot, "PNG", "write the loss curve here", NULL, 0,
@@ -290,7 +290,7 @@ int cli_cmd_train(int argc, char **argv) {
     if (!(f.snr_gamma > 0)) return cli_usage_error("train", "--snr-gamma must be > 0");
 
     dcl_dataset *ds = NULL;
-    dcl_device *dev = NULL;
+    dcl_device *dev = NULL, *fallback = NULL;
     dcl_model m = {0};
     dcl_model_config cfg;
     float *losses = NULL;
@@ -326,7 +326,17 @@ int cli_cmd_train(int argc, char **argv) {
     losses = malloc(((size_t)o.steps / (size_t)o.log_every + 2) * sizeof *losses);
     if (!losses) s = DCL_ERR_NOMEM;
     if (s == DCL_OK) s = dcl_device_open(&dev, common.device);
+    // --device auto goes on on the CPU reference when the device fails; a named device stops
+    // (exit 5) after saving the last consistent state to --out.
+    if (s == DCL_OK) s = dcl_device_open_fallback(dev, &fallback);
     if (s == DCL_OK) s = dcl_model_init(&m, dev, &cfg, max_batch);
+    if (dcl_status_is_device_failure(s) && fallback) {
+        dcl_log(DCL_LOG_ERROR, "device %s failed: %s", dcl_device_get_info(dev)->spec,
+                dcl_last_error());
+        dcl_log(DCL_LOG_ERROR, "training on the CPU reference instead (--device auto)");
+        s = dcl_model_init(&m, fallback, &cfg, max_batch);
+    }
+    o.fallback = fallback, o.out = f.out;
     if (s == DCL_OK) {
         char shape[160];
         if (unet)
@@ -341,7 +351,8 @@ int cli_cmd_train(int argc, char **argv) {
             .model = &m, .ds = ds, .sample_every = (int64_t)f.sample_every, .grid_path = grid_path};
         cli_bar_start(&l.bar, "train", o.steps, dcl_log_get_level() < DCL_LOG_INFO);
         double t0 = cli_now();
-        s = dcl_train(dev, &m, ds, &o, on_log, &l, losses, &n_losses);
+        s = dcl_train(dcl_buffer_device(dcl_net_params(m.net)->buf), &m, ds, &o, on_log, &l, losses,
+                      &n_losses);
         double secs = cli_now() - t0;
         if (s == DCL_OK) {
             char extra[96];
@@ -351,15 +362,17 @@ int cli_cmd_train(int argc, char **argv) {
             cli_bar_finish(&l.bar, extra);
         }
     }
-    if (s == DCL_OK) s = dcl_model_save(&m, f.out);
     if (s == DCL_OK && f.loss_plot)
         s = write_loss_plot(f.loss_plot, &cfg, losses, n_losses, o.log_every, 0);
     if (s == DCL_OK) {
-        printf("wrote %s (%lld steps)\n", f.out, (long long)m.cfg.step);
+        int moved = fallback && dcl_buffer_device(dcl_net_params(m.net)->buf) == fallback;
+        printf("wrote %s (%lld steps%s)\n", f.out, (long long)m.cfg.step,
+               moved ? "; finished on the CPU reference after a device failure" : "");
         if (f.loss_plot) printf("wrote %s\n", f.loss_plot);
     }
     if (m.net) dcl_model_free(&m);
     dcl_device_free(dev);
+    dcl_device_free(fallback);
     dcl_dataset_free(ds);
     free(losses);
     return s == DCL_OK ? CLI_EXIT_OK : cli_report(s);

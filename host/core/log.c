@@ -5,17 +5,19 @@
 
 #include "diffcl/log.h"
 
-static int level = -1; // -1: not read from the environment yet
+#define UNSET (-2) // not read from the environment yet
+
+static int level = UNSET;
 
 int dcl_log_get_level(void) {
-    if (level < 0) {
+    if (level == UNSET) {
         const char *env = getenv("DIFFCL_LOG");
         level = env && *env ? atoi(env) : DCL_LOG_INFO;
     }
     return level;
 }
 
-void dcl_log_set_level(int l) { level = l < 0 ? 0 : l; }
+void dcl_log_set_level(int l) { level = l < DCL_LOG_SILENT ? DCL_LOG_SILENT : l; }
 
 void dcl_log(int l, const char *fmt, ...) {
     if (l > dcl_log_get_level()) return;

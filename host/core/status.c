@@ -50,3 +50,8 @@ dcl_status dcl__fail_context(dcl_status s, const char *fmt, ...) {
         snprintf(last_error + k, sizeof last_error - (size_t)k, ": %s", old);
     return s;
 }
+
+int dcl_status_is_device_failure(dcl_status s) {
+    return s == DCL_ERR_OPENCL || s == DCL_ERR_BUILD || s == DCL_ERR_DEVICE_MEM ||
+           s == DCL_ERR_BLAS;
+}

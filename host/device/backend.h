@@ -140,6 +140,7 @@ struct dcl_device {
     void *ctx;
     dcl_device_info info;
     uint8_t force_cpu[DCL_OP_COUNT]; // from DIFFCL_CPU_OPS: run these ops on the CPU reference
+    int by_auto;                     // chosen by "auto" (which may fall back to the CPU reference)
 };
 
 struct dcl_buffer {

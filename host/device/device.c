@@ -243,6 +243,7 @@ dcl_status dcl_device_open(dcl_device **out, const char *spec) {
         }
     }
     free(list);
+    dev->by_auto = strcmp(spec, "auto") == 0;
     if (s == DCL_OK) s = parse_cpu_ops(dev);
     if (s != DCL_OK) {
         dcl_device_free(dev);
@@ -259,6 +260,18 @@ void dcl_device_free(dcl_device *dev) {
     if (!dev) return;
     if (dev->iface && dev->iface->free) dev->iface->free(dev->ctx);
     free(dev);
+}
+
+dcl_status dcl_device_open_fallback(const dcl_device *dev, dcl_device **out) {
+    *out = NULL;
+    if (!dev->by_auto || dev->info.backend == DCL_BACKEND_CPU) return DCL_OK;
+    dcl_device_info info;
+    dcl__cpu_info(&info);
+    dcl_device *cpu = calloc(1, sizeof *cpu);
+    if (!cpu) return dcl__fail(DCL_ERR_NOMEM, "out of memory opening the CPU reference");
+    open_entry(cpu, &info); // opening the CPU reference cannot fail
+    *out = cpu;
+    return DCL_OK;
 }
 
 const dcl_device_info *dcl_device_get_info(const dcl_device *dev) { return &dev->info; }
@@ -383,5 +396,7 @@ dcl_status dcl__op_run(dcl_device *dev, const struct dcl_op_args *a) {
     if (work == 0) return DCL_OK;
     dcl_status (*fn)(void *, const struct dcl_op_args *) = dev->iface->ops[a->op];
     if (!fn || dev->force_cpu[a->op]) return run_on_cpu(dev, a);
-    return fn(dev->ctx, a);
+    if ((s = fn(dev->ctx, a)) != DCL_OK)
+        dcl__fail_context(s, "op %s (%zu output elements)", dcl__op_name(a->op), work);
+    return s;
 }

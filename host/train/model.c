@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "diffcl/log.h"
 #include "diffcl/model.h"
+#include "train/model_impl.h"
 #include "diffcl/ops.h"         // dcl_copy, dcl_fill, dcl_axpby
 #include "diffcl/rng.h"         // DCL_RNG_STREAM_VERSION
 #include "diffcl/safetensors.h" // dcl_safetensors_write, dcl_safetensors_read
@@ -17,6 +18,7 @@ dcl_status dcl_model_init(dcl_model *m, dcl_device *dev, const dcl_model_config 
                           size_t max_batch) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    m->max_batch = max_batch;
     if (!(cfg->cond_drop >= 0 && cfg->cond_drop <= 1))
         return dcl__fail(DCL_ERR_ARG, "the label drop probability must be in [0, 1], got %g",
                          cfg->cond_drop);
@@ -175,16 +177,14 @@ static dcl_status parse_config(const char *path, const char *text, dcl_model_con
     return s;
 }
 
-dcl_status dcl_model_save(const dcl_model *m, const char *path) {
+dcl_status dcl__model_save_host(const dcl_model *m, const float *weights, const float *ema,
+                                const char *path) {
     dcl_arena *params = dcl_net_params(m->net);
     int n = params->count;
     dcl_st_tensor *t = calloc((size_t)(2 * n), sizeof *t);
     char **names = calloc((size_t)n, sizeof *names);
-    float *host = malloc(2 * params->n * sizeof *host);
     char *cfg = config_json(&m->cfg);
-    dcl_status s = t && names && host && cfg ? DCL_OK : dcl__fail(DCL_ERR_NOMEM, "saving %s", path);
-    if (s == DCL_OK) s = dcl_buffer_read(params->buf, 0, params->n, host);
-    if (s == DCL_OK) s = dcl_buffer_read(m->ema.buf, 0, params->n, host + params->n);
+    dcl_status s = t && names && cfg ? DCL_OK : dcl__fail(DCL_ERR_NOMEM, "saving %s", path);
     for (int i = 0; i < n && s == DCL_OK; i++) {
         const dcl_arena_view *v = &params->views[i];
         size_t len = strlen(v->name) + 5;
@@ -194,16 +194,27 @@ dcl_status dcl_model_save(const dcl_model *m, const char *path) {
         }
         snprintf(names[i], len, "ema.%s", v->name);
         t[i].name = v->name;
-        t[i].data = host + v->off;
+        t[i].data = weights + v->off;
         t[i].ndim = dcl_net_tensor_shape(m->net, i, t[i].shape);
         t[n + i] = t[i];
         t[n + i].name = names[i];
-        t[n + i].data = host + params->n + v->off;
+        t[n + i].data = ema + v->off;
     }
     const char *meta[] = {"format", "pt", "diffcl", cfg};
     if (s == DCL_OK) s = dcl_safetensors_write(path, t, 2 * n, meta, 2);
     for (int i = 0; names && i < n; i++) free(names[i]);
-    free(names), free(t), free(host), free(cfg);
+    free(names), free(t), free(cfg);
+    return s;
+}
+
+dcl_status dcl_model_save(const dcl_model *m, const char *path) {
+    dcl_arena *params = dcl_net_params(m->net);
+    float *host = malloc(2 * params->n * sizeof *host);
+    dcl_status s = host ? DCL_OK : dcl__fail(DCL_ERR_NOMEM, "saving %s", path);
+    if (s == DCL_OK) s = dcl_buffer_read(params->buf, 0, params->n, host);
+    if (s == DCL_OK) s = dcl_buffer_read(m->ema.buf, 0, params->n, host + params->n);
+    if (s == DCL_OK) s = dcl__model_save_host(m, host, host + params->n, path);
+    free(host);
     return s;
 }
 

@@ -10,6 +10,7 @@
 #include "diffcl/ops.h" // dcl_forward_process, dcl_mse_backward, dcl_adamw_step, ...
 #include "diffcl/rng.h" // dcl_rng_uniform_at, DCL_RNG_TIME, DCL_RNG_NOISE
 #include "diffcl/train.h"
+#include "train/model_impl.h" // dcl__model_save_host
 
 void dcl_train_opts_default(dcl_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -253,7 +254,7 @@ static dcl_status verify_end(struct verifier *v, dcl_model *m, dcl_dataset *ds,
         return DCL_OK;
     }
     if (o->verify_strict)
-        return dcl__fail(DCL_ERR_OPENCL,
+        return dcl__fail(DCL_ERR_MISMATCH,
                          "verify step %lld: the device's gradient %s differs from the CPU "
                          "reference by %.3g of its largest value (tolerance %g); run 'diffcl "
                          "check' on this device",
@@ -263,6 +264,109 @@ static dcl_status verify_end(struct verifier *v, dcl_model *m, dcl_dataset *ds,
             "by %.3g of its largest value (tolerance %g); run 'diffcl check' on this device",
             (long long)g + 1, worst_name, worst, VERIFY_RTOL);
     return DCL_OK;
+}
+
+// ---- the last consistent state ----------------------------------------------------------------
+//
+// On an OpenCL device the trainer keeps a host copy of everything a step reads and writes: the
+// weights, the EMA weights and Adam's moments. It is taken at the start and after every loss
+// read-back, where the queue has drained anyway, into a second copy that replaces the first only
+// once every read has succeeded. A device failure then loses at most log_every steps.
+
+struct snapshot {
+    float *cur, *next; // each 4 P: weights, EMA weights, Adam m, Adam v
+    size_t P;
+    int64_t step; // m->cfg.step of cur; -1 until the first copy is complete
+    int n_losses; // loss points recorded at that step
+};
+
+// b NULL: at the start, when Adam's moments are zero.
+static dcl_status snapshot_take(struct snapshot *sn, dcl_model *m, struct bufs *b, int n_losses) {
+    size_t P = dcl_net_params(m->net)->n;
+    if (!sn->cur) {
+        sn->P = P, sn->step = -1;
+        sn->cur = malloc(4 * P * sizeof *sn->cur), sn->next = malloc(4 * P * sizeof *sn->next);
+        if (!sn->cur || !sn->next)
+            return dcl__fail(DCL_ERR_NOMEM, "out of host memory for the training state's copy");
+    }
+    dcl_buffer *src[4] = {dcl_net_params(m->net)->buf, m->ema.buf, b ? b->adam_m.buf : NULL,
+                          b ? b->adam_v.buf : NULL};
+    for (int i = 0; i < 4; i++) {
+        float *dst = sn->next + (size_t)i * P;
+        dcl_status s = src[i] ? dcl_buffer_read(src[i], 0, P, dst) : DCL_OK;
+        if (!src[i]) memset(dst, 0, P * sizeof *dst);
+        if (s != DCL_OK) return s;
+    }
+    float *t = sn->cur;
+    sn->cur = sn->next, sn->next = t;
+    sn->step = m->cfg.step, sn->n_losses = n_losses;
+    return DCL_OK;
+}
+
+static void snapshot_free(struct snapshot *sn) {
+    free(sn->cur), free(sn->next);
+    memset(sn, 0, sizeof *sn);
+}
+
+// Moves the run to device `to`: frees the model and buffers on the failed device and rebuilds
+// them on `to` from the snapshot.
+static dcl_status move_to(dcl_device *to, dcl_model *m, struct bufs *b, const struct snapshot *sn,
+                          size_t N, size_t D, size_t window) {
+    dcl_model_config cfg = m->cfg;
+    cfg.step = sn->step;
+    size_t max_batch = m->max_batch, P = sn->P;
+    bufs_free(b);
+    dcl_model_free(m);
+    dcl_status s = dcl_model_init(m, to, &cfg, max_batch);
+    if (s == DCL_OK) s = bufs_init(b, to, m, N, D, window);
+    dcl_buffer *dst[4] = {s == DCL_OK ? dcl_net_params(m->net)->buf : NULL, m->ema.buf,
+                          b->adam_m.buf, b->adam_v.buf};
+    for (int i = 0; i < 4 && s == DCL_OK; i++) s = dcl_buffer_write(dst[i], 0, P, sn->cur + i * P);
+    return s;
+}
+
+// Steps from m->cfg.step to `end` on dev; k counts steps from `first`, the step dcl_train began
+// at, so log windows keep their places across a move.
+static dcl_status run(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
+                      struct bufs *b, struct verifier *v, struct snapshot *sn, int64_t first,
+                      int64_t end, dcl_train_log_fn log, void *log_ctx, float *losses,
+                      int *n_losses, double t0) {
+    size_t N = (size_t)o->batch, D = dcl_net_dim(&m->cfg.net);
+    int reference = dcl_device_get_info(dev)->backend == DCL_BACKEND_CPU;
+    dcl_status s = DCL_OK;
+    for (int64_t g = m->cfg.step; g < end && s == DCL_OK; g++) {
+        int64_t k = g - first;
+        size_t slot = (size_t)(k % o->log_every);
+        int verify = !reference && o->verify_every > 0 && (k + 1) % o->verify_every == 0;
+        if (verify) s = verify_begin(v, m, N, D);
+        if (s == DCL_OK) s = step(dev, m, ds, o, b, g, slot);
+        if (s == DCL_OK && verify) s = verify_end(v, m, ds, o, g);
+        if (s != DCL_OK) break;
+        m->cfg.step = g + 1;
+        if (slot + 1 != (size_t)o->log_every && g + 1 != end) continue;
+        // The window's losses: one read, no per-step synchronisation.
+        s = dcl_buffer_read(b->losses, 0, slot + 1, b->hloss);
+        double sum = 0;
+        for (size_t i = 0; i <= slot; i++) sum += b->hloss[i];
+        double loss = sum / ((double)(slot + 1) * (double)(N * D));
+        if (s == DCL_OK && !isfinite(loss))
+            s = dcl__fail(DCL_ERR_ARG,
+                          "training diverged at step %lld: the loss is %g; try a lower "
+                          "--lr or --clip (no checkpoint was written)",
+                          (long long)m->cfg.step, loss);
+        if (s != DCL_OK) break;
+        if (losses && n_losses) losses[(*n_losses)++] = (float)loss;
+        if (log) {
+            dcl_train_report r = {.step = k + 1,
+                                  .total = end - first,
+                                  .loss = loss,
+                                  .steps_per_s = (double)(k + 1) / fmax(now() - t0, 1e-9)};
+            s = bucket_losses(b, N, D, r.bucket_loss);
+            if (s == DCL_OK) s = log(log_ctx, &r);
+        }
+        if (s == DCL_OK && sn) s = snapshot_take(sn, m, b, n_losses ? *n_losses : 0);
+    }
+    return s;
 }
 
 dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
@@ -282,42 +386,57 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
                          "labels",
                          dcl_dataset_spec(ds));
     size_t N = (size_t)o->batch, window = (size_t)o->log_every;
-    struct bufs b;
+    int64_t first = m->cfg.step, end = first + o->steps;
+    int guarded = dcl_device_get_info(dev)->backend != DCL_BACKEND_CPU && (o->fallback || o->out);
+    struct bufs b = {0};
     struct verifier v = {0};
-    dcl_status s = bufs_init(&b, dev, m, N, D, window);
+    struct snapshot sn = {.step = -1};
     if (n_losses) *n_losses = 0;
     double t0 = now();
-    int64_t first = m->cfg.step;
-    for (int64_t k = 0; k < o->steps && s == DCL_OK; k++) {
-        size_t slot = (size_t)(k % o->log_every);
-        int verify = o->verify_every > 0 && (k + 1) % o->verify_every == 0;
-        if (verify) s = verify_begin(&v, m, N, D);
-        if (s == DCL_OK) s = step(dev, m, ds, o, &b, first + k, slot);
-        if (s == DCL_OK && verify) s = verify_end(&v, m, ds, o, first + k);
-        if (s != DCL_OK) break;
-        m->cfg.step = first + k + 1;
-        if (slot + 1 != window && k + 1 != o->steps) continue;
-        // The window's losses: one read, no per-step synchronisation.
-        s = dcl_buffer_read(b.losses, 0, slot + 1, b.hloss);
-        double sum = 0;
-        for (size_t i = 0; i <= slot; i++) sum += b.hloss[i];
-        double loss = sum / ((double)(slot + 1) * (double)(N * D));
-        if (s == DCL_OK && !isfinite(loss))
-            s = dcl__fail(DCL_ERR_ARG,
-                          "training diverged at step %lld: the loss is %g; try a lower "
-                          "--lr or --clip (no checkpoint was written)",
-                          (long long)m->cfg.step, loss);
-        if (s != DCL_OK) break;
-        if (losses && n_losses) losses[(*n_losses)++] = (float)loss;
-        if (!log) continue;
-        dcl_train_report r = {.step = k + 1,
-                              .total = o->steps,
-                              .loss = loss,
-                              .steps_per_s = (double)(k + 1) / fmax(now() - t0, 1e-9)};
-        s = bucket_losses(&b, N, D, r.bucket_loss);
-        if (s == DCL_OK) s = log(log_ctx, &r);
+    dcl_status s = guarded ? snapshot_take(&sn, m, NULL, 0) : DCL_OK;
+    if (s == DCL_OK) s = bufs_init(&b, dev, m, N, D, window);
+    if (s == DCL_OK)
+        s = run(dev, m, ds, o, &b, &v, guarded ? &sn : NULL, first, end, log, log_ctx, losses,
+                n_losses, t0);
+    // A device failure: go on from the last consistent state on the fallback device, if any.
+    while (s != DCL_OK && dcl_status_is_device_failure(s) && sn.step >= 0 && o->fallback &&
+           dev != o->fallback) {
+        dcl_log(DCL_LOG_ERROR, "device %s failed at step %lld: %s", dcl_device_get_info(dev)->spec,
+                (long long)m->cfg.step + 1, dcl_last_error());
+        dcl_log(DCL_LOG_ERROR,
+                "continuing on the CPU reference from step %lld, the last consistent state "
+                "(--device auto falls back; name a device to stop instead)",
+                (long long)sn.step);
+        dev = o->fallback;
+        if (n_losses) *n_losses = sn.n_losses;
+        s = move_to(dev, m, &b, &sn, N, D, window);
+        if (s == DCL_OK)
+            s = run(dev, m, ds, o, &b, &v, &sn, first, end, log, log_ctx, losses, n_losses, t0);
+    }
+    if (s == DCL_OK && o->out)
+        s = guarded && sn.step == m->cfg.step
+                ? dcl__model_save_host(m, sn.cur, sn.cur + sn.P, o->out)
+                : dcl_model_save(m, o->out);
+    else if (dcl_status_is_device_failure(s) && sn.step >= 0 && o->out) {
+        // What can be saved: the last consistent state, with its own step count.
+        char why[2048];
+        snprintf(why, sizeof why, "%s", dcl_last_error());
+        int64_t at = m->cfg.step;
+        m->cfg.step = sn.step;
+        dcl_status saved = dcl__model_save_host(m, sn.cur, sn.cur + sn.P, o->out);
+        m->cfg.step = at;
+        if (saved == DCL_OK)
+            dcl__fail(s, "%s\nthe last consistent state (step %lld of %lld) was saved to %s", why,
+                      (long long)sn.step, (long long)end, o->out);
+        else {
+            char also[1024];
+            snprintf(also, sizeof also, "%s", dcl_last_error());
+            dcl__fail(s, "%s\nsaving the last consistent state to %s failed too: %s", why, o->out,
+                      also);
+        }
     }
     bufs_free(&b);
     verifier_free(&v);
+    snapshot_free(&sn);
     return s;
 }

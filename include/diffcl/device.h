@@ -76,6 +76,10 @@ dcl_status dcl_device_select(const dcl_device_info *list, int n, const char *spe
 // except under "auto", which logs the failure and tries the next candidate.
 dcl_status dcl_device_open(dcl_device **out, const char *spec);
 void dcl_device_free(dcl_device *dev);
+// The device work moves to when dev fails: when dev was chosen by "auto" and is an OpenCL device,
+// opens the CPU reference into *out; otherwise sets *out to NULL (an explicitly chosen device
+// never falls back: its failure is an error). See dcl_train_opts.fallback.
+dcl_status dcl_device_open_fallback(const dcl_device *dev, dcl_device **out);
 const dcl_device_info *dcl_device_get_info(const dcl_device *dev);
 // Waits until every queued operation has finished and reports any asynchronous failure.
 dcl_status dcl_device_finish(dcl_device *dev);

@@ -27,8 +27,9 @@ typedef struct dcl_model_config {
 
 typedef struct dcl_model {
     dcl_model_config cfg;
-    dcl_net *net;  // weights being trained (params) and their gradients
-    dcl_arena ema; // exponential moving average of the weights (same layout)
+    dcl_net *net;     // weights being trained (params) and their gradients
+    dcl_arena ema;    // exponential moving average of the weights (same layout)
+    size_t max_batch; // the largest batch the network takes (dcl_model_init's)
 } dcl_model;
 
 // A new model on dev with freshly initialised weights (EMA = weights), for batches up to

@@ -16,7 +16,8 @@
     X(ERR_IO, -8, "file or stream I/O failed")                                                     \
     X(ERR_FORMAT, -9, "malformed input")                                                           \
     X(ERR_UNSUPPORTED, -10, "not supported")                                                       \
-    X(ERR_NO_OPENCL, -11, "no OpenCL platform is available")
+    X(ERR_NO_OPENCL, -11, "no OpenCL platform is available")                                       \
+    X(ERR_MISMATCH, -12, "a device's results disagree with the CPU reference")
 
 typedef enum dcl_status {
 #define DCL_STATUS_ENUM(name, value, text) DCL_##name = value,
@@ -28,6 +29,9 @@ typedef enum dcl_status {
 const char *dcl_status_name(dcl_status s);
 // One-line description of a status; never NULL.
 const char *dcl_status_str(dcl_status s);
+// 1 for a failure of the device itself (DCL_ERR_OPENCL, DCL_ERR_BUILD, DCL_ERR_DEVICE_MEM,
+// DCL_ERR_BLAS), after which its results cannot be trusted; 0 otherwise.
+int dcl_status_is_device_failure(dcl_status s);
 // Detailed message of the last failure on this thread (what failed and what to fix), or "" if none.
 const char *dcl_last_error(void);
 // Forget the last failure message on this thread.

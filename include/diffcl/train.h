@@ -23,7 +23,15 @@ typedef struct dcl_train_opts {
     int min_snr;         // time weighting: 0 none (plain MSE); 1 Min-SNR-γ (see dcl_loss_weight)
     double snr_gamma;    // γ of Min-SNR (5)
     int verify_every;    // every this many steps, the CPU reference repeats the step (0: never)
-    int verify_strict;   // a disagreement stops training (DCL_ERR_OPENCL) instead of a warning
+    int verify_strict;   // a disagreement stops training (DCL_ERR_MISMATCH) instead of a warning
+    // Device failures. On an OpenCL device with fallback or out set, the trainer keeps the last
+    // consistent state on the host (weights, EMA weights, Adam moments: taken at the start and at
+    // every loss read-back, so at most log_every steps are lost). After a failure of the device
+    // (DCL_ERR_OPENCL, DCL_ERR_BUILD, DCL_ERR_DEVICE_MEM, DCL_ERR_BLAS) training
+    dcl_device *fallback; // goes on from that state on this device (dcl_device_open_fallback),
+                          // and the model lives there afterwards; or, when NULL,
+    const char *out;      // stops after saving that state here (a checkpoint at its own step).
+                          // out is also where the checkpoint is written at the end.
 } dcl_train_opts;
 
 void dcl_train_opts_default(dcl_train_opts *o);

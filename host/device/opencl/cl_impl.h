@@ -7,6 +7,9 @@
 #include <CL/cl.h>
 
 #include "device/backend.h"
+#ifdef DIFFCL_FAULT_INJECTION
+#include "device/opencl/cl_fault.h" // test builds: OpenCL calls go through counting wrappers
+#endif
 
 #define DCL_CL_MAX_PROGRAMS 32
 #define DCL_CL_MAX_KERNELS 64
