@@ -65,16 +65,20 @@ grep -q "^x0,x1$" "$T/s.csv" && [[ $(wc -l <"$T/s.csv") -eq 201 ]] ||
     { echo "FAIL: $T/s.csv is not a header and 200 rows" >&2; failures=$((failures + 1)); }
 
 # Planted kernel bugs (kernels read from a copy of cl/ through DIFFCL_CL_DIR) must be caught,
-# on an OpenCL device: a 1e-4 bias in the sampler step kernel by `check`, and a 1% error in the
-# loss gradient kernel by `train --verify-every --verify-strict`.
+# on an OpenCL device: a 1e-4 bias in the sampler step kernel by `check`, a wrong index in a
+# backward kernel (bias_backward sums column D-1-d for column d) by `check`, and a 1% error in
+# the loss gradient kernel by `train --verify-every --verify-strict`.
 if "$D" devices --device cl >/dev/null 2>&1; then
     CL=$(cd "$(dirname "${BASH_SOURCE[0]}")/../cl" && pwd)
-    cp -r "$CL" "$T/cl-bias" && cp -r "$CL" "$T/cl-grad"
+    cp -r "$CL" "$T/cl-bias" && cp -r "$CL" "$T/cl-grad" && cp -r "$CL" "$T/cl-index"
     sed -i 's/out\[out_off + i\] = a \* x\[x_off + i\] + b \* y\[y_off + i\] + c \* z\[z_off + i\];/out[out_off + i] = (a * x[x_off + i] + b * y[y_off + i] + c * z[z_off + i]) * 1.0001f;/' \
         "$T/cl-bias/elementwise.cl"
     sed -i 's/dout\[dout_off + i\] = sw \* /dout[dout_off + i] = 1.01f * sw * /' "$T/cl-grad/forward.cl"
+    sed -i 's/acc += dout\[dout_off + (size_t)r \* D + d\];/acc += dout[dout_off + (size_t)r * D + (D - 1 - d)];/' \
+        "$T/cl-index/linear.cl"
     if cmp -s "$CL/elementwise.cl" "$T/cl-bias/elementwise.cl" ||
-        cmp -s "$CL/forward.cl" "$T/cl-grad/forward.cl"; then
+        cmp -s "$CL/forward.cl" "$T/cl-grad/forward.cl" ||
+        cmp -s "$CL/linear.cl" "$T/cl-index/linear.cl"; then
         echo "FAIL: could not plant the kernel bugs (did the kernels change?)" >&2
         failures=$((failures + 1))
     else
@@ -82,13 +86,39 @@ if "$D" devices --device cl >/dev/null 2>&1; then
         DIFFCL_CL_DIR="$T/cl-bias" expect 1 "" -- check --device cl --sizes 31
         grep -qE "^sample\.ddim.*FAIL" "$T/out" && grep -q "first step over its tolerance" "$T/out" ||
             { echo "FAIL: check did not name the planted sampler bias" >&2; failures=$((failures + 1)); }
+        DIFFCL_CL_DIR="$T/cl-index" expect 1 "" -- check --device cl --ops-only --sizes 31
+        grep -qE "^bias_backward .*FAIL" "$T/out" && grep -qE "first failure: bias_backward" "$T/out" ||
+            { echo "FAIL: check did not name the planted bias_backward index" >&2; failures=$((failures + 1)); }
         DIFFCL_CL_DIR="$T/cl-grad" expect 1 "verify step 10: the device's gradient" -- train \
             --device cl --steps 20 --batch 64 --width 16 --verify-every 10 --verify-strict \
             --out "$T/v.safetensors"
         unset DIFFCL_CL_CACHE
     fi
+    # Device failures (DIFFCL_CL_FAULT makes the K-th OpenCL call fail; test builds only): a named
+    # device stops with exit 5 after saving the last consistent state, which loads; auto goes on
+    # on the CPU reference; sampling under auto starts again on the CPU and gives its samples.
+    DIFFCL_CL_FAULT=1 "$D" check --device cl --ops-only --sizes 3 >"$T/probe" 2>&1
+    if grep -q "(injected)" "$T/probe"; then
+        tiny=(--steps 20 --batch 64 --width 16 --log-every 5)
+        DIFFCL_CL_FAULT=2000:CL_INVALID_COMMAND_QUEUE expect 5 \
+            "last consistent state \(step [1-9][0-9]* of 20\) was saved" \
+            -- train --device cl "${tiny[@]}" --out "$T/f.safetensors"
+        grep -q "CL_INVALID_COMMAND_QUEUE.* on cl:" "$T/err" ||
+            { echo "FAIL: the device failure's message names no error and device" >&2; failures=$((failures + 1)); }
+        expect 0 "" -- sample --device cpu --model "$T/f.safetensors" --n 10 --out "$T/f.csv"
+        DIFFCL_CL_FAULT=2000 expect 0 "continuing on the CPU reference from step [1-9]" -- \
+            train --device auto "${tiny[@]}" --out "$T/a.safetensors"
+        grep -q "finished on the CPU reference after a device failure" "$T/out" ||
+            { echo "FAIL: train under auto did not say it finished on the CPU" >&2; failures=$((failures + 1)); }
+        DIFFCL_CL_FAULT=300 expect 0 "sampling on the CPU reference instead" -- sample \
+            --device auto --model "$T/m.safetensors" --n 200 --steps 10 --out "$T/sa.csv"
+        cmp -s "$T/s.csv" "$T/sa.csv" ||
+            { echo "FAIL: samples after the fallback differ from the CPU reference's" >&2; failures=$((failures + 1)); }
+    else
+        echo "note: built without DIFFCL_FAULT_INJECTION; device-failure cases not run"
+    fi
 else
-    echo "note: no OpenCL device; planted-bug cases not run"
+    echo "note: no OpenCL device; planted-bug and device-failure cases not run"
 fi
 
 if ((failures)); then
