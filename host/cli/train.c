@@ -39,7 +39,12 @@ const cli_command cli_train_command = {
         "images: fashion-mnist, idx:IMAGES[,LABELS], png:FOLDER. Points train an MLP, images a\n"
         "U-Net (--net). A labelled image set trains a class-conditional model whose labels are\n"
         "dropped to a null class with probability --cond-drop, for classifier-free guidance\n"
-        "('diffcl sample --guidance W'); --uncond ignores the labels.\n",
+        "('diffcl sample --guidance W'); --uncond ignores the labels.\n"
+        "\n"
+        "Device failures: the weights, EMA weights and optimizer state are copied to the host\n"
+        "at every --log-every. If the device fails, --device auto (the default) continues on the\n"
+        "CPU reference from that copy; a named device stops with exit 5 after saving the copy to\n"
+        "--out (a checkpoint at the step it reached).\n",
     .examples =
         "  diffcl train\n"
         "  diffcl train --data spiral --process flow --steps 3000 --out spiral.safetensors\n"
