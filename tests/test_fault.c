@@ -1,5 +1,6 @@
 // Fault injection (host/device/opencl/cl_fault.c): on every OpenCL device, the k-th OpenCL call of
-// a short training run and its save is made to fail, for every k the run makes, and
+// a short training run and its save is made to fail, for every k the run of a small MLP makes
+// (and every few k for a small class-conditional U-Net), and
 //   - a named device: the run ends with a device-failure status whose message names the device,
 //     never with success; the checkpoint file is always loadable: untouched, or the last
 //     consistent state (rescued) at the step it was taken;
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "check_idx.h"              // check_write_idx
 #include "device/opencl/cl_fault.h" // dcl__cl_fault_arm, dcl__cl_live_objects
 #include "diffcl/data.h"
 #include "diffcl/log.h"
@@ -27,44 +29,60 @@ static const cl_int codes[] = {CL_OUT_OF_RESOURCES, CL_MEM_OBJECT_ALLOCATION_FAI
                                CL_INVALID_COMMAND_QUEUE};
 #define N_CODES (sizeof codes / sizeof *codes)
 
-static char tmpdir[512];
+// The network under test: a small MLP on the spiral, or a small class-conditional U-Net on 8×8
+// images; training uses batches of `batch`.
+static dcl_model_config config;
+static int batch;
 
-static dcl_model_config tiny_config(void) {
-    dcl_model_config c;
-    memset(&c, 0, sizeof c);
-    CHECK_EQ(dcl_process_parse("flow", &c.process), DCL_OK);
-    c.pred = DCL_PREDICT_VELOCITY;
-    c.net.kind = DCL_NET_MLP;
-    c.net.mlp = (dcl_mlp_config){.dim = 2, .width = 8, .depth = 2, .emb_dim = 4};
-    snprintf(c.data, sizeof c.data, "spiral");
-    c.seed = 3;
-    return c;
+static char tmpdir[256], idx_spec[sizeof config.data];
+
+static void use_mlp(void) {
+    memset(&config, 0, sizeof config);
+    CHECK_EQ(dcl_process_parse("flow", &config.process), DCL_OK);
+    config.pred = DCL_PREDICT_VELOCITY;
+    config.net.kind = DCL_NET_MLP;
+    config.net.mlp = (dcl_mlp_config){.dim = 2, .width = 8, .depth = 2, .emb_dim = 4};
+    snprintf(config.data, sizeof config.data, "spiral");
+    config.seed = 3;
+    batch = 32;
+}
+
+static void use_unet(void) {
+    use_mlp();
+    config.net.kind = DCL_NET_UNET;
+    dcl_unet_config *u = &config.net.unet;
+    dcl_unet_config_default(u, 1, 8, 8);
+    u->base = 4, u->levels = 2, u->mult[0] = 1, u->mult[1] = 2;
+    u->groups = 2, u->emb_dim = 4, u->num_classes = 3;
+    config.cond_drop = 0.5;
+    memcpy(config.data, idx_spec, sizeof config.data);
+    batch = 4;
 }
 
 static dcl_train_opts tiny_opts(const char *out, dcl_device *fallback) {
     dcl_train_opts o;
     dcl_train_opts_default(&o);
-    o.steps = STEPS, o.batch = 32, o.log_every = 1, o.warmup = 1;
+    o.steps = STEPS, o.batch = batch, o.log_every = 1, o.warmup = 1;
     o.out = out, o.fallback = fallback;
     return o;
 }
 
-// OpenCL calls the last train() made before dcl_train began.
-static long setup_calls;
+// OpenCL calls the last train() made before dcl_train began, and in all.
+static long setup_calls, all_calls;
 
-// Initialises a tiny model on dev and trains it with o; the model is freed.
+// Initialises the model on dev and trains it with o; the model is freed.
 static dcl_status train(dcl_device *dev, const dcl_train_opts *o, int *moved) {
-    dcl_model_config c = tiny_config();
     dcl_dataset *ds = NULL;
     dcl_model m = {0};
     long c0 = dcl__cl_fault_calls();
-    dcl_status s = dcl_dataset_open(&ds, c.data, c.seed);
-    if (s == DCL_OK) s = dcl_model_init(&m, dev, &c, 32);
+    dcl_status s = dcl_dataset_open(&ds, config.data, config.seed);
+    if (s == DCL_OK) s = dcl_model_init(&m, dev, &config, (size_t)batch);
     setup_calls = dcl__cl_fault_calls() - c0;
     if (s == DCL_OK) s = dcl_train(dev, &m, ds, o, NULL, NULL, NULL, NULL);
     if (moved) *moved = m.net && dcl_buffer_device(dcl_net_params(m.net)->buf) != dev;
     if (m.net) dcl_model_free(&m);
     dcl_dataset_free(ds);
+    all_calls = dcl__cl_fault_calls() - c0;
     return s;
 }
 
@@ -142,14 +160,14 @@ static long live(const char *when, long want) {
     return n;
 }
 
-// One sweep: for k = 1, 2, ... the k-th OpenCL call of train(dev, o) fails, until a run makes
-// fewer than k calls. verdict(k, status, fired, moved) checks the outcome.
+// One sweep: for k = 1, 1 + stride, ... the k-th OpenCL call of train(dev, o) fails, until a run
+// makes fewer than k calls. verdict(k, status, moved) checks the outcome.
 typedef void (*verdict_fn)(const char *spec, long k, dcl_status s, int moved, void *ctx);
 
 static long sweep(const char *spec, const char *name, dcl_device *dev, const dcl_train_opts *o,
-                  const cl_int *code, long baseline, verdict_fn verdict, void *ctx) {
+                  const cl_int *code, long stride, long baseline, verdict_fn verdict, void *ctx) {
     long k, runs = 0;
-    for (k = 1;; k++) {
+    for (k = 1;; k += stride) {
         int moved = 0;
         dcl__cl_fault_arm(k, code ? *code : codes[k % N_CODES]);
         dcl_status s = train(dev, o, &moved);
@@ -165,7 +183,8 @@ static long sweep(const char *spec, const char *name, dcl_device *dev, const dcl
         runs++;
         verdict(spec, k, s, moved, ctx);
     }
-    printf("%-8s %-34s %ld runs, one per OpenCL call\n", spec, name, runs);
+    printf("%-8s %-38s %4ld runs: OpenCL call 1, %ld, %ld, ... fails\n", spec, name, runs,
+           1 + stride, 1 + 2 * stride);
     CHECK(runs > 50); // the sweep reached the training step, not just the set-up
     return runs;
 }
@@ -244,41 +263,52 @@ static void verdict_sync(const char *spec, long k, dcl_status s, int moved, void
     }
 }
 
-static void test_device(const char *spec, void *unused) {
-    (void)unused;
-    struct refs r = {0};
-    char path[600];
-    snprintf(path, sizeof path, "%s/model.safetensors", tmpdir);
-    r.path = path;
-    dcl_device *dev = NULL, *sync_dev = NULL;
-    CHECK_EQ(dcl_device_open(&r.cpu, "cpu"), DCL_OK);
-    if (dcl_device_open(&dev, spec) != DCL_OK) {
-        fprintf(stderr, "open %s: %s\n", spec, dcl_last_error());
-        check_failures++;
-        dcl_device_free(r.cpu);
-        return;
-    }
+// The named-device and auto sweeps for the current network; sweeps about `runs` calls.
+static void sweep_network(const char *spec, const char *net, dcl_device *dev, dcl_device *cpu,
+                          const char *path, long runs) {
+    struct refs r = {.cpu = cpu, .path = path};
+    dcl_train_opts named = tiny_opts(path, NULL), fallback = tiny_opts(path, cpu);
     // Fault-free references (the first run also builds every program the sweeps use).
-    dcl_train_opts named = tiny_opts(path, NULL), fallback = tiny_opts(path, r.cpu);
-    CHECK_EQ(train(r.cpu, &named, NULL), DCL_OK);
-    CHECK(ckpt_read(&r.cpu_ref, path, r.cpu));
+    CHECK_EQ(train(cpu, &named, NULL), DCL_OK);
+    CHECK(ckpt_read(&r.cpu_ref, path, cpu));
     CHECK_EQ(train(dev, &named, NULL), DCL_OK);
-    CHECK(ckpt_read(&r.dev, path, r.cpu));
-    CHECK(ckpt_read(&r.before, path, r.cpu));
-    printf("%-8s device vs CPU reference after %d steps: max |diff| %.3g\n", spec, STEPS,
-           max_diff(&r.dev, &r.cpu_ref));
-    long baseline = dcl__cl_live_objects(NULL, 0);
-
-    sweep(spec, "named device", dev, &named, NULL, baseline, verdict_named, &r);
+    CHECK(ckpt_read(&r.dev, path, cpu));
+    CHECK(ckpt_read(&r.before, path, cpu));
+    long stride = all_calls / runs + 1, baseline = dcl__cl_live_objects(NULL, 0);
+    printf("%-8s %s: %ld OpenCL calls; device vs CPU reference after %d steps: max |diff| %.3g\n",
+           spec, net, all_calls, STEPS, max_diff(&r.dev, &r.cpu_ref));
+    char name[64];
+    snprintf(name, sizeof name, "%s, named device", net);
+    sweep(spec, name, dev, &named, NULL, stride, baseline, verdict_named, &r);
     printf("%-8s   checkpoint untouched %ld, last consistent state saved %ld\n", spec, r.untouched,
            r.rescued);
     CHECK(r.rescued > 0);
 
     CHECK(write_file(path, r.before.bytes, r.before.size));
-    sweep(spec, "auto (CPU fallback)", dev, &fallback, NULL, baseline, verdict_auto, &r);
+    snprintf(name, sizeof name, "%s, auto (CPU fallback)", net);
+    sweep(spec, name, dev, &fallback, NULL, stride, baseline, verdict_auto, &r);
     printf("%-8s   redone on the CPU from step 0: %ld, from step 1: %ld\n", spec, r.redone,
            r.exact);
     CHECK(r.redone > 0 && r.exact > 0);
+    ckpt_free(&r.dev), ckpt_free(&r.cpu_ref), ckpt_free(&r.before);
+}
+
+static void test_device(const char *spec, void *unused) {
+    (void)unused;
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", tmpdir);
+    dcl_device *dev = NULL, *cpu = NULL, *sync_dev = NULL;
+    CHECK_EQ(dcl_device_open(&cpu, "cpu"), DCL_OK);
+    if (dcl_device_open(&dev, spec) != DCL_OK) {
+        fprintf(stderr, "open %s: %s\n", spec, dcl_last_error());
+        check_failures++;
+        dcl_device_free(cpu);
+        return;
+    }
+    use_unet(); // every 10th call or so
+    sweep_network(spec, "U-Net", dev, cpu, path, 200);
+    use_mlp(); // every call
+    sweep_network(spec, "MLP", dev, cpu, path, 1000000);
 
     // DIFFCL_CL_SYNC=1: events exist (and must be released) and their status is checked.
     setenv("DIFFCL_CL_SYNC", "1", 1);
@@ -286,11 +316,12 @@ static void test_device(const char *spec, void *unused) {
     unsetenv("DIFFCL_CL_SYNC");
     CHECK_EQ(s, DCL_OK);
     if (s == DCL_OK) {
+        dcl_train_opts named = tiny_opts(path, NULL);
         CHECK_EQ(train(sync_dev, &named, NULL), DCL_OK);
         long base2 = dcl__cl_live_objects(NULL, 0);
         const cl_int oor = CL_OUT_OF_RESOURCES;
-        sweep(spec, "DIFFCL_CL_SYNC=1, failed events", sync_dev, &named, &oor, base2, verdict_sync,
-              &r);
+        sweep(spec, "MLP, DIFFCL_CL_SYNC=1, failed events", sync_dev, &named, &oor, 1, base2,
+              verdict_sync, NULL);
         dcl_device_free(sync_dev);
     }
     dcl_device_free(dev);
@@ -313,15 +344,17 @@ static void test_device(const char *spec, void *unused) {
         if (!fired) break;
         opens++;
     }
-    printf("%-8s %-34s %ld runs\n", spec, "opening the device", opens);
+    printf("%-8s %-38s %4ld runs: OpenCL call 1, 2, 3, ... fails\n", spec, "opening the device",
+           opens);
     CHECK(opens >= 4);
-    ckpt_free(&r.dev), ckpt_free(&r.cpu_ref), ckpt_free(&r.before);
-    dcl_device_free(r.cpu);
+    dcl_device_free(cpu);
 }
 
 int main(int argc, char **argv) {
     (void)argc, (void)argv;
-    if (!check_tmpdir(tmpdir, sizeof tmpdir, "diffcl-test-fault")) return 1;
+    if (!check_tmpdir(tmpdir, sizeof tmpdir, "diffcl-test-fault") ||
+        !check_write_idx(tmpdir, 12, 8, 3, idx_spec, sizeof idx_spec))
+        return 1;
     // The program cache in a folder of our own, so the sweeps exercise loading from it.
     char cache[600];
     snprintf(cache, sizeof cache, "%s/cache", tmpdir);

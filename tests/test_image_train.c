@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "check_idx.h" // check_write_idx
 #include "diffcl/data.h"
 #include "diffcl/ops.h" // dcl_fill
 #include "diffcl/rng.h" // dcl_rng_uniform_at
@@ -21,36 +22,6 @@
 
 static char tmpdir[] = "/tmp/diffcl-test-image-train-XXXXXX";
 static char spec[480];
-
-static void put_be32(FILE *f, uint32_t v) {
-    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 8), (unsigned char)v};
-    fwrite(b, 1, 4, f);
-}
-
-// IMAGES images of SIDE × SIDE: class k is a bright band in rows 3k..3k+2 on noise.
-static int write_idx(void) {
-    char images[200], labels[200];
-    snprintf(images, sizeof images, "%s/images.idx", tmpdir);
-    snprintf(labels, sizeof labels, "%s/labels.idx", tmpdir);
-    FILE *fi = fopen(images, "wb"), *fl = fopen(labels, "wb");
-    if (!fi || !fl) return 0;
-    put_be32(fi, 0x803), put_be32(fi, IMAGES), put_be32(fi, SIDE), put_be32(fi, SIDE);
-    put_be32(fl, 0x801), put_be32(fl, IMAGES);
-    for (int i = 0; i < IMAGES; i++) {
-        int k = i % CLASSES;
-        fputc(k, fl);
-        for (int p = 0; p < SIDE * SIDE; p++) {
-            int row = p / SIDE,
-                noise = (int)(60 * dcl_rng_uniform_at(3, DCL_RNG_TEST, 0, (uint64_t)(i * 64 + p)));
-            fputc(row / 3 == k ? 200 + noise / 2 : noise, fi);
-        }
-    }
-    int ok = fclose(fi) == 0;
-    ok = fclose(fl) == 0 && ok;
-    snprintf(spec, sizeof spec, "idx:%s,%s,classes=%d", images, labels, CLASSES);
-    return ok;
-}
 
 static dcl_model_config tiny_config(void) {
     dcl_model_config c;
@@ -225,7 +196,7 @@ static void on_device(const char *spec, void *ctx) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (!mkdtemp(tmpdir) || !write_idx()) {
+    if (!mkdtemp(tmpdir) || !check_write_idx(tmpdir, IMAGES, SIDE, CLASSES, spec, sizeof spec)) {
         perror("temp files");
         return 1;
     }
