@@ -401,8 +401,9 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
     // A device failure: go on from the last consistent state on the fallback device, if any.
     while (s != DCL_OK && dcl_status_is_device_failure(s) && sn.step >= 0 && o->fallback &&
            dev != o->fallback) {
-        dcl_log(DCL_LOG_ERROR, "device %s failed at step %lld: %s", dcl_device_get_info(dev)->spec,
-                (long long)m->cfg.step + 1, dcl_last_error());
+        dcl_log(DCL_LOG_ERROR, "device %s failed after %lld of %lld steps: %s",
+                dcl_device_get_info(dev)->spec, (long long)(m->cfg.step - first),
+                (long long)o->steps, dcl_last_error());
         dcl_log(DCL_LOG_ERROR,
                 "continuing on the CPU reference from step %lld, the last consistent state "
                 "(--device auto falls back; name a device to stop instead)",
