@@ -51,6 +51,20 @@ static inline int check_exit(void) {
     return check_failures ? 1 : 0;
 }
 
+// Reads the whole file into *buf (malloc'd; the caller frees it) and its size into *n; 0 when it
+// cannot be read.
+static inline int check_read_file(const char *path, unsigned char **buf, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    rewind(f);
+    *buf = malloc(*n ? *n : 1);
+    int ok = *buf && fread(*buf, 1, *n, f) == *n;
+    fclose(f);
+    return ok;
+}
+
 // Creates a fresh folder $TMPDIR/NAME-XXXXXX (or under /tmp) into buf; 0 (with a message) when
 // it cannot.
 static inline int check_tmpdir(char *buf, size_t size, const char *name) {

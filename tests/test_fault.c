@@ -85,18 +85,6 @@ static dcl_status train(dcl_device *dev, const dcl_train_opts *o, int *moved) {
     return s;
 }
 
-static int read_file(const char *path, unsigned char **buf, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    rewind(f);
-    *buf = malloc(*n ? *n : 1);
-    int ok = *buf && fread(*buf, 1, *n, f) == *n;
-    fclose(f);
-    return ok;
-}
-
 static int write_file(const char *path, const unsigned char *buf, size_t n) {
     FILE *f = fopen(path, "wb");
     int ok = f && fwrite(buf, 1, n, f) == n;
@@ -116,7 +104,7 @@ typedef struct ckpt {
 static int ckpt_read(ckpt *k, const char *path, dcl_device *cpu) {
     memset(k, 0, sizeof *k);
     dcl_model m = {0};
-    if (!read_file(path, &k->bytes, &k->size)) return 0;
+    if (!check_read_file(path, &k->bytes, &k->size)) return 0;
     if (dcl_model_load(&m, cpu, path, 1) != DCL_OK) {
         fprintf(stderr, "%s does not load: %s\n", path, dcl_last_error());
         return 0;

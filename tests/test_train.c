@@ -91,18 +91,6 @@ static void train_and_measure(const char *spec, int steps, double bound) {
     free(x), free(data);
 }
 
-static int read_file(const char *path, unsigned char **buf, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    rewind(f);
-    *buf = malloc(*n ? *n : 1);
-    int ok = *buf && fread(*buf, 1, *n, f) == *n;
-    fclose(f);
-    return ok;
-}
-
 // Trains a few steps with seed 11 into path; returns the model's samples (caller frees).
 static float *train_save_sample(dcl_device *dev, const char *path) {
     dcl_dataset *ds = NULL;
@@ -137,7 +125,7 @@ static void check_determinism_and_round_trip(void) {
     float *xa = train_save_sample(dev, a), *xb = train_save_sample(dev, b);
     unsigned char *fa = NULL, *fb = NULL;
     size_t na = 0, nb = 0;
-    CHECK(read_file(a, &fa, &na) && read_file(b, &fb, &nb));
+    CHECK(check_read_file(a, &fa, &na) && check_read_file(b, &fb, &nb));
     CHECK(na == nb && na > 0 && memcmp(fa, fb, na) == 0);
     CHECK(xa && xb && memcmp(xa, xb, N_SAMPLES * 2 * sizeof *xa) == 0);
 
@@ -161,7 +149,7 @@ static void check_determinism_and_round_trip(void) {
         unsigned char *fc = NULL;
         size_t nc = 0;
         CHECK_EQ(dcl_model_save(&m, b), DCL_OK);
-        CHECK(read_file(b, &fc, &nc) && nc == na && memcmp(fa, fc, na) == 0);
+        CHECK(check_read_file(b, &fc, &nc) && nc == na && memcmp(fa, fc, na) == 0);
         free(fc), free(x);
         dcl_model_free(&m);
     } else {

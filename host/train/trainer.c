@@ -415,9 +415,8 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
             s = run(dev, m, ds, o, &b, &v, &sn, first, end, log, log_ctx, losses, n_losses, t0);
     }
     if (s == DCL_OK && o->out)
-        s = guarded && sn.step == m->cfg.step
-                ? dcl__model_save_host(m, sn.cur, sn.cur + sn.P, o->out)
-                : dcl_model_save(m, o->out);
+        s = guarded ? dcl__model_save_host(m, sn.cur, sn.cur + sn.P, o->out) // the final state
+                    : dcl_model_save(m, o->out);
     else if (dcl_status_is_device_failure(s) && sn.step >= 0 && o->out && m->net) {
         // What can be saved: the last consistent state, with its own step count.
         char why[2048];
