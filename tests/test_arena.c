@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/arena.h"
 #include "diffcl/ops.h"
 

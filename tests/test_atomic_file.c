@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "io/atomic_file.h" // dcl__atomic_file_*, dcl__atomic_write
 
 static char tmp_dir[512];

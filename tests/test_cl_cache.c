@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/device.h"
 #include "diffcl/log.h"
 #include "diffcl/ops.h"

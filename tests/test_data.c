@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/data.h"
 
 static const char *const builtin[] = {"spiral", "moons",   "checkerboard",

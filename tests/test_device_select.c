@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "device/backend.h" // dcl__cpu_info
 #include "diffcl/device.h"
 

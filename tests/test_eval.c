@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/eval.h"
 #include "diffcl/rng.h" // dcl_rng_normal_at
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/data.h"
 #include "diffcl/plot.h" // dcl_png_write_rgb
 

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "check_idx.h" // check_write_idx
+#include "testlib.h"
+#include "testlib_idx.h" // check_write_idx
 #include "diffcl/data.h"
 #include "diffcl/ops.h" // dcl_fill
 #include "diffcl/rng.h" // dcl_rng_uniform_at

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/device.h"
 #include "diffcl/mlp.h"
 #include "diffcl/ops.h"

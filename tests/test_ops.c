@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
-#include "check/check.h"    // dcl_check_case_*
+#include "testlib.h"
+#include "crosscheck/crosscheck.h"    // dcl_check_case_*
 #include "device/backend.h" // dcl__cpu_backend, DCL_OP_MAP
 #include "diffcl/device.h"
 

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "check_png.h" // read_png, image
+#include "testlib.h"
+#include "testlib_png.h" // read_png, image
 #include "diffcl/plot.h"
 #include "diffcl/status.h"
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "device/backend.h" // dcl__cl_set_launch
 #include "diffcl/device.h"
 #include "diffcl/ops.h"

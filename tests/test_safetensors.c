@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/safetensors.h"
 
 static char tmp_dir[512];

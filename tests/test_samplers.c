@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/device.h"
 #include "diffcl/eval.h" // dcl_sw2
 #include "diffcl/ops.h"  // dcl_rng_normal

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/rng.h" // dcl_rng_normal_at
 #include "diffcl/schedule.h"
 #include "diffusion/diffusion.h" // dcl__process_dab, dcl__process_posterior, dcl__target_from_x0

@@ -2,7 +2,7 @@
 // error message (dcl__fail_context prepends to it, dcl_clear_error forgets it).
 #include <string.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "core/error.h" // dcl__fail, dcl__fail_context
 #include "diffcl/status.h"
 

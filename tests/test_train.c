@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/data.h"
 #include "diffcl/eval.h" // dcl_sw2
 #include "diffcl/train.h"

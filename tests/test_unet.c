@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "testlib.h"
 #include "diffcl/device.h"
 #include "diffcl/ops.h"
 #include "diffcl/rng.h" // dcl_rng_*_at: inputs, loss weights, perturbed parameters

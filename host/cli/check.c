@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check/check.h" // dcl_check_case_count, dcl_check_case_name, dcl_check_case_run
+#include "crosscheck/crosscheck.h" // dcl_check_case_count, dcl_check_case_name, dcl_check_case_run
 #include "cli/cli.h"
 #include "cli/json.h"   // cli_json_string, cli_json_number, cli_json_float, cli_json_bool
 #include "diffcl/log.h" // dcl_log_get_level

@@ -10,7 +10,7 @@
 #include "diffcl/ops.h" // dcl_forward_process, dcl_mse_backward, dcl_adamw_step, ...
 #include "diffcl/rng.h" // dcl_rng_uniform_at, DCL_RNG_TIME, DCL_RNG_NOISE
 #include "diffcl/train.h"
-#include "train/model_impl.h" // dcl__model_save_host
+#include "model/model_impl.h" // dcl__model_save_host
 
 void dcl_train_opts_default(dcl_train_opts *o) {
     memset(o, 0, sizeof *o);

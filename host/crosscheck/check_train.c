@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check/check.h"
+#include "crosscheck/crosscheck.h"
 #include "core/error.h"
 #include "diffcl/data.h"
 #include "diffcl/train.h"

@@ -2,8 +2,8 @@
 // `diffcl check` and `diffcl bench`. Each case builds deterministic inputs for a size n, runs the
 // op on a device and on the CPU reference, and compares outputs element by element with
 // |a − b| <= atol + rtol·|ref| (NaN/Inf in the same places) and untouched guard regions.
-#ifndef DIFFCL_CHECK_H
-#define DIFFCL_CHECK_H
+#ifndef DIFFCL_CROSSCHECK_H
+#define DIFFCL_CROSSCHECK_H
 
 #include <stddef.h>
 #include <stdint.h>

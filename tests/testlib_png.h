@@ -1,6 +1,6 @@
 // Reading a PNG back in a test: 8-bit RGB through libpng's simplified API.
-#ifndef DIFFCL_TESTS_CHECK_PNG_H
-#define DIFFCL_TESTS_CHECK_PNG_H
+#ifndef DIFFCL_TESTS_TESTLIB_PNG_H
+#define DIFFCL_TESTS_TESTLIB_PNG_H
 
 #include <png.h>
 #include <stdio.h>

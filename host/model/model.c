@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "diffcl/log.h"
 #include "diffcl/model.h"
-#include "train/model_impl.h"
+#include "model/model_impl.h"
 #include "diffcl/ops.h"         // dcl_copy, dcl_fill, dcl_axpby
 #include "diffcl/rng.h"         // DCL_RNG_STREAM_VERSION
 #include "diffcl/safetensors.h" // dcl_safetensors_write, dcl_safetensors_read

@@ -1,7 +1,7 @@
 // A tiny test framework: CHECK, CHECK_EQ and CHECK_NEAR print file:line, the expression and both
 // values on failure and count it in check_failures; a test's main returns check_exit().
-#ifndef DIFFCL_TESTS_CHECK_H
-#define DIFFCL_TESTS_CHECK_H
+#ifndef DIFFCL_TESTS_TESTLIB_H
+#define DIFFCL_TESTS_TESTLIB_H
 
 #include <math.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check/check.h"
+#include "crosscheck/crosscheck.h"
 #include "core/error.h"
 #include "diffcl/log.h"
 #include "diffcl/ops.h" // the public op wrappers the cases call

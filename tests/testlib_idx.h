@@ -1,6 +1,6 @@
 // A tiny labelled image set in IDX files, for tests that train a U-Net without Fashion-MNIST.
-#ifndef DIFFCL_TESTS_CHECK_IDX_H
-#define DIFFCL_TESTS_CHECK_IDX_H
+#ifndef DIFFCL_TESTS_TESTLIB_IDX_H
+#define DIFFCL_TESTS_TESTLIB_IDX_H
 
 #include <stdint.h>
 #include <stdio.h>

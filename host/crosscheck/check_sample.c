@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check/check.h"
+#include "crosscheck/crosscheck.h"
 #include "core/error.h"
 #include "diffcl/eval.h" // dcl_sw2
 #include "diffcl/model.h"
