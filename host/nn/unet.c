@@ -27,7 +27,7 @@ struct view_info {
     float bound; // INIT_UNIFORM: U(−bound, bound)
 };
 
-// The layers, each with the views of its parameters in the arena (w then b, as PyTorch orders them).
+// The layers, each with the views of its parameters in the arena: w, then b (PyTorch's order).
 // A k×k convolution with zero padding k/2 (nn/layers.h).
 struct conv {
     int w, b; // weight (co, ci, k, k), bias (co)
@@ -625,8 +625,8 @@ dcl_status dcl_unet_forward(dcl_unet *u, const dcl_arena *params, dcl_ptr out, d
 
 // ---- backward -------------------------------------------------------------------------------------
 
-// Given dy (N, co, Ho, Wo) for conv(in) with the model's weights: db += Σ dy, dW += the weight gradient and,
-// when dx.buf is set, dx (N, ci, H, W) = the input gradient (overwrites); nn/layers.h.
+// Given dy (N, co, Ho, Wo) for conv(in) with the model's weights: db += Σ dy, dW += its gradient
+// and, when dx.buf is set, dx (N, ci, H, W) = the input's gradient (overwrites). nn/layers.h.
 static dcl_status conv_backward(dcl_unet *u, const struct conv *c, dcl_ptr dy, dcl_ptr in,
                                 dcl_ptr dx, size_t N) {
     return dcl__conv2d_backward(u->dev, dx, param(&u->grads, c->w), param(&u->grads, c->b),
