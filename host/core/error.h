@@ -1,4 +1,5 @@
-// Internal helpers for failing with a message the user can act on.
+// Internal helpers for failing with a message the user can act on, and for passing a failure up
+// to the caller (TRY, TRY_DONE).
 #ifndef DIFFCL_ERROR_H
 #define DIFFCL_ERROR_H
 
