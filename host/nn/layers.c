@@ -1,9 +1,10 @@
 // Linear and 2-D convolution layers (nn/layers.h): forward and backward as sequences of device ops,
-// and the parameter-layout check the networks share.
+// and the parameter initialisation and layout check the networks share.
 #include "nn/layers.h"
 
 #include "core/error.h" // TRY, dcl__fail
 #include "diffcl/ops.h" // dcl_gemm, dcl_bias_*, dcl_im2col, dcl_col2im, dcl_swap01, channel bias
+#include "diffcl/rng.h" // DCL_RNG_INIT
 
 dcl_status dcl__linear_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr w, dcl_ptr b,
                                size_t N, size_t I, size_t O) {
@@ -73,6 +74,13 @@ dcl_status dcl__conv2d_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dw, dcl_pt
                        s->pad));
     }
     return DCL_OK;
+}
+
+dcl_status dcl__init_uniform(dcl_device *dev, dcl_ptr w, dcl_ptr scratch, float bound,
+                             uint64_t seed, uint32_t step, size_t n) {
+    TRY(dcl_rng_uniform(dev, w, seed, DCL_RNG_INIT, step, 0, n));
+    TRY(dcl_fill(dev, scratch, 1.0f, n));
+    return dcl_axpby(dev, w, w, scratch, 2.0f * bound, -bound, n);
 }
 
 dcl_status dcl__check_param_layout(const dcl_arena *params, const dcl_arena *own, dcl_device *dev,

@@ -10,6 +10,7 @@
 #define DIFFCL_NN_LAYERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "diffcl/arena.h"  // dcl_arena
 #include "diffcl/device.h" // dcl_device, dcl_ptr, dcl_status
@@ -57,6 +58,13 @@ dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_pt
 dcl_status dcl__conv2d_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dw, dcl_ptr db, dcl_ptr col,
                                 dcl_ptr cnhw, dcl_ptr dout, dcl_ptr in, dcl_ptr w, size_t N,
                                 const dcl__conv2d_shape *s, size_t chunk);
+
+// PyTorch's nn.Linear and nn.Conv2d initialisation: w (n) ~ U(−bound, bound), bound = 1/√fan_in,
+// bitwise equal on every device. The uniforms u of Philox stream (seed, DCL_RNG_INIT, step) are
+// mapped by one axpby (2·bound)·u + (−bound)·1 with a ones vector written to scratch (n): both
+// products and the sum are single IEEE roundings.
+dcl_status dcl__init_uniform(dcl_device *dev, dcl_ptr w, dcl_ptr scratch, float bound,
+                             uint64_t seed, uint32_t step, size_t n);
 
 // DCL_OK when params is an arena on dev with the views of own (same count, offsets and sizes):
 // another copy of a network's weights, such as the EMA's. Otherwise fails with "<what>: arena

@@ -8,9 +8,8 @@
 
 #include "core/error.h" // TRY, dcl__fail
 #include "diffcl/mlp.h"
-#include "diffcl/ops.h" // activations, dcl_time_embedding, dcl_concat_cols, dcl_rng_uniform
-#include "diffcl/rng.h" // DCL_RNG_INIT
-#include "nn/layers.h"  // dcl__linear_*, dcl__check_param_layout
+#include "diffcl/ops.h" // activations, dcl_time_embedding, dcl_concat_cols, dcl_fill
+#include "nn/layers.h"  // dcl__linear_*, dcl__init_uniform, dcl__check_param_layout
 
 struct dcl_mlp {
     dcl_mlp_config cfg;
@@ -63,18 +62,13 @@ static dcl_status check_config(const dcl_mlp_config *c, size_t max_batch) {
     return DCL_OK;
 }
 
-// PyTorch's nn.Linear default: weight and bias ~ U(−1/√fan_in, 1/√fan_in). View k takes the
-// uniforms u of Philox stream (seed, DCL_RNG_INIT, step k), bitwise equal on every device, mapped
-// by one axpby (bound·2)·u + (−bound)·1 with a ones vector borrowed from the gradient arena; both
-// products and the sum are single IEEE roundings, so the weights are bitwise equal too.
+// PyTorch's nn.Linear default: weight and bias ~ U(−1/√fan_in, 1/√fan_in), view k from Philox step
+// k, with the gradient arena as scratch (zeroed after).
 static dcl_status init_params(dcl_mlp *m, uint64_t seed) {
     for (int k = 0; k < m->params.count; k++) {
-        size_t n = m->params.views[k].n;
-        float bound = (float)(1.0 / sqrt((double)in_dim(m, k / 2)));
-        dcl_ptr w = dcl_arena_ptr(&m->params, k), ones = dcl_arena_ptr(&m->grads, k);
-        TRY(dcl_rng_uniform(m->dev, w, seed, DCL_RNG_INIT, (uint32_t)k, 0, n));
-        TRY(dcl_fill(m->dev, ones, 1.0f, n));
-        TRY(dcl_axpby(m->dev, w, w, ones, 2.0f * bound, -bound, n));
+        float bound = (float)(1.0 / sqrt((double)in_dim(m, k / 2))); // view k is of layer k / 2
+        TRY(dcl__init_uniform(m->dev, dcl_arena_ptr(&m->params, k), dcl_arena_ptr(&m->grads, k),
+                              bound, seed, (uint32_t)k, m->params.views[k].n));
     }
     return dcl_fill(m->dev, dcl_at(m->grads.buf, 0), 0.0f, m->grads.n);
 }

@@ -11,7 +11,7 @@
 #include "diffcl/ops.h" // channel bias, group norm, SiLU, embeddings, up/downsampling, dcl_axpby
 #include "diffcl/rng.h" // DCL_RNG_INIT, dcl_rng_normal_at
 #include "diffcl/unet.h"
-#include "nn/layers.h" // dcl__linear_*, dcl__conv2d_*, dcl__check_param_layout
+#include "nn/layers.h" // dcl__linear_*, dcl__conv2d_*, dcl__init_uniform, dcl__check_param_layout
 
 #define MAX_VIEWS 160 // 4 levels: 9 blocks × 12 views + 23 others
 #define MAX_CONVS 64  // 4 levels: 9 blocks × 3 convolutions + 8 others
@@ -80,7 +80,7 @@ struct dcl_unet {
     size_t T, G;  // time-embedding width 4·base, GroupNorm groups
     double flops; // per image, from plan()
     int count;    // parameter views
-    // Parameters in forward order; E = emb_dim, C = channels, K = num_classes.
+    // The layers; E = emb_dim, C = channels, K = num_classes.
     struct linear time0; // weight (T, E), bias (T)
     struct linear time2; // weight (T, T), bias (T)
     int class_emb;       // view (K + 1, T) of the class embedding, −1 without classes
@@ -401,9 +401,8 @@ static dcl_status init_normal(dcl_unet *u, int k, uint64_t seed) {
     return s;
 }
 
-// View k takes Philox stream (seed, DCL_RNG_INIT, step k), bitwise equal on every device. Uniforms
-// u are mapped by one axpby (2·bound)·u + (−bound)·1 with a ones vector borrowed from the gradient
-// arena: both products and the sum are single IEEE roundings, so the weights are bitwise equal too.
+// View k takes Philox stream (seed, DCL_RNG_INIT, step k), bitwise equal on every device; uniform
+// views use the gradient arena as scratch (zeroed after).
 static dcl_status init_params(dcl_unet *u, uint64_t seed) {
     for (int k = 0; k < u->params.count; k++) {
         size_t n = u->params.views[k].n;
@@ -411,9 +410,7 @@ static dcl_status init_params(dcl_unet *u, uint64_t seed) {
         dcl_ptr w = dcl_arena_ptr(&u->params, k), ones = dcl_arena_ptr(&u->grads, k);
         switch (v->kind) {
         case INIT_UNIFORM:
-            TRY(dcl_rng_uniform(u->dev, w, seed, DCL_RNG_INIT, (uint32_t)k, 0, n));
-            TRY(dcl_fill(u->dev, ones, 1.0f, n));
-            TRY(dcl_axpby(u->dev, w, w, ones, 2.0f * v->bound, -v->bound, n));
+            TRY(dcl__init_uniform(u->dev, w, ones, v->bound, seed, (uint32_t)k, n));
             break;
         case INIT_NORMAL: break; // below
         case INIT_ONE: TRY(dcl_fill(u->dev, w, 1.0f, n)); break;
