@@ -8,80 +8,16 @@
 #include <string.h>
 
 #include "testlib.h"
+#include "testlib_net.h" // struct data, struct net, net_loss, read_arena, normwise
 #include "diffcl/device.h"
 #include "diffcl/mlp.h"
 #include "diffcl/ops.h"
-#include "diffcl/rng.h" // dcl_rng_*_at: inputs and loss weights
 
-// Host data of one test problem: x (N, D), t (N), loss weights w (N, D) (L = Σ w ⊙ out).
-struct data {
-    size_t N, D;
-    float *x, *t, *w;
-};
-
-static int data_init(struct data *d, size_t N, size_t D, uint64_t seed) {
-    d->N = N, d->D = D;
-    d->x = malloc(N * D * sizeof *d->x), d->t = malloc(N * sizeof *d->t);
-    d->w = malloc(N * D * sizeof *d->w);
-    if (!d->x || !d->t || !d->w) {
-        fprintf(stderr, "out of host memory\n");
-        check_failures++;
-        return 0;
-    }
-    for (size_t i = 0; i < N * D; i++) d->x[i] = dcl_rng_normal_at(seed, DCL_RNG_TEST, 1, i);
-    for (size_t i = 0; i < N; i++) d->t[i] = dcl_rng_uniform_at(seed, DCL_RNG_TEST, 2, i);
-    for (size_t i = 0; i < N * D; i++) d->w[i] = dcl_rng_normal_at(seed, DCL_RNG_TEST, 3, i);
-    return 1;
-}
-
-static void data_free(struct data *d) { free(d->x), free(d->t), free(d->w); }
-
-// One model on one device with its input, output and dout buffers.
-struct net {
-    dcl_device *dev;
-    dcl_mlp *m;
-    dcl_buffer *x, *t, *out, *dout;
-};
-
-static int net_init(struct net *n, const char *spec, const dcl_mlp_config *cfg, uint64_t seed,
+// The harness's model (testlib_net.h) for an MLP configuration.
+static int mlp_init(struct net *n, const char *spec, const dcl_mlp_config *cfg, uint64_t seed,
                     const struct data *d, size_t max_batch) {
-    memset(n, 0, sizeof *n);
-    dcl_status s = dcl_device_open(&n->dev, spec);
-    if (s == DCL_OK) s = dcl_mlp_init(&n->m, n->dev, cfg, seed, max_batch);
-    if (s == DCL_OK) s = dcl_buffer_alloc(&n->x, n->dev, d->N * d->D, "x");
-    if (s == DCL_OK) s = dcl_buffer_alloc(&n->t, n->dev, d->N, "t");
-    if (s == DCL_OK) s = dcl_buffer_alloc(&n->out, n->dev, d->N * d->D, "out");
-    if (s == DCL_OK) s = dcl_buffer_alloc(&n->dout, n->dev, d->N * d->D, "dout");
-    if (s == DCL_OK) s = dcl_buffer_write(n->x, 0, d->N * d->D, d->x);
-    if (s == DCL_OK) s = dcl_buffer_write(n->t, 0, d->N, d->t);
-    if (s == DCL_OK) s = dcl_buffer_write(n->dout, 0, d->N * d->D, d->w);
-    if (s != DCL_OK) {
-        fprintf(stderr, "FAIL setting up the MLP on %s: %s: %s\n", spec, dcl_status_name(s),
-                dcl_last_error());
-        check_failures++;
-        return 0;
-    }
-    return 1;
-}
-
-static void net_free(struct net *n) {
-    dcl_buffer_free(n->x), dcl_buffer_free(n->t), dcl_buffer_free(n->out);
-    dcl_buffer_free(n->dout);
-    dcl_mlp_free(n->m);
-    if (n->dev) dcl_device_free(n->dev);
-    memset(n, 0, sizeof *n);
-}
-
-// Reads a whole arena (padding included) into a malloc'd host array.
-static float *read_arena(const dcl_arena *a) {
-    float *h = malloc(a->n * sizeof *h);
-    if (!h || dcl_buffer_read(a->buf, 0, a->n, h) != DCL_OK) {
-        fprintf(stderr, "reading arena: %s\n", dcl_last_error());
-        check_failures++;
-        free(h);
-        return NULL;
-    }
-    return h;
+    dcl_net_config c = {.kind = DCL_NET_MLP, .mlp = *cfg};
+    return net_init(n, spec, &c, seed, d, max_batch);
 }
 
 // ---- layout --------------------------------------------------------------------------------------
@@ -115,6 +51,14 @@ static void check_layout(void) {
     CHECK_EQ(dcl_mlp_tensor_shape(m, 6, shape), 0);
     CHECK_EQ(dcl_mlp_tensor_shape(m, -1, shape), 0);
     CHECK(dcl_mlp_get_config(m)->width == 8);
+    // The documented defaults (include/diffcl/mlp.h), and a model they make.
+    dcl_mlp_config def;
+    dcl_mlp_config_default(&def, 3);
+    CHECK(def.dim == 3 && def.width == 128 && def.depth == 3 && def.emb_dim == 32);
+    CHECK(def.act == DCL_ACT_RELU);
+    dcl_mlp *dm = NULL;
+    CHECK(dcl_mlp_init(&dm, dev, &def, 1, 4) == DCL_OK);
+    dcl_mlp_free(dm);
 
     // Init: PyTorch's U(−1/√fan_in, 1/√fan_in), gradients zero.
     float *w = read_arena(p), *g = read_arena(dcl_mlp_grads(m));
@@ -163,16 +107,6 @@ static void check_layout(void) {
 
 // ---- finite differences on the CPU -----------------------------------------------------------
 
-// L = Σ w ⊙ f(x, t) with the current parameters, in double.
-static double net_loss(struct net *n, const struct data *d, float *out) {
-    CHECK(dcl_mlp_forward(n->m, dcl_at(n->out, 0), dcl_at(n->x, 0), dcl_at(n->t, 0), d->N) ==
-          DCL_OK);
-    CHECK(dcl_buffer_read(n->out, 0, d->N * d->D, out) == DCL_OK);
-    double l = 0;
-    for (size_t i = 0; i < d->N * d->D; i++) l += (double)d->w[i] * out[i];
-    return l;
-}
-
 // Every parameter's gradient against central differences of L. h = 1e-2: the float forward's
 // rounding (~1e-7·Σ|w·out| ~ 1e-6) over 2h gives ~5e-5, and SiLU's truncation h²/6·|f'''| ~ 2e-5
 // per unit of gradient: tol 1e-3 on |fd − g| / (0.1 + |g|). ReLU is piecewise linear, so its
@@ -184,8 +118,8 @@ static void check_fd(dcl_activation act) {
     dcl_mlp_config cfg = {.dim = 2, .width = 5, .depth = 2, .emb_dim = 4, .act = act};
     struct data d;
     struct net n;
-    if (!data_init(&d, 3, 2, 7)) return;
-    if (!net_init(&n, "cpu", &cfg, 99, &d, 4)) {
+    if (!data_init(&d, 3, 2, 0, 7)) return;
+    if (!mlp_init(&n, "cpu", &cfg, 99, &d, 4)) {
         data_free(&d);
         return;
     }
@@ -203,10 +137,8 @@ static void check_fd(dcl_activation act) {
             for (size_t j = 0; j < p->views[k].n; j++) {
                 size_t at = p->views[k].off + j;
                 float keep = w[at], h = 1e-2f, vp = keep + h, vm = keep - h;
-                CHECK(dcl_buffer_write(p->buf, at, 1, &vp) == DCL_OK);
-                double lp = net_loss(&n, &d, out);
-                CHECK(dcl_buffer_write(p->buf, at, 1, &vm) == DCL_OK);
-                double lm = net_loss(&n, &d, out);
+                double lp = net_loss_at(&n, &d, p, at, vp, out);
+                double lm = net_loss_at(&n, &d, p, at, vm, out);
                 CHECK(dcl_buffer_write(p->buf, at, 1, &keep) == DCL_OK);
                 double fd = (lp - lm) / ((double)vp - (double)vm);
                 double up = (lp - l0) / ((double)vp - keep), down = (l0 - lm) / (keep - (double)vm);
@@ -237,19 +169,6 @@ static void check_fd(dcl_activation act) {
 
 // ---- OpenCL against the CPU --------------------------------------------------------------------
 
-// Largest |a − b| over n elements, relative to the largest |ref| (norm-wise, as the error of a
-// GEMM chain is: each entry errs by about u times the magnitudes it sums).
-static double normwise(const float *a, const float *ref, size_t n) {
-    double d = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i]) || !isfinite(ref[i])) return INFINITY;
-        double e = fabs((double)a[i] - ref[i]);
-        if (e > d) d = e;
-        if (fabs(ref[i]) > r) r = fabs(ref[i]);
-    }
-    return r > 0 ? d / r : d;
-}
-
 // Tolerance, norm-wise per tensor: the time embedding may differ by up to ~4.8e-4 absolute on a
 // conforming device (exp, sin, cos; see the time_embedding case in host/check/) and GEMMs
 // accumulate in different orders (~u·K). Propagated through four layers with PyTorch's init
@@ -264,10 +183,10 @@ static void check_device(const char *spec, dcl_activation act, int small) {
     dcl_mlp_config cfg = {
         .dim = 3, .width = small ? 16 : 64, .depth = 3, .emb_dim = 16, .act = act};
     struct data d;
-    struct net c, o;
+    struct net c = {0}, o = {0}; // o stays empty when c fails
     size_t N = small ? 13 : 67;
-    if (!data_init(&d, N, (size_t)cfg.dim, 123)) return;
-    if (!net_init(&c, "cpu", &cfg, 2024, &d, N + 5) || !net_init(&o, spec, &cfg, 2024, &d, N + 5)) {
+    if (!data_init(&d, N, (size_t)cfg.dim, 0, 123)) return;
+    if (!mlp_init(&c, "cpu", &cfg, 2024, &d, N + 5) || !mlp_init(&o, spec, &cfg, 2024, &d, N + 5)) {
         net_free(&c), net_free(&o), data_free(&d);
         return;
     }
@@ -288,10 +207,7 @@ static void check_device(const char *spec, dcl_activation act, int small) {
         grads[k] = read_arena(dcl_mlp_grads(n->m));
         // An "EMA" arena: the weights scaled by 0.75, through forward_with.
         dcl_arena ema;
-        const dcl_arena *p = dcl_mlp_params(n->m);
-        CHECK(dcl_arena_init_like(&ema, p, "ema") == DCL_OK);
-        CHECK(dcl_axpby(n->dev, dcl_at(ema.buf, 0), dcl_at(p->buf, 0), dcl_at(p->buf, 0), 0.75f,
-                        0.0f, p->n) == DCL_OK);
+        ema_init(&ema, n->dev, dcl_mlp_params(n->m));
         CHECK(dcl_mlp_forward_with(n->m, &ema, y, x, t, N) == DCL_OK);
         CHECK(dcl_buffer_read(n->out, 0, N * d.D, ema_out[k]) == DCL_OK);
         CHECK(dcl_mlp_backward(n->m, dcl_at(n->dout, 0), N) == DCL_ERR_ARG); // after forward_with
@@ -302,14 +218,7 @@ static void check_device(const char *spec, dcl_activation act, int small) {
     CHECK(memcmp(params[0], params[1], p->n * sizeof(float)) == 0); // same init, bitwise
     double e_out = normwise(out[1], out[0], N * d.D),
            e_ema = normwise(ema_out[1], ema_out[0], N * d.D);
-    double e_grad = 0;
-    for (int k = 0; k < p->count; k++) {
-        double e = normwise(grads[1] + p->views[k].off, grads[0] + p->views[k].off, p->views[k].n);
-        if (e > MLP_TOL)
-            fprintf(stderr, "FAIL %s: gradient %s differs norm-wise by %.3g\n", spec,
-                    p->views[k].name, e);
-        if (e > e_grad) e_grad = e;
-    }
+    double e_grad = grads_normwise(spec, grads[1], grads[0], p, MLP_TOL);
     CHECK(e_out <= MLP_TOL);
     CHECK(e_ema <= MLP_TOL);
     CHECK(e_grad <= MLP_TOL);

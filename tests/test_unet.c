@@ -9,9 +9,10 @@
 #include <string.h>
 
 #include "testlib.h"
+#include "testlib_net.h" // struct data, struct net, net_forward, net_loss, read_arena, normwise
 #include "diffcl/device.h"
 #include "diffcl/ops.h"
-#include "diffcl/rng.h" // dcl_rng_*_at: inputs, loss weights, perturbed parameters
+#include "diffcl/rng.h" // dcl_rng_*_at: perturbed parameters
 #include "diffcl/unet.h"
 
 // The tiny configuration of the gradient check.
@@ -25,84 +26,17 @@ static const dcl_unet_config tiny = {.channels = 1,
                                      .emb_dim = 4,
                                      .num_classes = 3};
 
-// Host data of one test problem: x (N, C, H, W), t (N), labels (N) as uint32 bits, loss weights
-// w (N, C, H, W) (L = Σ w ⊙ out). Labels count 0, 1, ... (mod K + 1); the last is the null
-// class K.
-struct data {
-    size_t N, D;
-    float *x, *t, *w;
-    uint32_t *labels;
-};
-
-static int data_init(struct data *d, const dcl_unet_config *c, size_t N, uint64_t seed) {
-    d->N = N, d->D = (size_t)c->channels * c->height * c->width;
-    d->x = malloc(N * d->D * sizeof *d->x), d->t = malloc(N * sizeof *d->t);
-    d->w = malloc(N * d->D * sizeof *d->w), d->labels = malloc(N * sizeof *d->labels);
-    if (!d->x || !d->t || !d->w || !d->labels) {
-        fprintf(stderr, "out of host memory\n");
-        check_failures++;
-        return 0;
-    }
-    for (size_t i = 0; i < N * d->D; i++) d->x[i] = dcl_rng_normal_at(seed, DCL_RNG_TEST, 1, i);
-    for (size_t i = 0; i < N; i++) d->t[i] = dcl_rng_uniform_at(seed, DCL_RNG_TEST, 2, i);
-    for (size_t i = 0; i < N * d->D; i++) d->w[i] = dcl_rng_normal_at(seed, DCL_RNG_TEST, 3, i);
-    for (size_t i = 0; i < N; i++) d->labels[i] = (uint32_t)(i % (size_t)(c->num_classes + 1));
-    if (N > 1) d->labels[N - 1] = (uint32_t)c->num_classes;
-    return 1;
+// The harness's problem (testlib_net.h) for C×H×W images: x (N, C, H, W), labels 0, 1, ... (mod
+// K + 1) ending with the null class K.
+static int unet_data_init(struct data *d, const dcl_unet_config *c, size_t N, uint64_t seed) {
+    return data_init(d, N, (size_t)c->channels * c->height * c->width, c->num_classes, seed);
 }
 
-static void data_free(struct data *d) { free(d->x), free(d->t), free(d->w), free(d->labels); }
-
-// One model on one device with its input, output and dout buffers.
-struct net {
-    dcl_device *dev;
-    dcl_unet *u;
-    dcl_buffer *x, *t, *labels, *out, *dout;
-};
-
-static void net_free(struct net *n) {
-    dcl_buffer_free(n->x), dcl_buffer_free(n->t), dcl_buffer_free(n->labels);
-    dcl_buffer_free(n->out), dcl_buffer_free(n->dout);
-    dcl_unet_free(n->u);
-    if (n->dev) dcl_device_free(n->dev);
-    memset(n, 0, sizeof *n);
-}
-
-static int net_init(struct net *n, const char *spec, const dcl_unet_config *cfg, uint64_t seed,
-                    const struct data *d, size_t max_batch) {
-    memset(n, 0, sizeof *n);
-    size_t nd = d->N * d->D;
-    dcl_status s = dcl_device_open(&n->dev, spec);
-    if (s == DCL_OK) s = dcl_unet_init(&n->u, n->dev, cfg, seed, max_batch);
-    if (s == DCL_OK) s = dcl_buffer_alloc(&n->x, n->dev, nd, "x");
-    if (s == DCL_OK) s = dcl_buffer_alloc(&n->t, n->dev, d->N, "t");
-    if (s == DCL_OK) s = dcl_buffer_alloc(&n->labels, n->dev, d->N, "labels");
-    if (s == DCL_OK) s = dcl_buffer_alloc(&n->out, n->dev, nd, "out");
-    if (s == DCL_OK) s = dcl_buffer_alloc(&n->dout, n->dev, nd, "dout");
-    if (s == DCL_OK) s = dcl_buffer_write(n->x, 0, nd, d->x);
-    if (s == DCL_OK) s = dcl_buffer_write(n->t, 0, d->N, d->t);
-    if (s == DCL_OK) s = dcl_buffer_write(n->labels, 0, d->N, d->labels);
-    if (s == DCL_OK) s = dcl_buffer_write(n->dout, 0, nd, d->w);
-    if (s != DCL_OK) {
-        fprintf(stderr, "FAIL setting up the U-Net on %s: %s: %s\n", spec, dcl_status_name(s),
-                dcl_last_error());
-        check_failures++;
-        net_free(n);
-        return 0;
-    }
-    return 1;
-}
-
-// Reads a whole arena (padding included) into a malloc'd host array.
-static float *read_arena(const dcl_arena *a) {
-    float *h = malloc(a->n * sizeof *h);
-    if (!h || dcl_buffer_read(a->buf, 0, a->n, h) != DCL_OK) {
-        fprintf(stderr, "reading arena: %s\n", dcl_last_error());
-        check_failures++;
-        free(h);
-        return NULL;
-    }
-    return h;
+// The harness's model for a U-Net configuration.
+static int unet_init(struct net *n, const char *spec, const dcl_unet_config *cfg, uint64_t seed,
+                     const struct data *d, size_t max_batch) {
+    dcl_net_config c = {.kind = DCL_NET_UNET, .unet = *cfg};
+    return net_init(n, spec, &c, seed, d, max_batch);
 }
 
 // Moves the parameters away from the initialisation, identically on every device: conv_out's zero
@@ -126,11 +60,6 @@ static void perturb(dcl_unet *u) {
     }
     CHECK(dcl_buffer_write(p->buf, 0, p->n, w) == DCL_OK);
     free(w);
-}
-
-static dcl_status run_forward(struct net *n, size_t N) {
-    return dcl_unet_forward(n->u, NULL, dcl_at(n->out, 0), dcl_at(n->x, 0), dcl_at(n->t, 0),
-                            dcl_at(n->labels, 0), N);
 }
 
 // ---- layout ------------------------------------------------------------------------------------
@@ -272,11 +201,11 @@ static void check_layout(void) {
     CHECK(dcl_unet_flops(&c) == 0);
     struct data d;
     struct net n;
-    if (data_init(&d, &tiny, 4, 3) && net_init(&n, "cpu", &tiny, 1, &d, 3)) {
-        CHECK(run_forward(&n, 4) == DCL_ERR_ARG);
+    if (unet_data_init(&d, &tiny, 4, 3) && unet_init(&n, "cpu", &tiny, 1, &d, 3)) {
+        CHECK(net_forward(&n, 4) == DCL_ERR_ARG);
         CHECK(strstr(dcl_last_error(), "max_batch") != NULL);
         CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), 2) == DCL_ERR_ARG); // no forward yet
-        CHECK(run_forward(&n, 2) == DCL_OK);
+        CHECK(net_forward(&n, 2) == DCL_OK);
         CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), 3) == DCL_ERR_ARG); // another batch
         CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), 2) == DCL_OK);
         dcl_arena other;
@@ -309,10 +238,15 @@ static void print_default(void) {
         const dcl_arena *p = dcl_unet_params(u);
         size_t total = 0;
         for (int i = 0; i < p->count; i++) total += p->views[i].n;
-        printf("default U-Net 1×28×28 (base 32, mult 1,2,2, groups 8, %d classes): %zu parameters "
-               "in %d tensors, %.1f MFLOP per image forward, %.1f MiB of device memory at batch "
-               "64\n",
-               k, total, p->count, dcl_unet_flops(&c) / 1e6,
+        char mult[64] = "";
+        for (int l = 0; l < c.levels; l++)
+            snprintf(mult + strlen(mult), sizeof mult - strlen(mult), "%s%d", l ? "," : "",
+                     c.mult[l]);
+        printf("default U-Net %d×%d×%d (base %d, mult %s, groups %d, emb %d, %d classes): %zu "
+               "parameters in %d tensors, %.1f MFLOP per image forward, %.1f MiB of device "
+               "memory at batch 64\n",
+               c.channels, c.height, c.width, c.base, mult, c.groups, c.emb_dim, c.num_classes,
+               total, p->count, dcl_unet_flops(&c) / 1e6,
                (double)dcl_unet_device_bytes(u) / (1 << 20));
         dcl_unet_free(u);
     }
@@ -320,15 +254,6 @@ static void print_default(void) {
 }
 
 // ---- finite differences on the CPU ---------------------------------------------------------
-
-// L = Σ w ⊙ f(x, t, labels) with the current parameters, in double.
-static double net_loss(struct net *n, const struct data *d, float *out) {
-    CHECK(run_forward(n, d->N) == DCL_OK);
-    CHECK(dcl_buffer_read(n->out, 0, d->N * d->D, out) == DCL_OK);
-    double l = 0;
-    for (size_t i = 0; i < d->N * d->D; i++) l += (double)d->w[i] * out[i];
-    return l;
-}
 
 // Up to 4 elements of every parameter view (first, last, two drawn) against the fourth-order
 // central difference (8(L(+h) − L(−h)) − (L(+2h) − L(−2h))) / 12h. No single h suits every view
@@ -345,15 +270,15 @@ static double net_loss(struct net *n, const struct data *d, float *out) {
 static void check_fd(void) {
     struct data d;
     struct net n;
-    if (!data_init(&d, &tiny, 2, 7)) return;
-    if (!net_init(&n, "cpu", &tiny, 99, &d, 2)) {
+    if (!unet_data_init(&d, &tiny, 2, 7)) return;
+    if (!unet_init(&n, "cpu", &tiny, 99, &d, 2)) {
         data_free(&d);
         return;
     }
     float *out = malloc(d.N * d.D * sizeof *out);
     dcl_arena *p = dcl_unet_params(n.u), *g = dcl_unet_grads(n.u);
     perturb(n.u);
-    CHECK(run_forward(&n, d.N) == DCL_OK);
+    CHECK(net_forward(&n, d.N) == DCL_OK);
     CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), d.N) == DCL_OK);
     float *grad = read_arena(g), *w = read_arena(p);
     CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), d.N) == DCL_OK);
@@ -376,8 +301,7 @@ static void check_fd(void) {
                     float v[4] = {keep + h, keep - h, keep + 2 * h, keep - 2 * h};
                     double l[4];
                     for (int e = 0; e < 4; e++) {
-                        CHECK(dcl_buffer_write(p->buf, at, 1, &v[e]) == DCL_OK);
-                        l[e] = net_loss(&n, &d, out);
+                        l[e] = net_loss_at(&n, &d, p, at, v[e], out);
                     }
                     CHECK(dcl_buffer_write(p->buf, at, 1, &keep) == DCL_OK);
                     double f = (8.0 * (l[0] - l[1]) - (l[2] - l[3])) / (12.0 * h);
@@ -409,19 +333,6 @@ static void check_fd(void) {
 }
 
 // ---- comparisons -------------------------------------------------------------------------------
-
-// Largest |a − b| over n elements, relative to the largest |ref| (norm-wise, as the error of a
-// GEMM chain is: each entry errs by about u times the magnitudes it sums).
-static double normwise(const float *a, const float *ref, size_t n) {
-    double d = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i]) || !isfinite(ref[i])) return INFINITY;
-        double e = fabs((double)a[i] - ref[i]);
-        if (e > d) d = e;
-        if (fabs(ref[i]) > r) r = fabs(ref[i]);
-    }
-    return r > 0 ? d / r : d;
-}
 
 // The configuration of the device comparison: 16×16, base 8, 3 levels; with --small (runs under
 // Oclgrind, which simulates every work-item of CLBlast's GEMMs) 8×8, base 4, 2 levels.
@@ -459,17 +370,14 @@ static int run_model(struct net *n, const struct data *d, struct result *r) {
     perturb(n->u);
     CHECK(dcl_unet_forward(n->u, NULL, y, x, t, none, N) == DCL_OK);
     CHECK(dcl_buffer_read(n->out, 0, nd, r->out_null) == DCL_OK);
-    CHECK(run_forward(n, N) == DCL_OK);
+    CHECK(net_forward(n, N) == DCL_OK);
     CHECK(dcl_buffer_read(n->out, 0, nd, r->out) == DCL_OK);
     CHECK(dcl_unet_backward(n->u, dcl_at(n->dout, 0), N) == DCL_OK);
     CHECK(dcl_unet_backward(n->u, dcl_at(n->dout, 0), N) == DCL_OK);
     r->params = read_arena(dcl_unet_params(n->u));
     r->grads = read_arena(dcl_unet_grads(n->u));
     dcl_arena ema;
-    const dcl_arena *p = dcl_unet_params(n->u);
-    CHECK(dcl_arena_init_like(&ema, p, "ema") == DCL_OK);
-    CHECK(dcl_axpby(n->dev, dcl_at(ema.buf, 0), dcl_at(p->buf, 0), dcl_at(p->buf, 0), 0.75f, 0.0f,
-                    p->n) == DCL_OK);
+    ema_init(&ema, n->dev, dcl_unet_params(n->u));
     CHECK(dcl_unet_forward(n->u, &ema, y, x, t, dcl_at(n->labels, 0), N) == DCL_OK);
     CHECK(dcl_buffer_read(n->out, 0, nd, r->out_ema) == DCL_OK);
     CHECK(dcl_unet_backward(n->u, dcl_at(n->dout, 0), N) == DCL_ERR_ARG); // after an EMA forward
@@ -482,17 +390,8 @@ static int run_model(struct net *n, const struct data *d, struct result *r) {
 static double compare(const char *what, const struct result *b, const struct result *a,
                       const dcl_arena *p, size_t nd, double tol, double *e_out) {
     double eo = normwise(b->out, a->out, nd), en = normwise(b->out_null, a->out_null, nd);
-    double ee = normwise(b->out_ema, a->out_ema, nd), eg = 0;
-    const char *first = NULL;
-    for (int k = 0; k < p->count; k++) {
-        double e = normwise(b->grads + p->views[k].off, a->grads + p->views[k].off, p->views[k].n);
-        if (e > tol && !first) first = p->views[k].name;
-        if (e > tol)
-            fprintf(stderr, "FAIL %s: gradient %s differs norm-wise by %.3g\n", what,
-                    p->views[k].name, e);
-        if (e > eg) eg = e;
-    }
-    if (first) fprintf(stderr, "FAIL %s: first view that disagrees: %s\n", what, first);
+    double ee = normwise(b->out_ema, a->out_ema, nd);
+    double eg = grads_normwise(what, b->grads, a->grads, p, tol);
     CHECK(eo <= tol);
     CHECK(en <= tol);
     CHECK(ee <= tol);
@@ -515,12 +414,12 @@ static void check_device(const char *spec, int small) {
     struct net c, o;
     struct result rc, ro;
     size_t N = 3;
-    if (!data_init(&d, &cfg, N, 123)) return;
-    if (!net_init(&c, "cpu", &cfg, 2024, &d, N + 2)) {
+    if (!unet_data_init(&d, &cfg, N, 123)) return;
+    if (!unet_init(&c, "cpu", &cfg, 2024, &d, N + 2)) {
         data_free(&d);
         return;
     }
-    if (!net_init(&o, spec, &cfg, 2024, &d, N + 2)) {
+    if (!unet_init(&o, spec, &cfg, 2024, &d, N + 2)) {
         net_free(&c), data_free(&d);
         return;
     }
@@ -549,13 +448,13 @@ static void check_chunks(int small) {
     struct data d;
     struct net a, b;
     struct result ra, rb;
-    if (!data_init(&d, &cfg, 3, 77)) return;
-    if (!net_init(&a, "cpu", &cfg, 5, &d, 3)) {
+    if (!unet_data_init(&d, &cfg, 3, 77)) return;
+    if (!unet_init(&a, "cpu", &cfg, 5, &d, 3)) {
         data_free(&d);
         return;
     }
     setenv("DIFFCL_UNET_COL_BUDGET", "1", 1);
-    int ok = net_init(&b, "cpu", &cfg, 5, &d, 3);
+    int ok = unet_init(&b, "cpu", &cfg, 5, &d, 3);
     unsetenv("DIFFCL_UNET_COL_BUDGET");
     if (ok && run_model(&a, &d, &ra) && run_model(&b, &d, &rb)) {
         double e_out,

@@ -1,4 +1,5 @@
-// Internal helpers for failing with a message the user can act on.
+// Internal helpers for failing with a message the user can act on, and for passing a failure up
+// to the caller (TRY, TRY_DONE).
 #ifndef DIFFCL_ERROR_H
 #define DIFFCL_ERROR_H
 
@@ -21,6 +22,22 @@ dcl_status dcl__fail_context(dcl_status s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+// Evaluates call, a dcl_status expression, and returns its status from the enclosing function
+// when it failed: `TRY(dcl_gemm(...));`.
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        dcl_status s_ = (call);                                                                    \
+        if (s_ != DCL_OK) return s_;                                                               \
+    } while (0)
+
+// TRY for a function that must release what it holds: stores the status in the enclosing
+// function's `dcl_status s` and, on failure, jumps to its cleanup label `done`.
+#define TRY_DONE(call)                                                                             \
+    do {                                                                                           \
+        s = (call);                                                                                \
+        if (s != DCL_OK) goto done;                                                                \
+    } while (0)
 
 // For programmer errors only (never for bad input): prints file:line and aborts.
 #define DCL_ASSERT(cond)                                                                           \

@@ -1,5 +1,5 @@
 // CSV files of points: a strict reader for untrusted files (every error names the file, line and
-// column) and an atomic writer. Rules of the reader (reference/parsing-untrusted-input.md §4.3):
+// column) and an atomic writer. Rules of the reader (diffcl's own; CSV has no standard for these):
 // comma-separated decimal numbers, spaces and tabs around them ignored; LF or CRLF line ends; a
 // UTF-8 BOM ignored; blank lines and lines starting with '#' skipped; an optional header: a first
 // row whose every field is a name (has a letter, is not a number); every row with the same

@@ -1,5 +1,6 @@
 // What host/data/dataset.c uses from its sources: the built-in 2D sets (toy2d.c), the CSV
-// reader (csv.c) and image sets (image_set.c, over the IDX reader idx.c and pngdir.c).
+// reader (csv.c) and image sets (image_set.c, over the IDX reader idx.c and pngdir.c, which share
+// image_read.c). Calls go one way: dataset.c → image_set.c → idx.c, pngdir.c → image_read.c.
 #ifndef DIFFCL_DATA_INTERNAL_H
 #define DIFFCL_DATA_INTERNAL_H
 
@@ -7,6 +8,10 @@
 #include <stdint.h>
 
 #include "diffcl/status.h"
+
+// The step of the data stream (purpose DCL_RNG_DATA) that draws the fixed training set: the
+// built-in points (dataset.c) and the images a subset n=K keeps (image_read.c).
+#define DCL_STEP_FIXED_SET UINT32_MAX
 
 // Philox elements one built-in point takes: 4 uniforms (one counter block) and 4 normals (the next).
 #define DCL_TOY2D_ELEMENTS 8
@@ -43,15 +48,19 @@ static inline float dcl__pixel_to_float(unsigned p) { return (float)((double)p /
 
 // Whether spec names an image set (fashion-mnist, idx:..., png:...).
 int dcl__image_spec(const char *spec);
-// Opens the image set spec names; on failure *out is left empty (all zero).
+// Opens the image set spec names (image_set.c); on failure *out is left empty (all zero).
 dcl_status dcl__image_set_open(dcl__image_set *out, const char *spec, uint64_t seed);
-void dcl__image_set_free(dcl__image_set *s);
 
+// image_read.c, for the readers. Frees what s holds and empties it (all zero).
+void dcl__image_set_free(dcl__image_set *s);
 // Which images a subset keeps: keep[i] for i < total. Every image when k == 0 (no n=K option),
-// else k distinct ones drawn from (seed, DCL_RNG_DATA, step UINT32_MAX). `what` names the source
-// for the error when k > total.
+// else k distinct ones drawn from (seed, DCL_RNG_DATA, DCL_STEP_FIXED_SET). `what` names the
+// source for the error when k > total.
 dcl_status dcl__image_subset(unsigned char **keep, size_t total, size_t k, uint64_t seed,
                              const char *what);
+// The end of a reader: when s failed, frees what out holds and empties it; otherwise records its
+// n images of C×H×W. Returns s.
+dcl_status dcl__image_set_finish(dcl__image_set *out, dcl_status s, size_t n, int C, int H, int W);
 
 // Reads the IDX pair images (N×H×W unsigned bytes) and labels (N bytes, each < n_classes; NULL:
 // unlabelled), either gzip or raw, keeping the images subset k of seed (dcl__image_subset).

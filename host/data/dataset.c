@@ -8,12 +8,12 @@
 #include <string.h>
 
 #include "core/error.h"         // dcl__fail
-#include "data/data_internal.h" // dcl__toy2d_*, dcl__csv_read, dcl__image_set_*
+#include "data/data_internal.h" // dcl__toy2d_*, dcl__csv_read, dcl__image_set_*, DCL_STEP_FIXED_SET
 #include "diffcl/data.h"
 #include "diffcl/rng.h" // dcl_rng_bits_at, DCL_RNG_DATA
 
-// Reserved steps of the data stream (above DCL_DATA_MAX_STEP).
-#define STEP_FIXED_SET UINT32_MAX
+// Reserved steps of the data stream (above DCL_DATA_MAX_STEP): DCL_STEP_FIXED_SET
+// (data_internal.h) draws the fixed training set, STEP_FRESH the evaluation points.
 #define STEP_FRESH (UINT32_MAX - 1u)
 // dcl_dataset_fresh's salt selects a range of 2^40 elements of STEP_FRESH.
 #define SALT_SHIFT 40
@@ -110,7 +110,7 @@ static dcl_status open_builtin(dcl_dataset *ds, const char *spec) {
     if (ds->n == 0) return DCL_OK;
     ds->points = malloc(ds->n * 2 * sizeof(float));
     if (!ds->points) return dcl__fail(DCL_ERR_NOMEM, "dataset '%s': out of memory", spec);
-    dcl__toy2d_generate(ds->toy, ds->noise, ds->seed, STEP_FIXED_SET, 0, ds->points, ds->n);
+    dcl__toy2d_generate(ds->toy, ds->noise, ds->seed, DCL_STEP_FIXED_SET, 0, ds->points, ds->n);
     return DCL_OK;
 }
 

@@ -1,9 +1,11 @@
 // The IDX reader (MNIST, Fashion-MNIST): a strict reader for untrusted files, gzip-compressed or
-// raw (zlib's gz* functions read both). Rules (reference/parsing-untrusted-input.md §4.2): magic
-// 00 00 08 03 for images (N×H×W) and 00 00 08 01 for labels (N), type 0x08 (unsigned byte),
-// every dimension ≥ 1, the exact (decompressed) size the header declares, equal counts, labels
-// below the number of classes. Data is streamed image by image, so a gzip bomb stops at the
-// declared size.
+// raw (zlib's gz* functions read both). The format (http://yann.lecun.com/exdb/mnist/): a
+// big-endian magic 00 00 TT DD (TT the element type, DD the number of dimensions), DD big-endian
+// uint32 sizes, then the data in C order. Rules, stricter than torchvision's reader: magic
+// 00 00 08 03 for images (N×H×W) and 00 00 08 01 for labels (N), type 0x08 (unsigned byte), every
+// dimension ≥ 1, the exact (decompressed) size the header declares with nothing after it, equal
+// counts, labels below the number of classes. Data is streamed image by image, so a gzip bomb
+// stops at the declared size.
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,7 +13,7 @@
 #include <zlib.h>
 
 #include "core/error.h"         // dcl__fail
-#include "data/data_internal.h" // dcl__idx_read, dcl__image_subset, dcl__pixel_to_float
+#include "data/data_internal.h" // dcl__image_subset, dcl__image_set_finish, dcl__pixel_to_float
 #include "diffcl/data.h"        // DCL_IMAGE_MAX_*, DCL_DATA_MAX_FIXED
 
 enum { IDX_UBYTE = 0x08 };
@@ -216,16 +218,6 @@ dcl_status dcl__idx_read(dcl__image_set *out, const char *images, const char *la
     idx_close(&fl);
     free(keep);
     free(lab);
-    if (s != DCL_OK) {
-        free(out->x);
-        free(out->labels);
-        memset(out, 0, sizeof *out);
-        return s;
-    }
-    out->n = n;
-    out->C = 1;
-    out->H = (int)fi.dim[1];
-    out->W = (int)fi.dim[2];
     out->n_classes = labels ? n_classes : 0;
-    return DCL_OK;
+    return dcl__image_set_finish(out, s, n, 1, (int)fi.dim[1], (int)fi.dim[2]);
 }

@@ -1,5 +1,5 @@
 // Image sets behind dataset specs: parsing "fashion-mnist:split=test,n=100", "idx:IMAGES,LABELS"
-// and "png:FOLDER", finding the Fashion-MNIST files, class names, and the seed-drawn subset n=K.
+// and "png:FOLDER", finding the Fashion-MNIST files and class names, and calling the reader.
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,10 +9,6 @@
 #include "core/error.h"         // dcl__fail
 #include "data/data_internal.h" // dcl__image_set, dcl__idx_read, dcl__pngdir_read
 #include "diffcl/data.h"        // DCL_FASHION_MNIST_DIR, DCL_DATA_MAX_FIXED
-#include "diffcl/rng.h"         // dcl_rng_bits_at, DCL_RNG_DATA
-
-// The fixed training set's step of the data stream (as in dataset.c).
-#define STEP_FIXED_SET UINT32_MAX
 
 static const char *const fashion_classes[10] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -22,50 +18,6 @@ static const char *const fashion_classes[10] = {
 int dcl__image_spec(const char *spec) {
     return strncmp(spec, "idx:", 4) == 0 || strncmp(spec, "png:", 4) == 0 ||
            strcmp(spec, "fashion-mnist") == 0 || strncmp(spec, "fashion-mnist:", 14) == 0;
-}
-
-void dcl__image_set_free(dcl__image_set *s) {
-    if (!s) return;
-    for (int k = 0; s->class_names && k < s->n_classes; k++) free(s->class_names[k]);
-    free(s->class_names);
-    free(s->x);
-    free(s->labels);
-    memset(s, 0, sizeof *s);
-}
-
-dcl_status dcl__image_subset(unsigned char **keep, size_t total, size_t k, uint64_t seed,
-                             const char *what) {
-    *keep = NULL;
-    if (k > total)
-        return dcl__fail(DCL_ERR_ARG, "n=%zu asks for more images than the %zu of %s", k, total,
-                         what);
-    unsigned char *mask = malloc(total ? total : 1);
-    if (!mask) return dcl__fail(DCL_ERR_NOMEM, "reading %s: out of memory", what);
-    if (k == 0 || k == total) {
-        memset(mask, 1, total);
-        *keep = mask;
-        return DCL_OK;
-    }
-    // The first k steps of a Fisher-Yates shuffle of 0..total-1; step i swaps in an index drawn
-    // from element i of the stream (total ≤ DCL_DATA_MAX_FIXED < 2^32).
-    uint32_t *perm = malloc(total * sizeof *perm);
-    if (!perm) {
-        free(mask);
-        return dcl__fail(DCL_ERR_NOMEM, "reading %s: out of memory", what);
-    }
-    for (size_t i = 0; i < total; i++) perm[i] = (uint32_t)i;
-    for (size_t i = 0; i < k; i++) {
-        uint32_t bits = dcl_rng_bits_at(seed, DCL_RNG_DATA, STEP_FIXED_SET, i);
-        size_t j = i + (size_t)(((uint64_t)bits * (total - i)) >> 32);
-        uint32_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-    memset(mask, 0, total);
-    for (size_t i = 0; i < k; i++) mask[perm[i]] = 1;
-    free(perm);
-    *keep = mask;
-    return DCL_OK;
 }
 
 // The options of an image spec.

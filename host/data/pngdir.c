@@ -1,9 +1,11 @@
 // Folders of PNGs as image sets (png:FOLDER): file names listed and sorted (byte order, so the set
 // is the same on every machine), optional class sub-folders, and a strict libpng reader for
-// untrusted files (reference/parsing-untrusted-input.md §4.1): size limits set before
-// png_read_info, CRC errors fatal for every chunk, setjmp error handling, no allocation between
-// setjmp and a longjmp. Each file is read twice: its header first (sizes and colour type of the
-// whole folder, before anything large is allocated), then its pixels.
+// untrusted files, following the libpng manual (http://www.libpng.org/pub/png/libpng-manual.txt):
+// size limits (png_set_user_limits, chunk cache and chunk size) set after png_create_read_struct
+// and before png_read_info, CRC errors fatal for every chunk (PNG_CRC_ERROR_QUIT), setjmp error
+// handling in the one function that calls libpng (read_png), no allocation between setjmp and a
+// longjmp. Each file is read twice: its header first (sizes and colour type of the whole folder,
+// before anything large is allocated), then its pixels.
 #include <dirent.h>
 #include <errno.h>
 #include <png.h>
@@ -16,7 +18,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"         // dcl__fail
-#include "data/data_internal.h" // dcl__pngdir_read, dcl__image_subset, dcl__pixel_to_float
+#include "data/data_internal.h" // dcl__image_subset, dcl__image_set_finish, dcl__pixel_to_float
 #include "diffcl/data.h"        // DCL_IMAGE_MAX_*, DCL_DATA_MAX_FIXED
 
 // libpng's own limits on ancillary chunks: how many are kept and how large one may be.
@@ -335,15 +337,5 @@ dcl_status dcl__pngdir_read(dcl__image_set *out, const char *folder, size_t k, u
     names_free(&fs.classes);
     free(fs.labels);
     free(keep);
-    if (s != DCL_OK) {
-        free(out->x);
-        free(out->labels);
-        memset(out, 0, sizeof *out);
-        return s;
-    }
-    out->n = n;
-    out->C = shape.C;
-    out->H = shape.h;
-    out->W = shape.w;
-    return DCL_OK;
+    return dcl__image_set_finish(out, s, n, shape.C, shape.h, shape.w);
 }

@@ -93,12 +93,6 @@ static dcl_status check_args(const dcl_process *p, dcl_prediction pred, const dc
     return DCL_OK;
 }
 
-#define TRY(call)                                                                                  \
-    do {                                                                                           \
-        s = (call);                                                                                \
-        if (s != DCL_OK) goto done;                                                                \
-    } while (0)
-
 dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred,
                       const dcl_sampler_opts *o, dcl_denoiser_fn f, void *ctx, dcl_ptr x, size_t N,
                       size_t D, uint64_t seed, float *traj) {
@@ -109,22 +103,22 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
     double *grid = malloc((size_t)(K + 1) * sizeof *grid);
     dcl_buffer *scratch = NULL;
     if (!grid) return dcl__fail(DCL_ERR_NOMEM, "sampler: no memory for a grid of %d steps", K);
-    TRY(dcl_sampler_grid(p, K, grid));
+    TRY_DONE(dcl_sampler_grid(p, K, grid));
     // Scratch: the model output f and the noise z; heun adds x̃_s and f(x̃_s, s). (n) each
-    TRY(dcl_buffer_alloc(&scratch, dev, (heun ? 3 : 2) * n, "sampler.scratch"));
+    TRY_DONE(dcl_buffer_alloc(&scratch, dev, (heun ? 3 : 2) * n, "sampler.scratch"));
     dcl_ptr fx = dcl_at(scratch, 0), z = dcl_at(scratch, n);
     dcl_ptr xs = dcl_at(scratch, n), f2 = heun ? dcl_at(scratch, 2 * n) : fx; // heun: no noise
 
     // x1 = base_std · N(0, I) (Pseudocode 2, 3 and 5 line 1), Philox step 0.
-    TRY(dcl_rng_normal(dev, x, seed, DCL_RNG_SAMPLER, 0, 0, n));
-    TRY(dcl_axpby(dev, x, x, x, (float)dcl_process_base_std(p), 0.0f, n));
-    if (traj) TRY(dcl_buffer_read(x.buf, x.off, n, traj));
+    TRY_DONE(dcl_rng_normal(dev, x, seed, DCL_RNG_SAMPLER, 0, 0, n));
+    TRY_DONE(dcl_axpby(dev, x, x, x, (float)dcl_process_base_std(p), 0.0f, n));
+    if (traj) TRY_DONE(dcl_buffer_read(x.buf, x.off, n, traj));
 
     for (int k = 1; k <= K; k++) {
         double t = grid[k - 1], tn = grid[k], c[3];
         struct dcl__step st;
         dcl__step_init(&st, p, pred, o, t, tn);
-        TRY(f(ctx, fx, x, st.t, N));
+        TRY_DONE(f(ctx, fx, x, st.t, N));
         dcl_sampler_coefs(p, pred, o, t, tn, c);
         if (heun && tn > 0) {
             // Karras Algorithm 1: Euler predictor x̃_s, a second model evaluation, and the
@@ -132,18 +126,18 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
             struct dcl__step st2;
             double cc[3];
             dcl__step_init(&st2, p, pred, o, tn, tn - (t - tn));
-            TRY(dcl_lincomb3(dev, xs, x, fx, x, (float)c[0], (float)c[1], 0.0f, n));
-            TRY(f(ctx, f2, xs, st2.t, N));
+            TRY_DONE(dcl_lincomb3(dev, xs, x, fx, x, (float)c[0], (float)c[1], 0.0f, n));
+            TRY_DONE(f(ctx, f2, xs, st2.t, N));
             dcl__sampler_heun_coefs(p, &st, &st2, cc);
-            TRY(dcl_lincomb3(dev, x, x, fx, f2, (float)cc[0], (float)cc[1], (float)cc[2], n));
+            TRY_DONE(dcl_lincomb3(dev, x, x, fx, f2, (float)cc[0], (float)cc[1], (float)cc[2], n));
         } else if (c[2] != 0) {
             // Fresh noise for step k (Philox purpose DCL_RNG_SAMPLER, step k).
-            TRY(dcl_rng_normal(dev, z, seed, DCL_RNG_SAMPLER, (uint32_t)k, 0, n));
-            TRY(dcl_lincomb3(dev, x, x, fx, z, (float)c[0], (float)c[1], (float)c[2], n));
+            TRY_DONE(dcl_rng_normal(dev, z, seed, DCL_RNG_SAMPLER, (uint32_t)k, 0, n));
+            TRY_DONE(dcl_lincomb3(dev, x, x, fx, z, (float)c[0], (float)c[1], (float)c[2], n));
         } else {
-            TRY(dcl_lincomb3(dev, x, x, fx, x, (float)c[0], (float)c[1], 0.0f, n));
+            TRY_DONE(dcl_lincomb3(dev, x, x, fx, x, (float)c[0], (float)c[1], 0.0f, n));
         }
-        if (traj) TRY(dcl_buffer_read(x.buf, x.off, n, traj + (size_t)k * n));
+        if (traj) TRY_DONE(dcl_buffer_read(x.buf, x.off, n, traj + (size_t)k * n));
     }
 done:
     dcl_buffer_free(scratch);

@@ -6,16 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error.h"
+#include "core/error.h" // TRY, dcl__fail
 #include "diffcl/mlp.h"
-#include "diffcl/ops.h" // dcl_gemm, dcl_bias_*, activations, dcl_time_embedding, dcl_concat_cols
-#include "diffcl/rng.h" // DCL_RNG_INIT
+#include "diffcl/ops.h" // activations, dcl_time_embedding, dcl_concat_cols, dcl_fill
+#include "nn/layers.h"  // dcl__linear_*, dcl__init_uniform, dcl__check_param_layout
 
 struct dcl_mlp {
     dcl_mlp_config cfg;
     dcl_device *dev;
     size_t max_batch;
-    dcl_arena params, grads; // views 2i, 2i + 1: layers.{i}.weight (out_i, in_i), .bias (out_i)
+    dcl_arena params, grads; // views weight_view(i), bias_view(i) for layers i = 0..depth
     // Activations for max_batch rows, one buffer; element offsets of each part:
     dcl_buffer *act;
     size_t temb;       // (N, E) time embedding
@@ -25,12 +25,6 @@ struct dcl_mlp {
     size_t saved_n;    // batch of the last dcl_mlp_forward (0: none to differentiate)
 };
 
-#define TRY(call)                                                                                  \
-    do {                                                                                           \
-        dcl_status s_ = (call);                                                                    \
-        if (s_ != DCL_OK) return s_;                                                               \
-    } while (0)
-
 // Input and output widths of layer i (0..depth; layer depth is the output layer).
 static size_t in_dim(const dcl_mlp *m, int i) {
     return i == 0 ? (size_t)m->cfg.dim + (size_t)m->cfg.emb_dim : (size_t)m->cfg.width;
@@ -38,6 +32,10 @@ static size_t in_dim(const dcl_mlp *m, int i) {
 static size_t out_dim(const dcl_mlp *m, int i) {
     return i == m->cfg.depth ? (size_t)m->cfg.dim : (size_t)m->cfg.width;
 }
+
+// Layer i's parameter views: "layers.{i}.weight" (out_i, in_i), then "layers.{i}.bias" (out_i).
+static int weight_view(int i) { return 2 * i; }
+static int bias_view(int i) { return 2 * i + 1; }
 
 static dcl_ptr act_at(const dcl_mlp *m, size_t off) { return dcl_at(m->act, off); }
 // Hidden layer i's pre-activation and output, (N, H) each at max_batch rows.
@@ -64,18 +62,13 @@ static dcl_status check_config(const dcl_mlp_config *c, size_t max_batch) {
     return DCL_OK;
 }
 
-// PyTorch's nn.Linear default: weight and bias ~ U(−1/√fan_in, 1/√fan_in). View k takes the
-// uniforms u of Philox stream (seed, DCL_RNG_INIT, step k), bitwise equal on every device, mapped
-// by one axpby (bound·2)·u + (−bound)·1 with a ones vector borrowed from the gradient arena; both
-// products and the sum are single IEEE roundings, so the weights are bitwise equal too.
+// PyTorch's nn.Linear default: weight and bias ~ U(−1/√fan_in, 1/√fan_in), view k from Philox step
+// k, with the gradient arena as scratch (zeroed after).
 static dcl_status init_params(dcl_mlp *m, uint64_t seed) {
     for (int k = 0; k < m->params.count; k++) {
-        size_t n = m->params.views[k].n;
-        float bound = (float)(1.0 / sqrt((double)in_dim(m, k / 2)));
-        dcl_ptr w = dcl_arena_ptr(&m->params, k), ones = dcl_arena_ptr(&m->grads, k);
-        TRY(dcl_rng_uniform(m->dev, w, seed, DCL_RNG_INIT, (uint32_t)k, 0, n));
-        TRY(dcl_fill(m->dev, ones, 1.0f, n));
-        TRY(dcl_axpby(m->dev, w, w, ones, 2.0f * bound, -bound, n));
+        float bound = (float)(1.0 / sqrt((double)in_dim(m, k / 2))); // view k is of layer k / 2
+        TRY(dcl__init_uniform(m->dev, dcl_arena_ptr(&m->params, k), dcl_arena_ptr(&m->grads, k),
+                              bound, seed, (uint32_t)k, m->params.views[k].n));
     }
     return dcl_fill(m->dev, dcl_at(m->grads.buf, 0), 0.0f, m->grads.n);
 }
@@ -86,10 +79,11 @@ static dcl_status init(dcl_mlp *m, uint64_t seed) {
     dcl_arena_view *views = calloc((size_t)count, sizeof *views);
     if (!views) return dcl__fail(DCL_ERR_NOMEM, "mlp: out of host memory");
     for (int i = 0; i <= c->depth; i++) {
-        snprintf(views[2 * i].name, sizeof views[2 * i].name, "layers.%d.weight", i);
-        snprintf(views[2 * i + 1].name, sizeof views[2 * i + 1].name, "layers.%d.bias", i);
-        views[2 * i].n = out_dim(m, i) * in_dim(m, i);
-        views[2 * i + 1].n = out_dim(m, i);
+        dcl_arena_view *w = &views[weight_view(i)], *b = &views[bias_view(i)];
+        snprintf(w->name, sizeof w->name, "layers.%d.weight", i);
+        snprintf(b->name, sizeof b->name, "layers.%d.bias", i);
+        w->n = out_dim(m, i) * in_dim(m, i);
+        b->n = out_dim(m, i);
     }
     dcl_status s = dcl_arena_init(&m->params, m->dev, "mlp.params", views, count);
     free(views);
@@ -140,6 +134,12 @@ void dcl_mlp_free(dcl_mlp *m) {
     free(m);
 }
 
+void dcl_mlp_config_default(dcl_mlp_config *c, int dim) {
+    memset(c, 0, sizeof *c);
+    c->dim = dim;
+    c->width = 128, c->depth = 3, c->emb_dim = 32, c->act = DCL_ACT_RELU;
+}
+
 const dcl_mlp_config *dcl_mlp_get_config(const dcl_mlp *m) { return &m->cfg; }
 dcl_arena *dcl_mlp_params(dcl_mlp *m) { return &m->params; }
 dcl_arena *dcl_mlp_grads(dcl_mlp *m) { return &m->grads; }
@@ -172,11 +172,9 @@ static dcl_status forward(dcl_mlp *m, const dcl_arena *p, dcl_ptr out, dcl_ptr x
     TRY(dcl_concat_cols(dev, act_at(m, m->h0), x, act_at(m, m->temb), N, D, E));
     dcl_ptr in = act_at(m, m->h0);
     for (int i = 0; i <= c->depth; i++) {
-        // y (N, out) = in (N, in) Wᵀ + b, W (out, in).
-        size_t no = out_dim(m, i), ni = in_dim(m, i);
         dcl_ptr y = i < c->depth ? pre_at(m, i) : out;
-        TRY(dcl_gemm(dev, y, in, dcl_arena_ptr(p, 2 * i), 0, 1, N, no, ni, 1.0f, 0.0f));
-        TRY(dcl_bias_add(dev, y, y, dcl_arena_ptr(p, 2 * i + 1), N, no));
+        TRY(dcl__linear_forward(dev, y, in, dcl_arena_ptr(p, weight_view(i)),
+                                dcl_arena_ptr(p, bias_view(i)), N, in_dim(m, i), out_dim(m, i)));
         if (i == c->depth) break;
         dcl_ptr z = post_at(m, i);
         TRY(c->act == DCL_ACT_RELU ? dcl_relu_forward(dev, z, y, N * H)
@@ -197,22 +195,14 @@ dcl_status dcl_mlp_forward(dcl_mlp *m, dcl_ptr out, dcl_ptr x, dcl_ptr t, size_t
 dcl_status dcl_mlp_forward_with(dcl_mlp *m, const dcl_arena *params, dcl_ptr out, dcl_ptr x,
                                 dcl_ptr t, size_t N) {
     TRY(check_batch(m, "forward_with", N));
-    int same = params && params->buf && params->count == m->params.count &&
-               params->n == m->params.n && dcl_buffer_device(params->buf) == m->dev;
-    for (int i = 0; same && i < params->count; i++)
-        same = params->views[i].off == m->params.views[i].off &&
-               params->views[i].n == m->params.views[i].n;
-    if (!same)
-        return dcl__fail(DCL_ERR_ARG,
-                         "mlp forward_with: arena '%s' does not have the model's parameter layout "
-                         "on its device",
-                         params && params->buf ? dcl_buffer_name(params->buf) : "(none)");
+    TRY(dcl__check_param_layout(params, &m->params, m->dev, "mlp forward_with"));
     m->saved_n = 0; // the activations no longer belong to m's own weights
     return forward(m, params, out, x, t, N);
 }
 
 // Layer i (output first): dW_i += dyᵀ in_i, db_i += Σ_r dy; then, except for the first layer
-// (whose input is data), d in_i = dy W_i and dy for layer i − 1 = activation'(pre) ⊙ d in_i.
+// (whose input is data), d in_i = dy W_i (in dact) and dy for layer i − 1 = activation'(pre) ⊙
+// d in_i (in dpre).
 dcl_status dcl_mlp_backward(dcl_mlp *m, dcl_ptr dout, size_t N) {
     const dcl_mlp_config *c = &m->cfg;
     dcl_device *dev = m->dev;
@@ -224,17 +214,16 @@ dcl_status dcl_mlp_backward(dcl_mlp *m, dcl_ptr dout, size_t N) {
                          "mlp backward: needs a dcl_mlp_forward of the same batch first (batch "
                          "%zu, last forward %zu; forward_with does not count)",
                          N, m->saved_n);
-    dcl_ptr dy = dout;
+    dcl_ptr dy = dout, none = {NULL, 0};
     for (int i = c->depth; i >= 0; i--) {
-        size_t no = out_dim(m, i), ni = in_dim(m, i);
         dcl_ptr in = i == 0 ? act_at(m, m->h0) : post_at(m, i - 1);
-        // dW (out, in) += dyᵀ (out, N) · in (N, in)
-        TRY(dcl_gemm(dev, dcl_arena_ptr(&m->grads, 2 * i), dy, in, 1, 0, no, ni, N, 1.0f, 1.0f));
-        TRY(dcl_bias_backward(dev, dcl_arena_ptr(&m->grads, 2 * i + 1), dy, N, no));
-        if (i == 0) break;
-        // d in (N, in) = dy (N, out) · W (out, in), then through the activation (overwrites).
         dcl_ptr da = act_at(m, m->dact), dp = act_at(m, m->dpre);
-        TRY(dcl_gemm(dev, da, dy, dcl_arena_ptr(&m->params, 2 * i), 0, 0, N, ni, no, 1.0f, 0.0f));
+        TRY(dcl__linear_backward(dev, i == 0 ? none : da, dcl_arena_ptr(&m->grads, weight_view(i)),
+                                 dcl_arena_ptr(&m->grads, bias_view(i)), dy, in,
+                                 dcl_arena_ptr(&m->params, weight_view(i)), N, in_dim(m, i),
+                                 out_dim(m, i), DCL__GRAD_SET));
+        if (i == 0) break;
+        // Through the activation (overwrites).
         TRY(c->act == DCL_ACT_RELU ? dcl_relu_backward(dev, dp, pre_at(m, i - 1), da, N * H)
                                    : dcl_silu_backward(dev, dp, pre_at(m, i - 1), da, N * H));
         dy = dp;

@@ -7,20 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error.h"
-#include "diffcl/ops.h" // im2col/col2im, swap01, channel bias, group norm, embeddings, dcl_gemm
+#include "core/error.h" // TRY, DCL_ASSERT, dcl__fail
+#include "diffcl/ops.h" // channel bias, group norm, SiLU, embeddings, up/downsampling, dcl_axpby
 #include "diffcl/rng.h" // DCL_RNG_INIT, dcl_rng_normal_at
 #include "diffcl/unet.h"
+#include "nn/layers.h" // dcl__linear_*, dcl__conv2d_*, dcl__init_uniform, dcl__check_param_layout
 
 #define MAX_VIEWS 160 // 4 levels: 9 blocks × 12 views + 23 others
 #define MAX_CONVS 64  // 4 levels: 9 blocks × 3 convolutions + 8 others
 #define GN_EPS 1e-5f  // PyTorch's GroupNorm default
-
-#define TRY(call)                                                                                  \
-    do {                                                                                           \
-        dcl_status s_ = (call);                                                                    \
-        if (s_ != DCL_OK) return s_;                                                               \
-    } while (0)
 
 enum init_kind { INIT_UNIFORM, INIT_ONE, INIT_ZERO, INIT_NORMAL };
 
@@ -32,28 +27,36 @@ struct view_info {
     float bound; // INIT_UNIFORM: U(−bound, bound)
 };
 
-// A k×k convolution with zero padding k/2 on an H×W input; weight view w (co, ci, k, k), bias w + 1.
+// The layers, each with the views of its parameters in the arena: w, then b (PyTorch's order).
+// A k×k convolution with zero padding k/2 (nn/layers.h).
 struct conv {
-    int w, ci, co, k, stride, pad, H, W, Ho, Wo;
+    int w, b; // weight (co, ci, k, k), bias (co)
+    dcl__conv2d_shape s;
 };
 struct linear {
-    int w, in, out; // weight view w (out, in), bias w + 1
+    int w, b; // weight (out, in), bias (out)
+    int in, out;
 };
+// GroupNorm over c channels.
 struct norm {
-    int w, c; // GroupNorm over c channels: weight view w, bias w + 1
+    int w, b; // weight (c), bias (c)
+    int c;
 };
 
 // One residual block at an H×W resolution (include/diffcl/unet.h). Offsets into the saved buffer,
 // each sized for max_batch samples; R = H·W.
 struct res {
     int cin, cout, H, W, has_skip;
-    struct norm norm1, norm2;
-    struct conv conv1, conv2, skip;
-    struct linear emb;
-    size_t h1;                         // (N, cin, R) GroupNorm 1's output
-    size_t c1;                         // (N, cout, R) conv1 + emb: GroupNorm 2's input
-    size_t h2;                         // (N, cout, R) GroupNorm 2's output
-    size_t out;                        // (N, cout, R) the block's output
+    struct norm norm1; // (cin)
+    struct conv conv1; // weight (cout, cin, 3, 3), bias (cout)
+    struct linear emb; // weight (cout, T), bias (cout)
+    struct norm norm2; // (cout)
+    struct conv conv2; // weight (cout, cout, 3, 3), bias (cout)
+    struct conv skip;  // weight (cout, cin, 1, 1), bias (cout); only when has_skip (cin ≠ cout)
+    size_t h1;         // (N, cin, R) GroupNorm 1's output
+    size_t c1;         // (N, cout, R) conv1 + emb: GroupNorm 2's input
+    size_t h2;         // (N, cout, R) GroupNorm 2's output
+    size_t out;        // (N, cout, R) the block's output
     size_t mean1, rstd1, mean2, rstd2; // (N, G) GroupNorm statistics
 };
 
@@ -62,9 +65,9 @@ struct level {
     int ch, H, W;
     int cu; // channels arriving from below on the up path (concatenated before skip_l)
     struct res down, up;
-    struct conv downsample; // levels < L − 1
-    struct conv upsample;   // levels > 0: a 3×3 conv on this level's output upsampled ×2 to
-                            // level l − 1's resolution
+    struct conv downsample; // levels < L − 1: weight (ch, ch, 3, 3) stride 2, bias (ch)
+    struct conv upsample;   // levels > 0: weight (ch, ch, 3, 3), bias (ch), a 3×3 conv on this
+                            // level's output upsampled ×2 to level l − 1's resolution
     size_t dn;              // saved (N, ch, R_{l+1}): the downsample's output (l < L − 1)
     size_t cat;             // saved (N, cu + ch, R): the up block's input [h, skip_l]
     size_t dskip;           // work (N, ch, R): the gradient arriving through skip_l
@@ -74,15 +77,18 @@ struct dcl_unet {
     dcl_unet_config cfg;
     dcl_device *dev;
     size_t max_batch;
-    size_t T, G;   // time-embedding width 4·base, GroupNorm groups
-    double flops;  // per image, from plan()
-    int count;     // parameter views
-    int class_emb; // view of the class embedding, −1 without classes
-    struct linear time0, time2;
-    struct conv conv_in, conv_out;
-    struct norm norm_out;
+    size_t T, G;  // time-embedding width 4·base, GroupNorm groups
+    double flops; // per image, from plan()
+    int count;    // parameter views
+    // The layers; E = emb_dim, C = channels, K = num_classes.
+    struct linear time0; // weight (T, E), bias (T)
+    struct linear time2; // weight (T, T), bias (T)
+    int class_emb;       // view (K + 1, T) of the class embedding, −1 without classes
+    struct conv conv_in; // weight (base, C, 3, 3), bias (base)
     struct level lv[DCL_UNET_MAX_LEVELS];
-    struct res mid;
+    struct res mid;       // at ch_{L−1} channels
+    struct norm norm_out; // (ch_0)
+    struct conv conv_out; // weight (C, ch_0, 3, 3), bias (C)
     dcl_arena_view views[MAX_VIEWS];
     struct view_info info[MAX_VIEWS];
     // Per-sample sizes from plan(): every convolution's columns (ci·k·k·Ho·Wo) and output
@@ -130,16 +136,18 @@ static void note_tensor(dcl_unet *u, size_t per_sample) {
 // PyTorch's nn.Conv2d (zero: weight and bias start at 0).
 static struct conv add_conv(dcl_unet *u, const char *prefix, int ci, int co, int k, int stride,
                             int H, int W, int zero) {
-    struct conv c = {.ci = ci, .co = co, .k = k, .stride = stride, .pad = k / 2, .H = H, .W = W};
-    c.Ho = (H + 2 * c.pad - k) / stride + 1, c.Wo = (W + 2 * c.pad - k) / stride + 1;
-    size_t kk = (size_t)ci * k * k, ro = (size_t)c.Ho * c.Wo;
+    struct conv c;
+    c.s = dcl__conv2d_shape_make((size_t)ci, (size_t)co, (size_t)k, (size_t)stride, (size_t)(k / 2),
+                                 (size_t)H, (size_t)W);
+    size_t kk = (size_t)ci * k * k, ro = c.s.Ho * c.s.Wo;
     float bound = (float)(1.0 / sqrt((double)kk));
     enum init_kind kind = zero ? INIT_ZERO : INIT_UNIFORM;
     uint64_t ws[4] = {(uint64_t)co, (uint64_t)ci, (uint64_t)k, (uint64_t)k}, bs[1] = {(uint64_t)co};
     c.w = add_view(u, prefix, "weight", kind, bound, 4, ws);
-    add_view(u, prefix, "bias", kind, bound, 1, bs);
+    c.b = add_view(u, prefix, "bias", kind, bound, 1, bs);
     DCL_ASSERT(u->n_convs < MAX_CONVS);
-    u->conv_cols[u->n_convs] = kk * ro, u->conv_outs[u->n_convs++] = (size_t)co * ro;
+    u->conv_cols[u->n_convs] = dcl__conv2d_col_size(&c.s);
+    u->conv_outs[u->n_convs++] = dcl__conv2d_out_size(&c.s);
     note_tensor(u, (size_t)ci * H * W);
     note_tensor(u, (size_t)co * ro);
     u->flops += 2.0 * (double)co * (double)kk * (double)ro;
@@ -152,7 +160,7 @@ static struct linear add_linear(dcl_unet *u, const char *prefix, int in, int out
     float bound = (float)(1.0 / sqrt((double)in));
     uint64_t ws[2] = {(uint64_t)out, (uint64_t)in}, bs[1] = {(uint64_t)out};
     l.w = add_view(u, prefix, "weight", INIT_UNIFORM, bound, 2, ws);
-    add_view(u, prefix, "bias", INIT_UNIFORM, bound, 1, bs);
+    l.b = add_view(u, prefix, "bias", INIT_UNIFORM, bound, 1, bs);
     u->flops += 2.0 * in * out;
     return l;
 }
@@ -162,7 +170,7 @@ static struct norm add_norm(dcl_unet *u, const char *prefix, int c) {
     uint64_t s[1] = {(uint64_t)c};
     struct norm n = {.c = c};
     n.w = add_view(u, prefix, "weight", INIT_ONE, 0, 1, s);
-    add_view(u, prefix, "bias", INIT_ZERO, 0, 1, s);
+    n.b = add_view(u, prefix, "bias", INIT_ZERO, 0, 1, s);
     return n;
 }
 
@@ -339,7 +347,7 @@ static dcl_status layout(dcl_unet *u) {
         struct level *v = &u->lv[l];
         layout_res(u, &v->down, &top);
         if (l < c->levels - 1)
-            v->dn = take(&top, B * (size_t)v->ch * v->downsample.Ho * v->downsample.Wo);
+            v->dn = take(&top, B * (size_t)v->ch * v->downsample.s.Ho * v->downsample.s.Wo);
         v->cat = take(&top, B * (size_t)(v->cu + v->ch) * v->H * v->W);
         layout_res(u, &v->up, &top);
     }
@@ -393,9 +401,8 @@ static dcl_status init_normal(dcl_unet *u, int k, uint64_t seed) {
     return s;
 }
 
-// View k takes Philox stream (seed, DCL_RNG_INIT, step k), bitwise equal on every device. Uniforms
-// u are mapped by one axpby (2·bound)·u + (−bound)·1 with a ones vector borrowed from the gradient
-// arena: both products and the sum are single IEEE roundings, so the weights are bitwise equal too.
+// View k takes Philox stream (seed, DCL_RNG_INIT, step k), bitwise equal on every device; uniform
+// views use the gradient arena as scratch (zeroed after).
 static dcl_status init_params(dcl_unet *u, uint64_t seed) {
     for (int k = 0; k < u->params.count; k++) {
         size_t n = u->params.views[k].n;
@@ -403,9 +410,7 @@ static dcl_status init_params(dcl_unet *u, uint64_t seed) {
         dcl_ptr w = dcl_arena_ptr(&u->params, k), ones = dcl_arena_ptr(&u->grads, k);
         switch (v->kind) {
         case INIT_UNIFORM:
-            TRY(dcl_rng_uniform(u->dev, w, seed, DCL_RNG_INIT, (uint32_t)k, 0, n));
-            TRY(dcl_fill(u->dev, ones, 1.0f, n));
-            TRY(dcl_axpby(u->dev, w, w, ones, 2.0f * v->bound, -v->bound, n));
+            TRY(dcl__init_uniform(u->dev, w, ones, v->bound, seed, (uint32_t)k, n));
             break;
         case INIT_NORMAL: break; // below
         case INIT_ONE: TRY(dcl_fill(u->dev, w, 1.0f, n)); break;
@@ -492,23 +497,19 @@ static dcl_ptr saved(const dcl_unet *u, size_t off) { return dcl_at(u->saved, of
 static dcl_ptr work(const dcl_unet *u, size_t off) { return dcl_at(u->work, off); }
 static dcl_ptr param(const dcl_arena *p, int view) { return dcl_arena_ptr(p, view); }
 
-// out (N, co, Ho, Wo) = conv(in (N, ci, H, W)) with p's weights: per chunk of samples, im2col,
-// GEMM W (co, ci·k·k) × col (ci·k·k, n·Ho·Wo) into CNHW (co, n, Ho·Wo) and swap01 into NCHW;
-// then the bias.
+// The layers with u's scratch: im2col columns and the GEMM's CNHW output in u->cols, convolutions
+// in chunks of samples whose columns fit the budget.
 static dcl_status conv_forward(dcl_unet *u, const dcl_arena *p, const struct conv *c, dcl_ptr out,
                                dcl_ptr in, size_t N) {
-    dcl_device *dev = u->dev;
-    size_t ci = (size_t)c->ci, co = (size_t)c->co, k = (size_t)c->k, kk = ci * k * k;
-    size_t ri = (size_t)c->H * c->W, ro = (size_t)c->Ho * c->Wo, nc = chunk(u, N, kk * ro);
-    dcl_ptr col = dcl_at(u->cols, u->col), y = dcl_at(u->cols, u->cnhw);
-    for (size_t n0 = 0; n0 < N; n0 += nc) {
-        size_t n = N - n0 < nc ? N - n0 : nc;
-        TRY(dcl_im2col(dev, col, dcl_ptr_add(in, n0 * ci * ri), n, ci, (size_t)c->H, (size_t)c->W,
-                       k, (size_t)c->stride, (size_t)c->pad));
-        TRY(dcl_gemm(dev, y, param(p, c->w), col, 0, 0, co, n * ro, kk, 1.0f, 0.0f));
-        TRY(dcl_swap01(dev, dcl_ptr_add(out, n0 * co * ro), y, co, n, ro));
-    }
-    return dcl_channel_bias_add(dev, out, out, param(p, c->w + 1), N, co, ro, 0);
+    return dcl__conv2d_forward(u->dev, out, dcl_at(u->cols, u->col), dcl_at(u->cols, u->cnhw), in,
+                               param(p, c->w), param(p, c->b), N, &c->s,
+                               chunk(u, N, dcl__conv2d_col_size(&c->s)));
+}
+
+static dcl_status linear_forward(dcl_unet *u, const dcl_arena *p, const struct linear *l,
+                                 dcl_ptr out, dcl_ptr in, size_t N) {
+    return dcl__linear_forward(u->dev, out, in, param(p, l->w), param(p, l->b), N, (size_t)l->in,
+                               (size_t)l->out);
 }
 
 static dcl_status res_forward(dcl_unet *u, const dcl_arena *p, const struct res *r, dcl_ptr x,
@@ -518,16 +519,15 @@ static dcl_status res_forward(dcl_unet *u, const dcl_arena *p, const struct res 
     dcl_ptr h1 = saved(u, r->h1), c1 = saved(u, r->c1), h2 = saved(u, r->h2);
     dcl_ptr out = saved(u, r->out), s = work(u, u->s), e = work(u, u->e);
     TRY(dcl_group_norm_forward(dev, h1, saved(u, r->mean1), saved(u, r->rstd1), x,
-                               param(p, r->norm1.w), param(p, r->norm1.w + 1), N, cin, R, u->G,
+                               param(p, r->norm1.w), param(p, r->norm1.b), N, cin, R, u->G,
                                GN_EPS));
     TRY(dcl_silu_forward(dev, s, h1, N * cin * R));
     TRY(conv_forward(u, p, &r->conv1, c1, s, N));
     // e (N, cout) = SiLU(temb) W_embᵀ + b_emb, added to every position of its sample and channel.
-    TRY(dcl_gemm(dev, e, saved(u, u->ta), param(p, r->emb.w), 0, 1, N, cout, u->T, 1.0f, 0.0f));
-    TRY(dcl_bias_add(dev, e, e, param(p, r->emb.w + 1), N, cout));
+    TRY(linear_forward(u, p, &r->emb, e, saved(u, u->ta), N));
     TRY(dcl_channel_bias_add(dev, c1, c1, e, N, cout, R, 1));
     TRY(dcl_group_norm_forward(dev, h2, saved(u, r->mean2), saved(u, r->rstd2), c1,
-                               param(p, r->norm2.w), param(p, r->norm2.w + 1), N, cout, R, u->G,
+                               param(p, r->norm2.w), param(p, r->norm2.b), N, cout, R, u->G,
                                GN_EPS));
     TRY(dcl_silu_forward(dev, s, h2, N * cout * R));
     TRY(conv_forward(u, p, &r->conv2, out, s, N));
@@ -552,11 +552,9 @@ static dcl_status forward(dcl_unet *u, const dcl_arena *p, dcl_ptr out, dcl_ptr 
     dcl_ptr se = saved(u, u->se), z1 = saved(u, u->z1), s1 = saved(u, u->s1);
     dcl_ptr temb = saved(u, u->temb);
     TRY(dcl_time_embedding(dev, se, t, N, E));
-    TRY(dcl_gemm(dev, z1, se, param(p, u->time0.w), 0, 1, N, T, E, 1.0f, 0.0f));
-    TRY(dcl_bias_add(dev, z1, z1, param(p, u->time0.w + 1), N, T));
+    TRY(linear_forward(u, p, &u->time0, z1, se, N));
     TRY(dcl_silu_forward(dev, s1, z1, N * T));
-    TRY(dcl_gemm(dev, temb, s1, param(p, u->time2.w), 0, 1, N, T, T, 1.0f, 0.0f));
-    TRY(dcl_bias_add(dev, temb, temb, param(p, u->time2.w + 1), N, T));
+    TRY(linear_forward(u, p, &u->time2, temb, s1, N));
     if (u->class_emb >= 0) {
         // Labels are uint32 bits; dcl_copy moves them without arithmetic.
         dcl_ptr lab = saved(u, u->lab), ce = work(u, u->tt1);
@@ -596,7 +594,7 @@ static dcl_status forward(dcl_unet *u, const dcl_arena *p, dcl_ptr out, dcl_ptr 
     size_t ch0 = (size_t)u->lv[0].ch;
     TRY(dcl_group_norm_forward(dev, saved(u, u->hout), saved(u, u->mean_out), saved(u, u->rstd_out),
                                saved(u, u->lv[0].up.out), param(p, u->norm_out.w),
-                               param(p, u->norm_out.w + 1), N, ch0, R0, u->G, GN_EPS));
+                               param(p, u->norm_out.b), N, ch0, R0, u->G, GN_EPS));
     TRY(dcl_silu_forward(dev, work(u, u->s), saved(u, u->hout), N * ch0 * R0));
     return conv_forward(u, p, &u->conv_out, out, work(u, u->s), N);
 }
@@ -613,18 +611,8 @@ static dcl_status check_batch(const dcl_unet *u, const char *what, size_t N) {
 dcl_status dcl_unet_forward(dcl_unet *u, const dcl_arena *params, dcl_ptr out, dcl_ptr x, dcl_ptr t,
                             dcl_ptr labels, size_t N) {
     TRY(check_batch(u, "forward", N));
-    if (params && params != &u->params) {
-        int same = params->buf && params->count == u->params.count && params->n == u->params.n &&
-                   dcl_buffer_device(params->buf) == u->dev;
-        for (int i = 0; same && i < params->count; i++)
-            same = params->views[i].off == u->params.views[i].off &&
-                   params->views[i].n == u->params.views[i].n;
-        if (!same)
-            return dcl__fail(DCL_ERR_ARG,
-                             "unet forward: arena '%s' does not have the model's parameter layout "
-                             "on its device",
-                             params->buf ? dcl_buffer_name(params->buf) : "(none)");
-    }
+    if (params && params != &u->params)
+        TRY(dcl__check_param_layout(params, &u->params, u->dev, "unet forward"));
     u->saved_n = 0;
     TRY(forward(u, params ? params : &u->params, out, x, t, labels, N));
     // Only a forward with the model's own weights leaves activations backward may use.
@@ -634,27 +622,22 @@ dcl_status dcl_unet_forward(dcl_unet *u, const dcl_arena *params, dcl_ptr out, d
 
 // ---- backward -------------------------------------------------------------------------------------
 
-// Given dy (N, co, Ho, Wo) for conv(in): db += Σ dy, dW += dy' colᵀ per chunk (dy' the CNHW
-// transpose, col recomputed from in), and, when dx.buf is set, dx (N, ci, H, W) = col2im(Wᵀ dy')
-// (overwrites).
+// Given dy (N, co, Ho, Wo) for conv(in) with the model's weights: db += Σ dy, dW += its gradient
+// and, when dx.buf is set, dx (N, ci, H, W) = the input's gradient (overwrites). nn/layers.h.
 static dcl_status conv_backward(dcl_unet *u, const struct conv *c, dcl_ptr dy, dcl_ptr in,
                                 dcl_ptr dx, size_t N) {
-    dcl_device *dev = u->dev;
-    size_t ci = (size_t)c->ci, co = (size_t)c->co, k = (size_t)c->k, kk = ci * k * k;
-    size_t ri = (size_t)c->H * c->W, ro = (size_t)c->Ho * c->Wo, nc = chunk(u, N, kk * ro);
-    size_t H = (size_t)c->H, W = (size_t)c->W, st = (size_t)c->stride, pad = (size_t)c->pad;
-    dcl_ptr col = dcl_at(u->cols, u->col), y = dcl_at(u->cols, u->cnhw);
-    TRY(dcl_channel_bias_backward(dev, param(&u->grads, c->w + 1), dy, N, co, ro, 0));
-    for (size_t n0 = 0; n0 < N; n0 += nc) {
-        size_t n = N - n0 < nc ? N - n0 : nc;
-        TRY(dcl_swap01(dev, y, dcl_ptr_add(dy, n0 * co * ro), n, co, ro));
-        TRY(dcl_im2col(dev, col, dcl_ptr_add(in, n0 * ci * ri), n, ci, H, W, k, st, pad));
-        TRY(dcl_gemm(dev, param(&u->grads, c->w), y, col, 0, 1, co, kk, n * ro, 1.0f, 1.0f));
-        if (!dx.buf) continue;
-        TRY(dcl_gemm(dev, col, param(&u->params, c->w), y, 1, 0, kk, n * ro, co, 1.0f, 0.0f));
-        TRY(dcl_col2im(dev, dcl_ptr_add(dx, n0 * ci * ri), col, n, ci, H, W, k, st, pad));
-    }
-    return DCL_OK;
+    return dcl__conv2d_backward(u->dev, dx, param(&u->grads, c->w), param(&u->grads, c->b),
+                                dcl_at(u->cols, u->col), dcl_at(u->cols, u->cnhw), dy, in,
+                                param(&u->params, c->w), N, &c->s,
+                                chunk(u, N, dcl__conv2d_col_size(&c->s)));
+}
+
+// Given dy (N, out) for l(in) with the model's weights: dW += dyᵀ in, db += Σ dy and, when
+// dx.buf is set, dx (N, in) = dy W (DCL__GRAD_SET) or += (DCL__GRAD_ADD).
+static dcl_status linear_backward(dcl_unet *u, const struct linear *l, dcl_ptr dy, dcl_ptr in,
+                                  dcl_ptr dx, size_t N, enum dcl__grad_mode mode) {
+    return dcl__linear_backward(u->dev, dx, param(&u->grads, l->w), param(&u->grads, l->b), dy, in,
+                                param(&u->params, l->w), N, (size_t)l->in, (size_t)l->out, mode);
 }
 
 // Block r with input x: given dout (N, cout, R), writes dx (N, cin, R) (overwrites), accumulates
@@ -664,7 +647,7 @@ static dcl_status res_backward(dcl_unet *u, const struct res *r, dcl_ptr x, dcl_
                                dcl_ptr dx, size_t N) {
     dcl_device *dev = u->dev;
     const dcl_arena *p = &u->params, *g = &u->grads;
-    size_t R = (size_t)r->H * r->W, cin = (size_t)r->cin, cout = (size_t)r->cout, T = u->T;
+    size_t R = (size_t)r->H * r->W, cin = (size_t)r->cin, cout = (size_t)r->cout;
     dcl_ptr h1 = saved(u, r->h1), c1 = saved(u, r->c1), h2 = saved(u, r->h2);
     dcl_ptr s = work(u, u->s), t1 = work(u, u->t1), t2 = work(u, u->t2), e = work(u, u->e);
     // out = conv2(SiLU(h2)) + skip(x)
@@ -673,18 +656,16 @@ static dcl_status res_backward(dcl_unet *u, const struct res *r, dcl_ptr x, dcl_
     if (r->has_skip) TRY(conv_backward(u, &r->skip, dout, x, dx, N));
     else TRY(dcl_copy(dev, dx, dout, N * cout * R));
     TRY(dcl_silu_backward(dev, t2, h2, t1, N * cout * R));
-    TRY(dcl_group_norm_backward(dev, t1, param(g, r->norm2.w), param(g, r->norm2.w + 1), t2, c1,
+    TRY(dcl_group_norm_backward(dev, t1, param(g, r->norm2.w), param(g, r->norm2.b), t2, c1,
                                 saved(u, r->mean2), saved(u, r->rstd2), param(p, r->norm2.w), N,
                                 cout, R, u->G));
     // c1 = conv1(SiLU(h1)) + e[n, c] with e = ta W_embᵀ + b_emb.
     TRY(dcl_channel_bias_backward(dev, e, t1, N, cout, R, 1));
-    TRY(dcl_gemm(dev, param(g, r->emb.w), e, saved(u, u->ta), 1, 0, cout, T, N, 1.0f, 1.0f));
-    TRY(dcl_bias_backward(dev, param(g, r->emb.w + 1), e, N, cout));
-    TRY(dcl_gemm(dev, work(u, u->dta), e, param(p, r->emb.w), 0, 0, N, T, cout, 1.0f, 1.0f));
+    TRY(linear_backward(u, &r->emb, e, saved(u, u->ta), work(u, u->dta), N, DCL__GRAD_ADD));
     TRY(dcl_silu_forward(dev, s, h1, N * cin * R));
     TRY(conv_backward(u, &r->conv1, t1, s, t2, N));
     TRY(dcl_silu_backward(dev, t1, h1, t2, N * cin * R));
-    TRY(dcl_group_norm_backward(dev, t2, param(g, r->norm1.w), param(g, r->norm1.w + 1), t1, x,
+    TRY(dcl_group_norm_backward(dev, t2, param(g, r->norm1.w), param(g, r->norm1.b), t1, x,
                                 saved(u, r->mean1), saved(u, r->rstd1), param(p, r->norm1.w), N,
                                 cin, R, u->G));
     return dcl_axpby(dev, dx, dx, t2, 1.0f, 1.0f, N * cin * R);
@@ -696,7 +677,7 @@ dcl_status dcl_unet_backward(dcl_unet *u, dcl_ptr dout, size_t N) {
     const dcl_unet_config *c = &u->cfg;
     dcl_device *dev = u->dev;
     const dcl_arena *p = &u->params, *gr = &u->grads;
-    size_t T = u->T, E = (size_t)c->emb_dim, L = (size_t)c->levels;
+    size_t T = u->T, L = (size_t)c->levels;
     size_t R0 = (size_t)c->height * c->width, ch0 = (size_t)u->lv[0].ch;
     TRY(check_batch(u, "backward", N));
     if (N == 0) return DCL_OK;
@@ -714,7 +695,7 @@ dcl_status dcl_unet_backward(dcl_unet *u, dcl_ptr dout, size_t N) {
     TRY(dcl_silu_forward(dev, s, saved(u, u->hout), N * ch0 * R0));
     TRY(conv_backward(u, &u->conv_out, dout, s, t1, N));
     TRY(dcl_silu_backward(dev, t2, saved(u, u->hout), t1, N * ch0 * R0));
-    TRY(dcl_group_norm_backward(dev, g, param(gr, u->norm_out.w), param(gr, u->norm_out.w + 1), t2,
+    TRY(dcl_group_norm_backward(dev, g, param(gr, u->norm_out.w), param(gr, u->norm_out.b), t2,
                                 saved(u, u->lv[0].up.out), saved(u, u->mean_out),
                                 saved(u, u->rstd_out), param(p, u->norm_out.w), N, ch0, R0, u->G));
     // Up path, top to bottom. At level l > 0, g arrives as the gradient of the upsample conv's
@@ -760,10 +741,7 @@ dcl_status dcl_unet_backward(dcl_unet *u, dcl_ptr dout, size_t N) {
     if (u->class_emb >= 0)
         TRY(dcl_embedding_backward(dev, param(gr, u->class_emb), tt1, saved(u, u->lab), N,
                                    (size_t)c->num_classes + 1, T));
-    TRY(dcl_gemm(dev, param(gr, u->time2.w), tt1, saved(u, u->s1), 1, 0, T, T, N, 1.0f, 1.0f));
-    TRY(dcl_bias_backward(dev, param(gr, u->time2.w + 1), tt1, N, T));
-    TRY(dcl_gemm(dev, tt2, tt1, param(p, u->time2.w), 0, 0, N, T, T, 1.0f, 0.0f));
+    TRY(linear_backward(u, &u->time2, tt1, saved(u, u->s1), tt2, N, DCL__GRAD_SET));
     TRY(dcl_silu_backward(dev, tt1, saved(u, u->z1), tt2, N * T));
-    TRY(dcl_gemm(dev, param(gr, u->time0.w), tt1, saved(u, u->se), 1, 0, T, E, N, 1.0f, 1.0f));
-    return dcl_bias_backward(dev, param(gr, u->time0.w + 1), tt1, N, T);
+    return linear_backward(u, &u->time0, tt1, saved(u, u->se), none, N, DCL__GRAD_SET);
 }

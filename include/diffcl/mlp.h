@@ -1,6 +1,8 @@
-// The MLP denoiser for low-dimensional data (DESIGN §5): input x (D) and a sinusoidal embedding of
-// t (E) → depth hidden layers of width H with ReLU or SiLU → output of x's size. Parameters live in
-// one arena under PyTorch-style dotted names; forward saves what backward needs.
+// The MLP denoiser for low-dimensional data such as 2-D points: input x (D) and a sinusoidal
+// embedding of t (E) → depth hidden layers of width H with ReLU or SiLU → output of x's size.
+// Parameters live in one arena under PyTorch-style dotted names; forward saves what backward needs.
+//
+// Dimension legend: N batch; D data dimension; E time-embedding size; H hidden width.
 //
 // The network: h0 = [x (N, D), time_embedding(t) (N, E)] (dcl_time_embedding) → depth hidden
 // Linear layers of width H, each followed by the activation → output Linear (H → D). Linear is
@@ -23,14 +25,17 @@
 typedef enum dcl_activation { DCL_ACT_RELU = 0, DCL_ACT_SILU = 1 } dcl_activation;
 
 typedef struct dcl_mlp_config {
-    int dim;     // D: data dimension (input and output)
-    int width;   // H: hidden width (default 128)
-    int depth;   // hidden layers (default 3)
-    int emb_dim; // E: sinusoidal time-embedding size, even (default 32)
-    dcl_activation act;
+    int dim;            // D: data dimension (input and output), at least 1
+    int width;          // H: hidden width (default 128)
+    int depth;          // hidden layers, 0..1000 (default 3)
+    int emb_dim;        // E: sinusoidal time-embedding size, even, at least 2 (default 32)
+    dcl_activation act; // of every hidden layer (default DCL_ACT_RELU)
 } dcl_mlp_config;
 
 typedef struct dcl_mlp dcl_mlp;
+
+// The defaults above (those of `diffcl train`) for data of dimension `dim`.
+void dcl_mlp_config_default(dcl_mlp_config *c, int dim);
 
 // Allocates parameters (initialised from Philox purpose DCL_RNG_INIT with `seed`, PyTorch's
 // nn.Linear default: U(−1/√fan_in, 1/√fan_in) for weights and biases), gradients, and activations

@@ -1,5 +1,6 @@
-// The U-Net denoiser for images (DESIGN §5): residual blocks with GroupNorm, SiLU, 3×3
-// convolutions and the time (and class) embedding, one block per resolution, skip connections.
+// The U-Net denoiser for images, a small DDPM-style U-Net without attention (Ho et al. 2020,
+// https://arxiv.org/abs/2006.11239): residual blocks with GroupNorm, SiLU, 3×3 convolutions and the
+// time (and class) embedding, one block per resolution, skip connections.
 // Parameters live in one arena under PyTorch-style dotted names; forward saves what backward needs.
 //
 // Dimension legend: N batch; C, H, W the images' channels, height and width; R = H·W; E the
