@@ -177,8 +177,8 @@ static void test_roundtrip(void) {
 
 // ---- golden bytes ------------------------------------------------------------------------------
 
-// Derived by hand from the format (reference/safetensors.md §1.1, §1.5): one F32 tensor "a" of
-// shape [2] holding 1.0, -2.0 and metadata {"format":"pt"}.
+// Derived by hand from the format (the rules in host/io/safetensors.c, which follow the reference
+// writer): one F32 tensor "a" of shape [2] holding 1.0, -2.0 and metadata {"format":"pt"}.
 //   header JSON, compact, __metadata__ first, fields dtype, shape, data_offsets:
 //     {"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}
 //   counted: '{' 1, "__metadata__" 14, ':' 1, {"format":"pt"} 15, ',' 1, "a" 3, ':' 1, '{' 1,
@@ -239,8 +239,9 @@ static void test_golden_writer(void) {
     clear_dir();
 }
 
-// The reference implementation's own golden files (reference/safetensors.md §1.5: test_empty,
-// test_serialization_forced_alignement), plus hand-written files the reference accepts.
+// The reference implementation's own golden files (huggingface/safetensors,
+// safetensors/src/tensor.rs, tests test_empty and test_serialization_forced_alignement), plus
+// hand-written files the reference accepts.
 static void test_golden_reader(void) {
     static const char *empty = "08000000000000007b7d202020202020"; // '{}      '
     static const char *framework =

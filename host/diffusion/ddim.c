@@ -1,5 +1,5 @@
 // DDIM: the deterministic reverse step and its eta family (tutorial Algorithm 2, Pseudocode 3;
-// Song et al. 2021 eq. 12).
+// Song, Meng, Ermon 2021, "Denoising Diffusion Implicit Models", eq. 12).
 #include <math.h>
 
 #include "diffusion/diffusion.h" // dcl__process_posterior

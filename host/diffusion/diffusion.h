@@ -10,7 +10,8 @@
 // of the segment (t − 1/N, t] of the piecewise log-linear ᾱ). Not defined at t = 0 for ve.
 void dcl__process_dab(const dcl_process *p, double t, double *da, double *db);
 
-// The Gaussian posterior q(x_s | x_t, x0) for s < t (DESIGN §4; Ho et al. eq. 7 in this notation):
+// The Gaussian posterior q(x_s | x_t, x0) for s < t (Ho et al. 2020 eq. 7 in the notation of
+// host/README.md, "Notation"):
 // mean m[0] x_t + m[1] x0, variance *var_post (per coordinate). *var_step = σ²_{t|s} =
 // b_t² − (a_t/a_s)² b_s², the variance of the forward transition x_t | x_s (σ_q² (t − s) for ve).
 void dcl__process_posterior(const dcl_process *p, double t, double s, double m[2], double *var_post,

@@ -4,7 +4,9 @@
 
 // The ODE: dx/dt = a'(t) x0̂ + b'(t) ε̂, the velocity of x_t = a(t) x0 + b(t) ε with (x0, ε)
 // replaced by their conditional expectations given x_t (tutorial eq. 69 with the pointwise flow
-// of x_t = a x0 + b ε; Song et al. 2021 eq. 13 / Karras et al. 2022 eq. 4 in this notation).
+// of x_t = a x0 + b ε; the probability-flow ODE of Song et al. 2021, "Score-Based Generative
+// Modeling through Stochastic Differential Equations", eq. 13, and Karras et al. 2022 eq. 4, in
+// this notation).
 // Substituting x0̂ = (x_t − b ε̂)/a gives the form dx/dt = (a'/a) x_t + (b' − (a'/a) b) ε̂. For
 // flow it is ε̂ − x0̂ = −f for the velocity f = x0 − x1 of Pseudocode 4; for ve it is
 // (x_t − x0̂)/(2t), eq. 58.

@@ -1,5 +1,6 @@
-// The ideal denoiser of a Gaussian mixture in closed form (DESIGN §4 "sanity anchors"): with it in
-// place of a network every sampler must reproduce the mixture up to its discretization error.
+// The ideal denoiser of a Gaussian mixture in closed form (tutorial §3.3's two points, generalised
+// to K isotropic Gaussians): with it in place of a network every sampler must reproduce the mixture
+// up to its discretization error, which must shrink as the steps grow (tests/test_samplers.c).
 #ifndef DIFFCL_ORACLE_H
 #define DIFFCL_ORACLE_H
 

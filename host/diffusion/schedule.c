@@ -1,5 +1,6 @@
-// Forward processes x_t = a(t) x0 + b(t) ε (DESIGN §4): the only place with schedule math. Also
-// the names of processes and predictions, which pairs work, and the Gaussian posterior.
+// Forward processes x_t = a(t) x0 + b(t) ε (the table in host/README.md, "Notation"): the only
+// place with schedule math. Also the names of processes and predictions, which pairs work, and the
+// Gaussian posterior.
 #include <math.h>
 #include <string.h>
 

@@ -1,5 +1,6 @@
-// What the network predicts (DESIGN §4): training coefficients, and the conversions between a
-// model output f and the estimates x0̂, ε̂. The only place that converts between predictions.
+// What the network predicts (host/README.md, "Notation"): training coefficients, and the
+// conversions between a model output f and the estimates x0̂, ε̂. The only place that converts
+// between predictions.
 //
 // Every prediction is affine in (x0, ε) at fixed t, so with x_t = a x0 + b ε any one of them and
 // x_t give the others (tutorial §5 "Parametrization", appendix B.10):
@@ -7,7 +8,7 @@
 //   eps:      f = ε̂                  x0̂ = (x_t − b ε̂)/a
 //   v:        f = a ε̂ − b x0̂         x0̂ = (a x_t − b f)/(a² + b²), ε̂ = (b x_t + a f)/(a² + b²)
 //   velocity: f = x0̂ − ε̂ (x0 − x1)   x0̂ = (x_t + b f)/(a + b), ε̂ = (x_t − a f)/(a + b)
-//             (flow: a + b = 1, so x0̂ = x_t + t f, ε̂ = x_t − (1 − t) f as in DESIGN §4)
+//             (flow: a = 1 − t, b = t, so x0̂ = x_t + t f, ε̂ = x_t − (1 − t) f)
 //   prev:     f = m0 x_t + m1 x0̂     the posterior mean E[x_{t−dt} | x_t, x0̂] (see below)
 // End points: b = 0 at t = 0 and a = 0 at t = 1 for flow. A coefficient that would divide by a
 // vanishing a or b is set to 0 (the estimate is undefined there); samplers never evaluate the

@@ -1,6 +1,12 @@
 // Atomic file writes: an O_EXCL temp file in the target's folder, write, fflush + fsync, rename over
-// the target, fsync the folder (reference/checkpoint-robustness.md §2.3). Failures remove the temp
-// file.
+// the target, fsync the folder. Failures remove the temp file and leave the old target as it was.
+//
+// Why each step (POSIX rename(2) and fsync(2)): rename replaces the target so that every reader
+// sees either the old file or the new one, but only within one file system (across two it fails
+// with EXDEV, and copying instead would not be atomic), hence a temp file in the target's own
+// folder. The fsync before the rename makes the new bytes durable first; without it a crash can
+// leave the new name on a file whose data never reached the disk. The rename itself is a change to
+// the folder, durable only once the folder is fsynced.
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>

@@ -1,6 +1,6 @@
-// Safetensors reader and writer (reference/safetensors.md §1.8 writer and §1.9 reader checklists):
-// F32 only, every header rule checked before any tensor byte is trusted, data copied into aligned
-// host memory and converted from little-endian by byte shifts, so the code is the same on any host.
+// Safetensors reader and writer (format: https://github.com/huggingface/safetensors): F32 only,
+// every header rule checked before any tensor byte is trusted, data copied into aligned host memory
+// and converted from little-endian by byte shifts, so the code is the same on any host.
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -145,6 +145,20 @@ static const char *find_duplicate(const char **s, size_t n) {
 }
 
 // ---- writer ------------------------------------------------------------------------------------
+//
+// The rules the writer follows (the format's README and the reference writer, serialize() in
+// safetensors/src/tensor.rs):
+// 1. Every argument is checked before a file is created: tensor names non-empty, at most
+//    DCL_ST_MAX_NAME bytes, valid UTF-8, distinct and not "__metadata__"; metadata keys distinct;
+//    every string valid UTF-8; each shape's byte size computed with overflow checks.
+// 2. The header is compact JSON: __metadata__ first, with "format": "pt" added when the caller gave
+//    no "format" (so it is never an empty {}); then each tensor with its fields in the order dtype,
+//    shape, data_offsets. jansson escapes quotes, backslashes and control characters.
+// 3. Tensors are packed back to back from data offset 0 in the caller's order: the format forbids
+//    bytes that belong to no tensor. The header is padded with spaces (0x20) to a multiple of 8, so
+//    the data section starts 8-aligned and every F32 tensor 4-aligned. N <= DCL_ST_MAX_HEADER.
+// 4. N and every float are written little-endian by byte shifts, whatever the host's byte order.
+// 5. The file is written atomically (io/atomic_file.c): a reader sees the old file or the new one.
 
 // Checks every argument before anything is created; fills begin/end offsets of each tensor.
 static dcl_status check_write_args(const char *path, const dcl_st_tensor *t, int n,
@@ -327,6 +341,23 @@ dcl_status dcl_safetensors_write(const char *path, const dcl_st_tensor *tensors,
 }
 
 // ---- reader ------------------------------------------------------------------------------------
+//
+// The rules the reader enforces, each failure a DCL_ERR_FORMAT (or DCL_ERR_IO) naming the file and,
+// where there is one, the byte offset; nothing in a file can make it crash or abort:
+// 1. The file has at least 8 bytes; 0 < N <= DCL_ST_MAX_HEADER and N <= size − 8, checked before
+//    the header is allocated.
+// 2. JSON whitespace may precede the '{' (the reference reader accepts it since
+//    huggingface/safetensors PR #686) and follow the object; nothing else may. jansson parses the
+//    header: strict UTF-8, no \u0000, duplicate keys rejected, nesting depth limited.
+// 3. The top level is an object; __metadata__, if present, an object of string values. Every other
+//    key is a non-empty name of at most DCL_ST_MAX_NAME bytes mapping to an object with exactly
+//    dtype (F32; any other dtype of the format is named in the error), shape (at most
+//    DCL_ST_MAX_DIMS non-negative integers; [] is a scalar) and data_offsets (two non-negative
+//    integers, end >= begin, end − begin = 4 prod(shape) with the product checked for overflow).
+// 4. Sorted by (begin, end), the tensors tile the data section exactly: from 0, no gap, no
+//    overlap, the last ending at size − 8 − N. A file with unused or missing bytes is rejected.
+// 5. The data are copied (memcpy, never a cast into the file's bytes, which may be unaligned) into
+//    DATA_ALIGN-aligned host memory and converted from little-endian.
 
 // One header entry while validating; name points into the parsed JSON.
 typedef struct entry {
@@ -507,7 +538,7 @@ static dcl_status parse_metadata(const char *file, const json_t *md, dcl_st_file
 static dcl_status parse_header(const char *file, const char *hdr, size_t len, uint64_t data_size,
                                dcl_st_file *f) {
     const uint64_t data_start = 8 + (uint64_t)len;
-    // The reference accepts leading JSON whitespace (PR #686) but nothing else before the '{'.
+    // The reference accepts leading JSON whitespace (its PR #686) but nothing else before the '{'.
     size_t i = 0;
     while (i < len && (hdr[i] == ' ' || hdr[i] == '\t' || hdr[i] == '\n' || hdr[i] == '\r')) i++;
     if (i == len) return dcl__fail(DCL_ERR_FORMAT, "%s: the header is empty or only spaces", file);
@@ -620,7 +651,7 @@ static void f32_from_le(float *x, size_t count) {
     }
 }
 
-// The checks on the 8-byte header length that come before any allocation (§1.9 item 1).
+// The checks on the 8-byte header length that come before any allocation (reader rule 1).
 static dcl_status check_header_len(const char *file, uint64_t n, uint64_t size) {
     if (n == 0) return dcl__fail(DCL_ERR_FORMAT, "%s: the header length is 0", file);
     if (n > DCL_ST_MAX_HEADER) {

@@ -7,8 +7,10 @@
 #include "diffcl/status.h"
 
 // 2D scatter, 640x640: `data` (n_data, 2) in grey-blue under `samples` (n_samples, 2) in orange
-// (either may be empty). Both are drawn on the same axes with equal scales, fitted to the data (or
-// the samples if no data); the legend counts samples that fall off the plot.
+// (either may be empty); a data set of at most 200 points is drawn last instead, large and
+// outlined, so samples piled on its points cannot hide them. Both are drawn on the same axes with
+// equal scales, fitted to the data (or the samples if no data); the legend counts samples that
+// fall off the plot.
 dcl_status dcl_plot_scatter(const char *path, const char *title, const float *data, size_t n_data,
                             const float *samples, size_t n_samples);
 // Trajectories as in the tutorial's figures 6 and 10, 720x640: traj (K + 1, N, 2) with times

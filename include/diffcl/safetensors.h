@@ -1,7 +1,8 @@
-// Safetensors files (see ../shared/reference/safetensors.md): an 8-byte little-endian header
+// Safetensors files (https://github.com/huggingface/safetensors): an 8-byte little-endian header
 // length, a JSON header (dtype, shape, data_offsets per tensor, __metadata__ string map), then the
-// tensor bytes. diffcl writes F32 only and reads F32 only; everything else is rejected with a
-// message naming the file and what is wrong.
+// tensor bytes, little-endian in C order. diffcl writes F32 only and reads F32 only; everything else
+// is rejected with a message naming the file and what is wrong. The rules enforced on write and on
+// read are listed in host/io/safetensors.c.
 #ifndef DIFFCL_SAFETENSORS_H
 #define DIFFCL_SAFETENSORS_H
 

@@ -1,6 +1,8 @@
-// Forward processes x_t = a(t) x0 + b(t) ε and what the network predicts (DESIGN §4; tutorial
-// conventions: t = 0 data, t = 1 noise). host/diffusion/schedule.c is the only place with
-// schedule math; host/diffusion/target.c the only place with conversions between predictions.
+// Forward processes x_t = a(t) x0 + b(t) ε, ε ~ N(0, I), and what the network predicts, in the
+// conventions of "Step-by-Step Diffusion" (Nakkiran et al. 2024, arXiv:2406.08658): t = 0 data,
+// t = 1 noise. host/README.md ("Notation") has the table of processes and predictions with their
+// sources. host/diffusion/schedule.c is the only place with schedule math; host/diffusion/target.c
+// the only place with conversions between predictions.
 #ifndef DIFFCL_SCHEDULE_H
 #define DIFFCL_SCHEDULE_H
 
