@@ -50,9 +50,9 @@ typedef struct dcl_check_cost {
 // The tensors of a case at its benchmark size on one device, filled with its inputs.
 typedef struct dcl_check_perf dcl_check_perf;
 
-// Default total of a case's tensors (words) that sets its benchmark size: 16 MiB, larger than
-// most CPU caches below the last level, small enough for every case on every device.
-#define DCL_CHECK_PERF_ELEMENTS ((size_t)1 << 22)
+// Default total of a case's tensors (words) that sets its benchmark size: 64 MiB, beyond most
+// CPUs' caches, and long enough on a GPU that launching a kernel is a small part of a call.
+#define DCL_CHECK_PERF_ELEMENTS ((size_t)1 << 24)
 
 // Sets up case i on dev at size n, or with n = 0 at the size where its tensors hold about
 // `elements` words in all (0: DCL_CHECK_PERF_ELEMENTS).
