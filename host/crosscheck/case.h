@@ -55,8 +55,9 @@ struct problem {
     // combinations, sums, bias adds and their gradients, the forward process, the MSE gradient);
     // 0 where a count would mislead (exp, sin/cos, sqrt and divides: SiLU, the time embedding,
     // normal random numbers, GroupNorm, AdamW) or where an op only moves data. The bytes a call
-    // moves follow from the tensors (perf.c).
-    double flops;
+    // moves follow from the tensors (perf.c) unless the setup sets bytes (an op that touches only
+    // part of a tensor: the embedding reads and updates only the labelled rows of its table).
+    double flops, bytes;
 };
 
 struct check_case {

@@ -476,6 +476,10 @@ static void setup_embedding(const struct check_case *c, size_t n, struct problem
     add(p, "labels", p->N, IN, GEN_LABEL);
     double N = (double)p->N;
     p->atol = 8 * U * (N + 2 * sqrt(N)) + 8 * U * 6, p->rtol = 4 * U;
+    // The least traffic: the labels, dout or out, and the table's rows that labels pick (read, and
+    // written back by the backward), at most min(N, K) of them.
+    double rows = (double)(p->N < p->K ? p->N : p->K) * (double)p->D;
+    p->bytes = 4 * (N + N * (double)p->D + (backward ? 2 : 1) * rows);
 }
 
 // ---- runs: the op through its public wrapper --------------------------------------------------

@@ -42,7 +42,8 @@ dcl_status dcl_check_case_run(dcl_device *dev, dcl_device *ref, int i, size_t n,
 typedef struct dcl_check_cost {
     size_t n;     // the case's size parameter
     double bytes; // the least traffic: each input read once, each output written once, each
-                  // in-out tensor both (4 bytes an element)
+                  // in-out tensor both (4 bytes an element); the embedding counts the table's
+                  // rows its labels pick
     double flops; // adds and multiplies, for the ops made of those only (GEMM 2·M·N·K, linear
                   // combinations, sums, biases); 0 when not counted
 } dcl_check_cost;

@@ -68,10 +68,12 @@ dcl_status dcl_check_perf_init(dcl_check_perf **out, dcl_device *dev, int i, siz
     const struct problem *p = &f->p;
     f->cost.n = n;
     f->cost.flops = p->flops;
+    f->cost.bytes = p->bytes;
     dcl_status s = DCL_OK;
     for (int k = 0; k < p->nt && s == DCL_OK; k++) {
         // The least traffic a call needs: inputs read once, outputs written once, in-out both.
-        f->cost.bytes += 4.0 * (double)p->t[k].len * (p->t[k].role == INOUT ? 2 : 1);
+        if (!(p->bytes > 0))
+            f->cost.bytes += 4.0 * (double)p->t[k].len * (p->t[k].role == INOUT ? 2 : 1);
         init[k] = malloc(p->t[k].len * 4);
         if (!init[k]) s = dcl__fail(DCL_ERR_NOMEM, "op case %s: out of host memory", c->name);
         else fill_pattern(p, k, init[k]);
