@@ -1,14 +1,15 @@
-// Every op case of host/check/ on every usable OpenCL device (and on a second CPU device, as a
-// sanity run of the harness) against the CPU reference, at ragged sizes and non-zero offsets.
+// Every op case of host/crosscheck/ on every usable OpenCL device (and on a second CPU device, as
+// a sanity run of the harness) against the CPU reference, at ragged sizes and non-zero offsets;
+// and the benchmark's view of the same table: every case sets up, runs and has a cost.
 // Exit 77 only when the build has OpenCL but the machine has no OpenCL platform.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "testlib.h"
-#include "crosscheck/crosscheck.h"    // dcl_check_case_*
-#include "device/backend.h" // dcl__cpu_backend, DCL_OP_MAP
+#include "crosscheck/crosscheck.h" // dcl_check_case_*, dcl_check_perf_*, dcl_check_reference_open
+#include "device/backend.h"        // dcl__cpu_backend, DCL_OP_MAP
 #include "diffcl/device.h"
+#include "testlib.h"
 
 static const size_t sizes_full[] = {1, 2, 31, 255, 257, 1000, 4097};
 static const size_t sizes_small[] = {1, 2, 31, 257};
@@ -59,7 +60,7 @@ static void check_tables(void) {
                 found = 1;
         }
         if (!found) {
-            fprintf(stderr, "op %s has no case in the check table (host/check/)\n", ops[op]);
+            fprintf(stderr, "op %s has no case in the check table (host/crosscheck/)\n", ops[op]);
             check_failures++;
         }
     }
@@ -67,8 +68,48 @@ static void check_tables(void) {
     CHECK(dcl_check_case_name(dcl_check_case_count()) == NULL);
 }
 
+// The benchmark (`diffcl bench ops`) loops over the same table: every case sets up on the CPU
+// reference at a tiny size and at its default benchmark size (without running it there), runs,
+// and reports a cost. Speed is not asserted.
+static void check_perf(dcl_device *ref) {
+    for (int i = 0; i < dcl_check_case_count(); i++) {
+        const char *name = dcl_check_case_name(i);
+        dcl_check_perf *f = NULL;
+        dcl_status s = dcl_check_perf_init(&f, ref, i, 5, 0);
+        if (s == DCL_OK) s = dcl_check_perf_run(f);
+        if (s == DCL_OK) s = dcl_check_perf_run(f);
+        if (s != DCL_OK) {
+            fprintf(stderr, "perf %s: %s: %s\n", name, dcl_status_name(s), dcl_last_error());
+            check_failures++;
+        } else {
+            const dcl_check_cost *c = dcl_check_perf_cost(f);
+            CHECK_EQ(c->n, 5);
+            CHECK(c->bytes >= 4);
+            CHECK(c->flops >= 0);
+            if (strncmp(name, "gemm", 4) == 0) CHECK(c->flops > 0); // GEMM rows give GFLOP/s
+        }
+        dcl_check_perf_free(f);
+        // The default size: tensors of about `elements` words in all (4 bytes each), so a call
+        // moves at most twice that (in-out tensors count twice).
+        s = dcl_check_perf_init(&f, ref, i, 0, 1u << 16);
+        CHECK_EQ(s, DCL_OK);
+        if (s == DCL_OK) {
+            const dcl_check_cost *c = dcl_check_perf_cost(f);
+            if (!(c->n >= 1 && c->bytes > 0 && c->bytes / 4 < (1u << 18))) {
+                fprintf(stderr, "perf %s: default size %zu moves %.0f bytes, not ~4 x 65536\n",
+                        name, c->n, c->bytes);
+                check_failures++;
+            }
+        }
+        dcl_check_perf_free(f);
+    }
+    dcl_check_perf *f = NULL;
+    CHECK_EQ(dcl_check_perf_init(&f, ref, dcl_check_case_count(), 5, 0), DCL_ERR_ARG);
+    CHECK(f == NULL);
+}
+
 // Runs every case in every configuration on the device spec names; one line per case.
-static void check_device(const char *spec, int small) {
+static void check_device(const char *spec, dcl_device *ref, int small) {
     dcl_device *dev;
     dcl_status s = dcl_device_open(&dev, spec);
     if (s != DCL_OK) {
@@ -90,7 +131,7 @@ static void check_device(const char *spec, int small) {
             if (opencl) dcl__cl_set_launch(dev, c->local, c->groups);
 #endif
             dcl_check_result r;
-            s = dcl_check_case_run(dev, i, c->n, c->off, 0x5eed0000u + c->n, &r);
+            s = dcl_check_case_run(dev, ref, i, c->n, c->off, 0x5eed0000u + c->n, &r);
             if (r.max_abs > max_abs) max_abs = r.max_abs;
             if (r.max_rel > max_rel) max_rel = r.max_rel;
             if (r.atol > atol) atol = r.atol;
@@ -118,15 +159,31 @@ static void check_device(const char *spec, int small) {
     dcl_device_free(dev);
 }
 
-static void on_device(const char *spec, void *small) { check_device(spec, *(int *)small); }
+struct opts {
+    dcl_device *ref;
+    int small;
+};
+
+static void on_device(const char *spec, void *ctx) {
+    const struct opts *o = ctx;
+    check_device(spec, o->ref, o->small);
+}
 
 int main(int argc, char **argv) {
-    int small = argc > 1 && strcmp(argv[1], "--small") == 0;
+    struct opts o = {NULL, argc > 1 && strcmp(argv[1], "--small") == 0};
     setvbuf(stdout, NULL, _IOLBF, 0); // keep summaries and failure details in order
     check_tables();
+    dcl_status s = dcl_check_reference_open(&o.ref);
+    if (s != DCL_OK) {
+        fprintf(stderr, "FAIL cannot open the CPU reference: %s\n", dcl_last_error());
+        return 1;
+    }
+    check_perf(o.ref);
 
     // The harness itself: the reference against a second CPU device must agree exactly.
-    check_device("cpu", small);
+    check_device("cpu", o.ref, o.small);
 
-    return check_opencl_devices(on_device, &small);
+    int rc = check_opencl_devices(on_device, &o);
+    dcl_device_free(o.ref);
+    return rc;
 }

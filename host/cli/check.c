@@ -1,11 +1,12 @@
-// `diffcl check`: runs the op-case table (host/check/) on each device against the CPU reference
-// and prints a table for bug reports, or the results as JSON.
+// `diffcl check`: runs the op-case table (host/crosscheck/) on each device against the CPU
+// reference, then training steps and sampling trajectories, and prints a table for bug reports,
+// or the results as JSON.
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "crosscheck/crosscheck.h" // dcl_check_case_count, dcl_check_case_name, dcl_check_case_run
 #include "cli/cli.h"
+#include "crosscheck/crosscheck.h" // dcl_check_reference_open, dcl_check_case_*, dcl_check_train_step
 #include "cli/json.h"   // cli_json_string, cli_json_number, cli_json_float, cli_json_bool
 #include "diffcl/log.h" // dcl_log_get_level
 
@@ -194,8 +195,9 @@ static void train_row_status(struct train_rows *t, const dcl_check_result *r, dc
 
 static void train_row(void *ctx, const dcl_check_result *r) { train_row_status(ctx, r, DCL_OK); }
 
-// Opens spec, runs every case at every size, prints the rows; adds to *sum.
-static void check_device(const char *spec, const check_opts *o, check_summary *sum) {
+// Opens spec, runs every case at every size against ref, prints the rows; adds to *sum.
+static void check_device(const char *spec, dcl_device *ref, const check_opts *o,
+                         check_summary *sum) {
     dcl_device *dev = NULL;
     dcl_clear_error();
     dcl_status s = dcl_device_open(&dev, spec);
@@ -221,7 +223,7 @@ static void check_device(const char *spec, const check_opts *o, check_summary *s
             memset(&r, 0, sizeof r);
             r.n = n;
             dcl_clear_error();
-            s = dcl_check_case_run(dev, c, n, (size_t)o->offset, o->seed, &r);
+            s = dcl_check_case_run(dev, ref, c, n, (size_t)o->offset, o->seed, &r);
             cli_progress_clear();
             if (o->json) print_json_result(d, &r, name, o, s, sum);
             else print_row(&r, name, w, s);
@@ -252,7 +254,7 @@ static void check_device(const char *spec, const check_opts *o, check_summary *s
                    o->model ? o->model : dcl_net_kind_name(kind));
         cli_progress("check %s: %s training steps", d->spec, dcl_net_kind_name(kind));
         dcl_clear_error();
-        s = dcl_check_train_step(dev, kind, o->model, train_row, &t);
+        s = dcl_check_train_step(dev, ref, kind, o->model, train_row, &t);
         cli_progress_clear();
         if (s != DCL_OK) {
             dcl_check_result r;
@@ -264,7 +266,7 @@ static void check_device(const char *spec, const check_opts *o, check_summary *s
     if (!o->json) printf("\nsampling trajectories, compared after every step:\n");
     cli_progress("check %s: sampling trajectories", d->spec);
     dcl_clear_error();
-    s = dcl_check_samplers(dev, o->model, train_row, &t);
+    s = dcl_check_samplers(dev, ref, o->model, train_row, &t);
     cli_progress_clear();
     if (s != DCL_OK) {
         dcl_check_result r;
@@ -334,9 +336,16 @@ int cli_cmd_check(int argc, char **argv) {
         t.specs[t.n++] = "cpu";
     }
 
+    dcl_device *ref = NULL;
+    s = dcl_check_reference_open(&ref);
+    if (s != DCL_OK) {
+        cli_targets_free(&t);
+        return cli_report(s);
+    }
     check_summary sum;
     memset(&sum, 0, sizeof sum);
-    for (int i = 0; i < t.n; i++) check_device(t.specs[i], &o, &sum);
+    for (int i = 0; i < t.n; i++) check_device(t.specs[i], ref, &o, &sum);
+    dcl_device_free(ref);
     cli_targets_free(&t);
 
     if (o.json) {

@@ -1,73 +1,12 @@
-// The op-case table (one row per op variant, forward and backward) and the runner that checks a
-// device against the CPU reference, with sentinel guards around every tensor (ggml's pattern).
+// The op cases: one row per op variant, forward and backward, each with the setup that shapes it
+// at a size n and derives its tolerance, and the adapter that calls the op's public wrapper; and
+// the inputs they draw. The runner that compares a device with the reference is run.c.
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "crosscheck/crosscheck.h"
-#include "core/error.h"
-#include "diffcl/log.h"
-#include "diffcl/ops.h" // the public op wrappers the cases call
-#include "diffcl/rng.h" // dcl_rng_*_at: deterministic inputs from the seed
-
-#define GUARD 16      // guard elements after every tensor (and the `off` ones before it)
-#define MAX_TENSORS 8 // outputs and inputs of one case (group_norm_backward: 8)
-#define MAX_SHOWN 5   // mismatches listed in r->detail
-
-// How a case uses a tensor. INOUT tensors are read and written (gemm's C with beta != 0, a
-// gradient that accumulates, an in-place op); OUT tensors start as NaN sentinels, so an op that
-// reads its output before writing it (gemm with beta == 0 must not) turns NaN.
-enum role { IN, OUT, INOUT };
-
-// How inputs are drawn: all start from N(0, 1) of the seed's stream.
-enum gen {
-    GEN_NORMAL,
-    GEN_KINK,      // every 16th element an exact +0 or -0 (ReLU's kink), a few ±Inf and NaN
-    GEN_WIDE,      // every 8th element scaled by 30, so exp() saturates (SiLU's tails)
-    GEN_NONFINITE, // every 16th element NaN (with payload), +Inf or -Inf
-    GEN_UNIT,      // uniform in (0, 1) instead (diffusion times)
-    GEN_POSITIVE,  // |x| + 0.5 (Adam's second moments, squared norms)
-    GEN_SHIFTED,   // x + 8: a mean far from 0 next to the spread (GroupNorm's two passes)
-    GEN_LABEL,     // uint32 labels 0..9, and now and then 0xffffffff (embedding: K = 7)
-};
-
-struct tensor {
-    const char *name;
-    size_t len; // elements the op touches
-    enum role role;
-    enum gen gen;
-    int bits;    // compare 32-bit words exactly (uint outputs, copies, exact fills)
-    double atol; // > 0: this output's own atol, where it sums far more terms than the others
-};
-
-// One instance of a case at a size n: tensors, op parameters and the tolerance.
-struct problem {
-    int nt;
-    struct tensor t[MAX_TENSORS];
-    size_t n, M, N, K, D, D2;
-    int ta, tb;
-    float alpha, beta, a, b, c;
-    uint64_t seed, first;
-    uint32_t purpose, step;
-    float lr, beta1, beta2, eps, wd, clip; // adamw_step
-    int64_t adam_step;
-    size_t C, H, W, R, G, k, stride, pad; // images (N, C, H, W) or (N, C, R); C2 is D2
-    int per_sample;
-    double atol, rtol;
-};
-
-struct check_case {
-    const char *name;
-    void (*setup)(const struct check_case *c, size_t n, struct problem *p);
-    dcl_status (*run)(dcl_device *dev, const struct problem *p, const dcl_ptr *t);
-    int ta, tb;  // gemm transposes
-    int variant; // case-specific: gemm shape, in-place, ...
-    // Optional: rewrites inputs that must be consistent with others (GroupNorm's saved mean and
-    // rstd from its input) in init[k][off...] after they were drawn.
-    void (*derive)(const struct problem *p, uint32_t *const *init, size_t off);
-};
+#include "crosscheck/case.h"
+#include "crosscheck/crosscheck.h" // dcl_check_case_count, dcl_check_case_name
+#include "diffcl/ops.h"            // the public op wrappers the cases call
+#include "diffcl/rng.h"            // dcl_rng_*_at: deterministic inputs from the seed
 
 static void add(struct problem *p, const char *name, size_t len, enum role role, enum gen gen) {
     p->t[p->nt++] = (struct tensor){name, len, role, gen, 0, 0};
@@ -117,6 +56,7 @@ static void setup_lin(const struct check_case *c, size_t n, struct problem *p) {
     double coef = fabs(p->a) + fabs(p->b) + (terms == 3 ? fabs(p->c) : 0.0);
     p->atol = 4 * U * 6 * coef;
     p->rtol = 4 * U;
+    p->flops = (double)(terms == 3 ? 5 : 3) * (double)n; // a product per term, an add between
 }
 
 // gemm: C (M, N) = alpha op(A) op(B) + beta C, three shapes:
@@ -142,6 +82,7 @@ static void setup_gemm(const struct check_case *c, size_t n, struct problem *p) 
     double K = (double)p->K;
     p->atol = 16 * U * (fabs(p->alpha) * (K + 2 * sqrt(K)) + 4 * fabs(p->beta));
     p->rtol = 16 * U;
+    p->flops = 2 * (double)p->M * (double)p->N * K; // the usual count: one multiply-add per term
 }
 
 // bias_add: one IEEE add per element, exact on every device. variant 1: in place (out is in).
@@ -154,6 +95,7 @@ static void setup_bias_add(const struct check_case *c, size_t n, struct problem 
         add(p, "in", p->N * p->D, IN, GEN_NORMAL);
     }
     add(p, "bias", p->D, IN, GEN_NORMAL);
+    p->flops = (double)(p->N * p->D);
 }
 
 // bias_backward: dbias[d] += Σ_r dout[r, d]; variant 0: N = n rows, D = 5 (long sums); variant 1:
@@ -168,6 +110,7 @@ static void setup_bias_backward(const struct check_case *c, size_t n, struct pro
     double N = (double)p->N;
     p->atol = 8 * U * (N + 2 * sqrt(N)) + 8 * U * 6;
     p->rtol = 4 * U;
+    p->flops = (double)(p->N * p->D);
 }
 
 // relu: a comparison and a select, exact (±0 may differ in sign, which |a − b| = 0 accepts).
@@ -205,6 +148,7 @@ static void setup_reduce(const struct check_case *c, size_t n, struct problem *p
     double lg = log2((double)n) + 1;
     if (c->variant == 0) p->atol = 8 * U * ((double)n + 2 * sqrt((double)n)), p->rtol = 8 * U * lg;
     else p->atol = 8 * U, p->rtol = 8 * U * lg + 4 * U * sqrt((double)n);
+    p->flops = (double)((c->variant ? 2 : 1) * n);
 }
 
 // count_nonfinite: an integer count, exact.
@@ -266,6 +210,7 @@ static void setup_forward_process(const struct check_case *c, size_t n, struct p
     add(p, "eps", p->N * p->D, IN, GEN_NORMAL);
     add(p, "coef", p->N * 4, IN, GEN_NORMAL);
     p->atol = 4 * U * 72, p->rtol = 4 * U;
+    p->flops = 6 * (double)(p->N * p->D);
 }
 
 // mse_backward: (scale·w)(pred − target) with scale from the host: three IEEE roundings in the
@@ -279,6 +224,8 @@ static void setup_mse_backward(const struct check_case *c, size_t n, struct prob
     add(p, "target", p->N * p->D, IN, GEN_NORMAL);
     add(p, "w", p->N, IN, GEN_UNIT);
     p->atol = 1e-30, p->rtol = 4 * U;
+    p->flops =
+        2 * (double)(p->N * p->D) + (double)p->N; // a subtract and a product; scale·w per row
 }
 
 // adamw_step at step 3 (bias corrections 0.271 and 0.003) with v, gsq >= 0.5 (so the update
@@ -304,9 +251,6 @@ static void setup_adamw(const struct check_case *c, size_t n, struct problem *p)
 //
 // Each case grows one dimension with n and keeps the others small and odd, so every op sees
 // ragged sizes while n = 257 stays quick under Oclgrind (at most ~20k elements).
-
-static uint32_t float_bits(float f);
-static float bits_float(uint32_t u);
 
 // im2col and col2im geometries: variant 0: 3×3, stride 1, pad 1 (W = n); 1: 3×3, stride 2,
 // pad 1 (H = n); 2: 1×1 (C = n); 3: 4×4, stride 3, pad 2 (W = n + 1; rows and columns that see
@@ -374,6 +318,7 @@ static void setup_channel_bias_add(const struct check_case *c, size_t n, struct 
         add(p, "in", len, IN, GEN_NORMAL);
     }
     add(p, "bias", p->per_sample ? p->N * p->C : p->C, IN, GEN_NORMAL);
+    p->flops = (double)len;
 }
 
 // channel_bias_backward: sums of L = N·R (per_sample 0, +=) or L = R (per_sample 1, =) values in
@@ -395,6 +340,7 @@ static void setup_channel_bias_backward(const struct check_case *c, size_t n, st
     double L = (double)(p->per_sample ? p->R : p->N * p->R);
     p->atol = 8 * U * (L + 2 * sqrt(L)) + 8 * U * 6;
     p->rtol = 4 * U;
+    p->flops = (double)(p->N * p->C * p->R);
 }
 
 // GroupNorm shapes: variant 0: N = 2, C = 8, G = 2, R = n (long groups); 1: N = n/8 + 1, C = 6,
@@ -530,6 +476,10 @@ static void setup_embedding(const struct check_case *c, size_t n, struct problem
     add(p, "labels", p->N, IN, GEN_LABEL);
     double N = (double)p->N;
     p->atol = 8 * U * (N + 2 * sqrt(N)) + 8 * U * 6, p->rtol = 4 * U;
+    // The least traffic: the labels, dout or out, and the table's rows that labels pick (read, and
+    // written back by the backward), at most min(N, K) of them.
+    double rows = (double)(p->N < p->K ? p->N : p->K) * (double)p->D;
+    p->bytes = 4 * (N + N * (double)p->D + (backward ? 2 : 1) * rows);
 }
 
 // ---- runs: the op through its public wrapper --------------------------------------------------
@@ -662,7 +612,7 @@ static dcl_status run_embedding_backward(dcl_device *dev, const struct problem *
 
 // Every op of DCL_OP_MAP has at least one row named after it ("gemm" → "gemm_nn"); tests/test_ops.c
 // checks that. {name, setup, run, trans_a, trans_b, variant, derive}
-static const struct check_case cases[] = {
+const struct check_case dcl__check_cases[] = {
     {"fill", setup_fill, run_fill, 0, 0, 0, NULL},
     {"copy", setup_copy, run_copy, 0, 0, 0, NULL},
     {"axpby", setup_lin, run_axpby, 0, 0, 0, NULL},
@@ -758,28 +708,18 @@ static const struct check_case cases[] = {
     {"embedding_backward_classes", setup_embedding, run_embedding_backward, 0, 0, 5, NULL},
 };
 
-#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+const int dcl__check_n_cases = (int)(sizeof dcl__check_cases / sizeof dcl__check_cases[0]);
 
-int dcl_check_case_count(void) { return N_CASES; }
+int dcl_check_case_count(void) { return dcl__check_n_cases; }
 
-const char *dcl_check_case_name(int i) { return i >= 0 && i < N_CASES ? cases[i].name : NULL; }
+const char *dcl_check_case_name(int i) {
+    return i >= 0 && i < dcl__check_n_cases ? dcl__check_cases[i].name : NULL;
+}
 
 // ---- inputs -----------------------------------------------------------------------------------
 
-static uint32_t float_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static float bits_float(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 // Element i of tensor k, drawn from the seed's stream (step k keeps tensors independent).
-static uint32_t gen_word(enum gen g, uint64_t seed, uint32_t k, size_t i) {
+uint32_t dcl__check_gen_word(enum gen g, uint64_t seed, uint32_t k, size_t i) {
     float x = dcl_rng_normal_at(seed, DCL_RNG_TEST, k, i);
     uint32_t r = dcl_rng_bits_at(seed, DCL_RNG_TEST, 100 + k, i);
     switch (g) {
@@ -803,205 +743,4 @@ static uint32_t gen_word(enum gen g, uint64_t seed, uint32_t k, size_t i) {
         break;
     }
     return float_bits(x);
-}
-
-// ---- the runner -------------------------------------------------------------------------------
-
-// The word that fills tensor k's guards (and an OUT tensor's own elements before the op). Each is
-// chosen so that a stray access shows: an input's guards are NaN with a payload of its own, so an
-// out-of-bounds read poisons a sum or a count; an output's guards are another NaN, which no value
-// computed from inputs (which carries the input's payload, or none) reproduces; an in-out
-// tensor's guards are an ordinary number, so an in-place op writing one past the end computes
-// something else from it (a NaN there would pass through a*x + b*y unchanged).
-static uint32_t guard_word(enum role role, int k) {
-    if (role == IN) return 0x7fc0e000u + (uint32_t)k;
-    if (role == OUT) return 0x7fc0dcb1u;
-    return 0xc49a522bu; // -1234.5677f
-}
-
-static dcl_device *reference;
-
-static void reference_free(void) {
-    dcl_device_free(reference);
-    reference = NULL;
-}
-
-static dcl_status reference_device(dcl_device **out) {
-    if (!reference) {
-        // The comparison's own reference device is not the user's pick: open it without the
-        // "device cpu: ..." line, which would read as if the user had chosen the CPU.
-        int level = dcl_log_get_level();
-        if (level == DCL_LOG_INFO) dcl_log_set_level(DCL_LOG_ERROR);
-        dcl_status s = dcl_device_open(&reference, "cpu");
-        dcl_log_set_level(level);
-        if (s != DCL_OK) return dcl__fail_context(s, "opening the CPU reference for op checks");
-        atexit(reference_free);
-    }
-    *out = reference;
-    return DCL_OK;
-}
-
-// Appends printf-style text to r->detail, silently truncating.
-static void note(dcl_check_result *r, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static void note(dcl_check_result *r, const char *fmt, ...) {
-    size_t k = strlen(r->detail);
-    if (k + 1 >= sizeof r->detail) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->detail + k, sizeof r->detail - k, fmt, ap);
-    va_end(ap);
-}
-
-// Compares one output region element by element; returns the number of mismatches. An OUT
-// element still holding the guard word g was never written (by the device, or by the reference:
-// a NaN on both sides would otherwise compare equal); raw-bit outputs are exempt, since random
-// bits may take any value.
-static size_t compare(dcl_check_result *r, const struct problem *p, const struct tensor *t,
-                      const uint32_t *got, const uint32_t *want, uint32_t g, size_t *shown) {
-    size_t bad = 0;
-    for (size_t i = 0; i < t->len; i++) {
-        int ok;
-        float a = bits_float(got[i]), b = bits_float(want[i]);
-        if (t->role == OUT && !t->bits && (got[i] == g || want[i] == g)) {
-            ok = 0;
-        } else if (t->bits) {
-            ok = got[i] == want[i];
-        } else if (!isfinite(a) || !isfinite(b)) {
-            ok = (isnan(a) && isnan(b)) || a == b; // same non-finite class in the same place
-        } else {
-            double d = fabs((double)a - (double)b);
-            if (d > r->max_abs) r->max_abs = d;
-            if (b != 0.0f && d / fabs((double)b) > r->max_rel) r->max_rel = d / fabs((double)b);
-            ok = d <= (t->atol > 0 ? t->atol : p->atol) + p->rtol * fabs((double)b);
-        }
-        if (ok) continue;
-        if (bad++ == 0 && *shown == 0) note(r, "mismatches:");
-        if (*shown < MAX_SHOWN) {
-            (*shown)++;
-            if (t->bits) note(r, " %s[%zu] dev=0x%08x ref=0x%08x;", t->name, i, got[i], want[i]);
-            else if (t->role == OUT && (got[i] == g || want[i] == g))
-                note(r, " %s[%zu] %s never written;", t->name, i, got[i] == g ? "dev" : "ref");
-            else note(r, " %s[%zu] dev=%.9g ref=%.9g;", t->name, i, a, b);
-        }
-    }
-    return bad;
-}
-
-// Reports the first word of [lo, hi) that is not the guard word g; returns 1 if any.
-static int guard_damaged(dcl_check_result *r, const struct tensor *t, const uint32_t *buf,
-                         size_t lo, size_t hi, uint32_t g, const char *where) {
-    for (size_t i = lo; i < hi; i++) {
-        if (buf[i] == g) continue;
-        note(r, " %s: guard %s written at buffer element %zu (0x%08x);", t->name, where, i, buf[i]);
-        return 1;
-    }
-    return 0;
-}
-
-// Host copies and device buffers of one run; freed on every path by free_run.
-struct run {
-    uint32_t *init[MAX_TENSORS], *got[MAX_TENSORS], *want[MAX_TENSORS];
-    dcl_buffer *dbuf[MAX_TENSORS], *rbuf[MAX_TENSORS];
-};
-
-static void free_run(struct run *u) {
-    for (int k = 0; k < MAX_TENSORS; k++) {
-        free(u->init[k]), free(u->got[k]), free(u->want[k]);
-        dcl_buffer_free(u->dbuf[k]), dcl_buffer_free(u->rbuf[k]);
-    }
-}
-
-// Allocates the buffers of p on dev, writes the initial words, runs the case and reads every
-// buffer back whole (guards included) into out[k].
-static dcl_status run_on(dcl_device *dev, const struct check_case *c, const struct problem *p,
-                         size_t off, uint32_t *const *init, dcl_buffer **bufs, uint32_t **out) {
-    dcl_ptr ptr[MAX_TENSORS];
-    dcl_status s = DCL_OK;
-    for (int k = 0; k < p->nt && s == DCL_OK; k++) {
-        size_t total = off + p->t[k].len + GUARD;
-        s = dcl_buffer_alloc(&bufs[k], dev, total, p->t[k].name);
-        if (s == DCL_OK) s = dcl_buffer_write(bufs[k], 0, total, init[k]);
-        ptr[k] = dcl_at(bufs[k], off);
-    }
-    if (s == DCL_OK && (s = c->run(dev, p, ptr)) != DCL_OK)
-        return dcl__fail_context(s, "op case %s (n=%zu, off=%zu) on %s", c->name, p->n, off,
-                                 dcl_device_get_info(dev)->spec);
-    for (int k = 0; k < p->nt && s == DCL_OK; k++)
-        s = dcl_buffer_read(bufs[k], 0, off + p->t[k].len + GUARD, out[k]);
-    return s;
-}
-
-dcl_status dcl_check_case_run(dcl_device *dev, int i, size_t n, size_t off, uint64_t seed,
-                              dcl_check_result *r) {
-    memset(r, 0, sizeof *r);
-    if (i < 0 || i >= N_CASES)
-        return dcl__fail(DCL_ERR_ARG, "op case %d does not exist (there are %d)", i, N_CASES);
-    const struct check_case *c = &cases[i];
-    snprintf(r->name, sizeof r->name, "%s", c->name);
-    r->n = n;
-    if (!dev) return dcl__fail(DCL_ERR_ARG, "op case %s: no device", c->name);
-    if (n < 1 || n > ((size_t)1 << 24) || off > ((size_t)1 << 24))
-        return dcl__fail(DCL_ERR_ARG, "op case %s: size %zu or offset %zu out of range [1, 2^24]",
-                         c->name, n, off);
-
-    struct problem p = {0};
-    p.seed = seed;
-    c->setup(c, n, &p);
-    r->atol = (float)p.atol, r->rtol = (float)p.rtol;
-
-    dcl_device *ref = NULL;
-    dcl_status s = reference_device(&ref);
-    if (s != DCL_OK) return s;
-
-    struct run u;
-    memset(&u, 0, sizeof u);
-    for (int k = 0; k < p.nt && s == DCL_OK; k++) {
-        size_t total = off + p.t[k].len + GUARD;
-        u.init[k] = malloc(total * 4), u.got[k] = malloc(total * 4), u.want[k] = malloc(total * 4);
-        if (!u.init[k] || !u.got[k] || !u.want[k]) {
-            s = dcl__fail(DCL_ERR_NOMEM, "op case %s: out of host memory", c->name);
-            break;
-        }
-        uint32_t g = guard_word(p.t[k].role, k);
-        for (size_t j = 0; j < total; j++) u.init[k][j] = g;
-        if (p.t[k].role != OUT)
-            for (size_t j = 0; j < p.t[k].len; j++)
-                u.init[k][off + j] = gen_word(p.t[k].gen, seed, (uint32_t)k, j);
-    }
-    if (s == DCL_OK && c->derive) c->derive(&p, u.init, off);
-    if (s == DCL_OK) s = run_on(ref, c, &p, off, u.init, u.rbuf, u.want);
-    if (s == DCL_OK) s = run_on(dev, c, &p, off, u.init, u.dbuf, u.got);
-    if (s != DCL_OK) {
-        note(r, "%s", dcl_last_error());
-        free_run(&u);
-        return s;
-    }
-
-    size_t bad = 0, shown = 0;
-    for (int k = 0; k < p.nt; k++) {
-        const struct tensor *t = &p.t[k];
-        size_t total = off + t->len + GUARD;
-        if (t->role == IN) {
-            // Inputs must come back untouched, guards and all.
-            for (size_t j = 0; j < total; j++) {
-                if (u.got[k][j] == u.init[k][j]) continue;
-                note(r, " input %s modified at buffer element %zu;", t->name, j);
-                bad++;
-                break;
-            }
-            continue;
-        }
-        r->elements += t->len;
-        uint32_t g = guard_word(t->role, k);
-        bad += compare(r, &p, t, u.got[k] + off, u.want[k] + off, g, &shown);
-        bad += (size_t)guard_damaged(r, t, u.got[k], 0, off, g, "before");
-        bad += (size_t)guard_damaged(r, t, u.got[k], off + t->len, total, g, "after");
-    }
-    r->pass = bad == 0;
-    free_run(&u);
-    return DCL_OK;
 }

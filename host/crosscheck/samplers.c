@@ -52,12 +52,12 @@ static dcl_status trajectory(dcl_device *dev, const char *path, dcl_sampler_kind
     return s;
 }
 
-dcl_status dcl_check_samplers(dcl_device *dev, const char *model, dcl_check_row_fn fn, void *ctx) {
+dcl_status dcl_check_samplers(dcl_device *dev, dcl_device *cpu, const char *model,
+                              dcl_check_row_fn fn, void *ctx) {
     static const dcl_sampler_kind kinds[] = {DCL_SAMPLER_DDPM, DCL_SAMPLER_DDIM, DCL_SAMPLER_EULER,
                                              DCL_SAMPLER_HEUN};
-    dcl_device *cpu = NULL;
     size_t N = POINTS, D = 2;
-    dcl_status s = dcl_device_open(&cpu, "cpu");
+    dcl_status s = cpu ? DCL_OK : dcl__fail(DCL_ERR_ARG, "check: no reference device");
     if (s == DCL_OK && model) {
         // The checkpoint's own data: 8 samples of an image model, POINTS of points.
         dcl_model probe = {0};
@@ -117,7 +117,6 @@ dcl_status dcl_check_samplers(dcl_device *dev, const char *model, dcl_check_row_
                      r.max_abs, SW2_ATOL);
         fn(ctx, &r);
     }
-    dcl_device_free(cpu);
     free(a), free(b);
     return s;
 }

@@ -1,6 +1,6 @@
 // Full training steps of a small model on a device against the CPU reference, from the same seed
 // and the same data: the loss, every gradient tensor and every parameter after AdamW, each as a
-// row of dcl_check_result (issue 5: "diffcl check" beyond single ops). Two steps, because the
+// row of dcl_check_result (what `diffcl check` runs after the single ops). Two steps, because the
 // U-Net's output convolution starts at zero: in the first step no gradient reaches the layers
 // before it, and the second step is the first that exercises every backward op.
 #include <math.h>
@@ -95,16 +95,15 @@ int dcl_check_train_available(dcl_net_kind kind) {
     return ok;
 }
 
-dcl_status dcl_check_train_step(dcl_device *dev, dcl_net_kind kind, const char *model,
-                                dcl_check_row_fn fn, void *ctx) {
+dcl_status dcl_check_train_step(dcl_device *dev, dcl_device *cpu, dcl_net_kind kind,
+                                const char *model, dcl_check_row_fn fn, void *ctx) {
     dcl_model_config c;
     const char *data;
     int batch;
     dcl_dataset *ds = NULL;
-    dcl_device *cpu = NULL;
     dcl_model md = {0}, mc = {0};
     float loss_d = 0, loss_c = 0, *gd = NULL, *pd = NULL, *gc = NULL, *pc = NULL;
-    dcl_status s = dcl_device_open(&cpu, "cpu");
+    dcl_status s = cpu ? DCL_OK : dcl__fail(DCL_ERR_ARG, "check: no reference device");
     if (s == DCL_OK && model) {
         // The checkpoint's own network, process, data and seed, from its trained weights.
         dcl_model probe = {0};
@@ -144,7 +143,6 @@ dcl_status dcl_check_train_step(dcl_device *dev, dcl_net_kind kind, const char *
     if (md.net) dcl_model_free(&md);
     if (mc.net) dcl_model_free(&mc);
     free(gd), free(pd), free(gc), free(pc);
-    dcl_device_free(cpu);
     dcl_dataset_free(ds);
     return s;
 }
