@@ -1,6 +1,7 @@
 // `diffcl eval`: how close samples are to the data (sliced Wasserstein-2, beside the floor that
 // two data sets of the same size give) and, for a fixed training set, how many samples sit on a
-// training point (memorisation, tutorial §3.7).
+// training point (memorisation: §3.7 of Nakkiran et al. 2024, "Step-by-Step Diffusion: An
+// Elementary Tutorial").
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -20,7 +20,9 @@ const cli_command cli_sample_command = {
              "              [--out CSV|PNG] [--plot PNG] [--trajectories PNG]",
     .details =
         "Everything about the model (process, prediction, network, dataset) comes from the\n"
-        "checkpoint. Samplers, on a uniform time grid from t = 1 (noise) to t = 0 (data):\n"
+        "checkpoint. Samplers, on a uniform time grid from t = 1 (noise) to t = 0 (data)\n"
+        "(\"tutorial\": Nakkiran et al. 2024, \"Step-by-Step Diffusion: An Elementary "
+        "Tutorial\"):\n"
         "  ddpm   stochastic: the Gaussian posterior step (tutorial Algorithm 1); --ddpm-variance\n"
         "         tutorial uses sigma_q^2 dt (ve only), posterior the exact posterior variance\n"
         "  ddim   deterministic for --eta 0 (tutorial Algorithm 2); --eta 1 matches ddpm\n"
