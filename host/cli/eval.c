@@ -17,8 +17,8 @@
 const cli_command cli_eval_command = {
     .name = "eval",
     .summary = "compare samples with the data: sliced W2 and memorisation",
-    .usage = "diffcl eval (--model FILE [sampler flags] | --samples CSV --data SPEC)\n"
-             "            [--data SPEC] [--projections N] [--radius R] [--json]",
+    .usage = "diffcl eval (--model FILE [sampler flags] | --samples CSV) [--data SPEC]\n"
+             "            [--projections N] [--radius R] [--json]",
     .details =
         "With --model, draws samples as 'diffcl sample' does (same flags, same defaults); with\n"
         "--samples, reads them from a CSV file. --data defaults to the model's dataset (and is\n"
