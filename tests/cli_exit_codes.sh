@@ -5,6 +5,7 @@
 #   tests/cli_exit_codes.sh PATH/TO/diffcl
 set -uo pipefail
 D=$1
+[[ $D == /* ]] || D=$PWD/$D # the default-output case runs in another folder
 T=$(mktemp -d "${TMPDIR:-/tmp}/diffcl-cli-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 failures=0
@@ -63,6 +64,56 @@ head -c 100 "$T/m.safetensors" >"$T/cut.safetensors"
 expect 4 "cut.safetensors" -- sample --device cpu --model "$T/cut.safetensors" --out "$T/s.csv"
 grep -q "^x0,x1$" "$T/s.csv" && [[ $(wc -l <"$T/s.csv") -eq 201 ]] ||
     { echo "FAIL: $T/s.csv is not a header and 200 rows" >&2; failures=$((failures + 1)); }
+
+# Outputs are checked before any work: a missing folder fails at once (exit 4, naming the flag and
+# the folder) and writes nothing; a PNG grid from a 2-D model is a usage error before sampling.
+# not_started WHAT WORD: fails the case when stderr shows that WHAT started anyway.
+not_started() {
+    ! grep -q "$2" "$T/err" || { echo "FAIL: $1 started before its outputs were checked" >&2; failures=$((failures + 1)); }
+}
+expect 4 "--out $T/missing/m.safetensors: the folder $T/missing does not exist" -- train \
+    --device cpu --steps 20 --out "$T/missing/m.safetensors"
+not_started train "training"
+expect 4 "--loss-plot $T/missing/l.png: the folder" -- train --device cpu --steps 20 \
+    --out "$T/never.safetensors" --loss-plot "$T/missing/l.png"
+not_started train "training"
+[[ ! -e "$T/never.safetensors" ]] || { echo "FAIL: train wrote --out before checking --loss-plot" >&2; failures=$((failures + 1)); }
+expect 2 "--out $T/g.png: a PNG grid is for image models" -- sample --device cpu \
+    --model "$T/m.safetensors" --n 200 --steps 10 --out "$T/g.png"
+not_started sample "sampling"
+expect 4 "--plot $T/missing/p.png: the folder" -- sample --device cpu --model "$T/m.safetensors" \
+    --n 200 --steps 10 --plot "$T/missing/p.png"
+not_started sample "sampling"
+expect 4 "--out $T/missing/x.csv: the folder" -- data --data spiral --out "$T/missing/x.csv"
+expect 2 "unknown flag '--device' for 'data'" -- data --device cpu --data spiral --out "$T/x.csv"
+expect 2 "unknown flag '--labels'" -- sample --device cpu --model "$T/m.safetensors" --labels all
+
+# Without --out, sample writes MODEL_samples.csv (points) in the current folder and says so.
+(cd "$T" && "$D" sample --device cpu --model m.safetensors --n 50 --steps 5 >"$T/out" 2>"$T/err")
+if [[ $? -ne 0 ]] || ! grep -q "^wrote m_samples.csv (50 samples)$" "$T/out" ||
+    [[ $(wc -l <"$T/m_samples.csv") -ne 51 ]]; then
+    echo "FAIL: sample without --out did not write m_samples.csv" >&2
+    sed 's/^/    /' "$T/err" >&2
+    failures=$((failures + 1))
+else
+    echo "ok   sample without --out wrote m_samples.csv"
+fi
+
+# Not on a terminal, train prints a progress line every 10% with the loss, then one final line,
+# and says what to run next; sample draws a bar over its steps.
+expect 0 "" -- train --device cpu --steps 40 --batch 64 --width 16 --log-every 4 --out "$T/p.safetensors"
+n_lines=$(grep -cE "^train +[0-9]+% [0-9]+/40 steps .*steps/s" "$T/err")
+if [[ $n_lines -lt 5 ]] || ! grep -qE "^train +50% 20/40 steps .*loss [0-9.]+" "$T/err" ||
+    ! grep -qE "^train 40/40 steps in .*final loss [0-9.]+ \(mean of the last 4 steps; smoothed" "$T/err" ||
+    ! grep -q "next: diffcl sample --device cpu --model $T/p.safetensors --plot p_samples.png" "$T/err"; then
+    echo "FAIL: train's progress lines ($n_lines), final line or next step are missing:" >&2
+    sed 's/^/    /' "$T/err" >&2
+    failures=$((failures + 1))
+else
+    echo "ok   train printed $n_lines progress lines, a final line and the next step"
+fi
+expect 0 "^sample +50% 5/10 steps" -- sample --device cpu --model "$T/m.safetensors" --n 20 \
+    --steps 10 --out "$T/s20.csv"
 
 # Planted kernel bugs (kernels read from a copy of cl/ through DIFFCL_CL_DIR) must be caught,
 # on an OpenCL device: a 1e-4 bias in the sampler step kernel by `check`, a wrong index in a

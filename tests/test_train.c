@@ -1,7 +1,9 @@
 // End to end on a 2-D dataset: a short training run on the CPU reference and on every OpenCL
 // device must bring the sliced W2 distance well below the untrained model's; a checkpoint round
 // trip keeps every weight and the config; the same seed gives bitwise identical checkpoints and
-// samples; and one model sampled on the CPU and on an OpenCL device gives the same samples.
+// samples; and one model sampled on the CPU and on an OpenCL device gives the same samples. The
+// progress callbacks of training and sampling fire once per step, in order, and change no result;
+// a diverging run stops with DCL_ERR_MISMATCH and writes nothing.
 // Exit 77 only when the build has OpenCL but the machine has no OpenCL platform.
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,18 +93,37 @@ static void train_and_measure(const char *spec, int steps, double bound) {
     free(x), free(data);
 }
 
-// Trains a few steps with seed 11 into path; returns the model's samples (caller frees).
+// What a progress callback saw: how often it was called, and its last (done, total).
+struct progress_seen {
+    int calls, in_order;
+    int64_t done, total;
+};
+
+static void on_progress(void *ctx, int64_t done, int64_t total) {
+    struct progress_seen *p = ctx;
+    if (done != p->done + 1) p->in_order = 0;
+    p->calls++, p->done = done, p->total = total;
+}
+
+// Trains a few steps with seed 11 into path; returns the model's samples (caller frees). Both the
+// training and the sampler report progress after every step.
 static float *train_save_sample(dcl_device *dev, const char *path) {
     dcl_dataset *ds = NULL;
     dcl_model m = {0};
     dcl_model_config c = small_config();
     dcl_train_opts o = small_opts(30);
+    struct progress_seen tp = {.in_order = 1}, sp = {.in_order = 1};
+    o.progress = on_progress, o.progress_ctx = &tp;
+    dcl_sampler_opts so = euler;
+    so.progress = on_progress, so.progress_ctx = &sp;
     float *x = malloc(N_SAMPLES * 2 * sizeof *x);
     dcl_status s = x ? dcl_dataset_open(&ds, c.data, c.seed) : DCL_ERR_NOMEM;
     if (s == DCL_OK) s = dcl_model_init(&m, dev, &c, N_SAMPLES);
     if (s == DCL_OK) s = dcl_train(dev, &m, ds, &o, NULL, NULL, NULL, NULL);
+    CHECK(tp.calls == 30 && tp.in_order && tp.done == 30 && tp.total == 30);
     if (s == DCL_OK) s = dcl_model_save(&m, path);
-    if (s == DCL_OK) s = dcl_model_sample(&m, &euler, N_SAMPLES, 5, 1, NULL, x, NULL);
+    if (s == DCL_OK) s = dcl_model_sample(&m, &so, N_SAMPLES, 5, 1, NULL, x, NULL);
+    CHECK(sp.calls == SAMPLER_STEPS && sp.in_order && sp.total == SAMPLER_STEPS);
     if (s != DCL_OK) {
         fprintf(stderr, "train/save/sample: %s\n", dcl_last_error());
         check_failures++;
@@ -129,6 +150,12 @@ static void check_determinism_and_round_trip(void) {
     CHECK(na == nb && na > 0 && memcmp(fa, fb, na) == 0);
     CHECK(xa && xb && memcmp(xa, xb, N_SAMPLES * 2 * sizeof *xa) == 0);
 
+    // The config alone, without a device.
+    dcl_model_config rc;
+    CHECK_EQ(dcl_model_read_config(a, &rc), DCL_OK);
+    CHECK(rc.step == 30 && rc.net.kind == DCL_NET_MLP && strcmp(rc.data, "gmm8") == 0);
+
+    // Sampled without a progress callback, the loaded model gives the same samples.
     dcl_model m = {0};
     dcl_status s = dcl_model_load(&m, dev, a, N_SAMPLES);
     CHECK_EQ(s, DCL_OK);
@@ -161,7 +188,34 @@ static void check_determinism_and_round_trip(void) {
     if (f) fputs("not a safetensors file", f), fclose(f);
     CHECK(dcl_model_load(&m, dev, b, 16) != DCL_OK);
     CHECK(strstr(dcl_last_error(), "not-a-model") != NULL);
+    CHECK(dcl_model_read_config(b, &rc) != DCL_OK);
+    CHECK(strstr(dcl_last_error(), "not-a-model") != NULL);
     free(fa), free(fb), free(xa), free(xb);
+    dcl_device_free(dev);
+}
+
+// A learning rate far too large: the loss stops being finite and training stops with
+// DCL_ERR_MISMATCH (not an argument error), a message that says so, and no checkpoint.
+static void check_divergence(void) {
+    dcl_device *dev = NULL;
+    dcl_dataset *ds = NULL;
+    dcl_model m = {0};
+    dcl_model_config c = small_config();
+    dcl_train_opts o = small_opts(20);
+    char path[256];
+    snprintf(path, sizeof path, "%s/diverged.safetensors", tmpdir);
+    o.lr = 1e30, o.warmup = 0, o.clip = 0, o.log_every = 5, o.out = path;
+    dcl_status s = dcl_device_open(&dev, "cpu");
+    if (s == DCL_OK) s = dcl_dataset_open(&ds, c.data, c.seed);
+    if (s == DCL_OK) s = dcl_model_init(&m, dev, &c, 256);
+    CHECK_EQ(s, DCL_OK);
+    if (s == DCL_OK) {
+        CHECK_EQ(dcl_train(dev, &m, ds, &o, NULL, NULL, NULL, NULL), DCL_ERR_MISMATCH);
+        CHECK(strstr(dcl_last_error(), "training diverged at step") != NULL);
+        CHECK(access(path, F_OK) != 0);
+    }
+    if (m.net) dcl_model_free(&m);
+    dcl_dataset_free(ds);
     dcl_device_free(dev);
 }
 
@@ -178,7 +232,12 @@ static void check_same_samples(const char *spec) {
     if (s == DCL_OK) s = dcl_model_load(&mc, cpu, path, N_SAMPLES);
     if (s == DCL_OK) s = dcl_model_load(&md, dev, path, N_SAMPLES);
     if (s == DCL_OK) s = dcl_model_sample(&mc, &euler, N_SAMPLES, 5, 1, NULL, xc, NULL);
-    if (s == DCL_OK) s = dcl_model_sample(&md, &euler, N_SAMPLES, 5, 1, NULL, xd, NULL);
+    // On the device with a progress callback: it waits for each step, and changes nothing else.
+    struct progress_seen sp = {.in_order = 1};
+    dcl_sampler_opts so = euler;
+    so.progress = on_progress, so.progress_ctx = &sp;
+    if (s == DCL_OK) s = dcl_model_sample(&md, &so, N_SAMPLES, 5, 1, NULL, xd, NULL);
+    CHECK(s != DCL_OK || (sp.calls == SAMPLER_STEPS && sp.in_order));
     CHECK_EQ(s, DCL_OK);
     if (s == DCL_OK) {
         double max_abs = 0;
@@ -221,6 +280,7 @@ int main(int argc, char **argv) {
     double bound = small ? 0.5 : 0.2;
     train_and_measure("cpu", steps, bound);
     check_determinism_and_round_trip();
+    check_divergence();
 
     struct run r = {steps, bound};
     int rc = check_opencl_devices(on_device, &r);

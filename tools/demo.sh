@@ -63,7 +63,7 @@ if ((images)); then
         --out "$OUT/fashion.safetensors"
     echo
     echo "== diffcl sample: one row per class, guidance 3, DDIM 50 steps"
-    $D sample --device "$dev" --model "$OUT/fashion.safetensors" --n 100 --labels all --guidance 3 \
+    $D sample --device "$dev" --model "$OUT/fashion.safetensors" --n 100 --label all --guidance 3 \
         --sampler ddim --steps 50 --out "$OUT/fashion-grid.png"
     echo "demo: $OUT/fashion-grid.png (300 steps give shapes; README shows a longer run)"
 fi

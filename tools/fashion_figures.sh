@@ -15,9 +15,9 @@ if [[ -z "$MODEL" ]]; then
         --lr 1e-3 --log-every 25 --out "$MODEL" --loss-plot "$OUT/fashion_loss.png"
 fi
 for w in 3 1; do
-    $D sample --device cpu --model "$MODEL" --n 100 --labels all --guidance $w --sampler ddim \
+    $D sample --device cpu --model "$MODEL" --n 100 --label all --guidance $w --sampler ddim \
         --steps 50 --seed 1 --out "$OUT/fashion_ddim50_w$w.png"
 done
-$D sample --device cpu --model "$MODEL" --n 100 --labels all --guidance 3 --sampler ddpm \
+$D sample --device cpu --model "$MODEL" --n 100 --label all --guidance 3 --sampler ddpm \
     --steps 100 --seed 1 --out "$OUT/fashion_ddpm100_w3.png"
-$D eval --device cpu --model "$MODEL" --n 100 --labels all --guidance 3 --sampler ddim --steps 50
+$D eval --device cpu --model "$MODEL" --n 100 --label all --guidance 3 --sampler ddim --steps 50

@@ -18,29 +18,33 @@
 static const char *const generic_device_help =
     "device to run on: auto, cpu, cl, cl:gpu, cl:cpu, cl:accelerator, cl:P:D or cl:NAME";
 
-// The flags every command takes; their destinations point into *c and *help.
-static void common_opts(cli_opt o[N_COMMON], const cli_command *cmd, cli_common *c, int *help) {
-    o[0] = (cli_opt){.name = "device",
-                     .kind = CLI_OPT_STRING,
-                     .dest = (void *)&c->device,
-                     .metavar = "SPEC",
-                     .help = cmd->device_help ? cmd->device_help : generic_device_help,
-                     .def = cmd->device_def ? cmd->device_def : "$DIFFCL_DEVICE, else auto"};
-    o[1] = (cli_opt){.name = "verbose",
-                     .short_name = 'v',
-                     .kind = CLI_OPT_COUNT,
-                     .dest = &c->verbose,
-                     .help = "more log output on stderr (-vv: debug)"};
-    o[2] = (cli_opt){.name = "quiet",
-                     .short_name = 'q',
-                     .kind = CLI_OPT_FLAG,
-                     .dest = &c->quiet,
-                     .help = "only errors on stderr, no progress"};
-    o[3] = (cli_opt){.name = "help",
-                     .short_name = 'h',
-                     .kind = CLI_OPT_FLAG,
-                     .dest = help,
-                     .help = "show this help"};
+// The flags every command takes (--device only where the command runs on one); their
+// destinations point into *c and *help. Returns how many there are.
+static int common_opts(cli_opt o[N_COMMON], const cli_command *cmd, cli_common *c, int *help) {
+    int n = 0;
+    if (!cmd->no_device)
+        o[n++] = (cli_opt){.name = "device",
+                           .kind = CLI_OPT_STRING,
+                           .dest = (void *)&c->device,
+                           .metavar = "SPEC",
+                           .help = cmd->device_help ? cmd->device_help : generic_device_help,
+                           .def = cmd->device_def ? cmd->device_def : "$DIFFCL_DEVICE, else auto"};
+    o[n++] = (cli_opt){.name = "verbose",
+                       .short_name = 'v',
+                       .kind = CLI_OPT_COUNT,
+                       .dest = &c->verbose,
+                       .help = "more log output on stderr (-vv: debug)"};
+    o[n++] = (cli_opt){.name = "quiet",
+                       .short_name = 'q',
+                       .kind = CLI_OPT_FLAG,
+                       .dest = &c->quiet,
+                       .help = "only errors on stderr, no progress"};
+    o[n++] = (cli_opt){.name = "help",
+                       .short_name = 'h',
+                       .kind = CLI_OPT_FLAG,
+                       .dest = help,
+                       .help = "show this help"};
+    return n;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -146,8 +150,8 @@ void cli_print_help(FILE *f, const cli_command *cmd, const cli_opt *opts, int n_
     cli_common dummy = {0};
     int help = 0;
     cli_opt common[N_COMMON];
-    common_opts(common, cmd, &dummy, &help);
-    int width = label_width(common, N_COMMON, label_width(opts, n_opts, 0));
+    int nc = common_opts(common, cmd, &dummy, &help);
+    int width = label_width(common, nc, label_width(opts, n_opts, 0));
 
     fprintf(f, "diffcl %s: %s\n\nUsage: %s\n", cmd->name, cmd->summary, cmd->usage);
     if (cmd->details) fprintf(f, "\n%s", cmd->details);
@@ -156,7 +160,7 @@ void cli_print_help(FILE *f, const cli_command *cmd, const cli_opt *opts, int n_
         print_flags(f, opts, n_opts, width);
     }
     fputs("\nCommon flags:\n", f);
-    print_flags(f, common, N_COMMON, width);
+    print_flags(f, common, nc, width);
     if (cmd->examples) fprintf(f, "\nExamples:\n%s", cmd->examples);
 }
 
@@ -299,13 +303,13 @@ static int next_value(const cli_command *cmd, const cli_opt *o, const char *inli
 }
 
 static int parse_long(const cli_command *cmd, const cli_opt *opts, int n_opts,
-                      const cli_opt *common, int argc, char **argv, int *i) {
+                      const cli_opt *common, int nc, int argc, char **argv, int *i) {
     const char *arg = argv[*i];
     const char *name = arg + 2;
     const char *eq = strchr(name, '=');
     size_t len = eq ? (size_t)(eq - name) : strlen(name);
-    const cli_opt *o = find_long(opts, n_opts, common, N_COMMON, name, len);
-    if (!o) return unknown_flag(cmd, opts, n_opts, common, N_COMMON, arg, len + 2);
+    const cli_opt *o = find_long(opts, n_opts, common, nc, name, len);
+    if (!o) return unknown_flag(cmd, opts, n_opts, common, nc, arg, len + 2);
     if (!takes_value(o)) {
         if (eq) return cli_usage_error(cmd->name, "--%s takes no value, got '%s'", o->name, arg);
         return set_value(cmd, o, NULL);
@@ -317,13 +321,13 @@ static int parse_long(const cli_command *cmd, const cli_opt *opts, int n_opts,
 
 // A bundle of short flags ("-vq", "-vv"); a flag that takes a value ends the bundle.
 static int parse_short(const cli_command *cmd, const cli_opt *opts, int n_opts,
-                       const cli_opt *common, int argc, char **argv, int *i) {
+                       const cli_opt *common, int nc, int argc, char **argv, int *i) {
     const char *arg = argv[*i];
     for (const char *p = arg + 1; *p; p++) {
-        const cli_opt *o = find_short(opts, n_opts, common, N_COMMON, *p);
+        const cli_opt *o = find_short(opts, n_opts, common, nc, *p);
         if (!o) {
             char flag[3] = {'-', *p, '\0'};
-            return unknown_flag(cmd, opts, n_opts, common, N_COMMON, flag, 2);
+            return unknown_flag(cmd, opts, n_opts, common, nc, flag, 2);
         }
         if (!takes_value(o)) {
             set_value(cmd, o, NULL);
@@ -340,7 +344,7 @@ int cli_parse(const cli_command *cmd, const cli_opt *opts, int n_opts, int argc,
               cli_common *c) {
     int help = 0;
     cli_opt common[N_COMMON];
-    common_opts(common, cmd, c, &help);
+    int nc = common_opts(common, cmd, c, &help);
 
     // Help wins over everything else on the line, so a half-typed command can still ask for it.
     for (int i = 1; i < argc; i++) {
@@ -354,8 +358,8 @@ int cli_parse(const cli_command *cmd, const cli_opt *opts, int n_opts, int argc,
         int rc;
         if (arg[0] != '-' || arg[1] == '\0')
             return cli_usage_error(cmd->name, "'%s' takes no argument '%s'", cmd->name, arg);
-        if (arg[1] == '-') rc = parse_long(cmd, opts, n_opts, common, argc, argv, &i);
-        else rc = parse_short(cmd, opts, n_opts, common, argc, argv, &i);
+        if (arg[1] == '-') rc = parse_long(cmd, opts, n_opts, common, nc, argc, argv, &i);
+        else rc = parse_short(cmd, opts, n_opts, common, nc, argc, argv, &i);
         if (rc != CLI_PARSED) return rc;
     }
     if (c->quiet && c->verbose)

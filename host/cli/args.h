@@ -45,6 +45,7 @@ typedef struct cli_command {
     const char *examples;    // one example per line
     const char *device_help; // what --device means for this command (NULL: the generic text)
     const char *device_def;  // its default as help shows it (NULL: "auto")
+    int no_device;           // the command runs on no device: it takes no --device flag
 } cli_command;
 
 // The flags every command takes.

@@ -64,6 +64,20 @@ void cli_progress(const char *fmt, ...)
 #endif
     ;
 void cli_progress_clear(void);
+// Draws one line in place of the current progress line (the caller keeps it within the terminal).
+void cli_progress_line(const char *line);
+
+// Checks, before any expensive work, that `path` can be written: its folder exists, is a folder
+// and is writable, and path is not a folder. DCL_ERR_IO (exit 4) with a message naming the flag
+// and the path otherwise.
+dcl_status cli_check_output(const char *flag, const char *path);
+// path without its extension, then suffix: "runs/m.safetensors" + "_samples.csv" →
+// "runs/m_samples.csv", or "m_samples.csv" with in_cwd (the current folder).
+void cli_path_beside(const char *path, const char *suffix, int in_cwd, char *buf, size_t size);
+
+// Opens the device a command runs on and, for --device auto on an OpenCL device, the CPU reference
+// to fall back to after a device failure (else *fallback is NULL). Both NULL on failure.
+dcl_status cli_open_device(const char *spec, dcl_device **dev, dcl_device **fallback);
 
 // The devices a command runs on. spec "all" means every usable OpenCL device, preceded by the
 // CPU reference when with_cpu; any other spec is one target, opened later by dcl_device_open
@@ -113,8 +127,7 @@ void cli_sample_flags_default(cli_sample_flags *f);
     {"guidance", 'w', CLI_OPT_DOUBLE, &(f).guidance, "W",                                          \
      "class-conditional: classifier-free guidance weight", "3", 0, 0},                             \
     {"label", 0, CLI_OPT_STRING, &(f).label, "Y",                                                  \
-     "class-conditional: a class (number or name), all (a row each) or none", "all", 0, 0},        \
-    {"labels", 0, CLI_OPT_STRING, &(f).label, "all", "the same as --label", NULL, 0, 0}
+     "class-conditional: a class (number or name), all (a row each) or none", "all", 0, 0}
 // clang-format on
 
 // Samples drawn from a checkpoint, with what drew them.

@@ -42,8 +42,7 @@ const cli_command cli_data_command = {
                 "  diffcl data --data csv:points.csv --out points.png\n"
                 "  diffcl data --data fashion-mnist --out fashion.png\n"
                 "  diffcl data --data png:faces,n=64 --n 64 --out faces.png\n",
-    .device_help = "not used: datasets are made on the host",
-    .device_def = "-",
+    .no_device = 1, // datasets are made on the host
 };
 
 // ".csv" -> 'c', ".png" -> 'p', anything else 0 (any case).
@@ -129,7 +128,8 @@ int cli_cmd_data(int argc, char **argv) {
                                out);
 
     dcl_dataset *ds = NULL;
-    dcl_status s = dcl_dataset_open(&ds, spec, seed);
+    dcl_status s = cli_check_output("--out", out);
+    if (s == DCL_OK) s = dcl_dataset_open(&ds, spec, seed);
     if (s != DCL_OK) return cli_report(s);
     if (kind == 'p' && dcl_dataset_image_shape(ds, NULL, NULL, NULL)) {
         s = write_grid(ds, out, n);

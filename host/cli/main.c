@@ -3,7 +3,8 @@
 //
 // Exit codes (also in the global help):
 //   0  success
-//   1  a check or test ran and its results were wrong (also DCL_ERR_MISMATCH: --verify-strict)
+//   1  a check or test ran and its results were wrong (DCL_ERR_MISMATCH: also --verify-strict
+//      and a training run whose loss diverged)
 //   2  usage error: unknown command or flag, missing or malformed value, malformed --device
 //   3  no such device, or no OpenCL platform (DCL_ERR_NO_DEVICE, DCL_ERR_NO_OPENCL)
 //   4  input file, format or I/O error (DCL_ERR_IO, DCL_ERR_FORMAT; also a failed write to stdout)
@@ -67,7 +68,8 @@ static void print_help(FILE *f) {
         "Flags every command takes:\n"
         "  --device SPEC   auto (default), cpu, cl, cl:gpu, cl:cpu, cl:accelerator, cl:P:D\n"
         "                  (indices from 'diffcl devices'), cl:NAME (part of a device or\n"
-        "                  platform name, any case); check and bench also take 'all'\n"
+        "                  platform name, any case); check and bench also take 'all';\n"
+        "                  data, which runs on the host, takes no --device\n"
         "  -v, --verbose   more log output on stderr (-vv: debug)\n"
         "  -q, --quiet     only errors on stderr\n"
         "  -h, --help      the command's flags, defaults and examples\n"
@@ -85,7 +87,7 @@ static void print_help(FILE *f) {
         "\n"
         "Exit status:\n"
         "  0  success\n"
-        "  1  a check or test ran and its results were wrong\n"
+        "  1  a check, test or training run gave wrong results (mismatch, diverged loss)\n"
         "  2  usage error (unknown command or flag, missing or malformed value)\n"
         "  3  no such device, or no OpenCL platform\n"
         "  4  input file, format or I/O error\n"

@@ -17,10 +17,12 @@ const cli_command cli_sample_command = {
     .name = "sample",
     .summary = "draw samples from a trained model; write CSV and plots",
     .usage = "diffcl sample --model FILE [--sampler NAME] [--steps K] [--n N] [--seed S]\n"
-             "              [--out CSV] [--plot PNG] [--trajectories PNG]",
+             "              [--out CSV|PNG] [--plot PNG] [--trajectories PNG]",
     .details =
         "Everything about the model (process, prediction, network, dataset) comes from the\n"
-        "checkpoint. Samplers, on a uniform time grid from t = 1 (noise) to t = 0 (data):\n"
+        "checkpoint. Samplers, on a uniform time grid from t = 1 (noise) to t = 0 (data)\n"
+        "(\"tutorial\": Nakkiran et al. 2024, \"Step-by-Step Diffusion: An Elementary "
+        "Tutorial\"):\n"
         "  ddpm   stochastic: the Gaussian posterior step (tutorial Algorithm 1); --ddpm-variance\n"
         "         tutorial uses sigma_q^2 dt (ve only), posterior the exact posterior variance\n"
         "  ddim   deterministic for --eta 0 (tutorial Algorithm 2); --eta 1 matches ddpm\n"
@@ -28,18 +30,21 @@ const cli_command cli_sample_command = {
         "  heun   second-order ODE (two network evaluations per step)\n"
         "The default is euler for flow models and ddim otherwise. The EMA weights are used\n"
         "unless --raw. --plot draws the samples over fresh points of the training dataset.\n"
+        "With no --out, --plot or --trajectories the samples go to MODEL_samples.png (image\n"
+        "models: a grid) or MODEL_samples.csv (points) in the current folder, MODEL being the\n"
+        "checkpoint's name without .safetensors. Outputs are checked before sampling starts.\n"
         "\n"
         "Class-conditional models sample one row per class by default (--label all), with\n"
         "classifier-free guidance eps~ = eps(x, null) + W (eps(x, y) - eps(x, null)): W = 1 is\n"
         "plain conditional sampling, W = 0 unconditional, larger W follows the class more\n"
         "closely (default 3). The same combination is applied whatever the model predicts.\n",
-    .examples =
-        "  diffcl sample --model spiral.safetensors --plot samples.png\n"
-        "  diffcl sample --model spiral.safetensors --sampler euler --steps 100 --n 10000 "
-        "--seed 1 \\\n      --out samples.csv --plot samples.png --trajectories traj.png\n"
-        "  diffcl sample --model ve.safetensors --sampler ddpm --steps 1000\n"
-        "  diffcl sample --model fm.safetensors --n 100 --labels all --guidance 3 --sampler "
-        "ddim --steps 50 --out grid.png\n",
+    .examples = "  diffcl sample --model spiral.safetensors          # writes spiral_samples.csv\n"
+                "  diffcl sample --model spiral.safetensors --plot samples.png\n"
+                "  diffcl sample --model spiral.safetensors --sampler euler --steps 100 --n 10000 "
+                "--seed 1 \\\n      --out samples.csv --plot samples.png --trajectories traj.png\n"
+                "  diffcl sample --model ve.safetensors --sampler ddpm --steps 1000\n"
+                "  diffcl sample --model fm.safetensors --n 100 --label all --guidance 3 --sampler "
+                "ddim --steps 50 --out grid.png\n",
 };
 
 void cli_sample_flags_default(cli_sample_flags *f) {
@@ -126,6 +131,7 @@ static dcl_status sampler_opts(const cli_sample_flags *f, const dcl_model_config
 // again what failed (sampling starts from its seed, so nothing else needs to be restored).
 static int fall_back(dcl_status s, dcl_device **on, dcl_device *fallback) {
     if (!dcl_status_is_device_failure(s) || !fallback || *on == fallback) return 0;
+    cli_progress_clear();
     dcl_log(DCL_LOG_ERROR, "device %s failed: %s", dcl_device_get_info(*on)->spec,
             dcl_last_error());
     dcl_log(DCL_LOG_ERROR, "sampling on the CPU reference instead (--device auto)");
@@ -133,22 +139,37 @@ static int fall_back(dcl_status s, dcl_device **on, dcl_device *fallback) {
     return 1;
 }
 
+// Runs the sampler with a progress bar over its steps.
+static dcl_status draw(const cli_sample_flags *f, cli_samples *out) {
+    cli_bar bar;
+    cli_bar_start(&bar, "sample", "step", out->opts.steps, dcl_log_get_level() < DCL_LOG_INFO);
+    out->opts.progress = cli_bar_progress, out->opts.progress_ctx = &bar;
+    double t0 = cli_now();
+    dcl_status s = dcl_model_sample(&out->model, &out->opts, out->N, f->seed, !f->raw,
+                                    &out->guidance, out->x, out->traj);
+    out->opts.progress = NULL, out->opts.progress_ctx = NULL;
+    out->seconds = cli_now() - t0;
+    if (s != DCL_OK) return s;
+    double evals = (double)out->N * out->opts.steps *
+                   (out->opts.kind == DCL_SAMPLER_HEUN ? 2.0 : 1.0) *
+                   (out->guidance.labels && out->guidance.w != 1.0 ? 2.0 : 1.0);
+    char summary[128];
+    snprintf(summary, sizeof summary, "%zu samples, %.0f samples/s, %.0f network evaluations/s",
+             out->N, (double)out->N / out->seconds, evals / out->seconds);
+    cli_bar_finish(&bar, summary);
+    return DCL_OK;
+}
+
 dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_samples *out) {
     memset(out, 0, sizeof *out);
-    dcl_device *dev = NULL, *fallback = NULL, *on;
-    dcl_status s = dcl_device_open(&dev, device);
-    if (s == DCL_OK) s = dcl_device_open_fallback(dev, &fallback);
-    on = dev;
+    // The default count depends on the model: 10000 points, or 100 images (a 10×10 grid).
     // Guided sampling evaluates the conditional and unconditional batches together (2N).
-    // The default count depends on the model: 10000 points, or 100 images (a 10×10 grid). A
-    // first load for batch 1 reads the config; the network's buffers are then sized for 2N.
+    dcl_status s = dcl_model_read_config(f->model, &out->cfg);
     size_t N = (size_t)f->n;
-    if (s == DCL_OK && !N) {
-        s = dcl_model_load(&out->model, on, f->model, 1);
-        if (fall_back(s, &on, fallback)) s = dcl_model_load(&out->model, on, f->model, 1);
-        if (s == DCL_OK) N = out->model.cfg.net.kind == DCL_NET_UNET ? 100 : 10000;
-        if (out->model.net) dcl_model_free(&out->model);
-    }
+    if (!N) N = out->cfg.net.kind == DCL_NET_UNET ? 100 : 10000;
+    dcl_device *dev = NULL, *fallback = NULL, *on;
+    if (s == DCL_OK) s = cli_open_device(device, &dev, &fallback);
+    on = dev;
     if (s == DCL_OK) s = dcl_model_load(&out->model, on, f->model, 2 * N);
     if (fall_back(s, &on, fallback)) s = dcl_model_load(&out->model, on, f->model, 2 * N);
     if (s == DCL_OK) s = sampler_opts(f, &out->model.cfg, &out->opts);
@@ -166,19 +187,15 @@ dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_s
     }
     if (s == DCL_OK) s = dcl_sampler_grid(&out->model.cfg.process, (int)f->steps, out->t);
     if (s == DCL_OK) {
-        dcl_log(DCL_LOG_INFO, "sampling %zu points with %s, %d steps, seed %llu", N,
+        dcl_log(DCL_LOG_INFO, "sampling %zu %s with %s, %d steps, seed %llu", N,
+                out->cfg.net.kind == DCL_NET_UNET ? "images" : "points",
                 dcl_sampler_name(out->opts.kind), out->opts.steps, (unsigned long long)f->seed);
-        double t0 = cli_now();
-        s = dcl_model_sample(&out->model, &out->opts, N, f->seed, !f->raw, &out->guidance, out->x,
-                             out->traj);
+        s = draw(f, out);
         if (fall_back(s, &on, fallback)) {
             dcl_model_free(&out->model);
             s = dcl_model_load(&out->model, on, f->model, 2 * N);
-            if (s == DCL_OK)
-                s = dcl_model_sample(&out->model, &out->opts, N, f->seed, !f->raw, &out->guidance,
-                                     out->x, out->traj);
+            if (s == DCL_OK) s = draw(f, out);
         }
-        out->seconds = cli_now() - t0;
     }
     if (out->model.net) dcl_model_free(&out->model);
     dcl_device_free(dev);
@@ -258,6 +275,36 @@ static dcl_status write_samples(const char *path, const cli_samples *r) {
     return s;
 }
 
+// The outputs, checked before any sampling: a PNG grid only for image models, the plots only for
+// 2-D points, every folder writable. With no output flag, --out defaults to the model's name with
+// "_samples.png" (images) or "_samples.csv" (points), in the current folder.
+static int check_outputs(const cli_sample_flags *f, const char **out, const char *plot,
+                         const char *traj, char *def, size_t size) {
+    dcl_model_config cfg;
+    dcl_status s = dcl_model_read_config(f->model, &cfg);
+    if (s != DCL_OK) return cli_report(s);
+    int image = cfg.net.kind == DCL_NET_UNET;
+    size_t D = dcl_net_dim(&cfg.net);
+    if (!*out && !plot && !traj) {
+        cli_path_beside(f->model, image ? "_samples.png" : "_samples.csv", 1, def, size);
+        *out = def;
+    }
+    if (*out && has_suffix(*out, ".png") && !image)
+        return cli_usage_error("sample",
+                               "--out %s: a PNG grid is for image models; this model draws "
+                               "%zu-D points (use .csv, or --plot PNG for 2-D points)",
+                               *out, D);
+    if ((plot || traj) && D != 2)
+        return cli_usage_error("sample",
+                               "--plot and --trajectories draw 2-D data; this model's "
+                               "data has %zu dimensions",
+                               D);
+    if (*out) s = cli_check_output("--out", *out);
+    if (s == DCL_OK && plot) s = cli_check_output("--plot", plot);
+    if (s == DCL_OK && traj) s = cli_check_output("--trajectories", traj);
+    return s == DCL_OK ? CLI_PARSED : cli_report(s);
+}
+
 int cli_cmd_sample(int argc, char **argv) {
     cli_sample_flags f;
     cli_sample_flags_default(&f);
@@ -267,7 +314,8 @@ int cli_cmd_sample(int argc, char **argv) {
         // {name, short, kind, destination, metavar, help, default, min, max}
         CLI_SAMPLE_OPTS(f),
         {"out", 'o', CLI_OPT_STRING, &out, "FILE",
-         "the samples: .csv values, or .png a grid (images)", NULL, 0, 0},
+         "the samples: .csv values, or .png a grid (images)",
+         "MODEL_samples.png (images), MODEL_samples.csv (points)", 0, 0},
         {"plot", 0, CLI_OPT_STRING, &plot, "PNG", "scatter of the samples over data (2-D)", NULL, 0,
          0},
         {"trajectories", 0, CLI_OPT_STRING, &traj, "PNG",
@@ -278,26 +326,15 @@ int cli_cmd_sample(int argc, char **argv) {
     int rc = cli_parse(&cli_sample_command, opts, CLI_COUNT(opts), argc, argv, &common);
     if (rc != CLI_PARSED) return rc;
     if (!f.model) return cli_usage_error("sample", "--model FILE is required");
-    if (!out && !plot && !traj)
-        return cli_usage_error("sample", "nothing to write: give --out, --plot or --trajectories");
+    char def[4096];
+    if ((rc = check_outputs(&f, &out, plot, traj, def, sizeof def)) != CLI_PARSED) return rc;
     f.want_traj = traj != NULL;
 
     cli_samples r;
     dcl_status s = cli_sample_model(&f, common.device, &r);
     if (s == DCL_ERR_ARG) return cli_usage_error("sample", "%s", dcl_last_error());
     if (s != DCL_OK) return cli_report(s);
-    dcl_log(DCL_LOG_INFO, "%zu samples in %.2f s (%.0f samples/s, %.0f network evaluations/s)", r.N,
-            r.seconds, r.N / r.seconds,
-            r.N * r.opts.steps * (r.opts.kind == DCL_SAMPLER_HEUN ? 2.0 : 1.0) *
-                (r.guidance.labels && r.guidance.w != 1.0 ? 2.0 : 1.0) / r.seconds);
-    if ((plot || traj) && r.D != 2) {
-        cli_samples_free(&r);
-        return cli_usage_error("sample",
-                               "--plot and --trajectories draw 2-D data; this model's "
-                               "data has %zu dimensions",
-                               r.D);
-    }
-    if (out && (s = write_samples(out, &r)) == DCL_OK) printf("wrote %s\n", out);
+    if (out && (s = write_samples(out, &r)) == DCL_OK) printf("wrote %s (%zu samples)\n", out, r.N);
     if (s == DCL_OK && plot && (s = plot_samples(plot, &r)) == DCL_OK) printf("wrote %s\n", plot);
     if (s == DCL_OK && traj) {
         char title[256];

@@ -1,7 +1,10 @@
 // `diffcl train`: trains a diffusion or flow model on a dataset and saves it as a safetensors
 // checkpoint that `diffcl sample` needs nothing else to use.
+#define _POSIX_C_SOURCE 200809L // access
+
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/progress.h" // cli_bar
@@ -18,11 +21,11 @@ const cli_command cli_train_command = {
         "diffcl train [--data SPEC] [--process NAME] [--predict NAME] [--steps N] [--batch N]\n"
         "             [--out FILE] [--loss-plot PNG] [...]",
     .details =
-        "Trains an MLP denoiser with AdamW (linear warm-up, gradient-norm clipping, EMA of the\n"
-        "weights) on the mean squared error between the network's output and the target of the\n"
-        "chosen parametrization, with t ~ U[0,1] per example (integer steps for vp-linear),\n"
-        "optionally weighted by Min-SNR-gamma (--loss-weight min-snr). The loss shown is the\n"
-        "unweighted mean squared error.\n"
+        "Trains a denoiser network (an MLP for points, a U-Net for images) with AdamW (linear\n"
+        "warm-up, gradient-norm clipping, EMA of the weights) on the mean squared error between\n"
+        "the network's output and the target of the chosen parametrization, with t ~ U[0,1] per\n"
+        "example (integer steps for vp-linear), optionally weighted by Min-SNR-gamma\n"
+        "(--loss-weight min-snr). The loss shown is the unweighted mean squared error.\n"
         "All randomness comes from Philox streams of --seed: the same flags give the same\n"
         "checkpoint bit for bit on one device.\n"
         "\n"
@@ -44,7 +47,11 @@ const cli_command cli_train_command = {
         "Device failures: the weights, EMA weights and optimizer state are copied to the host\n"
         "at every --log-every. If the device fails, --device auto (the default) continues on the\n"
         "CPU reference from that copy; a named device stops with exit 5 after saving the copy to\n"
-        "--out (a checkpoint at the step it reached).\n",
+        "--out (a checkpoint at the step it reached).\n"
+        "\n"
+        "Progress goes to stderr: a bar with steps/s and ETA on a terminal, else a line every\n"
+        "10% (and at least every 30 s), with the loss read back every --log-every steps. The\n"
+        "folders of --out and --loss-plot are checked before training starts (exit 4).\n",
     .examples =
         "  diffcl train\n"
         "  diffcl train --data spiral --process flow --steps 3000 --out spiral.safetensors\n"
@@ -64,10 +71,10 @@ typedef struct train_flags {
     int uncond;
 } train_flags;
 
-// The default prediction of each process: the tutorial's for flow and ve, DDPM's eps for
-// vp-linear, and v for vp-cosine, whose a(1) ≈ 5e-5 turns small eps errors near t = 1 into large
-// x0 errors (x0 = (x_t − b eps) / a) in deterministic samplers: measured on the spiral (1500
-// steps, ddim 100), SW2 0.34 with eps and 0.04 with v.
+// The default prediction of each process: the tutorial's (Nakkiran et al. 2024) for flow and ve,
+// DDPM's eps for vp-linear, and v for vp-cosine, whose a(1) ≈ 5e-5 turns small eps errors near
+// t = 1 into large x0 errors (x0 = (x_t − b eps) / a) in deterministic samplers: measured on the
+// spiral (1500 steps, ddim 100), SW2 0.34 with eps and 0.04 with v.
 static dcl_prediction default_prediction(dcl_process_kind k) {
     switch (k) {
     case DCL_PROCESS_FLOW: return DCL_PREDICT_VELOCITY;
@@ -141,7 +148,10 @@ static int make_config(const train_flags *f, dcl_dataset *ds, dcl_model_config *
 
 typedef struct log_state {
     cli_bar bar;
+    double loss;     // the last read-back loss: the mean over its window
     double ema_loss; // smoothed loss for display
+    int64_t window;  // steps in that window
+    int64_t last_step;
     int have;
     dcl_model *model;
     dcl_dataset *ds;
@@ -173,19 +183,21 @@ static dcl_status write_grid(log_state *l) {
     return s;
 }
 
+// Every --log-every steps: the loss joins the bar's note; the bar itself advances every step
+// (cli_bar_progress).
 static dcl_status on_log(void *ctx, const dcl_train_report *r) {
     log_state *l = ctx;
     l->ema_loss = l->have ? 0.7 * l->ema_loss + 0.3 * r->loss : r->loss;
+    l->loss = r->loss, l->window = r->step - l->last_step, l->last_step = r->step;
     l->have = 1;
-    char extra[160];
-    int n = snprintf(extra, sizeof extra, "loss %.4f (smoothed %.4f) %.1f steps/s", r->loss,
-                     l->ema_loss, r->steps_per_s);
     if (l->model->cfg.net.kind == DCL_NET_UNET) // where in t the error sits, for image models
-        snprintf(extra + n, sizeof extra - (size_t)n, " | by t: %.3f %.3f %.3f %.3f",
-                 r->bucket_loss[0], r->bucket_loss[1], r->bucket_loss[2], r->bucket_loss[3]);
-    cli_bar_update(&l->bar, r->step, extra);
+        cli_bar_note(&l->bar, "loss %.4f (smoothed %.4f) | by t: %.3f %.3f %.3f %.3f", r->loss,
+                     l->ema_loss, r->bucket_loss[0], r->bucket_loss[1], r->bucket_loss[2],
+                     r->bucket_loss[3]);
+    else cli_bar_note(&l->bar, "loss %.4f (smoothed %.4f)", r->loss, l->ema_loss);
     if (!l->sample_every || r->step % l->sample_every) return DCL_OK;
     dcl_status s = write_grid(l);
+    cli_progress_clear();
     if (s == DCL_OK) dcl_log(DCL_LOG_INFO, "step %lld: wrote %s", (long long)r->step, l->grid_path);
     return s;
 }
@@ -203,32 +215,162 @@ static dcl_status write_loss_plot(const char *path, const dcl_model_config *c, c
     return s;
 }
 
-// "model.safetensors" → "model-samples.png".
-static void grid_path_for(const char *out, char *buf, size_t size) {
-    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
-    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - out) : strlen(out);
-    snprintf(buf, size, "%.*s-samples.png", (int)stem, out);
+// Everything a run needs once the flags are resolved.
+typedef struct train_run {
+    dcl_dataset *ds;
+    dcl_model_config cfg;
+    dcl_train_opts o;
+    size_t max_batch;
+    char grid_path[4096]; // --sample-every's grid: "model.safetensors" → "model-samples.png"
+} train_run;
+
+static void train_flags_default(train_flags *f, dcl_train_opts *o) {
+    *f = (train_flags){.data = "spiral",
+                       .process = "flow",
+                       .act = "relu",
+                       .net = "auto",
+                       .out = "model.safetensors",
+                       .loss_weight = "uniform",
+                       .sigma_q = 3,
+                       .cond_drop = 0.1,
+                       .steps = 3000,
+                       .warmup = 100,
+                       .width = 128,
+                       .depth = 3,
+                       .emb = 32,
+                       .prev_steps = 100};
+    dcl_train_opts_default(o);
+    f->lr = o->lr, f->clip = o->clip, f->ema = o->ema, f->weight_decay = o->weight_decay;
+    f->snr_gamma = o->snr_gamma;
+}
+
+// Flags → dataset, model config and training options, every check before any expensive work
+// (the outputs' folders first, then the dataset). Returns CLI_PARSED or an exit code.
+static int resolve_train(const train_flags *f, train_run *r) {
+    dcl_train_opts *o = &r->o;
+    if (!(f->lr > 0) || f->clip < 0 || f->weight_decay < 0 || f->ema < 0 || f->ema >= 1)
+        return cli_usage_error("train", "need --lr > 0, --clip >= 0, --weight-decay >= 0 and "
+                                        "0 <= --ema < 1");
+    if (strcmp(f->loss_weight, "min-snr") == 0) o->min_snr = 1;
+    else if (strcmp(f->loss_weight, "uniform") != 0)
+        return cli_usage_error("train", "--loss-weight '%s': use uniform or min-snr",
+                               f->loss_weight);
+    if (!(f->snr_gamma > 0)) return cli_usage_error("train", "--snr-gamma must be > 0");
+    dcl_status s = cli_check_output("--out", f->out);
+    if (s == DCL_OK && f->loss_plot) s = cli_check_output("--loss-plot", f->loss_plot);
+    if (s != DCL_OK) return cli_report(s);
+
+    s = dcl_dataset_open(&r->ds, f->data, f->seed);
+    if (s == DCL_ERR_ARG) return cli_usage_error("train", "--data: %s", dcl_last_error());
+    if (s != DCL_OK) return cli_report(s);
+    int rc = make_config(f, r->ds, &r->cfg);
+    if (rc != CLI_PARSED) return rc;
+    // Defaults that depend on the network.
+    int unet = r->cfg.net.kind == DCL_NET_UNET;
+    o->steps = (int)f->steps, o->warmup = (int)f->warmup, o->snr_gamma = f->snr_gamma;
+    o->batch = f->batch ? (int)f->batch : unet ? 64 : 1024;
+    o->lr = f->lr;
+    o->log_every = f->log_every ? (int)f->log_every : unet ? 25 : 100;
+    o->clip = f->clip, o->ema = f->ema, o->weight_decay = f->weight_decay;
+    o->verify_every = (int)f->verify_every, o->verify_strict = f->verify_strict;
+    o->out = f->out;
+    if (f->sample_every && (!unet || f->sample_every % (uint64_t)o->log_every))
+        return cli_usage_error("train",
+                               "--sample-every is for image models and must be a "
+                               "multiple of --log-every (%d)",
+                               o->log_every);
+    cli_path_beside(f->out, "-samples.png", 0, r->grid_path, sizeof r->grid_path);
+    // Sampling a guided grid during training evaluates 2 GRID_N images at once.
+    r->max_batch = (size_t)o->batch;
+    if (f->sample_every && r->max_batch < 2 * GRID_N) r->max_batch = 2 * GRID_N;
+    return CLI_PARSED;
+}
+
+static void log_start(const train_flags *f, const train_run *r, const dcl_model *m) {
+    const dcl_model_config *c = &r->cfg;
+    char shape[160];
+    if (c->net.kind == DCL_NET_UNET)
+        snprintf(shape, sizeof shape, "unet base %d, %d levels%s%s", c->net.unet.base,
+                 c->net.unet.levels, c->net.unet.num_classes ? ", class-conditional" : "",
+                 c->net.unet.num_classes ? (c->cond_drop > 0 ? " with label drop" : "") : "");
+    else snprintf(shape, sizeof shape, "mlp %dx%d", c->net.mlp.depth, c->net.mlp.width);
+    dcl_log(DCL_LOG_INFO, "training %s/%s on %s: %d steps of %d, %s (%zu parameters)",
+            dcl_process_name(c->process.kind), dcl_prediction_name(c->pred), f->data, r->o.steps,
+            r->o.batch, shape, dcl_model_parameter_count(m));
+    if (access(f->out, F_OK) == 0) dcl_log(DCL_LOG_INFO, "%s exists and will be replaced", f->out);
+}
+
+// Opens the device, trains and writes the checkpoint (and --loss-plot). *moved: the run finished
+// on the CPU reference after a device failure.
+static dcl_status run_training(const train_flags *f, const char *device, train_run *r,
+                               int64_t *steps_done, int *moved) {
+    dcl_device *dev = NULL, *fallback = NULL;
+    dcl_model m = {0};
+    int n_losses = 0;
+    float *losses = malloc(((size_t)r->o.steps / (size_t)r->o.log_every + 2) * sizeof *losses);
+    dcl_status s = losses ? cli_open_device(device, &dev, &fallback) : DCL_ERR_NOMEM;
+    if (s == DCL_OK) s = dcl_model_init(&m, dev, &r->cfg, r->max_batch);
+    if (dcl_status_is_device_failure(s) && fallback) {
+        dcl_log(DCL_LOG_ERROR, "device %s failed: %s", dcl_device_get_info(dev)->spec,
+                dcl_last_error());
+        dcl_log(DCL_LOG_ERROR, "training on the CPU reference instead (--device auto)");
+        s = dcl_model_init(&m, fallback, &r->cfg, r->max_batch);
+    }
+    if (s == DCL_OK) {
+        log_start(f, r, &m);
+        log_state l = {.model = &m,
+                       .ds = r->ds,
+                       .sample_every = (int64_t)f->sample_every,
+                       .grid_path = r->grid_path};
+        cli_bar_start(&l.bar, "train", "step", r->o.steps, dcl_log_get_level() < DCL_LOG_INFO);
+        r->o.fallback = fallback;
+        r->o.progress = cli_bar_progress, r->o.progress_ctx = &l.bar;
+        s = dcl_train(dcl_buffer_device(dcl_net_params(m.net)->buf), &m, r->ds, &r->o, on_log, &l,
+                      losses, &n_losses);
+        if (s == DCL_OK) {
+            double secs = cli_now() - l.bar.t0;
+            char summary[192];
+            snprintf(summary, sizeof summary,
+                     "%.0f examples/s; final loss %.4f (mean of the last %lld steps; smoothed "
+                     "%.4f)",
+                     (double)r->o.steps * r->o.batch / (secs > 1e-9 ? secs : 1e-9), l.loss,
+                     (long long)l.window, l.ema_loss);
+            cli_bar_finish(&l.bar, l.have ? summary : NULL);
+        }
+        *steps_done = m.cfg.step;
+        *moved = fallback && dcl_buffer_device(dcl_net_params(m.net)->buf) == fallback;
+    }
+    if (s == DCL_OK && f->loss_plot)
+        s = write_loss_plot(f->loss_plot, &r->cfg, losses, n_losses, r->o.log_every, 0);
+    if (m.net) dcl_model_free(&m);
+    dcl_device_free(dev);
+    dcl_device_free(fallback);
+    free(losses);
+    return s;
+}
+
+// What was written, and the command to run next (as llama.cpp's and sd's tools end).
+static void report_training(const train_flags *f, const char *device, const train_run *r,
+                            int64_t steps, int moved) {
+    printf("wrote %s (%lld steps%s)\n", f->out, (long long)steps,
+           moved ? "; finished on the CPU reference after a device failure" : "");
+    if (f->loss_plot) printf("wrote %s\n", f->loss_plot);
+    fflush(stdout);
+    char dev[160] = "", png[4096], then[4200];
+    if (device) snprintf(dev, sizeof dev, " --device %s", device);
+    cli_path_beside(f->out, "_samples.png", 1, png, sizeof png);
+    // 2-D points: a scatter plot; images: the default output, a grid; other points: a CSV.
+    if (r->cfg.net.kind == DCL_NET_UNET) snprintf(then, sizeof then, "   # a grid in %s", png);
+    else if (dcl_net_dim(&r->cfg.net) == 2) snprintf(then, sizeof then, " --plot %s", png);
+    else snprintf(then, sizeof then, "   # the samples in %.*s.csv", (int)strlen(png) - 4, png);
+    dcl_log(DCL_LOG_INFO, "next: diffcl sample%s --model %s%s", dev, f->out, then);
+    dcl_log(DCL_LOG_INFO, "      diffcl eval%s --model %s", dev, f->out);
 }
 
 int cli_cmd_train(int argc, char **argv) {
-    train_flags f = {.data = "spiral",
-                     .process = "flow",
-                     .act = "relu",
-                     .net = "auto",
-                     .out = "model.safetensors",
-                     .loss_weight = "uniform",
-                     .sigma_q = 3,
-                     .cond_drop = 0.1,
-                     .steps = 3000,
-                     .warmup = 100,
-                     .width = 128,
-                     .depth = 3,
-                     .emb = 32,
-                     .prev_steps = 100};
-    dcl_train_opts o;
-    dcl_train_opts_default(&o);
-    f.lr = o.lr, f.clip = o.clip, f.ema = o.ema, f.weight_decay = o.weight_decay;
-    f.snr_gamma = o.snr_gamma;
+    train_flags f;
+    train_run r = {0};
+    train_flags_default(&f, &r.o);
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
         {"data", 0, CLI_OPT_STRING, &f.data, "SPEC", "dataset (see above)", "spiral", 0, 0},
@@ -284,101 +426,15 @@ int cli_cmd_train(int argc, char **argv) {
     };
     cli_common common = {0};
     int rc = cli_parse(&cli_train_command, opts, CLI_COUNT(opts), argc, argv, &common);
-    if (rc != CLI_PARSED) return rc;
-    if (!(f.lr > 0) || f.clip < 0 || f.weight_decay < 0 || f.ema < 0 || f.ema >= 1)
-        return cli_usage_error("train", "need --lr > 0, --clip >= 0, --weight-decay >= 0 and "
-                                        "0 <= --ema < 1");
-    if (strcmp(f.loss_weight, "min-snr") == 0) o.min_snr = 1;
-    else if (strcmp(f.loss_weight, "uniform") != 0)
-        return cli_usage_error("train", "--loss-weight '%s': use uniform or min-snr",
-                               f.loss_weight);
-    if (!(f.snr_gamma > 0)) return cli_usage_error("train", "--snr-gamma must be > 0");
-
-    dcl_dataset *ds = NULL;
-    dcl_device *dev = NULL, *fallback = NULL;
-    dcl_model m = {0};
-    dcl_model_config cfg;
-    float *losses = NULL;
-    int n_losses = 0;
-    dcl_status s = dcl_dataset_open(&ds, f.data, f.seed);
-    if (s == DCL_ERR_ARG) return cli_usage_error("train", "--data: %s", dcl_last_error());
-    if (s != DCL_OK) return cli_report(s);
-    if ((rc = make_config(&f, ds, &cfg)) != CLI_PARSED) {
-        dcl_dataset_free(ds);
+    if (rc == CLI_PARSED) rc = resolve_train(&f, &r);
+    if (rc != CLI_PARSED) {
+        dcl_dataset_free(r.ds);
         return rc;
     }
-    // Defaults that depend on the network.
-    int unet = cfg.net.kind == DCL_NET_UNET;
-    o.steps = (int)f.steps, o.warmup = (int)f.warmup, o.snr_gamma = f.snr_gamma;
-    o.batch = f.batch ? (int)f.batch : unet ? 64 : 1024;
-    o.lr = f.lr;
-    o.log_every = f.log_every ? (int)f.log_every : unet ? 25 : 100;
-    o.clip = f.clip, o.ema = f.ema, o.weight_decay = f.weight_decay;
-    o.verify_every = (int)f.verify_every, o.verify_strict = f.verify_strict;
-    if (f.sample_every && (!unet || f.sample_every % (uint64_t)o.log_every)) {
-        dcl_dataset_free(ds);
-        return cli_usage_error("train",
-                               "--sample-every is for image models and must be a "
-                               "multiple of --log-every (%d)",
-                               o.log_every);
-    }
-    char grid_path[4096];
-    grid_path_for(f.out, grid_path, sizeof grid_path);
-    // Sampling a guided grid during training evaluates 2 GRID_N images at once.
-    size_t max_batch = (size_t)o.batch;
-    if (f.sample_every && max_batch < 2 * GRID_N) max_batch = 2 * GRID_N;
-
-    losses = malloc(((size_t)o.steps / (size_t)o.log_every + 2) * sizeof *losses);
-    if (!losses) s = DCL_ERR_NOMEM;
-    if (s == DCL_OK) s = dcl_device_open(&dev, common.device);
-    // --device auto goes on on the CPU reference when the device fails; a named device stops
-    // (exit 5) after saving the last consistent state to --out.
-    if (s == DCL_OK) s = dcl_device_open_fallback(dev, &fallback);
-    if (s == DCL_OK) s = dcl_model_init(&m, dev, &cfg, max_batch);
-    if (dcl_status_is_device_failure(s) && fallback) {
-        dcl_log(DCL_LOG_ERROR, "device %s failed: %s", dcl_device_get_info(dev)->spec,
-                dcl_last_error());
-        dcl_log(DCL_LOG_ERROR, "training on the CPU reference instead (--device auto)");
-        s = dcl_model_init(&m, fallback, &cfg, max_batch);
-    }
-    o.fallback = fallback, o.out = f.out;
-    if (s == DCL_OK) {
-        char shape[160];
-        if (unet)
-            snprintf(shape, sizeof shape, "unet base %d, %d levels%s%s", cfg.net.unet.base,
-                     cfg.net.unet.levels, cfg.net.unet.num_classes ? ", class-conditional" : "",
-                     cfg.net.unet.num_classes ? (cfg.cond_drop > 0 ? " with label drop" : "") : "");
-        else snprintf(shape, sizeof shape, "mlp %dx%d", cfg.net.mlp.depth, cfg.net.mlp.width);
-        dcl_log(DCL_LOG_INFO, "training %s/%s on %s: %d steps of %d, %s (%zu parameters)",
-                dcl_process_name(cfg.process.kind), dcl_prediction_name(cfg.pred), f.data, o.steps,
-                o.batch, shape, dcl_model_parameter_count(&m));
-        log_state l = {
-            .model = &m, .ds = ds, .sample_every = (int64_t)f.sample_every, .grid_path = grid_path};
-        cli_bar_start(&l.bar, "train", o.steps, dcl_log_get_level() < DCL_LOG_INFO);
-        double t0 = cli_now();
-        s = dcl_train(dcl_buffer_device(dcl_net_params(m.net)->buf), &m, ds, &o, on_log, &l, losses,
-                      &n_losses);
-        double secs = cli_now() - t0;
-        if (s == DCL_OK) {
-            char extra[96];
-            snprintf(extra, sizeof extra, "loss %.4f, %.2f steps/s, %.0f examples/s",
-                     l.have ? l.ema_loss : 0.0, o.steps / (secs > 1e-9 ? secs : 1e-9),
-                     (double)o.steps * o.batch / (secs > 1e-9 ? secs : 1e-9));
-            cli_bar_finish(&l.bar, extra);
-        }
-    }
-    if (s == DCL_OK && f.loss_plot)
-        s = write_loss_plot(f.loss_plot, &cfg, losses, n_losses, o.log_every, 0);
-    if (s == DCL_OK) {
-        int moved = fallback && dcl_buffer_device(dcl_net_params(m.net)->buf) == fallback;
-        printf("wrote %s (%lld steps%s)\n", f.out, (long long)m.cfg.step,
-               moved ? "; finished on the CPU reference after a device failure" : "");
-        if (f.loss_plot) printf("wrote %s\n", f.loss_plot);
-    }
-    if (m.net) dcl_model_free(&m);
-    dcl_device_free(dev);
-    dcl_device_free(fallback);
-    dcl_dataset_free(ds);
-    free(losses);
+    int64_t steps = 0;
+    int moved = 0;
+    dcl_status s = run_training(&f, common.device, &r, &steps, &moved);
+    if (s == DCL_OK) report_training(&f, common.device, &r, steps, moved);
+    dcl_dataset_free(r.ds);
     return s == DCL_OK ? CLI_EXIT_OK : cli_report(s);
 }

@@ -1,14 +1,17 @@
 // Helpers shared by the subcommands: error reports, byte sizes, the monotonic clock, terminal
-// progress lines, and the list of devices a command runs on.
-#define _POSIX_C_SOURCE 200809L // clock_gettime, isatty, fileno
+// progress lines, output paths checked before the work, and the devices a command runs on.
+#define _POSIX_C_SOURCE 200809L // clock_gettime, isatty, fileno, access
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/error.h" // dcl__fail
 #include "diffcl/log.h" // dcl_log, dcl_log_get_level
 
 int cli_report(dcl_status s) {
@@ -54,6 +57,10 @@ void cli_progress(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    cli_progress_line(line);
+}
+
+void cli_progress_line(const char *line) {
     fflush(stdout);
     fprintf(stderr, "\r%s\033[K", line);
     fflush(stderr);
@@ -65,6 +72,52 @@ void cli_progress_clear(void) {
     fputs("\r\033[K", stderr);
     fflush(stderr);
     progress_shown = 0;
+}
+
+// ---- outputs -----------------------------------------------------------------------------------
+
+dcl_status cli_check_output(const char *flag, const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return dcl__fail(DCL_ERR_IO, "%s %s: that is a folder; give a file name", flag, path);
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (stat(dir, &st) != 0)
+        return dcl__fail(DCL_ERR_IO, "%s %s: the folder %s %s", flag, path, dir,
+                         errno == ENOENT ? "does not exist" : strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return dcl__fail(DCL_ERR_IO, "%s %s: %s is not a folder", flag, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return dcl__fail(DCL_ERR_IO, "%s %s: the folder %s is not writable", flag, path, dir);
+    return DCL_OK;
+}
+
+void cli_path_beside(const char *path, const char *suffix, int in_cwd, char *buf, size_t size) {
+    const char *base = strrchr(path, '/');
+    const char *from = in_cwd && base ? base + 1 : path;
+    const char *dot = strrchr(from, '.'), *slash = strrchr(from, '/');
+    size_t stem =
+        dot && dot != from && (!slash || dot > slash + 1) ? (size_t)(dot - from) : strlen(from);
+    snprintf(buf, size, "%.*s%s", (int)stem, from, suffix);
+}
+
+// ---- devices -----------------------------------------------------------------------------------
+
+dcl_status cli_open_device(const char *spec, dcl_device **dev, dcl_device **fallback) {
+    *dev = NULL, *fallback = NULL;
+    dcl_status s = dcl_device_open(dev, spec);
+    // --device auto goes on on the CPU reference when the device fails (fallback is NULL for a
+    // named device or the CPU reference itself).
+    if (s == DCL_OK) s = dcl_device_open_fallback(*dev, fallback);
+    // The place to build every OpenCL kernel program up front, so the first step does not stall
+    // silently on compilation: dcl_device_prepare(*dev, NULL), which logs what it compiles.
+    if (s != DCL_OK) {
+        dcl_device_free(*dev), dcl_device_free(*fallback);
+        *dev = NULL, *fallback = NULL;
+    }
+    return s;
 }
 
 // ---- targets -----------------------------------------------------------------------------------

@@ -138,6 +138,11 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
             TRY_DONE(dcl_lincomb3(dev, x, x, fx, x, (float)c[0], (float)c[1], 0.0f, n));
         }
         if (traj) TRY_DONE(dcl_buffer_read(x.buf, x.off, n, traj + (size_t)k * n));
+        // A progress bar should follow the device, not the queue: wait for the step first.
+        if (o->progress) {
+            TRY_DONE(dcl_device_finish(dev));
+            o->progress(o->progress_ctx, k, K);
+        }
     }
 done:
     dcl_buffer_free(scratch);

@@ -235,19 +235,33 @@ static dcl_status load_view(const dcl_st_file *f, const char *path, const char *
     return dcl_buffer_write(a->buf, a->views[i].off, a->views[i].n, t->data);
 }
 
+// The config in an open checkpoint's __metadata__.
+static dcl_status file_config(const dcl_st_file *f, const char *path, dcl_model_config *cfg) {
+    const char *text = dcl_safetensors_meta(f, "diffcl");
+    if (!text)
+        return dcl__fail(DCL_ERR_FORMAT,
+                         "%s is a safetensors file but not a diffcl model (no "
+                         "\"diffcl\" entry in __metadata__)",
+                         path);
+    return parse_config(path, text, cfg);
+}
+
+dcl_status dcl_model_read_config(const char *path, dcl_model_config *cfg) {
+    dcl_st_file *f;
+    dcl_status s = dcl_safetensors_read(&f, path);
+    if (s != DCL_OK) return s;
+    s = file_config(f, path, cfg);
+    dcl_safetensors_free(f);
+    return s;
+}
+
 dcl_status dcl_model_load(dcl_model *m, dcl_device *dev, const char *path, size_t max_batch) {
     memset(m, 0, sizeof *m);
     dcl_st_file *f;
     dcl_status s = dcl_safetensors_read(&f, path);
     if (s != DCL_OK) return s;
-    const char *text = dcl_safetensors_meta(f, "diffcl");
     dcl_model_config cfg;
-    if (!text)
-        s = dcl__fail(DCL_ERR_FORMAT,
-                      "%s is a safetensors file but not a diffcl model (no "
-                      "\"diffcl\" entry in __metadata__)",
-                      path);
-    if (s == DCL_OK) s = parse_config(path, text, &cfg);
+    s = file_config(f, path, &cfg);
     if (s == DCL_OK) s = dcl_model_init(m, dev, &cfg, max_batch);
     dcl_arena *params = s == DCL_OK ? dcl_net_params(m->net) : NULL;
     for (int i = 0; s == DCL_OK && i < params->count; i++) {

@@ -93,7 +93,8 @@ static dcl_status bufs_init(struct bufs *b, dcl_device *dev, dcl_model *m, size_
     return s;
 }
 
-// One optimizer step at global step g (0-based): DESIGN §4 "Training".
+// One optimizer step at global step g (0-based): draw x0 and t, form x_t and the target, take the
+// loss's gradient through the network, then AdamW and the EMA update.
 static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
                        struct bufs *b, int64_t g, size_t slot) {
     const dcl_model_config *c = &m->cfg;
@@ -325,6 +326,38 @@ static dcl_status move_to(dcl_device *to, dcl_model *m, struct bufs *b, const st
     return s;
 }
 
+// The end of a log window (step k of this call, its loss in `slot`): the window's losses in one
+// read, the report, and a new copy of the last consistent state.
+static dcl_status read_back(dcl_model *m, const dcl_train_opts *o, struct bufs *b,
+                            struct snapshot *sn, int64_t k, size_t slot, int64_t total,
+                            dcl_train_log_fn log, void *log_ctx, float *losses, int *n_losses,
+                            double t0) {
+    size_t N = (size_t)o->batch, D = dcl_net_dim(&m->cfg.net);
+    dcl_status s = dcl_buffer_read(b->losses, 0, slot + 1, b->hloss);
+    double sum = 0;
+    for (size_t i = 0; i <= slot; i++) sum += b->hloss[i];
+    double loss = sum / ((double)(slot + 1) * (double)(N * D));
+    // No status names a diverged run; MISMATCH ("results were wrong", exit 1 in the CLI) is the
+    // closest, and the message says what happened.
+    if (s == DCL_OK && !isfinite(loss))
+        s = dcl__fail(DCL_ERR_MISMATCH,
+                      "training diverged at step %lld: the loss is %g; try a lower "
+                      "--lr or --clip (no checkpoint was written)",
+                      (long long)m->cfg.step, loss);
+    if (s != DCL_OK) return s;
+    if (losses && n_losses) losses[(*n_losses)++] = (float)loss;
+    if (log) {
+        dcl_train_report r = {.step = k + 1,
+                              .total = total,
+                              .loss = loss,
+                              .steps_per_s = (double)(k + 1) / fmax(now() - t0, 1e-9)};
+        s = bucket_losses(b, N, D, r.bucket_loss);
+        if (s == DCL_OK) s = log(log_ctx, &r);
+    }
+    if (s == DCL_OK && sn) s = snapshot_take(sn, m, b, n_losses ? *n_losses : 0);
+    return s;
+}
+
 // Steps from m->cfg.step to `end` on dev; k counts steps from `first`, the step dcl_train began
 // at, so log windows keep their places across a move.
 static dcl_status run(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
@@ -343,28 +376,9 @@ static dcl_status run(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_
         if (s == DCL_OK && verify) s = verify_end(v, m, ds, o, g);
         if (s != DCL_OK) break;
         m->cfg.step = g + 1;
-        if (slot + 1 != (size_t)o->log_every && g + 1 != end) continue;
-        // The window's losses: one read, no per-step synchronisation.
-        s = dcl_buffer_read(b->losses, 0, slot + 1, b->hloss);
-        double sum = 0;
-        for (size_t i = 0; i <= slot; i++) sum += b->hloss[i];
-        double loss = sum / ((double)(slot + 1) * (double)(N * D));
-        if (s == DCL_OK && !isfinite(loss))
-            s = dcl__fail(DCL_ERR_ARG,
-                          "training diverged at step %lld: the loss is %g; try a lower "
-                          "--lr or --clip (no checkpoint was written)",
-                          (long long)m->cfg.step, loss);
-        if (s != DCL_OK) break;
-        if (losses && n_losses) losses[(*n_losses)++] = (float)loss;
-        if (log) {
-            dcl_train_report r = {.step = k + 1,
-                                  .total = end - first,
-                                  .loss = loss,
-                                  .steps_per_s = (double)(k + 1) / fmax(now() - t0, 1e-9)};
-            s = bucket_losses(b, N, D, r.bucket_loss);
-            if (s == DCL_OK) s = log(log_ctx, &r);
-        }
-        if (s == DCL_OK && sn) s = snapshot_take(sn, m, b, n_losses ? *n_losses : 0);
+        if (slot + 1 == (size_t)o->log_every || g + 1 == end)
+            s = read_back(m, o, b, sn, k, slot, end - first, log, log_ctx, losses, n_losses, t0);
+        if (s == DCL_OK && o->progress) o->progress(o->progress_ctx, k + 1, end - first);
     }
     return s;
 }

@@ -43,11 +43,15 @@ void dcl_model_free(dcl_model *m);
 dcl_status dcl_model_save(const dcl_model *m, const char *path);
 // Loads a checkpoint written by dcl_model_save onto dev. Errors name the file and what is wrong.
 dcl_status dcl_model_load(dcl_model *m, dcl_device *dev, const char *path, size_t max_batch);
+// Reads only the config of a checkpoint (no device): what a caller checks before loading it, such
+// as whether the model draws images or points. Errors as dcl_model_load's.
+dcl_status dcl_model_read_config(const char *path, dcl_model_config *cfg);
 
 // Number of trained parameters (the weights, without EMA copies or alignment padding).
 size_t dcl_model_parameter_count(const dcl_model *m);
 
-// What to sample: classes and classifier-free guidance (lecture notes; DESIGN §4):
+// What to sample: classes and classifier-free guidance (Ho & Salimans 2022, "Classifier-Free
+// Diffusion Guidance"; w here is their 1 + w):
 //   ε̃ = ε̂(x, ∅) + w (ε̂(x, y) − ε̂(x, ∅))
 // w = 1 is plain conditional sampling, w = 0 unconditional, w > 1 strengthens the class. Every
 // prediction is affine in ε̂ at fixed (x_t, t), so the same combination is applied to the
@@ -60,6 +64,7 @@ typedef struct dcl_guidance {
 // Draws N samples on the model's device: x (N, D) host memory; traj, when not NULL, receives every
 // x_{t_k} (o->steps + 1, N, D). use_ema picks the EMA weights (what sampling normally uses).
 // g may be NULL (unconditional). The model must take batches of N (2N with guidance w != 1).
+// o->progress, when set, is called after each sampler step.
 dcl_status dcl_model_sample(dcl_model *m, const dcl_sampler_opts *o, size_t N, uint64_t seed,
                             int use_ema, const dcl_guidance *g, float *x, float *traj);
 

@@ -1,6 +1,8 @@
-// Samplers (DESIGN §4): ddpm, ddim, euler, heun on a time grid 1 = t_N > ... > t_0 = 0. Each step
-// is an affine combination of (x_t, model output, fresh noise) with host-computed coefficients,
-// run as one fused device op (dcl_lincomb3); heun takes two model evaluations per step.
+// Samplers: ddpm, ddim, euler, heun on a time grid 1 = t_N > ... > t_0 = 0 (t = 0 data, t = 1
+// noise, the convention of Nakkiran et al. 2024, "Step-by-Step Diffusion: An Elementary Tutorial",
+// whose algorithm and pseudocode numbers the comments cite). Each step is an affine combination of
+// (x_t, model output, fresh noise) with host-computed coefficients, run as one fused device op
+// (dcl_lincomb3); heun takes two model evaluations per step.
 #ifndef DIFFCL_SAMPLE_H
 #define DIFFCL_SAMPLE_H
 
@@ -17,6 +19,11 @@ typedef enum dcl_sampler_kind {
     DCL_SAMPLER_HEUN = 3,  // second order (Karras et al. 2022, Algorithm 1)
 } dcl_sampler_kind;
 
+// Progress of long work: `done` of `total` units (training steps, sampler steps) finished. Called
+// from the thread that does the work, between device calls; it reads nothing back from the device
+// and must return quickly. The library never prints progress: callers draw it (the CLI's bars).
+typedef void (*dcl_progress_fn)(void *ctx, int64_t done, int64_t total);
+
 typedef struct dcl_sampler_opts {
     dcl_sampler_kind kind;
     int steps;         // number of steps K (>= 1)
@@ -24,6 +31,8 @@ typedef struct dcl_sampler_opts {
     int ddpm_tutorial; // ddpm: 1 the tutorial's variance σ_q² Δt (ve; in general the forward
                        // step's σ²_{t|s}, Ho et al.'s σ² = β), 0 the posterior variance
     double prev_dt;    // prev: the Δt the model was trained with; 0 means the sampler's own step
+    dcl_progress_fn progress; // called after each of the K steps (done = k, total = K); NULL: none
+    void *progress_ctx;       // its ctx
 } dcl_sampler_opts;
 
 dcl_status dcl_sampler_parse(const char *name,

@@ -1,7 +1,8 @@
-// Training loop (DESIGN §4 "Training"): per-example t ~ U[0, 1] (integer steps for discrete vp),
-// x_t and target from the forward-process op, mean squared error, AdamW with warm-up and gradient
-// clipping, EMA of the weights. All randomness from Philox streams of the seed, so the same seed
-// gives the same run on any device.
+// Training loop: per-example t ~ U[0, 1] (integer steps for discrete vp), x_t = a(t) x0 + b(t) ε
+// and the target of the model's prediction formed on the device, mean squared error, AdamW with
+// linear warm-up and gradient-norm clipping, EMA of the weights (the denoiser training of Nakkiran
+// et al. 2024, "Step-by-Step Diffusion: An Elementary Tutorial"). All randomness comes from Philox
+// streams of the seed, so the same seed gives the same run on any device.
 #ifndef DIFFCL_TRAIN_H
 #define DIFFCL_TRAIN_H
 
@@ -32,6 +33,11 @@ typedef struct dcl_train_opts {
                           // and the model lives there afterwards; or, when NULL,
     const char *out;      // stops after saving that state here (a checkpoint at its own step).
                           // out is also where the checkpoint is written at the end.
+    // Progress: called after every step with the steps done in this call and o->steps. It costs
+    // no device synchronisation (a step counter; each step's uploads wait for the previous step's
+    // work, so the count runs at most one step ahead of the device). NULL: none.
+    dcl_progress_fn progress;
+    void *progress_ctx;
 } dcl_train_opts;
 
 void dcl_train_opts_default(dcl_train_opts *o);
@@ -59,6 +65,8 @@ typedef dcl_status (*dcl_train_log_fn)(void *ctx, const dcl_train_report *r);
 
 // Trains m (already initialised) on ds for o->steps steps from m->cfg.step on; updates m->cfg.step.
 // losses, when not NULL, receives the loss at each log point (capacity steps / log_every + 2).
+// A loss that is not finite stops training with DCL_ERR_MISMATCH (the run's results went wrong;
+// the message says at which step and what to try).
 dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
                      dcl_train_log_fn log, void *log_ctx, float *losses, int *n_losses);
 
