@@ -7,10 +7,15 @@
 #   oclgrind  test_ops, test_rng, test_conv, test_mlp and test_adam --small under Oclgrind
 #             (races, uninitialised values, API misuse, out-of-bounds); fails on a non-empty log
 #   pocl-wg   the OpenCL tests again with PoCL capped at a GPU-like 256 work-items per group
+#   install   cmake --install build/ into a temporary prefix, then samples/train_spiral.c built
+#             against it with find_package(diffcl) and with pkg-config, and both run on the CPU
 #   asan      CPU-only build (DIFFCL_OPENCL=OFF) with ASan+UBSan in build-asan/, all its tests
-#   format    clang-format (.clang-format) on host/ include/ tests/ cl/
+#   format    clang-format (.clang-format) on host/ include/ tests/ cl/ samples/
 # Every stage runs (the build's dependants are skipped if it fails); a summary with wall times
 # closes the output and the exit status is non-zero if any stage failed.
+#
+#   tools/test.sh               every stage
+#   tools/test.sh install ...   only the stages named (and the build when one needs it)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -95,6 +100,43 @@ stage_pocl_wg() {
     POCL_MAX_WORK_GROUP_SIZE=256 run_ctest "$have_platform" --test-dir build -L opencl -j "$JOBS"
 }
 
+# The installed package as a user meets it: headers, libdiffcl, the CMake package and diffcl.pc
+# in a fresh prefix; the example built both ways must run and write its plot.
+stage_install() {
+    local tmp prefix
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/diffcl-install.XXXXXX")
+    # shellcheck disable=SC2064  # expand now: tmp is local
+    trap "rm -rf '$tmp'" EXIT
+    prefix=$tmp/prefix
+    cmake --install build --prefix "$prefix" >"$tmp/install.log"
+    echo "installed into a temporary prefix: $(find "$prefix" -type f | wc -l) files"
+
+    echo "-- find_package(diffcl): samples/ as its own project"
+    cmake -S samples -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >"$tmp/cmake.log" 2>&1 ||
+        { cat "$tmp/cmake.log" >&2; return 1; }
+    cmake --build "$tmp/cmake" >>"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log" >&2; return 1; }
+
+    echo "-- pkg-config --cflags --libs --static diffcl"
+    local flags
+    flags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs --static diffcl)
+    echo "   cc -std=c11 samples/train_spiral.c $flags"
+    # shellcheck disable=SC2086  # flags is a list of words
+    cc -std=c11 -Wall -Wextra -Werror -O2 samples/train_spiral.c -o "$tmp/train_spiral_pc" $flags
+
+    local exe rc=0
+    for exe in "$tmp/cmake/train_spiral" "$tmp/train_spiral_pc"; do
+        echo "-- ${exe#"$tmp"/} cpu"
+        (cd "$tmp" && "$exe" cpu "$tmp/out") || { echo "FAIL: ${exe#"$tmp"/} exited $?" >&2; rc=1; }
+        if [[ ! -s "$tmp/out.png" || ! -s "$tmp/out.safetensors" ]]; then
+            echo "FAIL: ${exe#"$tmp"/} wrote no plot or checkpoint" >&2
+            rc=1
+        fi
+        rm -f "$tmp/out.png" "$tmp/out.safetensors"
+    done
+    return "$rc"
+}
+
 stage_asan() {
     DIFFCL_BUILD_DIR=build-asan DIFFCL_WERROR=ON \
         diffcl_build -DDIFFCL_OPENCL=OFF -DDIFFCL_SANITIZE=ON
@@ -113,7 +155,7 @@ stage_format() {
         return 1
     fi
     local f files=() bad=()
-    mapfile -t files < <(find host include tests cl -type f \
+    mapfile -t files < <(find host include tests cl samples -type f \
         \( -name '*.c' -o -name '*.h' -o -name '*.cl' \) 2>/dev/null | LC_ALL=C sort)
     for f in "${files[@]}"; do
         if ! clang-format --style=file "$f" | cmp -s - "$f"; then
@@ -163,17 +205,35 @@ skip_stage() {
     failed=1
 }
 
-T0=$(now)
-run_stage build stage_build
-if ((stage_rc == 0)); then
-    run_stage ctest stage_ctest
-    run_stage oclgrind stage_oclgrind
-    run_stage pocl-wg stage_pocl_wg
+# Stages to run: those named on the command line, or all of them.
+ALL_STAGES=(build ctest oclgrind pocl-wg install asan format)
+if (($#)); then
+    for s in "$@"; do
+        [[ " ${ALL_STAGES[*]} " == *" $s "* ]] ||
+            { echo "test.sh: unknown stage '$s' (stages: ${ALL_STAGES[*]})" >&2; exit 2; }
+    done
+    WANT=" $* "
 else
-    for s in ctest oclgrind pocl-wg; do skip_stage "$s" "build failed"; done
+    WANT=" ${ALL_STAGES[*]} "
 fi
-run_stage asan stage_asan
-run_stage format stage_format
+wants() { [[ "$WANT" == *" $1 "* ]]; }
+
+T0=$(now)
+# The stages that use build/ need the build stage first.
+if wants build || wants ctest || wants oclgrind || wants pocl-wg || wants install; then
+    run_stage build stage_build
+    build_ok=$((stage_rc == 0))
+    for s in ctest oclgrind pocl-wg install; do
+        wants "$s" || continue
+        if ((build_ok)); then
+            run_stage "$s" "stage_${s//-/_}"
+        else
+            skip_stage "$s" "build failed"
+        fi
+    done
+fi
+if wants asan; then run_stage asan stage_asan; fi
+if wants format; then run_stage format stage_format; fi
 
 banner summary
 printf '%s\n' "${summary[@]}"

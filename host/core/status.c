@@ -46,8 +46,14 @@ dcl_status dcl__fail_context(dcl_status s, const char *fmt, ...) {
     va_start(ap, fmt);
     int k = vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
-    if (k >= 0 && (size_t)k < sizeof last_error && old[0])
-        snprintf(last_error + k, sizeof last_error - (size_t)k, ": %s", old);
+    // Appends ": old", cut to fit (by hand: gcc's -Wformat-truncation flags a snprintf here).
+    size_t at = k >= 0 ? (size_t)k : sizeof last_error;
+    if (old[0] && at + 2 < sizeof last_error) {
+        size_t n = strlen(old), room = sizeof last_error - 1 - (at + 2);
+        memcpy(last_error + at, ": ", 2);
+        memcpy(last_error + at + 2, old, n < room ? n : room);
+        last_error[at + 2 + (n < room ? n : room)] = '\0';
+    }
     return s;
 }
 

@@ -204,11 +204,11 @@ static dcl_status open_entry(dcl_device *dev, const dcl_device_info *info) {
 
 dcl_status dcl_device_open(dcl_device **out, const char *spec) {
     *out = NULL;
-    const char *from = "--device";
+    const char *from = "requested "; // where spec came from, for the log line
     if (!spec || !*spec) {
         spec = getenv("DIFFCL_DEVICE");
-        from = "DIFFCL_DEVICE";
-        if (!spec || !*spec) spec = "auto", from = "default";
+        from = "DIFFCL_DEVICE=";
+        if (!spec || !*spec) spec = "auto", from = "default ";
     }
     dcl_device_info *list = NULL;
     int n;
@@ -249,7 +249,7 @@ dcl_status dcl_device_open(dcl_device **out, const char *spec) {
         dcl_device_free(dev);
         return s;
     }
-    dcl_log(DCL_LOG_INFO, "device %s: %s (%s%s%s) [%s %s]", dev->info.spec, dev->info.name,
+    dcl_log(DCL_LOG_INFO, "device %s: %s (%s%s%s) [%s%s]", dev->info.spec, dev->info.name,
             dev->info.type, dev->info.backend == DCL_BACKEND_OPENCL ? ", " : "",
             dev->info.backend == DCL_BACKEND_OPENCL ? dev->info.platform_name : "", from, spec);
     *out = dev;

@@ -351,3 +351,13 @@ dcl_status dcl_model_sample(dcl_model *m, const dcl_sampler_opts *o, size_t N, u
     free(labels);
     return s;
 }
+
+void dcl_model_config_default(dcl_model_config *c) {
+    memset(c, 0, sizeof *c);
+    dcl_process_parse("flow", &c->process); // cannot fail
+    c->pred = DCL_PREDICT_VELOCITY;
+    c->net.kind = DCL_NET_MLP;
+    c->net.mlp =
+        (dcl_mlp_config){.dim = 2, .width = 128, .depth = 3, .emb_dim = 32, .act = DCL_ACT_RELU};
+    memcpy(c->data, "spiral", sizeof "spiral");
+}

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "device/backend.h" // struct dcl_backend_i, struct dcl_op_args, DCL_OP_MAP
 #include "diffcl/rng.h"     // dcl_rng_bits_at, dcl_rng_uniform_at, dcl_rng_normal_at
+#include "diffcl/version.h" // DIFFCL_VERSION_STRING: the CPU reference's driver version
 
 // Ops reach memory only through p.buf->handle, never through p.buf->dev: the dispatcher also runs
 // them on host-wrapping buffers (dev == NULL) for the CPU fallback.
