@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "testlib.h"
-#include "testlib_idx.h"              // check_write_idx
+#include "testlib_idx.h"            // check_write_idx
 #include "device/opencl/cl_fault.h" // dcl__cl_fault_arm, dcl__cl_live_objects
 #include "diffcl/data.h"
 #include "diffcl/log.h"

@@ -9,6 +9,8 @@
 #   pocl-wg   the OpenCL tests again with PoCL capped at a GPU-like 256 work-items per group
 #   install   cmake --install build/ into a temporary prefix, then samples/train_spiral.c built
 #             against it with find_package(diffcl) and with pkg-config, and both run on the CPU
+#   lint      no file-level dependency cycles among the library's files (tools/check_cycles.sh)
+#             and no comment citing a document outside the repository (tools/check_citations.sh)
 #   asan      CPU-only build (DIFFCL_OPENCL=OFF) with ASan+UBSan in build-asan/, all its tests
 #   format    clang-format (.clang-format) on host/ include/ tests/ cl/ samples/
 # Every stage runs (the build's dependants are skipped if it fails); a summary with wall times
@@ -137,6 +139,13 @@ stage_install() {
     return "$rc"
 }
 
+stage_lint() {
+    local rc=0
+    tools/check_cycles.sh build || rc=1
+    tools/check_citations.sh || rc=1
+    return "$rc"
+}
+
 stage_asan() {
     DIFFCL_BUILD_DIR=build-asan DIFFCL_WERROR=ON \
         diffcl_build -DDIFFCL_OPENCL=OFF -DDIFFCL_SANITIZE=ON
@@ -206,7 +215,7 @@ skip_stage() {
 }
 
 # Stages to run: those named on the command line, or all of them.
-ALL_STAGES=(build ctest oclgrind pocl-wg install asan format)
+ALL_STAGES=(build ctest oclgrind pocl-wg install lint asan format)
 if (($#)); then
     for s in "$@"; do
         [[ " ${ALL_STAGES[*]} " == *" $s "* ]] ||
@@ -220,10 +229,10 @@ wants() { [[ "$WANT" == *" $1 "* ]]; }
 
 T0=$(now)
 # The stages that use build/ need the build stage first.
-if wants build || wants ctest || wants oclgrind || wants pocl-wg || wants install; then
+if wants build || wants ctest || wants oclgrind || wants pocl-wg || wants install || wants lint; then
     run_stage build stage_build
     build_ok=$((stage_rc == 0))
-    for s in ctest oclgrind pocl-wg install; do
+    for s in ctest oclgrind pocl-wg install lint; do
         wants "$s" || continue
         if ((build_ok)); then
             run_stage "$s" "stage_${s//-/_}"

@@ -357,7 +357,6 @@ void dcl_model_config_default(dcl_model_config *c) {
     dcl_process_parse("flow", &c->process); // cannot fail
     c->pred = DCL_PREDICT_VELOCITY;
     c->net.kind = DCL_NET_MLP;
-    c->net.mlp =
-        (dcl_mlp_config){.dim = 2, .width = 128, .depth = 3, .emb_dim = 32, .act = DCL_ACT_RELU};
+    dcl_mlp_config_default(&c->net.mlp, 2);
     memcpy(c->data, "spiral", sizeof "spiral");
 }

@@ -26,7 +26,7 @@ typedef struct dcl_model_config {
 } dcl_model_config;
 
 // The CLI's `train` defaults for 2-D points: flow matching (dcl_process_parse("flow")) predicting
-// the velocity, an MLP with dim 2, width 128, depth 3, a 32-value time embedding and ReLU, data
+// the velocity, an MLP for 2-D points with dcl_mlp_config_default's width, depth, embedding and activation, data
 // "spiral", seed 0, step 0, no label drop. For other points set net.mlp.dim and data; for images
 // set net.kind = DCL_NET_UNET and fill net.unet with dcl_unet_config_default.
 void dcl_model_config_default(dcl_model_config *c);
