@@ -64,6 +64,8 @@ void cli_progress(const char *fmt, ...)
 #endif
     ;
 void cli_progress_clear(void);
+// The CLI's dcl_log_fn: the library's messages on stderr, on a line of their own below a live bar.
+void cli_log(void *ud, int level, const char *msg);
 // Draws one line in place of the current progress line (the caller keeps it within the terminal).
 void cli_progress_line(const char *line);
 

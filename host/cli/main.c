@@ -16,6 +16,7 @@
 
 #include "cli/args.h" // cli_usage_error, cli_suggest
 #include "cli/cli.h"
+#include "diffcl/log.h" // dcl_log_set_callback
 #include "diffcl/rng.h" // DCL_RNG_STREAM_VERSION
 
 typedef struct command {
@@ -158,6 +159,7 @@ static int run(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     dcl_clear_error();
+    dcl_log_set_callback(cli_log, NULL);
     int rc = run(argc, argv);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "diffcl: error: writing to standard output failed: %s\n", strerror(errno));

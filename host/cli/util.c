@@ -67,6 +67,15 @@ void cli_progress_line(const char *line) {
     progress_shown = 1;
 }
 
+// The library's messages (dcl_log_set_callback): as the library prints them, but a live progress
+// bar is erased first so the message gets a line of its own (the bar is redrawn at its next update).
+void cli_log(void *ud, int level, const char *msg) {
+    (void)ud;
+    cli_progress_clear();
+    fprintf(stderr, "%s%s\n", level == DCL_LOG_ERROR ? "diffcl: error: " : "diffcl: ", msg);
+    fflush(stderr);
+}
+
 void cli_progress_clear(void) {
     if (!progress_shown) return;
     fputs("\r\033[K", stderr);
