@@ -42,7 +42,7 @@ static int configs(int small, int opencl, struct run_config *out) {
 // The CPU table has every op, and every op has a case named after it ("gemm" → "gemm_nn").
 static void check_tables(void) {
     static const char *const ops[] = {
-#define OP_NAME(NAME, name) #name,
+#define OP_NAME(NAME, name, ...) #name,
         DCL_OP_MAP(OP_NAME)
 #undef OP_NAME
     };

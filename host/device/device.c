@@ -8,19 +8,19 @@
 #include "device/backend.h" // struct dcl_device, struct dcl_buffer, struct dcl_op_args
 #include "diffcl/log.h"
 
-static const char *const op_names[DCL_OP_COUNT] = {
-#define DCL_OP_NAME(NAME, name) #name,
-    DCL_OP_MAP(DCL_OP_NAME)
-#undef DCL_OP_NAME
+const struct dcl_op_desc dcl__op_descs[DCL_OP_COUNT] = {
+#define DCL_OP_DESC(NAME, name, sig, file, kernel, kernel2) {#name, file, kernel, kernel2},
+    DCL_OP_MAP(DCL_OP_DESC)
+#undef DCL_OP_DESC
 };
 
 const char *dcl__op_name(enum dcl_op op) {
-    return (unsigned)op < DCL_OP_COUNT ? op_names[op] : "unknown-op";
+    return (unsigned)op < DCL_OP_COUNT ? dcl__op_descs[op].name : "unknown-op";
 }
 
 int dcl__op_from_name(const char *name) {
     for (int i = 0; i < DCL_OP_COUNT; i++)
-        if (strcmp(op_names[i], name) == 0) return i;
+        if (strcmp(dcl__op_descs[i].name, name) == 0) return i;
     return -1;
 }
 
@@ -178,7 +178,7 @@ static dcl_status parse_cpu_ops(dcl_device *dev) {
             char names[1024] = "";
             for (int i = 0; i < DCL_OP_COUNT; i++)
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
-                         op_names[i]);
+                         dcl__op_descs[i].name);
             return dcl__fail(DCL_ERR_ARG, "DIFFCL_CPU_OPS names unknown op '%s'; ops are: all, %s",
                              tok, names);
         }

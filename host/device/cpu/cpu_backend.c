@@ -617,7 +617,7 @@ static dcl_status cpu_embedding_backward(void *ctx, const struct dcl_op_args *a)
 // ---- the table --------------------------------------------------------------------------------
 
 // Every op of DCL_OP_MAP, by name: cpu_<name> (tests/test_ops.c checks that none is NULL).
-#define DCL_CPU_OP(NAME, name) [DCL_OP_##NAME] = cpu_##name,
+#define DCL_CPU_OP(NAME, name, ...) [DCL_OP_##NAME] = cpu_##name,
 const struct dcl_backend_i dcl__cpu_backend = {
     .name = "cpu",
     .buffer_alloc = cpu_buffer_alloc,
@@ -644,8 +644,8 @@ void dcl__cpu_info(dcl_device_info *info) {
     snprintf(info->platform_name, sizeof info->platform_name, "diffcl");
     snprintf(info->type, sizeof info->type, "reference");
     snprintf(info->vendor, sizeof info->vendor, "diffcl");
-#ifdef DIFFCL_VERSION_STRING
-    snprintf(info->driver, sizeof info->driver, "%s", DIFFCL_VERSION_STRING);
+#ifdef DIFFCL_VERSION // the library's version (CMakeLists.txt), as the driver of the reference
+    snprintf(info->driver, sizeof info->driver, "%s", DIFFCL_VERSION);
 #else
     snprintf(info->driver, sizeof info->driver, "-");
 #endif

@@ -528,7 +528,8 @@ dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info) {
     }
     // The probe build: the device must compile our OpenCL C 1.2.
     struct dcl_cl_kernel *k;
-    if ((s = dcl__cl_kernel(ctx, "elementwise.cl", "fill", &k)) != DCL_OK) goto fail;
+    const struct dcl_op_desc *fill = &dcl__op_descs[DCL_OP_FILL];
+    if ((s = dcl__cl_kernel(ctx, fill->file, fill->kernel, &k)) != DCL_OK) goto fail;
     dev->iface = &dcl__cl_backend;
     dev->ctx = ctx;
     return DCL_OK;
@@ -653,17 +654,17 @@ static dcl_status build_program(struct dcl_cl_ctx *ctx, const char *file, cl_pro
 
 dcl_status dcl__cl_kernel(struct dcl_cl_ctx *ctx, const char *file, const char *name,
                           struct dcl_cl_kernel **out) {
+    int pi = -1;
+    for (int i = 0; file && i < dcl_cl_source_count; i++)
+        if (strcmp(dcl_cl_sources[i].name, file) == 0) pi = i;
     for (int i = 0; i < ctx->n_kernels; i++)
-        if (strcmp(ctx->kernels[i].name, name) == 0) {
+        if (ctx->kernels[i].program == pi && strcmp(ctx->kernels[i].name, name) == 0) {
             *out = &ctx->kernels[i];
             return DCL_OK;
         }
-    int pi = -1;
-    for (int i = 0; i < dcl_cl_source_count; i++)
-        if (strcmp(dcl_cl_sources[i].name, file) == 0) pi = i;
     if (pi < 0 || pi >= DCL_CL_MAX_PROGRAMS || ctx->n_kernels == DCL_CL_MAX_KERNELS)
         return dcl__fail(DCL_ERR_ARG, "kernel %s: no embedded file cl/%s or too many kernels", name,
-                         file);
+                         file ? file : "(none)");
     dcl_status s;
     if (!ctx->programs[pi] && (s = build_program(ctx, file, &ctx->programs[pi])) != DCL_OK)
         return s;
@@ -678,6 +679,7 @@ dcl_status dcl__cl_kernel(struct dcl_cl_ctx *ctx, const char *file, const char *
         return dcl__cl_fail(ctx, err, "clGetKernelWorkGroupInfo", __FILE__, __LINE__);
     }
     snprintf(k->name, sizeof k->name, "%s", name);
+    k->program = pi;
     ctx->n_kernels++;
     *out = k;
     return DCL_OK;

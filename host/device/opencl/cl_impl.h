@@ -16,6 +16,7 @@
 
 struct dcl_cl_kernel {
     char name[48];
+    int program; // its file: index into dcl_cl_sources (kernels are keyed by file and name)
     cl_kernel kernel;
     size_t wg_size; // CL_KERNEL_WORK_GROUP_SIZE: the most work-items this kernel allows per group
 };
