@@ -195,9 +195,8 @@ void dcl__cpu_info(dcl_device_info *info);
 // OpenCL backend (host/device/opencl/): enumeration and opening by list entry.
 dcl_status dcl__cl_list(dcl_device_info **out, int *n, int *n_platforms);
 dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info);
-// Test hook: force the launch shape of the backend's own 1-D kernels (local 0 = default;
-// max_groups 0 = as many as needed). Kernels must give identical results under any shape.
-void dcl__cl_set_launch(dcl_device *dev, size_t local, size_t max_groups);
+// dcl_device_prepare for an OpenCL device (opencl/cl_ops.c).
+dcl_status dcl__cl_prepare_device(dcl_device *dev, int *compiled);
 #endif
 
 #endif

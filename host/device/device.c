@@ -280,6 +280,14 @@ dcl_status dcl_device_finish(dcl_device *dev) {
     return dev->iface->finish ? dev->iface->finish(dev->ctx) : DCL_OK;
 }
 
+dcl_status dcl_device_prepare(dcl_device *dev, int *compiled) {
+    if (compiled) *compiled = 0;
+#ifdef DIFFCL_HAVE_OPENCL
+    if (dev->info.backend == DCL_BACKEND_OPENCL) return dcl__cl_prepare_device(dev, compiled);
+#endif
+    return DCL_OK; // the CPU reference has nothing to build
+}
+
 // ---- buffers ----------------------------------------------------------------------------------
 
 static double mib(uint64_t bytes) { return (double)bytes / (1024.0 * 1024.0); }

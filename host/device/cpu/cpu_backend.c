@@ -210,7 +210,7 @@ static dcl_status cpu_concat_cols(void *ctx, const struct dcl_op_args *a) {
 }
 
 // out (N, E): [sin(arg_j), cos(arg_j)] with arg_j = 1000 t freq_j, freq_j = exp(−ln(10⁴) j/half).
-// Every step is float and in the order of cl/embed.cl, so the two sides differ only by the
+// Every step is float and in the order of cl/embedding.cl, so the two sides differ only by the
 // devices' exp, sin and cos.
 static dcl_status cpu_time_embedding(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
@@ -541,7 +541,7 @@ static dcl_status cpu_upsample2x_forward(void *ctx, const struct dcl_op_args *a)
     return DCL_OK;
 }
 
-// din (N, C, H, W) = the 2×2 block sums of dout, added in row-major order as cl/image.cl does.
+// din (N, C, H, W) = the 2×2 block sums of dout, added in row-major order as cl/upsample.cl does.
 static dcl_status cpu_upsample2x_backward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t NC = a->p.img.N * a->p.img.C, H = a->p.img.H, W = a->p.img.W;

@@ -1,9 +1,11 @@
-// The OpenCL backend's ops (kernels of cl/, GEMM through CLBlast) and its backend table.
+// The OpenCL backend's ops (kernels of cl/, GEMM through CLBlast), its backend table, and the open
+// that installs that table on a device.
 #include <clblast_c.h>
 #include <stdio.h>
 
 #include "core/error.h"
 #include "device/opencl/cl_impl.h"
+#include "device/test_hooks.h" // dcl__cl_set_launch
 
 // One kernel call being set up: arguments are appended in order; the first failure sticks.
 struct call {
@@ -369,3 +371,27 @@ const struct dcl_backend_i dcl__cl_backend = {
     .ops = {DCL_OP_MAP(DCL_CL_OP)},
 };
 #undef DCL_CL_OP
+
+dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info) {
+    (void)info; // device.c has copied it into dev->info
+    struct dcl_cl_ctx *ctx;
+    dcl_status s = dcl__cl_ctx_open(&ctx, dev);
+    if (s != DCL_OK) return s;
+    // The probe build: the device must compile our OpenCL C 1.2.
+    struct dcl_cl_kernel *k;
+    const struct dcl_op_desc *fill = &dcl__op_descs[DCL_OP_FILL];
+    if ((s = dcl__cl_kernel(ctx, fill->file, fill->kernel, &k)) != DCL_OK) {
+        dcl__cl_free(ctx);
+        return s;
+    }
+    dev->iface = &dcl__cl_backend;
+    dev->ctx = ctx;
+    return DCL_OK;
+}
+
+void dcl__cl_set_launch(dcl_device *dev, size_t local, size_t max_groups) {
+    if (dev->iface != &dcl__cl_backend) return;
+    struct dcl_cl_ctx *ctx = dev->ctx;
+    ctx->force_local = local;
+    ctx->force_groups = max_groups;
+}
