@@ -11,6 +11,7 @@
 //   - opening a device and building its programs, made to fail at each call, fails cleanly;
 // and after every run the OpenCL objects alive are exactly those the open device holds (zero once
 // it is closed): nothing leaks on any error path. Built only with DIFFCL_FAULT_INJECTION.
+#define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h> // the error codes the faults use
 #include <stdio.h>
 #include <stdlib.h>
