@@ -132,6 +132,7 @@ static void find_ids(cl_platform_id p, cl_device_id d, int pi, int di, void *arg
 
 // ---- context ----------------------------------------------------------------------------------
 
+// Drivers report asynchronous failures here (NVIDIA: "CL_OUT_OF_RESOURCES error executing ...").
 static void CL_CALLBACK context_notify(const char *errinfo, const void *priv, size_t cb,
                                        void *user) {
     (void)priv, (void)cb;

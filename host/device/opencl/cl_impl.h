@@ -42,6 +42,7 @@ struct dcl_cl_ctx {
     unsigned cache_hits, cache_misses;        // programs loaded from / not found valid in the cache
     unsigned compiled;                        // programs compiled from source since open
     double compile_ms;                        // ... and the time that took
+    int said_compiling;                       // the first compile from source was logged
     int prepared;                             // dcl_device_prepare has run
     int sync;                                 // DIFFCL_CL_SYNC: clFinish after every enqueue
     cl_program programs[DCL_CL_MAX_PROGRAMS]; // by index into dcl_cl_sources, built on first use

@@ -14,6 +14,8 @@
 #include "device/test_hooks.h"        // dcl__cl_kernel_handle
 #include "diffcl/log.h"
 
+// Reads cl/<name> from DIFFCL_CL_DIR when set, else from the embedded table. *owned is the
+// malloc'd text to free (NULL for embedded text).
 static dcl_status source_text(const char *name, const char **text, char **owned, int *index) {
     *owned = NULL;
     *index = -1;
@@ -59,7 +61,8 @@ static void preamble(const struct dcl_cl_ctx *ctx, char *buf, size_t size) {
 
 // Says once per device that kernels are being compiled, and where later runs will find them.
 static void say_compiling(struct dcl_cl_ctx *ctx) {
-    if (ctx->compiled++) return;
+    if (ctx->said_compiling) return;
+    ctx->said_compiling = 1;
     const dcl_device_info *d = ctx->info;
     if (ctx->cache_dir[0])
         dcl_log(DCL_LOG_INFO,
@@ -129,6 +132,7 @@ static dcl_status build_program(struct dcl_cl_ctx *ctx, const char *file, cl_pro
                          dcl__cl_error_name(err), log);
     }
     double ms = ms_since(&t0);
+    ctx->compiled++;
     ctx->compile_ms += ms;
     dcl_log(DCL_LOG_VERBOSE, "program %s on %s: %.0f ms (source)", file, ctx->info->spec, ms);
     if (ctx->cache_dir[0]) {
