@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "testlib.h"
-#include "crosscheck/crosscheck.h"    // dcl_check_case_*
-#include "device/backend.h" // dcl__cpu_backend, DCL_OP_MAP
-#include "device/test_hooks.h" // dcl__cl_set_launch
+#include "crosscheck/crosscheck.h" // dcl_check_case_*
+#include "device/backend.h"        // dcl__cpu_backend, DCL_OP_MAP
+#include "device/test_hooks.h"     // dcl__cl_set_launch
 #include "diffcl/device.h"
 
 static const size_t sizes_full[] = {1, 2, 31, 255, 257, 1000, 4097};
