@@ -355,7 +355,9 @@ static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
     return dcl__cl_after_enqueue(ctx, "CLBlastSgemm(M=%zu N=%zu K=%zu)", M, N, K);
 }
 
-// Every op of DCL_OP_MAP: cl_<name> for OWN ops, cl_map for MAP1 and MAP2 ops.
+// Every op of DCL_OP_MAP: cl_<name> for OWN ops, cl_map for MAP1 and MAP2 ops. An OWN op without
+// an OpenCL version yet is `#define cl_<name> NULL` here: the dispatcher runs it on the CPU
+// reference.
 #define DCL_CL_FN_OWN(name) cl_##name
 #define DCL_CL_FN_MAP1(name) cl_map
 #define DCL_CL_FN_MAP2(name) cl_map
