@@ -268,6 +268,8 @@ dcl_status dcl_device_prepare(dcl_device *dev, int *compiled) {
     if (compiled) *compiled = 0;
 #ifdef DIFFCL_HAVE_OPENCL
     if (dev->info.backend == DCL_BACKEND_OPENCL) return dcl__cl_prepare_device(dev, compiled);
+#else
+    (void)dev;
 #endif
     return DCL_OK; // the CPU reference has nothing to build
 }
