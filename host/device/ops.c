@@ -507,7 +507,7 @@ dcl_status dcl_split_channels(dcl_device *dev, dcl_ptr da, dcl_ptr db, dcl_ptr d
 
 dcl_status dcl_embedding_forward(dcl_device *dev, dcl_ptr out, dcl_ptr table, dcl_ptr labels,
                                  size_t N, size_t K, size_t E) {
-    size_t n, nt;
+    size_t n = 0, nt = 0; // set by elements() on success (gcc -O3 cannot see it)
     dcl_status s = elements(DCL_OP_EMBEDDING_FORWARD, "output", N, E, 1, 1, &n);
     if (s == DCL_OK) s = elements(DCL_OP_EMBEDDING_FORWARD, "table", K, E, 1, 1, &nt);
     if (s != DCL_OK) return s;
@@ -524,7 +524,7 @@ dcl_status dcl_embedding_forward(dcl_device *dev, dcl_ptr out, dcl_ptr table, dc
 
 dcl_status dcl_embedding_backward(dcl_device *dev, dcl_ptr dtable, dcl_ptr dout, dcl_ptr labels,
                                   size_t N, size_t K, size_t E) {
-    size_t n, nt;
+    size_t n = 0, nt = 0; // set by elements() on success (gcc -O3 cannot see it)
     dcl_status s = elements(DCL_OP_EMBEDDING_BACKWARD, "gradient", N, E, 1, 1, &n);
     if (s == DCL_OK) s = elements(DCL_OP_EMBEDDING_BACKWARD, "table", K, E, 1, 1, &nt);
     if (s != DCL_OK) return s;
