@@ -1,5 +1,14 @@
-// Shared by every program (prepended by the host): contraction policy, the grid-stride loop and
-// Philox4x32-10 with the stream mapping of include/diffcl/rng.h.
+// Shared by every program (the host prepends it, after its #define preamble): tuning defaults,
+// the contraction policy, the grid-stride loop, the work-group sum, and Philox4x32-10 with the
+// stream mapping of include/diffcl/rng.h. cl/README.md says how a program is put together.
+
+// Tuning values come from the host's preamble (host/device/opencl/cl_program.c); these defaults
+// hold when a file is compiled alone (clang -x cl). DCL_WG_SIZE is the local size the host uses
+// for 1-D launches unless a kernel's or the device's limit is lower; kernels must stay correct for
+// any local size (tests force odd ones), so it may only steer performance.
+#ifndef DCL_WG_SIZE
+#define DCL_WG_SIZE 256
+#endif
 
 // No fused multiply-add contraction: a*b+c rounds twice, as the CPU reference does, so simple
 // elementwise ops agree bitwise with it on every device that honours the pragma.
@@ -7,6 +16,31 @@
 
 // Every 1-D kernel strides over the grid, so it is correct for any global and local size.
 #define FOR_EACH(i, n) for (size_t i = get_global_id(0); i < (size_t)(n); i += get_global_size(0))
+
+// Folds scratch[0, lsz) into scratch[0] (float or uint) by a tree for any local size, not only
+// powers of two: at each level work-item lid adds lid + half. The order is fixed by lsz alone, so
+// results are deterministic. Every work-item of the group must reach it (uniform control flow).
+#define GROUP_REDUCE(scratch, lid, lsz)                                                            \
+    do {                                                                                           \
+        uint half_ = 1;                                                                            \
+        while (half_ < (lsz)) half_ <<= 1;                                                         \
+        for (half_ >>= 1; half_ > 0; half_ >>= 1) {                                                \
+            if ((lid) < half_ && (lid) + half_ < (lsz)) scratch[lid] += scratch[(lid) + half_];    \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+        }                                                                                          \
+    } while (0)
+
+// Σ of v over the work-group, returned to every work-item; scratch holds get_local_size(0)
+// floats. The first barrier lets a previous call's readers of scratch[0] finish, so calls may
+// follow each other. Every work-item of the group must call it (uniform control flow).
+inline float group_sum(local float *scratch, float v) {
+    uint lid = get_local_id(0), lsz = get_local_size(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    scratch[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    GROUP_REDUCE(scratch, lid, lsz);
+    return scratch[0];
+}
 
 // Philox4x32-10 (Random123): ten rounds of two 32x32->64 multiplies, with the key bumped by the
 // Weyl constants between rounds.

@@ -3,23 +3,7 @@
 // M = C/G·R consecutive elements from (n·C + g·C/G)·R on. One work-group per group or channel
 // (grid-stride over them): N·G rows of thousands of elements are too few to occupy a GPU with one
 // work-item each, and a work-group reads its row in contiguous runs. Sums are trees in an order
-// fixed by the launch shape, so results are deterministic; no atomics.
-
-// Σ of v over the work-group, returned to every work-item (as cl/conv.cl's group_sum). Every
-// work-item of the group must call it, in uniform control flow.
-inline float group_sum(local float *scratch, float v) {
-    uint lid = get_local_id(0), lsz = get_local_size(0);
-    barrier(CLK_LOCAL_MEM_FENCE); // a previous call's readers of scratch[0] are done
-    scratch[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    uint half_ = 1;
-    while (half_ < lsz) half_ <<= 1;
-    for (half_ >>= 1; half_ > 0; half_ >>= 1) {
-        if (lid < half_ && lid + half_ < lsz) scratch[lid] += scratch[lid + half_];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return scratch[0];
-}
+// fixed by the launch shape (group_sum, cl/common.h), so results are deterministic; no atomics.
 
 // Two passes per group (mean, then the mean square deviation from it: no cancellation of E[x²] −
 // E[x]²), then out = (x − mean)·rstd·gamma[c] + beta[c]. out, in (N, C, R); mean, rstd (N, G)

@@ -1,17 +1,5 @@
 // Two-pass reductions: each group folds a grid-stride slice into one partial, then one group folds
-// the partials. The tree handles any local size (not only powers of two); every barrier is reached
-// by the whole group.
-
-// Folds scratch[0, lsz) into scratch[0]. Must be called by every work-item of the group.
-#define GROUP_REDUCE(scratch, lid, lsz)                                                            \
-    do {                                                                                           \
-        uint half_ = 1;                                                                            \
-        while (half_ < (lsz)) half_ <<= 1;                                                         \
-        for (half_ >>= 1; half_ > 0; half_ >>= 1) {                                                \
-            if ((lid) < half_ && (lid) + half_ < (lsz)) scratch[lid] += scratch[(lid) + half_];    \
-            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
-        }                                                                                          \
-    } while (0)
+// the partials, both with the work-group tree of cl/common.h (group_sum, GROUP_REDUCE).
 
 // partial[group] = Σ over this group's slice of in (squared when square != 0).
 kernel void reduce_sum_partial(global float *partial, global const float *in, uint in_off, uint n,

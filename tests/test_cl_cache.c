@@ -1,9 +1,11 @@
-// The on-disk OpenCL program cache (host/device/opencl/cl_backend.c) on every usable OpenCL
+// The on-disk OpenCL program cache (host/device/opencl/cl_cache.c) on every usable OpenCL
 // device, each with its own temp cache folder (never the user's): entries appear on first use and
 // are loaded on the next open with bitwise identical results; a corrupted, truncated, garbage,
 // misplaced or driver-rejected entry is a miss with correct results and is rewritten;
 // DIFFCL_CL_CACHE=off writes nothing; an unusable folder is no error. Also DIFFCL_CL_SYNC=1 gives
-// the same results. Exit 77 only when the build has OpenCL but the machine has no OpenCL platform.
+// the same results; dcl_device_prepare compiles every program once and then none; kernels of the
+// same name in two files do not collide. Exit 77 only when the build has OpenCL but the machine
+// has no OpenCL platform.
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,15 +15,14 @@
 #include <unistd.h>
 
 #include "testlib.h"
+#include "device/backend.h"           // dcl__op_descs: the programs the op table names
+#include "device/opencl/cl_sources.h" // dcl_cl_sources: the embedded cl/ files
+#include "device/test_hooks.h"        // dcl__cl_cache_stats, dcl__cl_kernel_handle
 #include "diffcl/device.h"
 #include "diffcl/log.h"
 #include "diffcl/ops.h"
 
 #ifdef DIFFCL_HAVE_OPENCL
-
-// cl_backend.c's test hook, declared in device/opencl/cl_impl.h (only the OpenCL backend includes
-// that header).
-void dcl__cl_cache_stats(const dcl_device *dev, unsigned *hits, unsigned *misses);
 
 #define N_ELEM 1000
 #define GM 33
@@ -333,6 +334,89 @@ static void check_device(const char *spec, const char *base, int index) {
     unsetenv("DIFFCL_CL_SYNC");
 }
 
+// The number of program files the op table names (gemm has none).
+static int n_programs(void) {
+    int n = 0;
+    for (int op = 0; op < DCL_OP_COUNT; op++) {
+        const char *f = dcl__op_descs[op].file;
+        int seen = f == NULL;
+        for (int o = 0; o < op && !seen; o++)
+            seen = dcl__op_descs[o].file && strcmp(dcl__op_descs[o].file, f) == 0;
+        n += !seen;
+    }
+    return n;
+}
+
+// dcl_device_prepare with an empty cache compiles every program (and stores each); on the next
+// open it compiles none and loads them all from the cache. The CPU reference has nothing to build.
+static void check_prepare(const char *spec, const char *base, int index) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/dev%d/prepare", base, index);
+    setenv("DIFFCL_CL_CACHE_DIR", dir, 1);
+    int want = n_programs(), compiled = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        dcl_device *dev;
+        CHECK_EQ(dcl_device_open(&dev, spec), DCL_OK);
+        if (check_failures) return;
+        CHECK_EQ(dcl_device_prepare(dev, &compiled), DCL_OK);
+        unsigned hits, misses;
+        dcl__cl_cache_stats(dev, &hits, &misses);
+        CHECK_EQ(compiled, pass == 0 ? want : 0);
+        CHECK_EQ(hits, pass == 0 ? 0u : (unsigned)want);
+        CHECK_EQ(misses, pass == 0 ? (unsigned)want : 0u);
+        CHECK_EQ(dcl_device_prepare(dev, NULL), DCL_OK); // again: nothing left to do
+        dcl_device_free(dev);
+        char names[64][32];
+        CHECK_EQ(list_files(dir, names, 64), want);
+    }
+    dcl_device *cpu;
+    CHECK_EQ(dcl_device_open(&cpu, "cpu"), DCL_OK);
+    compiled = -1;
+    CHECK_EQ(dcl_device_prepare(cpu, &compiled), DCL_OK);
+    CHECK_EQ(compiled, 0);
+    dcl_device_free(cpu);
+}
+
+// Kernels are keyed by (file, name): with a copy of cl/ whose activation.cl also defines a kernel
+// `fill` (adding 1), the two `fill`s are different kernels and dcl_fill still runs elementwise.cl's.
+static void check_kernel_keys(const char *spec, const char *base, int index) {
+    char dir[512], path[700];
+    snprintf(dir, sizeof dir, "%s/dev%d/cl", base, index);
+    CHECK(mkdir(dir, 0700) == 0);
+    static const char extra[] =
+        "\nkernel void fill(global float *out, uint out_off, float value, "
+        "uint n) {\n    FOR_EACH(i, n) out[out_off + i] = value + 1.0f;\n}\n";
+    for (int i = 0; i < dcl_cl_source_count; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, dcl_cl_sources[i].name);
+        FILE *fp = fopen(path, "wb");
+        CHECK(fp != NULL);
+        if (!fp) return;
+        fwrite(dcl_cl_sources[i].text, 1, (size_t)dcl_cl_sources[i].len, fp);
+        if (strcmp(dcl_cl_sources[i].name, "activation.cl") == 0) fputs(extra, fp);
+        fclose(fp);
+    }
+    setenv("DIFFCL_CL_DIR", dir, 1);
+    setenv("DIFFCL_CL_CACHE", "off", 1);
+    dcl_device *dev;
+    CHECK_EQ(dcl_device_open(&dev, spec), DCL_OK);
+    if (check_failures == 0) {
+        void *a = NULL, *b = NULL; // the open built elementwise.cl's fill first
+        CHECK_EQ(dcl__cl_kernel_handle(dev, "activation.cl", "fill", &b), DCL_OK);
+        CHECK_EQ(dcl__cl_kernel_handle(dev, "elementwise.cl", "fill", &a), DCL_OK);
+        CHECK(a != NULL && b != NULL && a != b);
+        dcl_buffer *buf;
+        float v[5] = {0};
+        CHECK_EQ(dcl_buffer_alloc(&buf, dev, 5, "fill"), DCL_OK);
+        CHECK_EQ(dcl_fill(dev, dcl_at(buf, 0), 2.5f, 5), DCL_OK);
+        CHECK_EQ(dcl_buffer_read(buf, 0, 5, v), DCL_OK);
+        for (int i = 0; i < 5; i++) CHECK_EQ(v[i], 2.5f);
+        dcl_buffer_free(buf);
+        dcl_device_free(dev);
+    }
+    unsetenv("DIFFCL_CL_DIR");
+    unsetenv("DIFFCL_CL_CACHE");
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!getenv("DIFFCL_LOG")) dcl_log_set_level(DCL_LOG_ERROR); // one device line per open
@@ -366,6 +450,8 @@ int main(void) {
         usable++;
         int before = check_failures;
         check_device(list[i].spec, base, i);
+        check_prepare(list[i].spec, base, i);
+        check_kernel_keys(list[i].spec, base, i);
         printf("%s %s (%s): %s\n", list[i].spec, list[i].name, list[i].platform_name,
                check_failures == before ? "ok" : "FAILED");
     }

@@ -11,13 +11,15 @@
 //   - opening a device and building its programs, made to fail at each call, fails cleanly;
 // and after every run the OpenCL objects alive are exactly those the open device holds (zero once
 // it is closed): nothing leaks on any error path. Built only with DIFFCL_FAULT_INJECTION.
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h> // the error codes the faults use
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "testlib.h"
-#include "testlib_idx.h"            // check_write_idx
-#include "device/opencl/cl_fault.h" // dcl__cl_fault_arm, dcl__cl_live_objects
+#include "testlib_idx.h"       // check_write_idx
+#include "device/test_hooks.h" // dcl__cl_fault_arm, dcl__cl_live_objects
 #include "diffcl/data.h"
 #include "diffcl/log.h"
 #include "diffcl/train.h"

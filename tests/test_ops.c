@@ -8,6 +8,7 @@
 
 #include "crosscheck/crosscheck.h" // dcl_check_case_*, dcl_check_perf_*, dcl_check_reference_open
 #include "device/backend.h"        // dcl__cpu_backend, DCL_OP_MAP
+#include "device/test_hooks.h"     // dcl__cl_set_launch
 #include "diffcl/device.h"
 #include "testlib.h"
 
@@ -43,7 +44,7 @@ static int configs(int small, int opencl, struct run_config *out) {
 // The CPU table has every op, and every op has a case named after it ("gemm" → "gemm_nn").
 static void check_tables(void) {
     static const char *const ops[] = {
-#define OP_NAME(NAME, name) #name,
+#define OP_NAME(NAME, name, ...) #name,
         DCL_OP_MAP(OP_NAME)
 #undef OP_NAME
     };

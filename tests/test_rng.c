@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "testlib.h"
-#include "device/backend.h" // dcl__cl_set_launch
+#include "device/test_hooks.h" // dcl__cl_set_launch
 #include "diffcl/device.h"
 #include "diffcl/ops.h"
 #include "diffcl/rng.h"

@@ -8,53 +8,84 @@
 #include "diffcl/device.h"
 #include "diffcl/ops.h"
 
-// X(NAME, name): every op. Adding an op = a row here, a wrapper in ops.c, a CPU entry, an
-// OpenCL entry (or NULL: falls back to the CPU), and a row in the op-case table (host/check/).
+// The op table: one row per op, X(NAME, name, SIG, file, kernel, kernel2).
+//   NAME, name  enum value DCL_OP_NAME; the public wrapper dcl_name (include/diffcl/ops.h), the
+//               CPU function cpu_name (cpu/cpu_backend.c), the op-case rows "name..." of
+//               host/crosscheck/.
+//   SIG         how the op's arguments are packed and passed to its kernel:
+//                 MAP1  out (n) = f(in (n)):         dcl_name(dev, out, in, n)
+//                 MAP2  out (n) = f(in (n), b (n)):  dcl_name(dev, out, in, b, n)
+//               For these the public wrapper (ops.c) and the OpenCL call (opencl/cl_ops.c: the
+//               kernel gets each tensor as (buffer, offset) in that order, then n) are generated
+//               from this row.
+//                 OWN   ops.c has a hand-written wrapper dcl_name, cl_ops.c a function cl_name.
+//   file        the op's kernel file in cl/ (NULL: no kernel of ours; gemm runs CLBlast).
+//   kernel      its kernel; kernel2 the second kernel of two-pass ops (else NULL).
+// Kernels are looked up by (file, kernel), so two files may define the same kernel name.
+// Adding an op: host/README.md "Adding an op".
+//
+// The argument order of an op is written down in four places the compiler cannot check against
+// each other: the packing in ops.c (generated for MAP1/MAP2), the unpacking in cpu/cpu_backend.c
+// and opencl/cl_ops.c, and the kernel's signature in cl/. What catches a mismatch is
+// tests/test_gradcheck.c (every backward op against finite differences through the public
+// wrappers) together with the CPU-vs-OpenCL op-case table (tests/test_ops.c).
 #define DCL_OP_MAP(X)                                                                              \
-    X(FILL, fill)                                                                                  \
-    X(COPY, copy)                                                                                  \
-    X(AXPBY, axpby)                                                                                \
-    X(LINCOMB3, lincomb3)                                                                          \
-    X(GEMM, gemm)                                                                                  \
-    X(BIAS_ADD, bias_add)                                                                          \
-    X(BIAS_BACKWARD, bias_backward)                                                                \
-    X(RELU_FORWARD, relu_forward)                                                                  \
-    X(RELU_BACKWARD, relu_backward)                                                                \
-    X(SILU_FORWARD, silu_forward)                                                                  \
-    X(SILU_BACKWARD, silu_backward)                                                                \
-    X(SUM, sum)                                                                                    \
-    X(SUMSQ, sumsq)                                                                                \
-    X(COUNT_NONFINITE, count_nonfinite)                                                            \
-    X(CONCAT_COLS, concat_cols)                                                                    \
-    X(TIME_EMBEDDING, time_embedding)                                                              \
-    X(FORWARD_PROCESS, forward_process)                                                            \
-    X(MSE_BACKWARD, mse_backward)                                                                  \
-    X(ADAMW_STEP, adamw_step)                                                                      \
-    X(RNG_BITS, rng_bits)                                                                          \
-    X(RNG_UNIFORM, rng_uniform)                                                                    \
-    X(RNG_NORMAL, rng_normal)                                                                      \
-    X(IM2COL, im2col)                                                                              \
-    X(COL2IM, col2im)                                                                              \
-    X(SWAP01, swap01)                                                                              \
-    X(CHANNEL_BIAS_ADD, channel_bias_add)                                                          \
-    X(CHANNEL_BIAS_BACKWARD, channel_bias_backward)                                                \
-    X(GROUP_NORM_FORWARD, group_norm_forward)                                                      \
-    X(GROUP_NORM_BACKWARD, group_norm_backward)                                                    \
-    X(UPSAMPLE2X_FORWARD, upsample2x_forward)                                                      \
-    X(UPSAMPLE2X_BACKWARD, upsample2x_backward)                                                    \
-    X(CONCAT_CHANNELS, concat_channels)                                                            \
-    X(SPLIT_CHANNELS, split_channels)                                                              \
-    X(EMBEDDING_FORWARD, embedding_forward)                                                        \
-    X(EMBEDDING_BACKWARD, embedding_backward)
+    X(FILL, fill, OWN, "elementwise.cl", "fill", NULL)                                             \
+    X(COPY, copy, OWN, "elementwise.cl", "copy", NULL)                                             \
+    X(AXPBY, axpby, OWN, "elementwise.cl", "axpby", NULL)                                          \
+    X(LINCOMB3, lincomb3, OWN, "elementwise.cl", "lincomb3", NULL)                                 \
+    X(GEMM, gemm, OWN, NULL, NULL, NULL)                                                           \
+    X(BIAS_ADD, bias_add, OWN, "bias.cl", "bias_add", NULL)                                        \
+    X(BIAS_BACKWARD, bias_backward, OWN, "bias.cl", "bias_backward", NULL)                         \
+    X(RELU_FORWARD, relu_forward, MAP1, "activation.cl", "relu_forward", NULL)                     \
+    X(RELU_BACKWARD, relu_backward, MAP2, "activation.cl", "relu_backward", NULL)                  \
+    X(SILU_FORWARD, silu_forward, MAP1, "activation.cl", "silu_forward", NULL)                     \
+    X(SILU_BACKWARD, silu_backward, MAP2, "activation.cl", "silu_backward", NULL)                  \
+    X(SUM, sum, OWN, "reduce.cl", "reduce_sum_partial", "reduce_sum_final")                        \
+    X(SUMSQ, sumsq, OWN, "reduce.cl", "reduce_sum_partial", "reduce_sum_final")                    \
+    X(COUNT_NONFINITE, count_nonfinite, OWN, "reduce.cl", "count_nonfinite_partial",               \
+      "count_nonfinite_final")                                                                     \
+    X(CONCAT_COLS, concat_cols, OWN, "layout.cl", "concat_cols", NULL)                             \
+    X(TIME_EMBEDDING, time_embedding, OWN, "embedding.cl", "time_embedding", NULL)                 \
+    X(FORWARD_PROCESS, forward_process, OWN, "diffusion.cl", "forward_process", NULL)              \
+    X(MSE_BACKWARD, mse_backward, OWN, "diffusion.cl", "mse_backward", NULL)                       \
+    X(ADAMW_STEP, adamw_step, OWN, "adam.cl", "adamw_step", NULL)                                  \
+    X(RNG_BITS, rng_bits, OWN, "rng.cl", "rng_bits", NULL)                                         \
+    X(RNG_UNIFORM, rng_uniform, OWN, "rng.cl", "rng_uniform", NULL)                                \
+    X(RNG_NORMAL, rng_normal, OWN, "rng.cl", "rng_normal", NULL)                                   \
+    X(IM2COL, im2col, OWN, "conv.cl", "im2col", NULL)                                              \
+    X(COL2IM, col2im, OWN, "conv.cl", "col2im", NULL)                                              \
+    X(SWAP01, swap01, OWN, "layout.cl", "swap01", NULL)                                            \
+    X(CHANNEL_BIAS_ADD, channel_bias_add, OWN, "bias.cl", "channel_bias_add", NULL)                \
+    X(CHANNEL_BIAS_BACKWARD, channel_bias_backward, OWN, "bias.cl", "channel_bias_backward", NULL) \
+    X(GROUP_NORM_FORWARD, group_norm_forward, OWN, "group_norm.cl", "group_norm_forward", NULL)    \
+    X(GROUP_NORM_BACKWARD, group_norm_backward, OWN, "group_norm.cl", "group_norm_backward_data",  \
+      "group_norm_backward_params")                                                                \
+    X(UPSAMPLE2X_FORWARD, upsample2x_forward, OWN, "upsample.cl", "upsample2x_forward", NULL)      \
+    X(UPSAMPLE2X_BACKWARD, upsample2x_backward, OWN, "upsample.cl", "upsample2x_backward", NULL)   \
+    X(CONCAT_CHANNELS, concat_channels, OWN, "layout.cl", "concat_channels", NULL)                 \
+    X(SPLIT_CHANNELS, split_channels, OWN, "layout.cl", "split_channels", NULL)                    \
+    X(EMBEDDING_FORWARD, embedding_forward, OWN, "embedding.cl", "embedding_forward", NULL)        \
+    X(EMBEDDING_BACKWARD, embedding_backward, OWN, "embedding.cl", "embedding_backward", NULL)
+// clang-format on
 
 // clang-format off
 enum dcl_op {
-#define DCL_OP_ENUM(NAME, name) DCL_OP_##NAME,
+#define DCL_OP_ENUM(NAME, ...) DCL_OP_##NAME,
     DCL_OP_MAP(DCL_OP_ENUM)
 #undef DCL_OP_ENUM
     DCL_OP_COUNT
 };
 // clang-format on
+
+// One row of DCL_OP_MAP as data (device.c), for messages and for the OpenCL backend's kernels.
+struct dcl_op_desc {
+    const char *name;    // "group_norm_backward"
+    const char *file;    // "group_norm.cl"; NULL for gemm
+    const char *kernel;  // "group_norm_backward_data"; NULL for gemm
+    const char *kernel2; // "group_norm_backward_params"; NULL for ops of one kernel
+};
+extern const struct dcl_op_desc dcl__op_descs[DCL_OP_COUNT];
 
 const char *dcl__op_name(enum dcl_op op); // "gemm"
 int dcl__op_from_name(const char *name);  // -1 when unknown
@@ -164,9 +195,8 @@ void dcl__cpu_info(dcl_device_info *info);
 // OpenCL backend (host/device/opencl/): enumeration and opening by list entry.
 dcl_status dcl__cl_list(dcl_device_info **out, int *n, int *n_platforms);
 dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info);
-// Test hook: force the launch shape of the backend's own 1-D kernels (local 0 = default;
-// max_groups 0 = as many as needed). Kernels must give identical results under any shape.
-void dcl__cl_set_launch(dcl_device *dev, size_t local, size_t max_groups);
+// dcl_device_prepare for an OpenCL device (opencl/cl_ops.c).
+dcl_status dcl__cl_prepare_device(dcl_device *dev, int *compiled);
 #endif
 
 #endif

@@ -8,22 +8,6 @@
 #include "device/backend.h" // struct dcl_device, struct dcl_buffer, struct dcl_op_args
 #include "diffcl/log.h"
 
-static const char *const op_names[DCL_OP_COUNT] = {
-#define DCL_OP_NAME(NAME, name) #name,
-    DCL_OP_MAP(DCL_OP_NAME)
-#undef DCL_OP_NAME
-};
-
-const char *dcl__op_name(enum dcl_op op) {
-    return (unsigned)op < DCL_OP_COUNT ? op_names[op] : "unknown-op";
-}
-
-int dcl__op_from_name(const char *name) {
-    for (int i = 0; i < DCL_OP_COUNT; i++)
-        if (strcmp(op_names[i], name) == 0) return i;
-    return -1;
-}
-
 // ---- listing and selection ------------------------------------------------------------------
 
 dcl_status dcl_device_list(dcl_device_info **out, int *n, int *n_opencl_platforms) {
@@ -178,7 +162,7 @@ static dcl_status parse_cpu_ops(dcl_device *dev) {
             char names[1024] = "";
             for (int i = 0; i < DCL_OP_COUNT; i++)
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
-                         op_names[i]);
+                         dcl__op_descs[i].name);
             return dcl__fail(DCL_ERR_ARG, "DIFFCL_CPU_OPS names unknown op '%s'; ops are: all, %s",
                              tok, names);
         }
@@ -278,6 +262,16 @@ const dcl_device_info *dcl_device_get_info(const dcl_device *dev) { return &dev-
 
 dcl_status dcl_device_finish(dcl_device *dev) {
     return dev->iface->finish ? dev->iface->finish(dev->ctx) : DCL_OK;
+}
+
+dcl_status dcl_device_prepare(dcl_device *dev, int *compiled) {
+    if (compiled) *compiled = 0;
+#ifdef DIFFCL_HAVE_OPENCL
+    if (dev->info.backend == DCL_BACKEND_OPENCL) return dcl__cl_prepare_device(dev, compiled);
+#else
+    (void)dev;
+#endif
+    return DCL_OK; // the CPU reference has nothing to build
 }
 
 // ---- buffers ----------------------------------------------------------------------------------

@@ -17,6 +17,22 @@ static dcl_status elementwise(dcl_device *dev, enum dcl_op op, dcl_ptr out, cons
     return dcl__op_run(dev, &a);
 }
 
+// The wrappers of the MAP1 and MAP2 ops of DCL_OP_MAP (declared, with their shapes, in
+// include/diffcl/ops.h); OWN ops have their wrapper written out below.
+#define DCL_WRAP_OWN(NAME, name)
+#define DCL_WRAP_MAP1(NAME, name)                                                                  \
+    dcl_status dcl_##name(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) {                    \
+        return elementwise(dev, DCL_OP_##NAME, out, &in, 1, n);                                    \
+    }
+#define DCL_WRAP_MAP2(NAME, name)                                                                  \
+    dcl_status dcl_##name(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr b, size_t n) {         \
+        dcl_ptr ins[2] = {in, b};                                                                  \
+        return elementwise(dev, DCL_OP_##NAME, out, ins, 2, n);                                    \
+    }
+#define DCL_WRAP(NAME, name, sig, ...) DCL_WRAP_##sig(NAME, name)
+DCL_OP_MAP(DCL_WRAP)
+#undef DCL_WRAP
+
 dcl_status dcl_fill(dcl_device *dev, dcl_ptr out, float value, size_t n) {
     struct dcl_op_args a = {.op = DCL_OP_FILL, .n_out = 1, .out = {out}, .out_len = {n}, .n = n};
     a.p.fill.value = value;
@@ -100,24 +116,6 @@ dcl_status dcl_bias_backward(dcl_device *dev, dcl_ptr dbias, dcl_ptr dout, size_
                             .in_len = {N * D}};
     a.p.bias.N = N, a.p.bias.D = D;
     return dcl__op_run(dev, &a);
-}
-
-dcl_status dcl_relu_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) {
-    return elementwise(dev, DCL_OP_RELU_FORWARD, out, &in, 1, n);
-}
-
-dcl_status dcl_relu_backward(dcl_device *dev, dcl_ptr din, dcl_ptr in, dcl_ptr dout, size_t n) {
-    dcl_ptr ins[2] = {in, dout};
-    return elementwise(dev, DCL_OP_RELU_BACKWARD, din, ins, 2, n);
-}
-
-dcl_status dcl_silu_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, size_t n) {
-    return elementwise(dev, DCL_OP_SILU_FORWARD, out, &in, 1, n);
-}
-
-dcl_status dcl_silu_backward(dcl_device *dev, dcl_ptr din, dcl_ptr in, dcl_ptr dout, size_t n) {
-    dcl_ptr ins[2] = {in, dout};
-    return elementwise(dev, DCL_OP_SILU_BACKWARD, din, ins, 2, n);
 }
 
 // Sizes whose products would pass 2^32 elements cannot be addressed by the kernels' uint indices
@@ -509,7 +507,7 @@ dcl_status dcl_split_channels(dcl_device *dev, dcl_ptr da, dcl_ptr db, dcl_ptr d
 
 dcl_status dcl_embedding_forward(dcl_device *dev, dcl_ptr out, dcl_ptr table, dcl_ptr labels,
                                  size_t N, size_t K, size_t E) {
-    size_t n, nt;
+    size_t n = 0, nt = 0; // set by elements() on success (gcc -O3 cannot see it)
     dcl_status s = elements(DCL_OP_EMBEDDING_FORWARD, "output", N, E, 1, 1, &n);
     if (s == DCL_OK) s = elements(DCL_OP_EMBEDDING_FORWARD, "table", K, E, 1, 1, &nt);
     if (s != DCL_OK) return s;
@@ -526,7 +524,7 @@ dcl_status dcl_embedding_forward(dcl_device *dev, dcl_ptr out, dcl_ptr table, dc
 
 dcl_status dcl_embedding_backward(dcl_device *dev, dcl_ptr dtable, dcl_ptr dout, dcl_ptr labels,
                                   size_t N, size_t K, size_t E) {
-    size_t n, nt;
+    size_t n = 0, nt = 0; // set by elements() on success (gcc -O3 cannot see it)
     dcl_status s = elements(DCL_OP_EMBEDDING_BACKWARD, "gradient", N, E, 1, 1, &n);
     if (s == DCL_OK) s = elements(DCL_OP_EMBEDDING_BACKWARD, "table", K, E, 1, 1, &nt);
     if (s != DCL_OK) return s;

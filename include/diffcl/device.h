@@ -17,7 +17,9 @@
 
 #include "diffcl/status.h"
 
-typedef struct dcl_device dcl_device; // one open device: backend + context + queue
+// One open device: backend + context + queue. A device must not be used from two threads at once:
+// its kernel objects are shared by all calls and their arguments are set per call.
+typedef struct dcl_device dcl_device;
 typedef struct dcl_buffer dcl_buffer; // an array of 32-bit words (float or uint32) on one device
 
 // A device pointer: a buffer and an element offset into it (kernels take these, never
@@ -83,6 +85,12 @@ dcl_status dcl_device_open_fallback(const dcl_device *dev, dcl_device **out);
 const dcl_device_info *dcl_device_get_info(const dcl_device *dev);
 // Waits until every queued operation has finished and reports any asynchronous failure.
 dcl_status dcl_device_finish(dcl_device *dev);
+// Builds every kernel program of dev now (from the on-disk program cache, or from source) instead
+// of on each op's first use, which still works without this call. *compiled (may be NULL)
+// receives how many programs were compiled from source since dev was opened; with an empty cache
+// that is all of them, and the compile is logged at DCL_LOG_INFO with its duration. The CPU
+// reference: DCL_OK and 0.
+dcl_status dcl_device_prepare(dcl_device *dev, int *compiled);
 
 // A buffer of n 32-bit elements; name appears in error messages ("mlp.fc1.weight"). Sizes beyond
 // the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE fail before allocation with both sizes named.

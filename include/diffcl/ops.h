@@ -52,8 +52,9 @@ dcl_status dcl_concat_cols(dcl_device *dev, dcl_ptr out, dcl_ptr a, dcl_ptr b, s
 // out[r, j] = sin(arg), out[r, half + j] = cos(arg). out (N, E); t (N); E even.
 dcl_status dcl_time_embedding(dcl_device *dev, dcl_ptr out, dcl_ptr t, size_t N, size_t E);
 // The forward process and the training target, both affine in (x0, ε) with per-example
-// coefficients from the host (DESIGN §4): xt = coef[r, 0] x0 + coef[r, 1] ε,
-// target = coef[r, 2] x0 + coef[r, 3] ε. xt, target, x0, eps (N, D); coef (N, 4)
+// coefficients from the host (dcl_target_train_coefs, diffcl/schedule.h):
+// xt = coef[r, 0] x0 + coef[r, 1] ε, target = coef[r, 2] x0 + coef[r, 3] ε.
+// xt, target, x0, eps (N, D); coef (N, 4)
 dcl_status dcl_forward_process(dcl_device *dev, dcl_ptr xt, dcl_ptr target, dcl_ptr x0, dcl_ptr eps,
                                dcl_ptr coef, size_t N, size_t D);
 // Gradient of the weighted mean squared error L = Σ_r w[r] Σ_d (pred − target)² / (N·D):

@@ -211,7 +211,7 @@ static dcl_status cpu_concat_cols(void *ctx, const struct dcl_op_args *a) {
 }
 
 // out (N, E): [sin(arg_j), cos(arg_j)] with arg_j = 1000 t freq_j, freq_j = exp(−ln(10⁴) j/half).
-// Every step is float and in the order of cl/embed.cl, so the two sides differ only by the
+// Every step is float and in the order of cl/embedding.cl, so the two sides differ only by the
 // devices' exp, sin and cos.
 static dcl_status cpu_time_embedding(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
@@ -542,7 +542,7 @@ static dcl_status cpu_upsample2x_forward(void *ctx, const struct dcl_op_args *a)
     return DCL_OK;
 }
 
-// din (N, C, H, W) = the 2×2 block sums of dout, added in row-major order as cl/image.cl does.
+// din (N, C, H, W) = the 2×2 block sums of dout, added in row-major order as cl/upsample.cl does.
 static dcl_status cpu_upsample2x_backward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t NC = a->p.img.N * a->p.img.C, H = a->p.img.H, W = a->p.img.W;
@@ -618,7 +618,7 @@ static dcl_status cpu_embedding_backward(void *ctx, const struct dcl_op_args *a)
 // ---- the table --------------------------------------------------------------------------------
 
 // Every op of DCL_OP_MAP, by name: cpu_<name> (tests/test_ops.c checks that none is NULL).
-#define DCL_CPU_OP(NAME, name) [DCL_OP_##NAME] = cpu_##name,
+#define DCL_CPU_OP(NAME, name, ...) [DCL_OP_##NAME] = cpu_##name,
 const struct dcl_backend_i dcl__cpu_backend = {
     .name = "cpu",
     .buffer_alloc = cpu_buffer_alloc,
@@ -645,8 +645,8 @@ void dcl__cpu_info(dcl_device_info *info) {
     snprintf(info->platform_name, sizeof info->platform_name, "diffcl");
     snprintf(info->type, sizeof info->type, "reference");
     snprintf(info->vendor, sizeof info->vendor, "diffcl");
-#ifdef DIFFCL_VERSION_STRING
-    snprintf(info->driver, sizeof info->driver, "%s", DIFFCL_VERSION_STRING);
+#ifdef DIFFCL_VERSION // the library's version (CMakeLists.txt), as the driver of the reference
+    snprintf(info->driver, sizeof info->driver, "%s", DIFFCL_VERSION);
 #else
     snprintf(info->driver, sizeof info->driver, "-");
 #endif

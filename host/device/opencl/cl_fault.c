@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device/opencl/cl_error.h" // dcl__cl_error_name
+#include "device/test_hooks.h"      // dcl__cl_fault_arm, ...: the hooks defined here
 #include "diffcl/log.h"
-
-const char *dcl__cl_error_name(cl_int err); // cl_backend.c
 
 enum { CONTEXT, QUEUE, MEM, PROGRAM, KERNEL, EVENT, KINDS };
 static const char *const kind_names[KINDS] = {"contexts", "queues",  "buffers",

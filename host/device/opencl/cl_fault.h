@@ -18,16 +18,7 @@
 #include <clblast_c.h>
 #include <stddef.h>
 
-// Test hooks. The k-th OpenCL call from now fails with code (k = 0 disarms); returns the number
-// of calls made so far.
-long dcl__cl_fault_arm(long k, cl_int code);
-// OpenCL calls made so far.
-long dcl__cl_fault_calls(void);
-// 1 when the armed fault has fired (and the wrapper is disarmed again).
-int dcl__cl_fault_fired(void);
-// OpenCL objects the backend created and has not released (contexts, queues, buffers, programs,
-// kernels, events); when desc is not NULL it receives the counts by kind.
-long dcl__cl_live_objects(char *desc, size_t size);
+// The hooks tests use (dcl__cl_fault_arm, ...) are declared in device/test_hooks.h.
 
 cl_context dcl__fi_clCreateContext(const cl_context_properties *, cl_uint, const cl_device_id *,
                                    void(CL_CALLBACK *)(const char *, const void *, size_t, void *),

@@ -1,21 +1,28 @@
-// Internal to the OpenCL backend: its context, the error helpers and the kernel launch helpers
-// shared by cl_backend.c (devices, buffers, programs and their on-disk cache) and cl_ops.c (the
-// ops).
+// Internal to the OpenCL backend: its context and what its files give each other. The files, from
+// the bottom up: cl_error.c (error names, failure records), cl_cache.c (the on-disk program cache),
+// cl_device.c (enumeration, open context, buffers), cl_program.c (programs, kernels, launches),
+// cl_ops.c (the ops, the backend table, the open that installs it). Each calls only files before
+// it (and cl_fault.c's wrappers in test builds).
 #ifndef DIFFCL_CL_IMPL_H
 #define DIFFCL_CL_IMPL_H
 
 #include <CL/cl.h>
 
 #include "device/backend.h"
+#include "device/opencl/cl_error.h" // dcl__cl_fail, dcl__cl_error_name, CL_TRY
 #ifdef DIFFCL_FAULT_INJECTION
 #include "device/opencl/cl_fault.h" // test builds: OpenCL calls go through counting wrappers
 #endif
 
 #define DCL_CL_MAX_PROGRAMS 32
 #define DCL_CL_MAX_KERNELS 64
+// The local size of 1-D launches unless a kernel's or the device's limit is lower (a tuning value:
+// programs see it as DCL_WG_SIZE).
+#define DCL_CL_WG_SIZE 256
 
 struct dcl_cl_kernel {
     char name[48];
+    int program; // its file: index into dcl_cl_sources (kernels are keyed by file and name)
     cl_kernel kernel;
     size_t wg_size; // CL_KERNEL_WORK_GROUP_SIZE: the most work-items this kernel allows per group
 };
@@ -28,10 +35,15 @@ struct dcl_cl_ctx {
     cl_command_queue queue;
     size_t max_wg_size, max_item_size0; // CL_DEVICE_MAX_WORK_GROUP_SIZE, ..._ITEM_SIZES[0]
     uint64_t local_mem;
+    size_t wg_size;       // DCL_CL_WG_SIZE within the device's limits: the preamble's DCL_WG_SIZE
     char options[512];    // build options: -cl-std=CL1.2 + DIFFCL_CL_OPTIONS
     char cache_dir[1024]; // program cache folder; "" when the cache is off (DIFFCL_CL_CACHE=off)
     uint64_t cache_base;  // the cache key's hash state after everything but the program source
     unsigned cache_hits, cache_misses;        // programs loaded from / not found valid in the cache
+    unsigned compiled;                        // programs compiled from source since open
+    double compile_ms;                        // ... and the time that took
+    int said_compiling;                       // the first compile from source was logged
+    int prepared;                             // dcl_device_prepare has run
     int sync;                                 // DIFFCL_CL_SYNC: clFinish after every enqueue
     cl_program programs[DCL_CL_MAX_PROGRAMS]; // by index into dcl_cl_sources, built on first use
     struct dcl_cl_kernel kernels[DCL_CL_MAX_KERNELS];
@@ -43,25 +55,39 @@ struct dcl_cl_ctx {
 // Reductions use at most this many groups (and so that many partial results).
 #define DCL_CL_MAX_GROUPS_REDUCE 256
 
-const char *dcl__cl_error_name(cl_int err);
+// ---- cl_cache.c: the on-disk program cache (a miss or a failure to store is never an error)
 
-// Records "OpenCL error NAME (code) in WHAT on DEVICE" and returns the matching status.
-dcl_status dcl__cl_fail(struct dcl_cl_ctx *ctx, cl_int err, const char *what, const char *file,
-                        int line);
+// Resolves the cache folder into ctx->cache_dir ("" = off) and hashes the key fields that all of
+// the device's programs share into ctx->cache_base. The folder is created on the first store.
+void dcl__cl_cache_init(struct dcl_cl_ctx *ctx);
+// The key of a program whose source is the concatenation of parts[0, n).
+uint64_t dcl__cl_cache_key(const struct dcl_cl_ctx *ctx, const char *const *parts, size_t n);
+// The built program of entry key, or NULL when there is none or it cannot be used (why is logged
+// at verbose level). file names the program in messages.
+cl_program dcl__cl_cache_load(struct dcl_cl_ctx *ctx, uint64_t key, const char *file);
+// Stores prog's binary as entry key. A failure is logged at verbose level and leaves the thread's
+// last error message as it was.
+void dcl__cl_cache_store(struct dcl_cl_ctx *ctx, cl_program prog, uint64_t key, const char *file);
 
-// Returns the failure from a function when an OpenCL call fails.
-#define CL_TRY(ctx, call, what)                                                                    \
-    do {                                                                                           \
-        cl_int err_ = (call);                                                                      \
-        if (err_ != CL_SUCCESS) return dcl__cl_fail((ctx), err_, (what), __FILE__, __LINE__);      \
-    } while (0)
+// ---- cl_device.c: contexts, buffers
+
+// A context, queue and scratch for dev (dev->info filled), without any program built yet.
+dcl_status dcl__cl_ctx_open(struct dcl_cl_ctx **out, dcl_device *dev);
+dcl_status dcl__cl_buffer_alloc(void *ctx, dcl_buffer *buf);
+void dcl__cl_buffer_free(void *ctx, dcl_buffer *buf);
+dcl_status dcl__cl_buffer_write(void *ctx, dcl_buffer *buf, size_t off, size_t n, const void *src);
+dcl_status dcl__cl_buffer_read(void *ctx, const dcl_buffer *buf, size_t off, size_t n, void *dst);
+dcl_status dcl__cl_finish(void *ctx);
+void dcl__cl_free(void *ctx);
+
+// ---- cl_program.c: programs, kernels, launches
 
 // The kernel `name` from cl/<file>, building the file's program on first use.
 dcl_status dcl__cl_kernel(struct dcl_cl_ctx *ctx, const char *file, const char *name,
                           struct dcl_cl_kernel **out);
 
-// Local size for a 1-D launch of k: the test override, else min(256, the kernel's and the device's
-// limits). Always within the kernel's and device's limits.
+// Local size for a 1-D launch of k: the test override (dcl__cl_set_launch), else ctx->wg_size;
+// always within the kernel's and the device's limits.
 size_t dcl__cl_local_size(struct dcl_cl_ctx *ctx, const struct dcl_cl_kernel *k);
 
 // Enqueues k over n items as `groups` groups of `local` work-items (the kernels stride over the
@@ -79,18 +105,9 @@ dcl_status dcl__cl_after_enqueue(struct dcl_cl_ctx *ctx, const char *what, ...)
 #endif
     ;
 
-// Test hook: programs loaded from the on-disk cache (hits) and cache lookups that found no valid
-// entry (misses) since dev was opened; both 0 for a device that is not OpenCL or with the cache
-// off.
-void dcl__cl_cache_stats(const dcl_device *dev, unsigned *hits, unsigned *misses);
-
-// Buffers, synchronisation and teardown (cl_backend.c), referenced by the backend table (cl_ops.c).
-dcl_status dcl__cl_buffer_alloc(void *ctx, dcl_buffer *buf);
-void dcl__cl_buffer_free(void *ctx, dcl_buffer *buf);
-dcl_status dcl__cl_buffer_write(void *ctx, dcl_buffer *buf, size_t off, size_t n, const void *src);
-dcl_status dcl__cl_buffer_read(void *ctx, const dcl_buffer *buf, size_t off, size_t n, void *dst);
-dcl_status dcl__cl_finish(void *ctx);
-void dcl__cl_free(void *ctx);
+// Builds every program the op table names (from the cache or from source); *compiled receives the
+// number of programs compiled from source since the device was opened (may be NULL).
+dcl_status dcl__cl_prepare(struct dcl_cl_ctx *ctx, int *compiled);
 
 static inline cl_mem dcl__cl_mem(dcl_ptr p) { return (cl_mem)p.buf->handle; }
 

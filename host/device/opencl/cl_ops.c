@@ -1,9 +1,11 @@
-// The OpenCL backend's ops (kernels of cl/, GEMM through CLBlast) and its backend table.
+// The OpenCL backend's ops (kernels of cl/, GEMM through CLBlast), its backend table, and the open
+// that installs that table on a device.
 #include <clblast_c.h>
 #include <stdio.h>
 
 #include "core/error.h"
 #include "device/opencl/cl_impl.h"
+#include "device/test_hooks.h" // dcl__cl_set_launch
 
 // One kernel call being set up: arguments are appended in order; the first failure sticks.
 struct call {
@@ -13,9 +15,11 @@ struct call {
     dcl_status s;
 };
 
-static int begin(struct call *c, void *ctx, const char *file, const char *name) {
+// Starts a call of the op's kernel (second: its kernel2), as DCL_OP_MAP names them.
+static int begin(struct call *c, void *ctx, const struct dcl_op_args *a, int second) {
+    const struct dcl_op_desc *d = &dcl__op_descs[a->op];
     c->ctx = ctx, c->next = 0;
-    c->s = dcl__cl_kernel(c->ctx, file, name, &c->k);
+    c->s = dcl__cl_kernel(c->ctx, d->file, second ? d->kernel2 : d->kernel, &c->k);
     return c->s != DCL_OK;
 }
 
@@ -50,23 +54,28 @@ static dcl_status run(struct call *c, size_t n) {
     return dcl__cl_launch(c->ctx, c->k, n, dcl__cl_local_size(c->ctx, c->k), 0);
 }
 
+// MAP1 and MAP2 ops (and copy): the kernel takes the output, the inputs in order, then n.
+static dcl_status cl_map(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, a, 0)) return c.s;
+    tensor(&c, a->out[0]);
+    for (int i = 0; i < a->n_in; i++) tensor(&c, a->in[i]);
+    u32(&c, a->n);
+    return run(&c, a->n);
+}
+
 static dcl_status cl_fill(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "elementwise.cl", "fill")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), f32(&c, a->p.fill.value), u32(&c, a->n);
     return run(&c, a->n);
 }
 
-static dcl_status cl_copy(void *ctx, const struct dcl_op_args *a) {
-    struct call c;
-    if (begin(&c, ctx, "elementwise.cl", "copy")) return c.s;
-    tensor(&c, a->out[0]), tensor(&c, a->in[0]), u32(&c, a->n);
-    return run(&c, a->n);
-}
+static dcl_status cl_copy(void *ctx, const struct dcl_op_args *a) { return cl_map(ctx, a); }
 
 static dcl_status cl_axpby(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "elementwise.cl", "axpby")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
     f32(&c, a->p.lin.a), f32(&c, a->p.lin.b), u32(&c, a->n);
     return run(&c, a->n);
@@ -74,38 +83,15 @@ static dcl_status cl_axpby(void *ctx, const struct dcl_op_args *a) {
 
 static dcl_status cl_lincomb3(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "elementwise.cl", "lincomb3")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]), tensor(&c, a->in[2]);
     f32(&c, a->p.lin.a), f32(&c, a->p.lin.b), f32(&c, a->p.lin.c), u32(&c, a->n);
     return run(&c, a->n);
 }
 
-// Activations: (out, in..., n) for forward and (din, in, dout, n) for backward.
-static dcl_status activation(void *ctx, const char *name, const struct dcl_op_args *a) {
-    struct call c;
-    if (begin(&c, ctx, "activation.cl", name)) return c.s;
-    tensor(&c, a->out[0]);
-    for (int i = 0; i < a->n_in; i++) tensor(&c, a->in[i]);
-    u32(&c, a->n);
-    return run(&c, a->n);
-}
-
-static dcl_status cl_relu_forward(void *ctx, const struct dcl_op_args *a) {
-    return activation(ctx, "relu_forward", a);
-}
-static dcl_status cl_relu_backward(void *ctx, const struct dcl_op_args *a) {
-    return activation(ctx, "relu_backward", a);
-}
-static dcl_status cl_silu_forward(void *ctx, const struct dcl_op_args *a) {
-    return activation(ctx, "silu_forward", a);
-}
-static dcl_status cl_silu_backward(void *ctx, const struct dcl_op_args *a) {
-    return activation(ctx, "silu_backward", a);
-}
-
 static dcl_status cl_bias_add(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "linear.cl", "bias_add")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
     u32(&c, a->p.bias.N), u32(&c, a->p.bias.D);
     return run(&c, a->p.bias.N * a->p.bias.D);
@@ -113,14 +99,14 @@ static dcl_status cl_bias_add(void *ctx, const struct dcl_op_args *a) {
 
 static dcl_status cl_bias_backward(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "linear.cl", "bias_backward")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), u32(&c, a->p.bias.N), u32(&c, a->p.bias.D);
     return run(&c, a->p.bias.D);
 }
 
 static dcl_status cl_concat_cols(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "embed.cl", "concat_cols")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
     u32(&c, a->p.rows.N), u32(&c, a->p.rows.D), u32(&c, a->p.rows.D2);
     return run(&c, a->p.rows.N * (a->p.rows.D + a->p.rows.D2));
@@ -128,14 +114,14 @@ static dcl_status cl_concat_cols(void *ctx, const struct dcl_op_args *a) {
 
 static dcl_status cl_time_embedding(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "embed.cl", "time_embedding")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), u32(&c, a->p.rows.N), u32(&c, a->p.rows.D);
     return run(&c, a->p.rows.N * a->p.rows.D);
 }
 
 static dcl_status cl_forward_process(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "forward.cl", "forward_process")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->out[1]);
     tensor(&c, a->in[0]), tensor(&c, a->in[1]), tensor(&c, a->in[2]);
     u32(&c, a->p.rows.N), u32(&c, a->p.rows.D);
@@ -144,7 +130,7 @@ static dcl_status cl_forward_process(void *ctx, const struct dcl_op_args *a) {
 
 static dcl_status cl_mse_backward(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "forward.cl", "mse_backward")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]), tensor(&c, a->in[2]);
     f32(&c, a->p.rows.scale), u32(&c, a->p.rows.N), u32(&c, a->p.rows.D);
     return run(&c, a->p.rows.N * a->p.rows.D);
@@ -152,7 +138,7 @@ static dcl_status cl_mse_backward(void *ctx, const struct dcl_op_args *a) {
 
 static dcl_status cl_adamw_step(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "adam.cl", "adamw_step")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->out[1]), tensor(&c, a->out[2]);
     tensor(&c, a->in[0]), tensor(&c, a->in[1]);
     f32(&c, a->p.adamw.decay), f32(&c, a->p.adamw.beta1), f32(&c, a->p.adamw.beta2);
@@ -171,12 +157,10 @@ static size_t reduce_local(struct dcl_cl_ctx *ctx, const struct dcl_cl_kernel *k
 
 // Two passes: up to DCL_CL_MAX_GROUPS_REDUCE partials into ctx->partials, then one group folds
 // them into out[0]. square: 0 sum, 1 sum of squares, -1 (count kernels) no such argument.
-static dcl_status reduce(void *p, const char *partial, const char *final,
-                         const struct dcl_op_args *a, int square) {
+static dcl_status reduce(void *p, const struct dcl_op_args *a, int square) {
     struct dcl_cl_ctx *ctx = p;
     struct call c, f;
-    if (begin(&c, ctx, "reduce.cl", partial) || begin(&f, ctx, "reduce.cl", final))
-        return c.s != DCL_OK ? c.s : f.s;
+    if (begin(&c, ctx, a, 0) || begin(&f, ctx, a, 1)) return c.s != DCL_OK ? c.s : f.s;
     size_t lp = reduce_local(ctx, c.k), lf = reduce_local(ctx, f.k);
     size_t groups = (a->n + lp - 1) / lp;
     if (groups > DCL_CL_MAX_GROUPS_REDUCE) groups = DCL_CL_MAX_GROUPS_REDUCE;
@@ -192,41 +176,31 @@ static dcl_status reduce(void *p, const char *partial, const char *final,
     return f.s != DCL_OK ? f.s : dcl__cl_launch(ctx, f.k, lf, lf, 1);
 }
 
-static dcl_status cl_sum(void *ctx, const struct dcl_op_args *a) {
-    return reduce(ctx, "reduce_sum_partial", "reduce_sum_final", a, 0);
-}
-static dcl_status cl_sumsq(void *ctx, const struct dcl_op_args *a) {
-    return reduce(ctx, "reduce_sum_partial", "reduce_sum_final", a, 1);
-}
+static dcl_status cl_sum(void *ctx, const struct dcl_op_args *a) { return reduce(ctx, a, 0); }
+static dcl_status cl_sumsq(void *ctx, const struct dcl_op_args *a) { return reduce(ctx, a, 1); }
 static dcl_status cl_count_nonfinite(void *ctx, const struct dcl_op_args *a) {
-    return reduce(ctx, "count_nonfinite_partial", "count_nonfinite_final", a, -1);
+    return reduce(ctx, a, -1);
 }
 
-static dcl_status rng(void *ctx, const char *name, const struct dcl_op_args *a) {
+static dcl_status rng(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "rng.cl", name)) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), u64(&c, a->p.rng.seed), u32(&c, a->p.rng.purpose),
         u32(&c, a->p.rng.step);
     u64(&c, a->p.rng.first), u32(&c, a->n);
     return run(&c, a->n);
 }
 
-static dcl_status cl_rng_bits(void *ctx, const struct dcl_op_args *a) {
-    return rng(ctx, "rng_bits", a);
-}
-static dcl_status cl_rng_uniform(void *ctx, const struct dcl_op_args *a) {
-    return rng(ctx, "rng_uniform", a);
-}
-static dcl_status cl_rng_normal(void *ctx, const struct dcl_op_args *a) {
-    return rng(ctx, "rng_normal", a);
-}
+static dcl_status cl_rng_bits(void *ctx, const struct dcl_op_args *a) { return rng(ctx, a); }
+static dcl_status cl_rng_uniform(void *ctx, const struct dcl_op_args *a) { return rng(ctx, a); }
+static dcl_status cl_rng_normal(void *ctx, const struct dcl_op_args *a) { return rng(ctx, a); }
 
 // ---- images (NCHW) and class embedding ----------------------------------------------------------
 
 // im2col / col2im: (out, in, N, C, H, W, k, stride, pad, Ho, Wo) over n items.
-static dcl_status conv(void *ctx, const char *name, const struct dcl_op_args *a, size_t n) {
+static dcl_status conv(void *ctx, const struct dcl_op_args *a, size_t n) {
     struct call c;
-    if (begin(&c, ctx, "conv.cl", name)) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]);
     u32(&c, a->p.img.N), u32(&c, a->p.img.C), u32(&c, a->p.img.H), u32(&c, a->p.img.W);
     u32(&c, a->p.img.k), u32(&c, a->p.img.stride), u32(&c, a->p.img.pad);
@@ -236,15 +210,15 @@ static dcl_status conv(void *ctx, const char *name, const struct dcl_op_args *a,
 
 static dcl_status cl_im2col(void *ctx, const struct dcl_op_args *a) {
     // One work-item per (c, n, oy, ox), each writing k·k entries.
-    return conv(ctx, "im2col", a, a->out_len[0] / (a->p.img.k * a->p.img.k));
+    return conv(ctx, a, a->out_len[0] / (a->p.img.k * a->p.img.k));
 }
 static dcl_status cl_col2im(void *ctx, const struct dcl_op_args *a) {
-    return conv(ctx, "col2im", a, a->out_len[0]);
+    return conv(ctx, a, a->out_len[0]);
 }
 
 static dcl_status cl_swap01(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "conv.cl", "swap01")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]);
     u32(&c, a->p.swap.A), u32(&c, a->p.swap.B), u32(&c, a->p.swap.R);
     return run(&c, a->out_len[0]);
@@ -252,7 +226,7 @@ static dcl_status cl_swap01(void *ctx, const struct dcl_op_args *a) {
 
 static dcl_status cl_channel_bias_add(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "conv.cl", "channel_bias_add")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
     u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R);
     u32(&c, (size_t)a->p.chan.per_sample);
@@ -274,7 +248,7 @@ static dcl_status run_rows(struct call *c, size_t rows, size_t len) {
 
 static dcl_status cl_channel_bias_backward(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "conv.cl", "channel_bias_backward")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]);
     u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R);
     u32(&c, (size_t)a->p.chan.per_sample);
@@ -284,7 +258,7 @@ static dcl_status cl_channel_bias_backward(void *ctx, const struct dcl_op_args *
 
 static dcl_status cl_group_norm_forward(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "group_norm.cl", "group_norm_forward")) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->out[1]), tensor(&c, a->out[2]);
     tensor(&c, a->in[0]), tensor(&c, a->in[1]), tensor(&c, a->in[2]);
     u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R), u32(&c, a->p.chan.G);
@@ -295,9 +269,7 @@ static dcl_status cl_group_norm_forward(void *ctx, const struct dcl_op_args *a) 
 // Two kernels: the input gradient per (n, group), then the parameter gradients per channel.
 static dcl_status cl_group_norm_backward(void *ctx, const struct dcl_op_args *a) {
     struct call d, p;
-    if (begin(&d, ctx, "group_norm.cl", "group_norm_backward_data") ||
-        begin(&p, ctx, "group_norm.cl", "group_norm_backward_params"))
-        return d.s != DCL_OK ? d.s : p.s;
+    if (begin(&d, ctx, a, 0) || begin(&p, ctx, a, 1)) return d.s != DCL_OK ? d.s : p.s;
     tensor(&d, a->out[0]);
     for (int i = 0; i < 5; i++) tensor(&d, a->in[i]);
     u32(&d, a->p.chan.N), u32(&d, a->p.chan.C), u32(&d, a->p.chan.R), u32(&d, a->p.chan.G);
@@ -310,25 +282,25 @@ static dcl_status cl_group_norm_backward(void *ctx, const struct dcl_op_args *a)
 }
 
 // upsample2x_*: (out, in, N, C, H, W) over n items.
-static dcl_status upsample(void *ctx, const char *name, const struct dcl_op_args *a) {
+static dcl_status upsample(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "image.cl", name)) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]);
     u32(&c, a->p.img.N), u32(&c, a->p.img.C), u32(&c, a->p.img.H), u32(&c, a->p.img.W);
     return run(&c, a->out_len[0]);
 }
 
 static dcl_status cl_upsample2x_forward(void *ctx, const struct dcl_op_args *a) {
-    return upsample(ctx, "upsample2x_forward", a);
+    return upsample(ctx, a);
 }
 static dcl_status cl_upsample2x_backward(void *ctx, const struct dcl_op_args *a) {
-    return upsample(ctx, "upsample2x_backward", a);
+    return upsample(ctx, a);
 }
 
 // concat_channels (out; a, b) and split_channels (da, db; dout): over the whole tensor.
-static dcl_status channels(void *ctx, const char *name, const struct dcl_op_args *a) {
+static dcl_status channels(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "image.cl", name)) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     for (int i = 0; i < a->n_out; i++) tensor(&c, a->out[i]);
     for (int i = 0; i < a->n_in; i++) tensor(&c, a->in[i]);
     u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.C2), u32(&c, a->p.chan.R);
@@ -336,26 +308,26 @@ static dcl_status channels(void *ctx, const char *name, const struct dcl_op_args
 }
 
 static dcl_status cl_concat_channels(void *ctx, const struct dcl_op_args *a) {
-    return channels(ctx, "concat_channels", a);
+    return channels(ctx, a);
 }
 static dcl_status cl_split_channels(void *ctx, const struct dcl_op_args *a) {
-    return channels(ctx, "split_channels", a);
+    return channels(ctx, a);
 }
 
 // embedding_*: (out, in, labels, N, K, E) over the output's elements.
-static dcl_status embedding(void *ctx, const char *name, const struct dcl_op_args *a) {
+static dcl_status embedding(void *ctx, const struct dcl_op_args *a) {
     struct call c;
-    if (begin(&c, ctx, "image.cl", name)) return c.s;
+    if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
     u32(&c, a->p.embed.N), u32(&c, a->p.embed.K), u32(&c, a->p.embed.E);
     return run(&c, a->out_len[0]);
 }
 
 static dcl_status cl_embedding_forward(void *ctx, const struct dcl_op_args *a) {
-    return embedding(ctx, "embedding_forward", a);
+    return embedding(ctx, a);
 }
 static dcl_status cl_embedding_backward(void *ctx, const struct dcl_op_args *a) {
-    return embedding(ctx, "embedding_backward", a);
+    return embedding(ctx, a);
 }
 
 // C (M, N) = alpha op(A) op(B) + beta C, row-major, through CLBlast.
@@ -383,6 +355,13 @@ static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
     return dcl__cl_after_enqueue(ctx, "CLBlastSgemm(M=%zu N=%zu K=%zu)", M, N, K);
 }
 
+// Every op of DCL_OP_MAP: cl_<name> for OWN ops, cl_map for MAP1 and MAP2 ops. An OWN op without
+// an OpenCL version yet is `#define cl_<name> NULL` here: the dispatcher runs it on the CPU
+// reference.
+#define DCL_CL_FN_OWN(name) cl_##name
+#define DCL_CL_FN_MAP1(name) cl_map
+#define DCL_CL_FN_MAP2(name) cl_map
+#define DCL_CL_OP(NAME, name, sig, ...) [DCL_OP_##NAME] = DCL_CL_FN_##sig(name),
 const struct dcl_backend_i dcl__cl_backend = {
     .name = "opencl",
     .buffer_alloc = dcl__cl_buffer_alloc,
@@ -391,42 +370,30 @@ const struct dcl_backend_i dcl__cl_backend = {
     .buffer_read = dcl__cl_buffer_read,
     .finish = dcl__cl_finish,
     .free = dcl__cl_free,
-    .ops =
-        {
-            [DCL_OP_FILL] = cl_fill,
-            [DCL_OP_COPY] = cl_copy,
-            [DCL_OP_AXPBY] = cl_axpby,
-            [DCL_OP_LINCOMB3] = cl_lincomb3,
-            [DCL_OP_GEMM] = cl_gemm,
-            [DCL_OP_BIAS_ADD] = cl_bias_add,
-            [DCL_OP_BIAS_BACKWARD] = cl_bias_backward,
-            [DCL_OP_RELU_FORWARD] = cl_relu_forward,
-            [DCL_OP_RELU_BACKWARD] = cl_relu_backward,
-            [DCL_OP_SILU_FORWARD] = cl_silu_forward,
-            [DCL_OP_SILU_BACKWARD] = cl_silu_backward,
-            [DCL_OP_SUM] = cl_sum,
-            [DCL_OP_SUMSQ] = cl_sumsq,
-            [DCL_OP_COUNT_NONFINITE] = cl_count_nonfinite,
-            [DCL_OP_CONCAT_COLS] = cl_concat_cols,
-            [DCL_OP_TIME_EMBEDDING] = cl_time_embedding,
-            [DCL_OP_FORWARD_PROCESS] = cl_forward_process,
-            [DCL_OP_MSE_BACKWARD] = cl_mse_backward,
-            [DCL_OP_ADAMW_STEP] = cl_adamw_step,
-            [DCL_OP_RNG_BITS] = cl_rng_bits,
-            [DCL_OP_RNG_UNIFORM] = cl_rng_uniform,
-            [DCL_OP_RNG_NORMAL] = cl_rng_normal,
-            [DCL_OP_IM2COL] = cl_im2col,
-            [DCL_OP_COL2IM] = cl_col2im,
-            [DCL_OP_SWAP01] = cl_swap01,
-            [DCL_OP_CHANNEL_BIAS_ADD] = cl_channel_bias_add,
-            [DCL_OP_CHANNEL_BIAS_BACKWARD] = cl_channel_bias_backward,
-            [DCL_OP_GROUP_NORM_FORWARD] = cl_group_norm_forward,
-            [DCL_OP_GROUP_NORM_BACKWARD] = cl_group_norm_backward,
-            [DCL_OP_UPSAMPLE2X_FORWARD] = cl_upsample2x_forward,
-            [DCL_OP_UPSAMPLE2X_BACKWARD] = cl_upsample2x_backward,
-            [DCL_OP_CONCAT_CHANNELS] = cl_concat_channels,
-            [DCL_OP_SPLIT_CHANNELS] = cl_split_channels,
-            [DCL_OP_EMBEDDING_FORWARD] = cl_embedding_forward,
-            [DCL_OP_EMBEDDING_BACKWARD] = cl_embedding_backward,
-        },
+    .ops = {DCL_OP_MAP(DCL_CL_OP)},
 };
+#undef DCL_CL_OP
+
+dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info) {
+    (void)info; // device.c has copied it into dev->info
+    struct dcl_cl_ctx *ctx;
+    dcl_status s = dcl__cl_ctx_open(&ctx, dev);
+    if (s != DCL_OK) return s;
+    // The probe build: the device must compile our OpenCL C 1.2.
+    struct dcl_cl_kernel *k;
+    const struct dcl_op_desc *fill = &dcl__op_descs[DCL_OP_FILL];
+    if ((s = dcl__cl_kernel(ctx, fill->file, fill->kernel, &k)) != DCL_OK) {
+        dcl__cl_free(ctx);
+        return s;
+    }
+    dev->iface = &dcl__cl_backend;
+    dev->ctx = ctx;
+    return DCL_OK;
+}
+
+void dcl__cl_set_launch(dcl_device *dev, size_t local, size_t max_groups) {
+    if (dev->iface != &dcl__cl_backend) return;
+    struct dcl_cl_ctx *ctx = dev->ctx;
+    ctx->force_local = local;
+    ctx->force_groups = max_groups;
+}

@@ -1,5 +1,5 @@
-// The training step's elementwise parts: the forward process with its target, and the gradient
-// of the weighted mean squared error.
+// The diffusion training step's own ops: the forward process (noisy input and regression target
+// from x0 and the noise) and the gradient of the weighted mean squared error against that target.
 
 // xt = c0 x0 + c1 ε and target = c2 x0 + c3 ε, coef (N, 4) per row. xt, target, x0, eps (N, D)
 kernel void forward_process(global float *xt, uint xt_off, global float *target, uint target_off,
