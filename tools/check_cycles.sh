@@ -19,6 +19,7 @@ for o in "${objs[@]}"; do
     src=${o#"$OBJDIR"/}
     src=${src%.o}
     src=${src#"$ROOT"/}
+    [[ -f $ROOT/$src ]] || continue # generated, or a stale object of a removed file
     nm --defined-only -g "$o" | awk -v f="$src" 'NF == 3 { print $3, f }' >>"$edges.def"
     nm --undefined-only -g "$o" | awk -v f="$src" '{ print $NF, f }' >>"$edges.use"
 done

@@ -82,7 +82,7 @@ static void print_header(const dcl_device_info *d, const check_opts *o, int w) {
     printf("   platform: %s", d->platform_name);
     if (cli_known(d->driver)) printf("; driver %s", d->driver);
     if (cli_known(d->version)) printf("; %s", d->version);
-    printf("; diffcl %s\n", DIFFCL_VERSION);
+    printf("; diffcl %s\n", DIFFCL_VERSION_STRING);
     printf("   seed %" PRIu64 ", offset %" PRIu64 ", sizes", o->seed, o->offset);
     for (int i = 0; i < o->sizes.n; i++) printf("%s%zu", i ? "," : " ", o->sizes.v[i]);
     printf("\n\n%-*s  %8s  %11s  %11s  %8s  %8s  %s\n", w, "case", "n", "max abs err",

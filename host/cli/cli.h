@@ -10,8 +10,7 @@
 #include "diffcl/model.h"  // dcl_model, dcl_model_config
 #include "diffcl/sample.h" // dcl_sampler_opts
 #include "diffcl/status.h"
-
-// DIFFCL_VERSION comes from CMake (the project() version).
+#include "diffcl/version.h" // DIFFCL_VERSION_STRING, dcl_version
 
 // Documented exit codes (the top-level help lists them; cli_exit_code in main.c maps statuses).
 enum cli_exit {

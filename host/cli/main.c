@@ -52,7 +52,8 @@ int cli_exit_code(dcl_status s) {
 }
 
 static void print_help(FILE *f) {
-    fputs("diffcl " DIFFCL_VERSION ": diffusion and flow-matching models on any OpenCL device,\n"
+    fputs("diffcl " DIFFCL_VERSION_STRING
+          ": diffusion and flow-matching models on any OpenCL device,\n"
           "with a plain-C CPU reference that every OpenCL result is checked against.\n"
           "\n"
           "Usage: diffcl COMMAND [FLAGS]\n"
@@ -98,7 +99,7 @@ static void print_help(FILE *f) {
 }
 
 static void print_version(void) {
-    printf("diffcl %s\n", DIFFCL_VERSION);
+    printf("diffcl %s\n", dcl_version());
 #ifdef DIFFCL_HAVE_OPENCL
     puts("OpenCL backend: built in");
 #else

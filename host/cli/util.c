@@ -120,8 +120,19 @@ dcl_status cli_open_device(const char *spec, dcl_device **dev, dcl_device **fall
     // --device auto goes on on the CPU reference when the device fails (fallback is NULL for a
     // named device or the CPU reference itself).
     if (s == DCL_OK) s = dcl_device_open_fallback(*dev, fallback);
-    // The place to build every OpenCL kernel program up front, so the first step does not stall
-    // silently on compilation: dcl_device_prepare(*dev, NULL), which logs what it compiles.
+    // Every OpenCL kernel program is built now, so the first step does not stall silently on
+    // compilation (dcl_device_prepare logs what it compiles and how long that took). With --device
+    // auto a device that cannot build them is left for the CPU reference, as after a failure.
+    if (s == DCL_OK) {
+        s = dcl_device_prepare(*dev, NULL);
+        if (s != DCL_OK && *fallback) {
+            dcl_log(DCL_LOG_ERROR, "%s", dcl_last_error());
+            dcl_log(DCL_LOG_ERROR, "going on on the CPU reference instead (--device auto)");
+            dcl_device_free(*dev);
+            *dev = *fallback, *fallback = NULL;
+            s = DCL_OK;
+        }
+    }
     if (s != DCL_OK) {
         dcl_device_free(*dev), dcl_device_free(*fallback);
         *dev = NULL, *fallback = NULL;

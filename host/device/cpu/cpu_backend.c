@@ -645,11 +645,7 @@ void dcl__cpu_info(dcl_device_info *info) {
     snprintf(info->platform_name, sizeof info->platform_name, "diffcl");
     snprintf(info->type, sizeof info->type, "reference");
     snprintf(info->vendor, sizeof info->vendor, "diffcl");
-#ifdef DIFFCL_VERSION // the library's version (CMakeLists.txt), as the driver of the reference
-    snprintf(info->driver, sizeof info->driver, "%s", DIFFCL_VERSION);
-#else
-    snprintf(info->driver, sizeof info->driver, "-");
-#endif
+    snprintf(info->driver, sizeof info->driver, "%s", DIFFCL_VERSION_STRING); // the library's
     snprintf(info->version, sizeof info->version, "-");
     snprintf(info->c_version, sizeof info->c_version, "-");
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "device/opencl/cl_impl.h"
+#include "diffcl/version.h"    // DIFFCL_VERSION_STRING: part of the cache key
 #include "device/test_hooks.h" // dcl__cl_cache_stats
 #include "diffcl/log.h"
 #include "io/atomic_file.h" // dcl__atomic_write: temp file + fsync + rename
@@ -38,12 +39,6 @@
 #define CACHE_FORMAT 1 // bump when the file layout or the key's fields change
 #define CACHE_HEADER 32
 #define CACHE_MAX_FILE ((long)1 << 30) // a larger file is not one of ours
-
-#ifdef DIFFCL_VERSION
-#define CACHE_DIFFCL_VERSION DIFFCL_VERSION
-#else
-#define CACHE_DIFFCL_VERSION "unversioned"
-#endif
 
 #define FNV_OFFSET 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull
@@ -122,7 +117,7 @@ void dcl__cl_cache_init(struct dcl_cl_ctx *ctx) {
     clGetPlatformInfo(ctx->platform, CL_PLATFORM_VERSION, sizeof platform_version - 1,
                       platform_version, NULL);
     uint64_t h = hash_u64(FNV_OFFSET, CACHE_FORMAT);
-    h = hash_str(h, CACHE_DIFFCL_VERSION);
+    h = hash_str(h, DIFFCL_VERSION_STRING);
     h = hash_u64(h, sizeof(void *));
     const char *strs[] = {d->platform_name, platform_version, d->name,   d->vendor,
                           d->version,       d->c_version,     d->driver, ctx->options};
