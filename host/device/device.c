@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "device/backend.h" // struct dcl_device, struct dcl_buffer, struct dcl_op_args
+#include "device/backend.h"      // struct dcl_device, struct dcl_buffer, struct dcl_op_args
+#include "device/cpu/cpu_pool.h" // dcl__cpu_pool_acquire
 #include "diffcl/log.h"
 
 // ---- listing and selection ------------------------------------------------------------------
@@ -177,6 +178,7 @@ static dcl_status open_entry(dcl_device *dev, const dcl_device_info *info) {
     dev->info = *info;
     if (info->backend == DCL_BACKEND_CPU) {
         dev->iface = &dcl__cpu_backend;
+        dcl__cpu_pool_acquire(); // released by the backend's free
         return DCL_OK;
     }
 #ifdef DIFFCL_HAVE_OPENCL

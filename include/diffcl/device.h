@@ -85,6 +85,12 @@ dcl_status dcl_device_open_fallback(const dcl_device *dev, dcl_device **out);
 const dcl_device_info *dcl_device_get_info(const dcl_device *dev);
 // Waits until every queued operation has finished and reports any asynchronous failure.
 dcl_status dcl_device_finish(dcl_device *dev);
+// The CPU reference's threads, for its ops and its GEMMs: n >= 1, or 0 for the default, which is
+// DIFFCL_THREADS when set, else every online core. Results are bitwise identical for any count (a
+// job's chunks depend on its size only). Takes effect at the next op; call it while no CPU op runs
+// on another thread. DCL_ERR_ARG for n < 0 or n > 256. dcl_cpu_threads: the count in force.
+dcl_status dcl_cpu_set_threads(int n);
+int dcl_cpu_threads(void);
 // Builds every kernel program of dev now (from the on-disk program cache, or from source) instead
 // of on each op's first use, which still works without this call. *compiled (may be NULL)
 // receives how many programs were compiled from source since dev was opened; with an empty cache
