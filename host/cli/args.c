@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"    // CLI_EXIT_USAGE
-#include "diffcl/log.h" // dcl_log_set_level
+#include "cli/cli.h"       // CLI_EXIT_USAGE
+#include "diffcl/device.h" // dcl_cpu_set_threads
+#include "diffcl/log.h"    // dcl_log_set_level
 
-#define N_COMMON 4
+#define N_COMMON 5
 #define MAX_CANDIDATES 64
 
 static const char *const generic_device_help =
@@ -29,6 +30,15 @@ static int common_opts(cli_opt o[N_COMMON], const cli_command *cmd, cli_common *
                            .metavar = "SPEC",
                            .help = cmd->device_help ? cmd->device_help : generic_device_help,
                            .def = cmd->device_def ? cmd->device_def : "$DIFFCL_DEVICE, else auto"};
+    if (!cmd->no_device)
+        o[n++] = (cli_opt){.name = "threads",
+                           .kind = CLI_OPT_U64,
+                           .dest = &c->threads,
+                           .metavar = "N",
+                           .help = "threads of the CPU reference (same results for any N)",
+                           .def = "$DIFFCL_THREADS, else every core",
+                           .min = 1,
+                           .max = 256};
     o[n++] = (cli_opt){.name = "verbose",
                        .short_name = 'v',
                        .kind = CLI_OPT_COUNT,
@@ -364,6 +374,7 @@ int cli_parse(const cli_command *cmd, const cli_opt *opts, int n_opts, int argc,
     }
     if (c->quiet && c->verbose)
         return cli_usage_error(cmd->name, "--quiet and --verbose contradict each other");
+    if (c->threads) dcl_cpu_set_threads((int)c->threads); // in [1, 256]: cannot fail
     if (c->quiet) dcl_log_set_level(DCL_LOG_ERROR);
     if (c->verbose) dcl_log_set_level(c->verbose >= 2 ? DCL_LOG_DEBUG : DCL_LOG_VERBOSE);
     return CLI_PARSED;

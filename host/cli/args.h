@@ -53,6 +53,7 @@ typedef struct cli_common {
     const char *device; // --device SPEC; NULL when not given
     int verbose;        // number of -v
     int quiet;          // -q
+    uint64_t threads;   // --threads N; 0 when not given
 } cli_common;
 
 // Parses argv[1..argc) (argv[0] is the command name) against opts and the common flags, then sets
