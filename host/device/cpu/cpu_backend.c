@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L // sysconf
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +127,8 @@ static dcl_status cpu_copy(void *ctx, const struct dcl_op_args *a) {
     float *out = fptr(a->out[0]);
     const float *in = fptr(a->in[0]);
     // Overlapping views (never used by diffcl itself) keep memmove's meaning, on one thread.
-    if (out < in + a->n && in < out + a->n) memmove(out, in, a->n * 4);
+    uintptr_t o = (uintptr_t)out, i = (uintptr_t)in, bytes = a->n * 4;
+    if (o < i + bytes && i < o + bytes) memmove(out, in, a->n * 4);
     else par_elements(a, copy_range);
     return DCL_OK;
 }
