@@ -71,37 +71,11 @@ static void cpu_free(void *ctx) {
 
 // Every op below cuts its work into chunks that depend on its sizes only (DCL_CPU_CHUNK elements,
 // a number of rows, planes or channels derived from the shape) and computes each chunk alone, so
-// it gives the same bits on any number of threads (cpu_pool.h). A loop over [lo, hi) of items:
-typedef void (*range_fn)(const struct dcl_op_args *a, size_t lo, size_t hi);
-
-struct range_job {
-    const struct dcl_op_args *a;
-    size_t n, grain;
-    range_fn body;
-};
-
-static void range_chunk(void *arg, size_t c) {
-    const struct range_job *j = arg;
-    size_t lo = c * j->grain, hi = j->n - lo > j->grain ? lo + j->grain : j->n;
-    j->body(j->a, lo, hi);
-}
-
-// body over n items in chunks of grain items; cost is the elements one item touches (for the
-// pool's inline threshold only).
-static void par_for(const struct dcl_op_args *a, size_t n, size_t grain, size_t cost,
-                    range_fn body) {
-    struct range_job j = {a, n, grain, body};
-    dcl__cpu_parallel((n + grain - 1) / grain, n * cost, range_chunk, &j);
-}
-
-// Items of `per_item` elements per chunk: about DCL_CPU_CHUNK elements, at least one item.
-static size_t grain_of(size_t per_item) {
-    return per_item >= DCL_CPU_CHUNK ? 1 : DCL_CPU_CHUNK / (per_item ? per_item : 1);
-}
+// it gives the same bits on any number of threads (cpu_pool.h: dcl__cpu_for, dcl__cpu_grain).
 
 // An elementwise op over a->n elements.
-static void par_elements(const struct dcl_op_args *a, range_fn body) {
-    par_for(a, a->n, DCL_CPU_CHUNK, 1, body);
+static void par_elements(const struct dcl_op_args *a, dcl__cpu_range_fn body) {
+    dcl__cpu_for(a, a->n, DCL_CPU_CHUNK, 1, body);
 }
 
 // ---- elementwise ------------------------------------------------------------------------------
@@ -275,7 +249,7 @@ static dcl_status cpu_gemm(void *ctx, const struct dcl_op_args *a) {
     size_t grain = (GEMM_CHUNK_FLOPS / per + 15) / 16 * 16;
     if (grain < 16) grain = 16;
     if (grain >= len) gemm_block(a, 0, M, 0, N);
-    else par_for(a, len, grain, DCL_CPU_MIN_PARALLEL, by_rows ? gemm_rows : gemm_cols);
+    else dcl__cpu_for(a, len, grain, DCL_CPU_MIN_PARALLEL, by_rows ? gemm_rows : gemm_cols);
     return DCL_OK;
 }
 
@@ -291,7 +265,7 @@ static void bias_add_rows(const struct dcl_op_args *a, size_t lo, size_t hi) {
 static dcl_status cpu_bias_add(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t D = a->p.bias.D;
-    par_for(a, a->p.bias.N, grain_of(D), D, bias_add_rows);
+    dcl__cpu_for(a, a->p.bias.N, dcl__cpu_grain(D), D, bias_add_rows);
     return DCL_OK;
 }
 
@@ -314,7 +288,7 @@ static void bias_backward_cols(const struct dcl_op_args *a, size_t lo, size_t hi
 
 static dcl_status cpu_bias_backward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
-    par_for(a, a->p.bias.D, BIAS_COLS, a->p.bias.N, bias_backward_cols);
+    dcl__cpu_for(a, a->p.bias.D, BIAS_COLS, a->p.bias.N, bias_backward_cols);
     return DCL_OK;
 }
 
@@ -334,7 +308,7 @@ static void concat_cols_rows(const struct dcl_op_args *a, size_t lo, size_t hi) 
 static dcl_status cpu_concat_cols(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t D = a->p.rows.D + a->p.rows.D2;
-    par_for(a, a->p.rows.N, grain_of(D), D, concat_cols_rows);
+    dcl__cpu_for(a, a->p.rows.N, dcl__cpu_grain(D), D, concat_cols_rows);
     return DCL_OK;
 }
 
@@ -359,7 +333,7 @@ static dcl_status cpu_time_embedding(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     // sin, cos and exp cost about as much as 8 elements of a linear op.
     size_t E = a->p.rows.D;
-    par_for(a, a->p.rows.N, grain_of(8 * E), 8 * E, time_embedding_rows);
+    dcl__cpu_for(a, a->p.rows.N, dcl__cpu_grain(8 * E), 8 * E, time_embedding_rows);
     return DCL_OK;
 }
 
@@ -383,7 +357,7 @@ static void forward_process_rows(const struct dcl_op_args *a, size_t lo, size_t 
 static dcl_status cpu_forward_process(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t D = a->p.rows.D;
-    par_for(a, a->p.rows.N, grain_of(D), D, forward_process_rows);
+    dcl__cpu_for(a, a->p.rows.N, dcl__cpu_grain(D), D, forward_process_rows);
     return DCL_OK;
 }
 
@@ -402,7 +376,7 @@ static void mse_backward_rows(const struct dcl_op_args *a, size_t lo, size_t hi)
 static dcl_status cpu_mse_backward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t D = a->p.rows.D;
-    par_for(a, a->p.rows.N, grain_of(D), D, mse_backward_rows);
+    dcl__cpu_for(a, a->p.rows.N, dcl__cpu_grain(D), D, mse_backward_rows);
     return DCL_OK;
 }
 
@@ -507,7 +481,7 @@ static void rng_bits_range(const struct dcl_op_args *a, size_t lo, size_t hi) {
 
 static dcl_status cpu_rng_bits(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
-    par_for(a, a->n, DCL_CPU_CHUNK / RNG_COST, RNG_COST, rng_bits_range);
+    dcl__cpu_for(a, a->n, DCL_CPU_CHUNK / RNG_COST, RNG_COST, rng_bits_range);
     return DCL_OK;
 }
 
@@ -520,7 +494,7 @@ static void rng_uniform_range(const struct dcl_op_args *a, size_t lo, size_t hi)
 
 static dcl_status cpu_rng_uniform(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
-    par_for(a, a->n, DCL_CPU_CHUNK / RNG_COST, RNG_COST, rng_uniform_range);
+    dcl__cpu_for(a, a->n, DCL_CPU_CHUNK / RNG_COST, RNG_COST, rng_uniform_range);
     return DCL_OK;
 }
 
@@ -533,7 +507,7 @@ static void rng_normal_range(const struct dcl_op_args *a, size_t lo, size_t hi) 
 
 static dcl_status cpu_rng_normal(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
-    par_for(a, a->n, DCL_CPU_CHUNK / RNG_COST, RNG_COST, rng_normal_range);
+    dcl__cpu_for(a, a->n, DCL_CPU_CHUNK / RNG_COST, RNG_COST, rng_normal_range);
     return DCL_OK;
 }
 
@@ -591,7 +565,7 @@ static size_t col_per_channel(const struct dcl_op_args *a) {
 static dcl_status cpu_im2col(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t per = col_per_channel(a);
-    par_for(a, a->p.img.C, grain_of(per), per, im2col_channels);
+    dcl__cpu_for(a, a->p.img.C, dcl__cpu_grain(per), per, im2col_channels);
     return DCL_OK;
 }
 
@@ -629,7 +603,7 @@ static void col2im_channels(const struct dcl_op_args *a, size_t c0, size_t c1) {
 static dcl_status cpu_col2im(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t per = col_per_channel(a);
-    par_for(a, a->p.img.C, grain_of(per), per, col2im_channels);
+    dcl__cpu_for(a, a->p.img.C, dcl__cpu_grain(per), per, col2im_channels);
     return DCL_OK;
 }
 
@@ -645,7 +619,7 @@ static void swap01_rows(const struct dcl_op_args *a, size_t lo, size_t hi) {
 static dcl_status cpu_swap01(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t per = a->p.swap.B * a->p.swap.R;
-    par_for(a, a->p.swap.A, grain_of(per), per, swap01_rows);
+    dcl__cpu_for(a, a->p.swap.A, dcl__cpu_grain(per), per, swap01_rows);
     return DCL_OK;
 }
 
@@ -664,7 +638,7 @@ static void channel_bias_add_planes(const struct dcl_op_args *a, size_t lo, size
 static dcl_status cpu_channel_bias_add(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t R = a->p.chan.R;
-    par_for(a, a->p.chan.N * a->p.chan.C, grain_of(R), R, channel_bias_add_planes);
+    dcl__cpu_for(a, a->p.chan.N * a->p.chan.C, dcl__cpu_grain(R), R, channel_bias_add_planes);
     return DCL_OK;
 }
 
@@ -689,7 +663,7 @@ static void channel_bias_backward_channels(const struct dcl_op_args *a, size_t c
 static dcl_status cpu_channel_bias_backward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t per = a->p.chan.N * a->p.chan.R;
-    par_for(a, a->p.chan.C, grain_of(per), per, channel_bias_backward_channels);
+    dcl__cpu_for(a, a->p.chan.C, dcl__cpu_grain(per), per, channel_bias_backward_channels);
     return DCL_OK;
 }
 
@@ -721,7 +695,8 @@ static void group_norm_forward_rows(const struct dcl_op_args *a, size_t lo, size
 static dcl_status cpu_group_norm_forward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t M = a->p.chan.C / a->p.chan.G * a->p.chan.R;
-    par_for(a, a->p.chan.N * a->p.chan.G, grain_of(3 * M), 3 * M, group_norm_forward_rows);
+    dcl__cpu_for(a, a->p.chan.N * a->p.chan.G, dcl__cpu_grain(3 * M), 3 * M,
+                 group_norm_forward_rows);
     return DCL_OK;
 }
 
@@ -775,8 +750,8 @@ static dcl_status cpu_group_norm_backward(void *ctx, const struct dcl_op_args *a
     (void)ctx;
     size_t N = a->p.chan.N, C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
     size_t M = C / G * R;
-    par_for(a, N * G, grain_of(4 * M), 4 * M, group_norm_backward_rows);
-    par_for(a, C, grain_of(2 * N * R), 2 * N * R, group_norm_backward_channels);
+    dcl__cpu_for(a, N * G, dcl__cpu_grain(4 * M), 4 * M, group_norm_backward_rows);
+    dcl__cpu_for(a, C, dcl__cpu_grain(2 * N * R), 2 * N * R, group_norm_backward_channels);
     return DCL_OK;
 }
 
@@ -794,7 +769,7 @@ static void upsample2x_forward_planes(const struct dcl_op_args *a, size_t lo, si
 static dcl_status cpu_upsample2x_forward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t per = 4 * a->p.img.H * a->p.img.W;
-    par_for(a, a->p.img.N * a->p.img.C, grain_of(per), per, upsample2x_forward_planes);
+    dcl__cpu_for(a, a->p.img.N * a->p.img.C, dcl__cpu_grain(per), per, upsample2x_forward_planes);
     return DCL_OK;
 }
 
@@ -814,7 +789,7 @@ static void upsample2x_backward_planes(const struct dcl_op_args *a, size_t lo, s
 static dcl_status cpu_upsample2x_backward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t per = 4 * a->p.img.H * a->p.img.W;
-    par_for(a, a->p.img.N * a->p.img.C, grain_of(per), per, upsample2x_backward_planes);
+    dcl__cpu_for(a, a->p.img.N * a->p.img.C, dcl__cpu_grain(per), per, upsample2x_backward_planes);
     return DCL_OK;
 }
 
@@ -832,7 +807,7 @@ static void concat_channels_samples(const struct dcl_op_args *a, size_t lo, size
 static dcl_status cpu_concat_channels(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t per = (a->p.chan.C + a->p.chan.C2) * a->p.chan.R;
-    par_for(a, a->p.chan.N, grain_of(per), per, concat_channels_samples);
+    dcl__cpu_for(a, a->p.chan.N, dcl__cpu_grain(per), per, concat_channels_samples);
     return DCL_OK;
 }
 
@@ -849,7 +824,7 @@ static void split_channels_samples(const struct dcl_op_args *a, size_t lo, size_
 static dcl_status cpu_split_channels(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t per = (a->p.chan.C + a->p.chan.C2) * a->p.chan.R;
-    par_for(a, a->p.chan.N, grain_of(per), per, split_channels_samples);
+    dcl__cpu_for(a, a->p.chan.N, dcl__cpu_grain(per), per, split_channels_samples);
     return DCL_OK;
 }
 
@@ -870,7 +845,7 @@ static void embedding_forward_rows(const struct dcl_op_args *a, size_t lo, size_
 static dcl_status cpu_embedding_forward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t E = a->p.embed.E;
-    par_for(a, a->p.embed.N, grain_of(E), E, embedding_forward_rows);
+    dcl__cpu_for(a, a->p.embed.N, dcl__cpu_grain(E), E, embedding_forward_rows);
     return DCL_OK;
 }
 
@@ -893,7 +868,7 @@ static void embedding_backward_rows(const struct dcl_op_args *a, size_t lo, size
 static dcl_status cpu_embedding_backward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t per = a->p.embed.N * a->p.embed.E;
-    par_for(a, a->p.embed.K, grain_of(per), per, embedding_backward_rows);
+    dcl__cpu_for(a, a->p.embed.K, dcl__cpu_grain(per), per, embedding_backward_rows);
     return DCL_OK;
 }
 

@@ -1,5 +1,6 @@
 // The CPU reference's thread pool (pthreads): workers that take chunks of one job at a time, the
-// thread count (DIFFCL_THREADS, dcl_cpu_set_threads) and the pinning of OpenBLAS to one thread.
+// thread count (DIFFCL_THREADS, dcl_cpu_set_threads), the pinning of OpenBLAS to one thread and
+// the loop over fixed chunks of items that the ops use (dcl__cpu_for).
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -131,6 +132,28 @@ void dcl__cpu_parallel(size_t n_chunks, size_t work, void (*fn)(void *arg, size_
         pthread_mutex_unlock(&pool.run);
     }
     for (size_t c = 0; c < n_chunks; c++) fn(arg, c);
+}
+
+struct range_job {
+    const struct dcl_op_args *a;
+    size_t n, grain;
+    dcl__cpu_range_fn body;
+};
+
+static void range_chunk(void *arg, size_t c) {
+    const struct range_job *j = arg;
+    size_t lo = c * j->grain, hi = j->n - lo > j->grain ? lo + j->grain : j->n;
+    j->body(j->a, lo, hi);
+}
+
+void dcl__cpu_for(const struct dcl_op_args *a, size_t n, size_t grain, size_t cost,
+                  dcl__cpu_range_fn body) {
+    struct range_job j = {a, n, grain, body};
+    dcl__cpu_parallel((n + grain - 1) / grain, n * cost, range_chunk, &j);
+}
+
+size_t dcl__cpu_grain(size_t per_item) {
+    return per_item >= DCL_CPU_CHUNK ? 1 : DCL_CPU_CHUNK / (per_item ? per_item : 1);
 }
 
 void dcl__cpu_pool_acquire(void) {

@@ -21,6 +21,18 @@
 void dcl__cpu_parallel(size_t n_chunks, size_t work, void (*fn)(void *arg, size_t chunk),
                        void *arg);
 
+// A loop over the items [lo, hi) of an op: rows, planes, channels or elements.
+struct dcl_op_args;
+typedef void (*dcl__cpu_range_fn)(const struct dcl_op_args *a, size_t lo, size_t hi);
+
+// body over n items in chunks of grain items (the last one shorter), through dcl__cpu_parallel;
+// cost is the elements one item touches, for the inline threshold only.
+void dcl__cpu_for(const struct dcl_op_args *a, size_t n, size_t grain, size_t cost,
+                  dcl__cpu_range_fn body);
+
+// Items of per_item elements in a chunk: about DCL_CPU_CHUNK elements, at least one item.
+size_t dcl__cpu_grain(size_t per_item);
+
 // Open CPU devices hold the pool: the first acquire makes it usable (its threads start on the
 // first parallel job), the last release joins its threads and frees it.
 void dcl__cpu_pool_acquire(void);
