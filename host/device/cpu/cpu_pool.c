@@ -1,7 +1,6 @@
 // The CPU reference's thread pool (pthreads): workers that take chunks of one job at a time, the
 // thread count (DIFFCL_THREADS, dcl_cpu_set_threads), the pinning of OpenBLAS to one thread and
 // the loop over fixed chunks of items that the ops use (dcl__cpu_for).
-#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
