@@ -1,5 +1,6 @@
-// The CPU reference backend: host-memory buffers and plain-C loops for every op. Every OpenCL
-// result is checked against these, so they favour clarity (and, in reductions, precision) over speed.
+// The CPU reference backend: host-memory buffers and plain-C loops for every op, run in fixed
+// chunks on the thread pool (cpu_pool.c). Every OpenCL result is checked against these, so they
+// favour clarity (and, in reductions, precision) over speed.
 #define _POSIX_C_SOURCE 200809L // sysconf
 #include <math.h>
 #include <stddef.h>
