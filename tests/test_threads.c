@@ -2,10 +2,11 @@
 // host/crosscheck/ at sizes that span many chunks, a few training steps of the MLP (batch 1024)
 // and of a small class-conditional U-Net with sampling afterwards, each run with 1, 2 and 3
 // threads and compared word for word with the 1-thread run. Also: dcl_cpu_set_threads' range,
-// and that the runs with more threads did use the pool.
+// that the runs with more threads did use the pool, and that a forked child can use it.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testlib.h"
@@ -14,7 +15,7 @@
 #include "device/cpu/cpu_pool.h" // dcl__cpu_pool_jobs
 #include "diffcl/data.h"
 #include "diffcl/log.h"
-#include "diffcl/ops.h" // dcl_sum
+#include "diffcl/ops.h" // dcl_sum, dcl_fill
 #include "diffcl/train.h"
 
 // Everything one run produced: named segments of 32-bit words.
@@ -293,6 +294,36 @@ static void run_unet(dcl_device *dev, struct record *r, int i) {
     run_training(dev, &c, 3, 24, 8, SIDE * SIDE, r, "unet");
 }
 
+// A child forked after the pool started (the child has none of its threads) runs pooled ops and
+// exits; a pool that waited for its parent's workers would hang it until the alarm kills it.
+static void check_fork(void) {
+    CHECK_EQ(dcl_cpu_set_threads(2), DCL_OK);
+    dcl_device *dev = NULL;
+    dcl_buffer *b = NULL, *o = NULL;
+    size_t n = (size_t)1 << 20;
+    dcl_status s = dcl_device_open(&dev, "cpu");
+    if (s == DCL_OK) s = dcl_buffer_alloc(&b, dev, n, "x");
+    if (s == DCL_OK) s = dcl_buffer_alloc(&o, dev, 1, "sum");
+    if (s == DCL_OK) s = dcl_fill(dev, dcl_at(b, 0), 1.0f, n); // starts the pool's worker
+    CHECK_EQ(s, DCL_OK);
+    pid_t pid = s == DCL_OK ? fork() : -1;
+    if (pid == 0) {
+        alarm(20);
+        float sum = 0;
+        s = dcl_fill(dev, dcl_at(b, 0), 2.0f, n);
+        if (s == DCL_OK) s = dcl_sum(dev, dcl_at(o, 0), dcl_at(b, 0), n);
+        if (s == DCL_OK) s = dcl_buffer_read(o, 0, 1, &sum);
+        _exit(s == DCL_OK && sum == 2.0f * (float)n ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    printf("%-4s pooled ops in a child forked after the pool started\n",
+           WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ok" : "FAIL");
+    dcl_buffer_free(b), dcl_buffer_free(o);
+    dcl_device_free(dev);
+}
+
 // ---- main -----------------------------------------------------------------------------------------
 
 typedef void (*run_fn)(dcl_device *dev, struct record *r, int i);
@@ -351,6 +382,7 @@ int main(void) {
     printf("%-4s U-Net: 3 training steps of batch 24 (16x16), 8 samples\n",
            check_failures == failed ? "ok" : "FAIL");
     across_blas_threads();
+    check_fork();
     printf("jobs on the pool with 1, 2, 3 threads: %zu, %zu, %zu\n", pool_jobs[1], pool_jobs[2],
            pool_jobs[3]);
     // One thread runs every chunk inline; more must have used the pool.

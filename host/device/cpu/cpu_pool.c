@@ -155,7 +155,33 @@ size_t dcl__cpu_grain(size_t per_item) {
     return per_item >= DCL_CPU_CHUNK ? 1 : DCL_CPU_CHUNK / (per_item ? per_item : 1);
 }
 
+// fork() copies only the calling thread: the child forgets the parent's workers (their memory is
+// left alone) and starts its own at its first job, instead of waiting for workers it lacks. The
+// pool's locks are held across the fork so that the child's copies are consistent.
+static void fork_prepare(void) {
+    pthread_mutex_lock(&pool.run);
+    pthread_mutex_lock(&pool.lock);
+}
+
+static void fork_parent(void) {
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.run);
+}
+
+static void fork_child(void) {
+    pool.workers = NULL, pool.n_workers = 0, pool.started = 0, pool.busy = 0;
+    // The condition variables may still count the parent's waiting workers, which a broadcast
+    // would wait for in vain: fresh ones.
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    fork_parent();
+}
+
+static void register_fork(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
 void dcl__cpu_pool_acquire(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork);
     pthread_mutex_lock(&pool.lock);
     if (pool.users++ == 0) {
 #if defined(DIFFCL_HAVE_CBLAS) && defined(__GNUC__)
