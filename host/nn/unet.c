@@ -498,12 +498,19 @@ static dcl_ptr work(const dcl_unet *u, size_t off) { return dcl_at(u->work, off)
 static dcl_ptr param(const dcl_arena *p, int view) { return dcl_arena_ptr(p, view); }
 
 // The layers with u's scratch: im2col columns and the GEMM's CNHW output in u->cols, convolutions
-// in chunks of samples whose columns fit the budget.
+// in chunks of samples whose columns fit the budget. conv_add also adds sbias (N, co) per sample
+// and channel and res (N, co, Ho, Wo) in the pass that writes out (either left out: buf NULL).
+static dcl_status conv_add(dcl_unet *u, const dcl_arena *p, const struct conv *c, dcl_ptr out,
+                           dcl_ptr in, dcl_ptr sbias, dcl_ptr res, size_t N) {
+    return dcl__conv2d_forward(u->dev, out, dcl_at(u->cols, u->col), dcl_at(u->cols, u->cnhw), in,
+                               param(p, c->w), param(p, c->b), sbias, res, N, &c->s,
+                               chunk(u, N, dcl__conv2d_col_size(&c->s)));
+}
+
 static dcl_status conv_forward(dcl_unet *u, const dcl_arena *p, const struct conv *c, dcl_ptr out,
                                dcl_ptr in, size_t N) {
-    return dcl__conv2d_forward(u->dev, out, dcl_at(u->cols, u->col), dcl_at(u->cols, u->cnhw), in,
-                               param(p, c->w), param(p, c->b), N, &c->s,
-                               chunk(u, N, dcl__conv2d_col_size(&c->s)));
+    dcl_ptr none = {NULL, 0};
+    return conv_add(u, p, c, out, in, none, none, N);
 }
 
 static dcl_status linear_forward(dcl_unet *u, const dcl_arena *p, const struct linear *l,
@@ -522,20 +529,21 @@ static dcl_status res_forward(dcl_unet *u, const dcl_arena *p, const struct res 
                                param(p, r->norm1.w), param(p, r->norm1.b), N, cin, R, u->G,
                                GN_EPS));
     TRY(dcl_silu_forward(dev, s, h1, N * cin * R));
-    TRY(conv_forward(u, p, &r->conv1, c1, s, N));
-    // e (N, cout) = SiLU(temb) W_embᵀ + b_emb, added to every position of its sample and channel.
+    // e (N, cout) = SiLU(temb) W_embᵀ + b_emb, added to every position of its sample and channel
+    // of c1 = conv1(s) + b1 + e.
+    dcl_ptr none = {NULL, 0};
     TRY(linear_forward(u, p, &r->emb, e, saved(u, u->ta), N));
-    TRY(dcl_channel_bias_add(dev, c1, c1, e, N, cout, R, 1));
+    TRY(conv_add(u, p, &r->conv1, c1, s, e, none, N));
     TRY(dcl_group_norm_forward(dev, h2, saved(u, r->mean2), saved(u, r->rstd2), c1,
                                param(p, r->norm2.w), param(p, r->norm2.b), N, cout, R, u->G,
                                GN_EPS));
     TRY(dcl_silu_forward(dev, s, h2, N * cout * R));
-    TRY(conv_forward(u, p, &r->conv2, out, s, N));
+    // out = conv2(s) + b2 + x (or skip(x) + b_skip, made first so that conv2's pass adds it).
     if (r->has_skip) {
         TRY(conv_forward(u, p, &r->skip, work(u, u->ga), x, N));
         x = work(u, u->ga);
     }
-    return dcl_axpby(dev, out, out, x, 1.0f, 1.0f, N * cout * R);
+    return conv_add(u, p, &r->conv2, out, s, none, x, N);
 }
 
 // out (N, C, H, W) = the network with the weights of p (u's layout).

@@ -164,4 +164,17 @@ dcl_status dcl_embedding_forward(dcl_device *dev, dcl_ptr out, dcl_ptr table, dc
 dcl_status dcl_embedding_backward(dcl_device *dev, dcl_ptr dtable, dcl_ptr dout, dcl_ptr labels,
                                   size_t N, size_t K, size_t E);
 
+// ---- fused ops ----------------------------------------------------------------------------------
+//
+// Each does in one pass over memory what a sequence of the ops above does in several, with the
+// same roundings in the same order, so its result is bitwise that of the sequence.
+
+// A convolution's output from the GEMM's CNHW result: out[n, c, r] = cnhw[c, n, r] + bias[c]
+// + sbias[n, c] + res[n, c, r], added left to right; a term whose view has buf == NULL is left
+// out. It equals dcl_swap01, dcl_channel_bias_add (per_sample 0, then 1) and dcl_axpby(out, out,
+// res, 1, 1) in turn. out (N, C, R); cnhw (C, N, R), must not overlap out; bias (C); sbias (N, C)
+// (a per-sample bias such as the time embedding); res (N, C, R) (a residual), may be out itself.
+dcl_status dcl_conv_output(dcl_device *dev, dcl_ptr out, dcl_ptr cnhw, dcl_ptr bias, dcl_ptr sbias,
+                           dcl_ptr res, size_t N, size_t C, size_t R);
+
 #endif
