@@ -661,8 +661,9 @@ static dcl_status res_backward(dcl_unet *u, const struct res *r, dcl_ptr x, dcl_
     // out = conv2(SiLU(h2)) + skip(x)
     TRY(dcl_silu_forward(dev, s, h2, N * cout * R));
     TRY(conv_backward(u, &r->conv2, dout, s, t1, N));
+    // dx = the skip path's gradient (dout itself when there is no skip conv) + the main path's,
+    // added at the end.
     if (r->has_skip) TRY(conv_backward(u, &r->skip, dout, x, dx, N));
-    else TRY(dcl_copy(dev, dx, dout, N * cout * R));
     TRY(dcl_silu_backward(dev, t2, h2, t1, N * cout * R));
     TRY(dcl_group_norm_backward(dev, t1, param(g, r->norm2.w), param(g, r->norm2.b), t2, c1,
                                 saved(u, r->mean2), saved(u, r->rstd2), param(p, r->norm2.w), N,
@@ -676,7 +677,7 @@ static dcl_status res_backward(dcl_unet *u, const struct res *r, dcl_ptr x, dcl_
     TRY(dcl_group_norm_backward(dev, t2, param(g, r->norm1.w), param(g, r->norm1.b), t1, x,
                                 saved(u, r->mean1), saved(u, r->rstd1), param(p, r->norm1.w), N,
                                 cin, R, u->G));
-    return dcl_axpby(dev, dx, dx, t2, 1.0f, 1.0f, N * cin * R);
+    return dcl_axpby(dev, dx, r->has_skip ? dx : dout, t2, 1.0f, 1.0f, N * cin * R);
 }
 
 // The forward in reverse. The gradient flows through work buffers ga and gb: `g` holds the
