@@ -92,7 +92,8 @@ dcl_status dcl_rng_normal(dcl_device *dev, dcl_ptr out, uint64_t seed, uint32_t 
 // ---- images (NCHW) ------------------------------------------------------------------------------
 //
 // A convolution is im2col, then dcl_gemm with the weights (Co, C·k·k) × col (C·k·k, N·Ho·Wo) into
-// CNHW (Co, N, Ho·Wo), then dcl_swap01 into NCHW and dcl_channel_bias_add; its backward is
+// CNHW (Co, N, Ho·Wo), then dcl_swap01 into NCHW and dcl_channel_bias_add (or dcl_conv_output, both
+// in one pass, with a per-sample bias and a residual too); its backward is
 // dcl_swap01 back, dcl_channel_bias_backward, two GEMMs and dcl_col2im (tests/test_conv.c).
 // All sizes below must keep every tensor under 2^32 elements.
 
