@@ -1,6 +1,7 @@
 // Convolution as GEMM on NCHW images: im2col and its adjoint col2im (the GEMM runs in CLBlast;
-// the CNHW <-> NCHW swap is cl/layout.cl's swap01, the bias cl/bias.cl's channel_bias_*). Sizes
-// are below 2^32 (the host checks), so indices are uint; no % beside a / (cl/README.md).
+// the CNHW <-> NCHW swap is cl/layout.cl's swap01, the bias cl/bias.cl's channel_bias_*, or both at
+// once: conv_output below). Sizes are below 2^32 (the host checks), so indices are uint; no %
+// beside a / (cl/README.md).
 
 // col (C·k·k, N·Ho·Wo): col[(c·k + ky)·k + kx, (n·Ho + oy)·Wo + ox] =
 // in[n, c, oy·s − pad + ky, ox·s − pad + kx], zero outside. One work-item per (c, n, oy, ox)
@@ -51,5 +52,24 @@ kernel void col2im(global float *din, uint din_off, global const float *col, uin
             }
         }
         din[din_off + i] = acc;
+    }
+}
+
+// A convolution's output from the GEMM's CNHW result, in one pass: out[n, c, r] = cnhw[c, n, r]
+// + bias[c] + sbias[n, c] + res[n, c, r], added left to right, each term only when its bit of
+// `has` is set (1 bias, 2 sbias, 4 res), so the sum rounds as swap01, channel_bias_add and axpby
+// in turn. out (N, C, R); cnhw (C, N, R); bias (C); sbias (N, C); res (N, C, R), may be out (each
+// element is read before it is written, by the same work-item).
+kernel void conv_output(global float *out, uint out_off, global const float *cnhw, uint cnhw_off,
+                        global const float *bias, uint bias_off, global const float *sbias,
+                        uint sbias_off, global const float *res, uint res_off, uint N, uint C,
+                        uint R, uint has) {
+    FOR_EACH(i, (size_t)N * C * R) {
+        uint t = (uint)i, nc = t / R, r = t - nc * R, n = nc / C, c = nc - n * C;
+        float v = cnhw[cnhw_off + (c * N + n) * R + r];
+        if (has & 1u) v += bias[bias_off + c];
+        if (has & 2u) v += sbias[sbias_off + nc];
+        if (has & 4u) v += res[res_off + i];
+        out[out_off + i] = v;
     }
 }

@@ -397,6 +397,53 @@ done:
         tensor_free(&dbias);
 }
 
+// conv_output (out = swap01(cnhw) + bias + sbias + res, fused) is linear in each input; its
+// backward is the U-Net's: swap01 back for cnhw, channel_bias_backward per channel (+=) and per
+// sample (=) for bias and sbias, dout itself for res. Float adds of up to four terms: h = 1/8,
+// tol 1e-4 as check_channel_bias.
+struct convout {
+    struct tensor cnhw, bias, sbias, res, out;
+    size_t N, C, R;
+};
+
+static void convout_forward(void *p) {
+    struct convout *c = p;
+    put(&c->cnhw), put(&c->bias), put(&c->sbias), put(&c->res);
+    CHECK(dcl_conv_output(dev, P(&c->out), P(&c->cnhw), P(&c->bias), P(&c->sbias), P(&c->res), c->N,
+                          c->C, c->R) == DCL_OK);
+    get(&c->out);
+}
+
+static void check_conv_output(void) {
+    struct convout c = {.N = 3, .C = 4, .R = 5};
+    size_t n = c.N * c.C * c.R;
+    struct tensor dout, dcnhw, dbias, dsbias;
+    if (!tensor_init(&c.cnhw, n, 1) || !tensor_init(&c.bias, c.C, 2) ||
+        !tensor_init(&c.sbias, c.N * c.C, 3) || !tensor_init(&c.res, n, 4) ||
+        !tensor_init(&c.out, n, 5) || !tensor_init(&dout, n, 6) || !tensor_init(&dcnhw, n, 7) ||
+        !tensor_init(&dbias, c.C, 8) || !tensor_init(&dsbias, c.N * c.C, 9))
+        goto done;
+    put(&dout), poison(&dcnhw), poison(&dsbias);
+    for (size_t i = 0; i < c.C; i++) dbias.h[i] = 0.0f;
+    put(&dbias);
+    CHECK(dcl_swap01(dev, P(&dcnhw), P(&dout), c.N, c.C, c.R) == DCL_OK);
+    CHECK(dcl_channel_bias_backward(dev, P(&dbias), P(&dout), c.N, c.C, c.R, 0) == DCL_OK);
+    CHECK(dcl_channel_bias_backward(dev, P(&dsbias), P(&dout), c.N, c.C, c.R, 1) == DCL_OK);
+    get(&dcnhw), get(&dbias), get(&dsbias);
+    check_against_fd("conv_output: cnhw", &c.cnhw, dcnhw.h, convout_forward, &c, &dout, &c.out,
+                     0.125f, 1e-4);
+    check_against_fd("conv_output: bias", &c.bias, dbias.h, convout_forward, &c, &dout, &c.out,
+                     0.125f, 1e-4);
+    check_against_fd("conv_output: sbias", &c.sbias, dsbias.h, convout_forward, &c, &dout, &c.out,
+                     0.125f, 1e-4);
+    check_against_fd("conv_output: res", &c.res, dout.h, convout_forward, &c, &dout, &c.out, 0.125f,
+                     1e-4);
+done:
+    tensor_free(&c.cnhw), tensor_free(&c.bias), tensor_free(&c.sbias), tensor_free(&c.res),
+        tensor_free(&c.out), tensor_free(&dout), tensor_free(&dcnhw), tensor_free(&dbias),
+        tensor_free(&dsbias);
+}
+
 // GroupNorm: L = Σ w ⊙ out is smooth in in. The CPU forward computes in double and rounds out to
 // float, so L carries ~√48·u·|w·out| ≈ 3e-7 of rounding noise, ~3e-5 in a difference with
 // h = 1e-2; the truncation h²/6·|∂³L| with |∂³L| <~ 10 (rstd ~ 1/2) adds ~2e-4: tol 1e-3.
@@ -601,6 +648,7 @@ int main(int argc, char **argv) {
     check_swap01();
     check_channel_bias(0);
     check_channel_bias(1);
+    check_conv_output();
     check_group_norm();
     check_upsample();
     check_split();

@@ -610,6 +610,42 @@ static dcl_status run_embedding_backward(dcl_device *dev, const struct problem *
     return dcl_embedding_backward(dev, t[0], t[1], t[2], p->N, p->K, p->D);
 }
 
+// ---- fused ops ----------------------------------------------------------------------------------
+
+// conv_output: a swap01 and up to three IEEE adds per element in a fixed order, with no products,
+// so it is exact on every device: compared exactly (atol 0; variant 3, a plain swap, bitwise with
+// NaN payloads). per_sample holds the terms present: 1 bias (C), 2 sbias (N, C), 4 res.
+// variant 0: all three, R = n; 1: bias only (a plain convolution), N = n; 2: bias and res with res
+// in place (out is res), C = n; 3: no term, R = n.
+static void setup_conv_output(const struct check_case *c, size_t n, struct problem *p) {
+    static const int has[4] = {7, 1, 5, 0};
+    switch (c->variant) {
+    case 0: p->N = 2, p->C = 3, p->R = n; break;
+    case 1: p->N = n, p->C = 3, p->R = 5; break;
+    case 2: p->N = 3, p->C = n, p->R = 4; break;
+    default: p->N = 2, p->C = 5, p->R = n; break;
+    }
+    int h = p->per_sample = has[c->variant];
+    size_t len = p->N * p->C * p->R;
+    if (c->variant == 2) add(p, "x", len, INOUT, GEN_NORMAL);
+    else add(p, "out", len, OUT, GEN_NORMAL);
+    add(p, "cnhw", len, IN, c->variant == 3 ? GEN_NONFINITE : GEN_NORMAL);
+    if (h & 1) add(p, "bias", p->C, IN, GEN_NORMAL);
+    if (h & 2) add(p, "sbias", p->N * p->C, IN, GEN_NORMAL);
+    if ((h & 4) && c->variant != 2) add(p, "res", len, IN, GEN_NORMAL);
+    p->t[0].bits = c->variant == 3;
+    p->flops = (double)(((h & 1) + (h >> 1 & 1) + (h >> 2 & 1)) * len);
+}
+
+static dcl_status run_conv_output(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    dcl_ptr none = {NULL, 0}, bias = none, sbias = none, res = none;
+    int h = p->per_sample, k = 2;
+    if (h & 1) bias = t[k++];
+    if (h & 2) sbias = t[k++];
+    if (h & 4) res = p->t[0].role == INOUT ? t[0] : t[k++];
+    return dcl_conv_output(dev, t[0], t[1], bias, sbias, res, p->N, p->C, p->R);
+}
+
 // Every op of DCL_OP_MAP has at least one row named after it ("gemm" → "gemm_nn"); tests/test_ops.c
 // checks that. {name, setup, run, trans_a, trans_b, variant, derive}
 const struct check_case dcl__check_cases[] = {
@@ -706,6 +742,10 @@ const struct check_case dcl__check_cases[] = {
     {"embedding_backward", setup_embedding, run_embedding_backward, 0, 0, 3, NULL},
     {"embedding_backward_wide", setup_embedding, run_embedding_backward, 0, 0, 4, NULL},
     {"embedding_backward_classes", setup_embedding, run_embedding_backward, 0, 0, 5, NULL},
+    {"conv_output", setup_conv_output, run_conv_output, 0, 0, 0, NULL},
+    {"conv_output_bias_batch", setup_conv_output, run_conv_output, 0, 0, 1, NULL},
+    {"conv_output_residual_inplace", setup_conv_output, run_conv_output, 0, 0, 2, NULL},
+    {"conv_output_swap", setup_conv_output, run_conv_output, 0, 0, 3, NULL},
 };
 
 const int dcl__check_n_cases = (int)(sizeof dcl__check_cases / sizeof dcl__check_cases[0]);

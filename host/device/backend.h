@@ -66,7 +66,8 @@
     X(CONCAT_CHANNELS, concat_channels, OWN, "layout.cl", "concat_channels", NULL)                 \
     X(SPLIT_CHANNELS, split_channels, OWN, "layout.cl", "split_channels", NULL)                    \
     X(EMBEDDING_FORWARD, embedding_forward, OWN, "embedding.cl", "embedding_forward", NULL)        \
-    X(EMBEDDING_BACKWARD, embedding_backward, OWN, "embedding.cl", "embedding_backward", NULL)
+    X(EMBEDDING_BACKWARD, embedding_backward, OWN, "embedding.cl", "embedding_backward", NULL)     \
+    X(CONV_OUTPUT, conv_output, OWN, "conv.cl", "conv_output", NULL)
 // clang-format on
 
 // clang-format off

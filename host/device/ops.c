@@ -538,3 +538,31 @@ dcl_status dcl_embedding_backward(dcl_device *dev, dcl_ptr dtable, dcl_ptr dout,
     a.p.embed.N = N, a.p.embed.K = K, a.p.embed.E = E;
     return dcl__op_run(dev, &a);
 }
+
+// ---- fused ops ----------------------------------------------------------------------------------
+
+dcl_status dcl_conv_output(dcl_device *dev, dcl_ptr out, dcl_ptr cnhw, dcl_ptr bias, dcl_ptr sbias,
+                           dcl_ptr res, size_t N, size_t C, size_t R) {
+    size_t n = 0; // set by elements() on success (gcc -O3 cannot see it)
+    dcl_status s = elements(DCL_OP_CONV_OUTPUT, "tensor", N, C, R, 1, &n);
+    if (s != DCL_OK) return s;
+    if (overlap(out, cnhw, n))
+        return dcl__fail(DCL_ERR_ARG, "op conv_output: out and cnhw overlap in tensor '%s'",
+                         out.buf->name);
+    if (overlap(out, res, n) && out.off != res.off)
+        return dcl__fail(DCL_ERR_ARG,
+                         "op conv_output: res overlaps out in tensor '%s' (it may "
+                         "be out itself)",
+                         out.buf->name);
+    // A term left out is an empty view (in_len 0), which the backends skip.
+    struct dcl_op_args a = {
+        .op = DCL_OP_CONV_OUTPUT,
+        .n_out = 1,
+        .n_in = 4,
+        .out = {out},
+        .out_len = {n},
+        .in = {cnhw, bias.buf ? bias : cnhw, sbias.buf ? sbias : cnhw, res.buf ? res : cnhw},
+        .in_len = {n, bias.buf ? C : 0, sbias.buf ? N * C : 0, res.buf ? n : 0}};
+    a.p.chan.N = N, a.p.chan.C = C, a.p.chan.R = R;
+    return dcl__op_run(dev, &a);
+}

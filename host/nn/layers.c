@@ -3,7 +3,8 @@
 #include "nn/layers.h"
 
 #include "core/error.h" // TRY, dcl__fail
-#include "diffcl/ops.h" // dcl_gemm, dcl_bias_*, dcl_im2col, dcl_col2im, dcl_swap01, channel bias
+#include "diffcl/ops.h" // dcl_gemm, dcl_bias_*, dcl_im2col, dcl_col2im, dcl_swap01, dcl_conv_output,
+                        // channel bias
 #include "diffcl/rng.h" // DCL_RNG_INIT
 
 dcl_status dcl__linear_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr w, dcl_ptr b,
@@ -39,8 +40,8 @@ size_t dcl__conv2d_col_size(const dcl__conv2d_shape *s) {
 size_t dcl__conv2d_out_size(const dcl__conv2d_shape *s) { return s->co * s->Ho * s->Wo; }
 
 dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_ptr cnhw, dcl_ptr in,
-                               dcl_ptr w, dcl_ptr b, size_t N, const dcl__conv2d_shape *s,
-                               size_t chunk) {
+                               dcl_ptr w, dcl_ptr b, dcl_ptr sbias, dcl_ptr res, size_t N,
+                               const dcl__conv2d_shape *s, size_t chunk) {
     size_t ci = s->ci, co = s->co, k = s->k, kk = ci * k * k;
     size_t ri = s->H * s->W, ro = s->Ho * s->Wo;
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
@@ -49,9 +50,13 @@ dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_pt
                        s->pad));
         // cnhw (co, n·Ho·Wo) = w (co, ci·k·k) · col (ci·k·k, n·Ho·Wo)
         TRY(dcl_gemm(dev, cnhw, w, col, 0, 0, co, n * ro, kk, 1.0f, 0.0f));
-        TRY(dcl_swap01(dev, dcl_ptr_add(out, n0 * co * ro), cnhw, co, n, ro));
+        // One pass instead of swap01 + a channel_bias_add per bias + axpby for the residual
+        // (bitwise the same sums).
+        dcl_ptr sb = sbias.buf ? dcl_ptr_add(sbias, n0 * co) : sbias;
+        dcl_ptr rs = res.buf ? dcl_ptr_add(res, n0 * co * ro) : res;
+        TRY(dcl_conv_output(dev, dcl_ptr_add(out, n0 * co * ro), cnhw, b, sb, rs, n, co, ro));
     }
-    return b.buf ? dcl_channel_bias_add(dev, out, out, b, N, co, ro, 0) : DCL_OK;
+    return DCL_OK;
 }
 
 dcl_status dcl__conv2d_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dw, dcl_ptr db, dcl_ptr col,

@@ -56,6 +56,8 @@ struct res {
     size_t h1;         // (N, cin, R) GroupNorm 1's output
     size_t c1;         // (N, cout, R) conv1 + emb: GroupNorm 2's input
     size_t h2;         // (N, cout, R) GroupNorm 2's output
+    size_t s1, s2;     // (N, cin, R), (N, cout, R): SiLU(h1), SiLU(h2), the convolutions' inputs,
+                       // kept for their weight gradients (recomputing them cost an exp each)
     size_t out;        // (N, cout, R) the block's output
     size_t mean1, rstd1, mean2, rstd2; // (N, G) GroupNorm statistics
 };
@@ -104,11 +106,12 @@ struct dcl_unet {
     dcl_buffer *cols;  // im2col columns and the GEMM's CNHW output
     // Offsets into saved: the time path (N, E) se, (N, T) z1, s1 = SiLU(z1), temb, ta = SiLU(temb);
     // the inputs xin (N, C, H, W) and lab (N) copied, null_lab (N) the null class; x0 (N, base, R)
-    // conv_in's output; hout (N, ch_0, R) and its statistics (N, G) before conv_out.
-    size_t se, z1, s1, temb, ta, xin, lab, null_lab, x0, hout, mean_out, rstd_out;
-    // Offsets into work: ga, gb (gradients flowing backward), t1, t2, s (SiLU and upsampling
-    // outputs), each max_batch·max_tensor; e (N, max_cout) the per-sample channel bias of a block
-    // and its gradient; dta (N, T) the gradient of SiLU(temb); tt1, tt2 (N, T) time-path scratch.
+    // conv_in's output; hout (N, ch_0, R) and its statistics (N, G) before conv_out, and
+    // sout = SiLU(hout).
+    size_t se, z1, s1, temb, ta, xin, lab, null_lab, x0, hout, mean_out, rstd_out, sout;
+    // Offsets into work: ga, gb (gradients flowing backward), t1, t2, s (the upsampling output),
+    // each max_batch·max_tensor; e (N, max_cout) the per-sample channel bias of a block and its
+    // gradient; dta (N, T) the gradient of SiLU(temb); tt1, tt2 (N, T) time-path scratch.
     size_t ga, gb, t1, t2, s, e, dta, tt1, tt2;
     size_t col, cnhw; // offsets into cols
     size_t saved_n;   // batch of the last own forward (0: none to differentiate)
@@ -313,6 +316,7 @@ static void layout_res(dcl_unet *u, struct res *r, size_t *top) {
     r->h1 = take(top, B * r->cin * R);
     r->c1 = take(top, B * r->cout * R);
     r->h2 = take(top, B * r->cout * R);
+    r->s1 = take(top, B * r->cin * R), r->s2 = take(top, B * r->cout * R);
     r->out = take(top, B * r->cout * R);
     r->mean1 = take(top, B * u->G), r->rstd1 = take(top, B * u->G);
     r->mean2 = take(top, B * u->G), r->rstd2 = take(top, B * u->G);
@@ -354,6 +358,7 @@ static dcl_status layout(dcl_unet *u) {
     layout_res(u, &u->mid, &top);
     u->hout = take(&top, B * (size_t)u->lv[0].ch * R0);
     u->mean_out = take(&top, B * u->G), u->rstd_out = take(&top, B * u->G);
+    u->sout = take(&top, B * (size_t)u->lv[0].ch * R0);
     TRY(alloc(&u->saved, u, top, "unet.saved"));
 
     top = 0;
@@ -498,12 +503,19 @@ static dcl_ptr work(const dcl_unet *u, size_t off) { return dcl_at(u->work, off)
 static dcl_ptr param(const dcl_arena *p, int view) { return dcl_arena_ptr(p, view); }
 
 // The layers with u's scratch: im2col columns and the GEMM's CNHW output in u->cols, convolutions
-// in chunks of samples whose columns fit the budget.
+// in chunks of samples whose columns fit the budget. conv_add also adds sbias (N, co) per sample
+// and channel and res (N, co, Ho, Wo) in the pass that writes out (either left out: buf NULL).
+static dcl_status conv_add(dcl_unet *u, const dcl_arena *p, const struct conv *c, dcl_ptr out,
+                           dcl_ptr in, dcl_ptr sbias, dcl_ptr res, size_t N) {
+    return dcl__conv2d_forward(u->dev, out, dcl_at(u->cols, u->col), dcl_at(u->cols, u->cnhw), in,
+                               param(p, c->w), param(p, c->b), sbias, res, N, &c->s,
+                               chunk(u, N, dcl__conv2d_col_size(&c->s)));
+}
+
 static dcl_status conv_forward(dcl_unet *u, const dcl_arena *p, const struct conv *c, dcl_ptr out,
                                dcl_ptr in, size_t N) {
-    return dcl__conv2d_forward(u->dev, out, dcl_at(u->cols, u->col), dcl_at(u->cols, u->cnhw), in,
-                               param(p, c->w), param(p, c->b), N, &c->s,
-                               chunk(u, N, dcl__conv2d_col_size(&c->s)));
+    dcl_ptr none = {NULL, 0};
+    return conv_add(u, p, c, out, in, none, none, N);
 }
 
 static dcl_status linear_forward(dcl_unet *u, const dcl_arena *p, const struct linear *l,
@@ -517,25 +529,26 @@ static dcl_status res_forward(dcl_unet *u, const dcl_arena *p, const struct res 
     dcl_device *dev = u->dev;
     size_t R = (size_t)r->H * r->W, cin = (size_t)r->cin, cout = (size_t)r->cout;
     dcl_ptr h1 = saved(u, r->h1), c1 = saved(u, r->c1), h2 = saved(u, r->h2);
-    dcl_ptr out = saved(u, r->out), s = work(u, u->s), e = work(u, u->e);
+    dcl_ptr out = saved(u, r->out), s1 = saved(u, r->s1), s2 = saved(u, r->s2), e = work(u, u->e);
     TRY(dcl_group_norm_forward(dev, h1, saved(u, r->mean1), saved(u, r->rstd1), x,
                                param(p, r->norm1.w), param(p, r->norm1.b), N, cin, R, u->G,
                                GN_EPS));
-    TRY(dcl_silu_forward(dev, s, h1, N * cin * R));
-    TRY(conv_forward(u, p, &r->conv1, c1, s, N));
-    // e (N, cout) = SiLU(temb) W_embᵀ + b_emb, added to every position of its sample and channel.
+    TRY(dcl_silu_forward(dev, s1, h1, N * cin * R));
+    // e (N, cout) = SiLU(temb) W_embᵀ + b_emb, added to every position of its sample and channel
+    // of c1 = conv1(s1) + b1 + e.
+    dcl_ptr none = {NULL, 0};
     TRY(linear_forward(u, p, &r->emb, e, saved(u, u->ta), N));
-    TRY(dcl_channel_bias_add(dev, c1, c1, e, N, cout, R, 1));
+    TRY(conv_add(u, p, &r->conv1, c1, s1, e, none, N));
     TRY(dcl_group_norm_forward(dev, h2, saved(u, r->mean2), saved(u, r->rstd2), c1,
                                param(p, r->norm2.w), param(p, r->norm2.b), N, cout, R, u->G,
                                GN_EPS));
-    TRY(dcl_silu_forward(dev, s, h2, N * cout * R));
-    TRY(conv_forward(u, p, &r->conv2, out, s, N));
+    TRY(dcl_silu_forward(dev, s2, h2, N * cout * R));
+    // out = conv2(s2) + b2 + x (or skip(x) + b_skip, made first so that conv2's pass adds it).
     if (r->has_skip) {
         TRY(conv_forward(u, p, &r->skip, work(u, u->ga), x, N));
         x = work(u, u->ga);
     }
-    return dcl_axpby(dev, out, out, x, 1.0f, 1.0f, N * cout * R);
+    return conv_add(u, p, &r->conv2, out, s2, none, x, N);
 }
 
 // out (N, C, H, W) = the network with the weights of p (u's layout).
@@ -595,8 +608,8 @@ static dcl_status forward(dcl_unet *u, const dcl_arena *p, dcl_ptr out, dcl_ptr 
     TRY(dcl_group_norm_forward(dev, saved(u, u->hout), saved(u, u->mean_out), saved(u, u->rstd_out),
                                saved(u, u->lv[0].up.out), param(p, u->norm_out.w),
                                param(p, u->norm_out.b), N, ch0, R0, u->G, GN_EPS));
-    TRY(dcl_silu_forward(dev, work(u, u->s), saved(u, u->hout), N * ch0 * R0));
-    return conv_forward(u, p, &u->conv_out, out, work(u, u->s), N);
+    TRY(dcl_silu_forward(dev, saved(u, u->sout), saved(u, u->hout), N * ch0 * R0));
+    return conv_forward(u, p, &u->conv_out, out, saved(u, u->sout), N);
 }
 
 static dcl_status check_batch(const dcl_unet *u, const char *what, size_t N) {
@@ -642,19 +655,19 @@ static dcl_status linear_backward(dcl_unet *u, const struct linear *l, dcl_ptr d
 
 // Block r with input x: given dout (N, cout, R), writes dx (N, cin, R) (overwrites), accumulates
 // its parameter gradients and adds the gradient of SiLU(temb) into dta. dout and dx are work
-// buffers other than t1, t2 and s, which this uses as scratch (SiLU outputs are recomputed).
+// buffers other than t1 and t2, which this uses as scratch (the SiLU outputs s1, s2 were saved).
 static dcl_status res_backward(dcl_unet *u, const struct res *r, dcl_ptr x, dcl_ptr dout,
                                dcl_ptr dx, size_t N) {
     dcl_device *dev = u->dev;
     const dcl_arena *p = &u->params, *g = &u->grads;
     size_t R = (size_t)r->H * r->W, cin = (size_t)r->cin, cout = (size_t)r->cout;
     dcl_ptr h1 = saved(u, r->h1), c1 = saved(u, r->c1), h2 = saved(u, r->h2);
-    dcl_ptr s = work(u, u->s), t1 = work(u, u->t1), t2 = work(u, u->t2), e = work(u, u->e);
-    // out = conv2(SiLU(h2)) + skip(x)
-    TRY(dcl_silu_forward(dev, s, h2, N * cout * R));
-    TRY(conv_backward(u, &r->conv2, dout, s, t1, N));
+    dcl_ptr t1 = work(u, u->t1), t2 = work(u, u->t2), e = work(u, u->e);
+    // out = conv2(s2) + skip(x), s2 = SiLU(h2)
+    TRY(conv_backward(u, &r->conv2, dout, saved(u, r->s2), t1, N));
+    // dx = the skip path's gradient (dout itself when there is no skip conv) + the main path's,
+    // added at the end.
     if (r->has_skip) TRY(conv_backward(u, &r->skip, dout, x, dx, N));
-    else TRY(dcl_copy(dev, dx, dout, N * cout * R));
     TRY(dcl_silu_backward(dev, t2, h2, t1, N * cout * R));
     TRY(dcl_group_norm_backward(dev, t1, param(g, r->norm2.w), param(g, r->norm2.b), t2, c1,
                                 saved(u, r->mean2), saved(u, r->rstd2), param(p, r->norm2.w), N,
@@ -662,13 +675,12 @@ static dcl_status res_backward(dcl_unet *u, const struct res *r, dcl_ptr x, dcl_
     // c1 = conv1(SiLU(h1)) + e[n, c] with e = ta W_embᵀ + b_emb.
     TRY(dcl_channel_bias_backward(dev, e, t1, N, cout, R, 1));
     TRY(linear_backward(u, &r->emb, e, saved(u, u->ta), work(u, u->dta), N, DCL__GRAD_ADD));
-    TRY(dcl_silu_forward(dev, s, h1, N * cin * R));
-    TRY(conv_backward(u, &r->conv1, t1, s, t2, N));
+    TRY(conv_backward(u, &r->conv1, t1, saved(u, r->s1), t2, N));
     TRY(dcl_silu_backward(dev, t1, h1, t2, N * cin * R));
     TRY(dcl_group_norm_backward(dev, t2, param(g, r->norm1.w), param(g, r->norm1.b), t1, x,
                                 saved(u, r->mean1), saved(u, r->rstd1), param(p, r->norm1.w), N,
                                 cin, R, u->G));
-    return dcl_axpby(dev, dx, dx, t2, 1.0f, 1.0f, N * cin * R);
+    return dcl_axpby(dev, dx, r->has_skip ? dx : dout, t2, 1.0f, 1.0f, N * cin * R);
 }
 
 // The forward in reverse. The gradient flows through work buffers ga and gb: `g` holds the
@@ -692,8 +704,7 @@ dcl_status dcl_unet_backward(dcl_unet *u, dcl_ptr dout, size_t N) {
     TRY(dcl_fill(dev, work(u, u->dta), 0.0f, N * T));
 
     // out = conv_out(SiLU(norm_out(q_0))), q_0 the top up block's output.
-    TRY(dcl_silu_forward(dev, s, saved(u, u->hout), N * ch0 * R0));
-    TRY(conv_backward(u, &u->conv_out, dout, s, t1, N));
+    TRY(conv_backward(u, &u->conv_out, dout, saved(u, u->sout), t1, N));
     TRY(dcl_silu_backward(dev, t2, saved(u, u->hout), t1, N * ch0 * R0));
     TRY(dcl_group_norm_backward(dev, g, param(gr, u->norm_out.w), param(gr, u->norm_out.b), t2,
                                 saved(u, u->lv[0].up.out), saved(u, u->mean_out),

@@ -92,7 +92,8 @@ dcl_status dcl_rng_normal(dcl_device *dev, dcl_ptr out, uint64_t seed, uint32_t 
 // ---- images (NCHW) ------------------------------------------------------------------------------
 //
 // A convolution is im2col, then dcl_gemm with the weights (Co, C·k·k) × col (C·k·k, N·Ho·Wo) into
-// CNHW (Co, N, Ho·Wo), then dcl_swap01 into NCHW and dcl_channel_bias_add; its backward is
+// CNHW (Co, N, Ho·Wo), then dcl_swap01 into NCHW and dcl_channel_bias_add (or dcl_conv_output, both
+// in one pass, with a per-sample bias and a residual too); its backward is
 // dcl_swap01 back, dcl_channel_bias_backward, two GEMMs and dcl_col2im (tests/test_conv.c).
 // All sizes below must keep every tensor under 2^32 elements.
 
@@ -163,5 +164,18 @@ dcl_status dcl_embedding_forward(dcl_device *dev, dcl_ptr out, dcl_ptr table, dc
 // dtable (K, E); dout (N, E); labels (N) as uint32 bits
 dcl_status dcl_embedding_backward(dcl_device *dev, dcl_ptr dtable, dcl_ptr dout, dcl_ptr labels,
                                   size_t N, size_t K, size_t E);
+
+// ---- fused ops ----------------------------------------------------------------------------------
+//
+// Each does in one pass over memory what a sequence of the ops above does in several, with the
+// same roundings in the same order, so its result is bitwise that of the sequence.
+
+// A convolution's output from the GEMM's CNHW result: out[n, c, r] = cnhw[c, n, r] + bias[c]
+// + sbias[n, c] + res[n, c, r], added left to right; a term whose view has buf == NULL is left
+// out. It equals dcl_swap01, dcl_channel_bias_add (per_sample 0, then 1) and dcl_axpby(out, out,
+// res, 1, 1) in turn. out (N, C, R); cnhw (C, N, R), must not overlap out; bias (C); sbias (N, C)
+// (a per-sample bias such as the time embedding); res (N, C, R) (a residual), may be out itself.
+dcl_status dcl_conv_output(dcl_device *dev, dcl_ptr out, dcl_ptr cnhw, dcl_ptr bias, dcl_ptr sbias,
+                           dcl_ptr res, size_t N, size_t C, size_t R);
 
 #endif

@@ -20,6 +20,8 @@
 #include "diffcl/rng.h"          // dcl_rng_bits_at, dcl_rng_uniform_at, dcl_rng_normal_at
 #include "diffcl/version.h"      // DIFFCL_VERSION_STRING: the CPU reference's driver version
 
+#include "device/cpu/cpu_impl.h" // the ops of other files: cpu_conv_output (cpu_fused.c)
+
 // Ops reach memory only through p.buf->handle, never through p.buf->dev: the dispatcher also runs
 // them on host-wrapping buffers (dev == NULL) for the CPU fallback.
 static float *fptr(dcl_ptr p) { return (float *)p.buf->handle + p.off; }

@@ -355,6 +355,19 @@ static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
     return dcl__cl_after_enqueue(ctx, "CLBlastSgemm(M=%zu N=%zu K=%zu)", M, N, K);
 }
 
+// ---- fused ops ----------------------------------------------------------------------------------
+
+static dcl_status cl_conv_output(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, a, 0)) return c.s;
+    tensor(&c, a->out[0]);
+    for (int i = 0; i < 4; i++) tensor(&c, a->in[i]);
+    u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R);
+    // The terms present (non-empty views): bit 0 bias, 1 sbias, 2 res.
+    u32(&c, (a->in_len[1] ? 1u : 0u) | (a->in_len[2] ? 2u : 0u) | (a->in_len[3] ? 4u : 0u));
+    return run(&c, a->out_len[0]);
+}
+
 // Every op of DCL_OP_MAP: cl_<name> for OWN ops, cl_map for MAP1 and MAP2 ops. An OWN op without
 // an OpenCL version yet is `#define cl_<name> NULL` here: the dispatcher runs it on the CPU
 // reference.

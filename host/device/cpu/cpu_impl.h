@@ -1,0 +1,11 @@
+// The CPU reference's ops that live outside cpu_backend.c (fused ops: cpu_fused.c), declared for
+// its op table, which names each op's function cpu_<name> (device/backend.h, DCL_OP_MAP).
+#ifndef DIFFCL_CPU_IMPL_H
+#define DIFFCL_CPU_IMPL_H
+
+#include "device/backend.h" // struct dcl_op_args
+
+dcl_status dcl__cpu_conv_output(void *ctx, const struct dcl_op_args *a);
+#define cpu_conv_output dcl__cpu_conv_output
+
+#endif
