@@ -406,13 +406,10 @@ static dcl_status open_synthetic(dcl_dataset **ds) {
     return s;
 }
 
+// Fashion-MNIST when its files are there (a damaged file is an error), else the synthetic set.
 static dcl_status open_image_data(bench_train_data *d) {
-    d->synthetic = 0;
-    if (access(DCL_FASHION_MNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) == 0 &&
-        dcl_dataset_open(&d->ds, "fashion-mnist", 0) == DCL_OK)
-        return DCL_OK;
-    d->synthetic = 1;
-    return open_synthetic(&d->ds);
+    d->synthetic = access(DCL_FASHION_MNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0;
+    return d->synthetic ? open_synthetic(&d->ds) : dcl_dataset_open(&d->ds, "fashion-mnist", 0);
 }
 
 // Per-step device counters: the trainer's progress callback records each step's difference.
