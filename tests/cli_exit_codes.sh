@@ -178,6 +178,12 @@ else
     echo "note: no OpenCL device; planted-bug and device-failure cases not run"
 fi
 
+# bench train: a bad --model, then two timed MLP steps on the CPU reference, which never waits.
+expect 2 "use mlp, unet or both" -- bench train --model cnn
+expect 0 "" -- bench train --device cpu --model mlp --steps 2
+grep -qE "median step +ops +[1-9][0-9.]* +launches +[1-9].* waits +0.00" "$T/out" ||
+    { echo "FAIL: bench train printed no per-step counters" >&2; failures=$((failures + 1)); }
+
 if ((failures)); then
     echo "$failures case(s) failed" >&2
     exit 1

@@ -1,20 +1,28 @@
-// `diffcl bench [ops|gemm|unet]`: the op-case table of host/crosscheck/ timed case by case (GB/s
-// and GFLOP/s), square GEMMs (GFLOP/s) and the default U-Net (images/s) on each device, timed on
-// the monotonic clock after one warm-up call.
+// `diffcl bench [ops|gemm|unet|train]`: the op-case table of host/crosscheck/ timed case by case
+// (GB/s and GFLOP/s), square GEMMs (GFLOP/s), the default U-Net (images/s), and real training steps
+// of the CLI's default models with what each step costs the device (launches, transfers, waits), on
+// each device, timed on the monotonic clock after a warm-up.
+#define _POSIX_C_SOURCE 200809L // mkdtemp
+#include <stddef.h>             // offsetof
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/error.h"            // dcl__fail
 #include "crosscheck/crosscheck.h" // dcl_check_case_*, dcl_check_perf_*: the cases bench ops times
 #include "diffcl/ops.h"            // dcl_gemm, dcl_rng_normal, dcl_rng_uniform, dcl_fill
 #include "diffcl/rng.h"            // DCL_RNG_TEST
+#include "diffcl/train.h"          // dcl_train, dcl_model_*: bench train
 #include "diffcl/unet.h"           // dcl_unet_*: the default U-Net's throughput
 
 const cli_command cli_bench_command = {
     .name = "bench",
     .summary = "time every op case (GB/s, GFLOP/s), square GEMMs and the U-Net on each device",
-    .usage = "diffcl bench [ops|gemm|unet] [--device SPEC|all] [--size N] [--elements N]\n"
-             "             [--case PREFIX] [--sizes LIST] [--repeat N] [--batch N]",
+    .usage = "diffcl bench [ops|gemm|unet|train] [--device SPEC|all] [--size N] [--elements N]\n"
+             "             [--case PREFIX] [--sizes LIST] [--repeat N] [--batch N]\n"
+             "             [--model mlp|unet|both] [--steps N]",
     .details =
         "'ops' (the default) times every case of the op table that 'diffcl check' and the\n"
         "op test run (each op and variant, forward and backward), one row per case and\n"
@@ -34,12 +42,28 @@ const cli_command cli_bench_command = {
         "'unet' times the default class-conditional U-Net for 28x28 grey images (what\n"
         "'diffcl train --data fashion-mnist' builds) at --batch images: a training step's\n"
         "forward + backward (images/s) and a forward alone (network evaluations/s, the cost of\n"
-        "sampling).\n",
+        "sampling).\n"
+        "\n"
+        "'train' runs real training steps (dcl_train: AdamW with warm-up, gradient clipping 1,\n"
+        "EMA, the loss read back every 100 (mlp) or 25 (unet) steps) of the models 'diffcl\n"
+        "train' builds by default: the spiral flow MLP 3x128 at batch 1024 and the\n"
+        "class-conditional U-Net at batch 64 on Fashion-MNIST (from " DCL_FASHION_MNIST_DIR ";\n"
+        "without it, a synthetic labelled set of 1000 images of the same shape, which the output\n"
+        "says). After a warm-up run (kernel builds, allocations) it times --steps steps and\n"
+        "prints training steps/s and examples/s; then the EMA model's sampling rate with the\n"
+        "euler sampler (mlp: 10000 points, 100 steps; unet: --batch images, 10 steps):\n"
+        "samples/s and network evaluations/s; then what one training step asks of the device\n"
+        "(dcl_device_stats): ops, kernel launches, host->device writes and device->host reads\n"
+        "(count and bytes) and blocking host waits, as the median step (a step without a loss\n"
+        "read-back) and the mean over the timed steps. The CPU reference counts each op as one\n"
+        "launch and never waits.\n",
     .examples = "  diffcl bench\n"
                 "  diffcl bench ops --device all --case group_norm\n"
                 "  diffcl bench ops --device cl:gpu --size 4194304 --repeat 20\n"
                 "  diffcl bench gemm --device cl:gpu --sizes 512,4096\n"
-                "  diffcl bench unet --device all --batch 64\n",
+                "  diffcl bench unet --device all --batch 64\n"
+                "  diffcl bench train --model both --device all\n"
+                "  diffcl bench train --model mlp --device cpu --steps 1000\n",
     .device_help = "device to time, or 'all' for cpu and every usable OpenCL device",
     .device_def = "all",
 };
@@ -55,7 +79,9 @@ typedef struct bench_opts {
     const char *only;  // ops: cases whose name starts with this
     cli_sizes sizes;   // gemm
     uint64_t repeat;   // 0: adaptive
-    uint64_t batch;    // unet
+    uint64_t batch;    // unet, train (0: the model's default)
+    const char *model; // train: mlp, unet or both
+    uint64_t steps;    // train: timed steps (0: the model's default)
 } bench_opts;
 
 typedef dcl_status (*bench_fn)(void *ctx);
@@ -328,9 +354,264 @@ static dcl_status bench_unet(const char *spec, size_t N) {
     return s;
 }
 
+// ---- train: real training steps of the CLI's default models -----------------------------------
+
+#define SYNTH_IMAGES 1000
+#define MLP_SAMPLE_N 10000
+#define MLP_SAMPLE_STEPS 100
+#define UNET_SAMPLE_STEPS 10
+
+// The U-Net's training images: Fashion-MNIST when installed, else a synthetic set of its shape.
+typedef struct bench_train_data {
+    dcl_dataset *ds;
+    int synthetic;
+} bench_train_data;
+
+static dcl_status write_idx(const char *path, const uint8_t *header, size_t hn, const uint8_t *body,
+                            size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return dcl__fail(DCL_ERR_IO, "cannot write %s", path);
+    int ok = fwrite(header, 1, hn, f) == hn && fwrite(body, 1, n, f) == n;
+    ok &= fclose(f) == 0;
+    return ok ? DCL_OK : dcl__fail(DCL_ERR_IO, "cannot write %s", path);
+}
+
+// SYNTH_IMAGES labelled 28×28 grey images (smooth per-class patterns plus hashed noise) written as
+// an IDX pair to a temporary folder, opened, then deleted.
+static dcl_status open_synthetic(dcl_dataset **ds) {
+    char dir[] = "/tmp/diffcl-bench-XXXXXX", img[64], lab[64], spec[160];
+    if (!mkdtemp(dir)) return dcl__fail(DCL_ERR_IO, "cannot create a temporary folder in /tmp");
+    snprintf(img, sizeof img, "%s/images", dir);
+    snprintf(lab, sizeof lab, "%s/labels", dir);
+    uint8_t *px = malloc((size_t)SYNTH_IMAGES * 784), labels[SYNTH_IMAGES];
+    dcl_status s = px ? DCL_OK : dcl__fail(DCL_ERR_NOMEM, "out of host memory");
+    for (uint32_t i = 0; px && i < SYNTH_IMAGES; i++) {
+        labels[i] = (uint8_t)(i % 10);
+        for (uint32_t p = 0; p < 784; p++) {
+            uint32_t r = p / 28, c = p % 28, h = (i * 2654435761u) ^ (p * 2246822519u);
+            h ^= h >> 15, h *= 2654435761u, h ^= h >> 13;
+            uint32_t v = ((r * (labels[i] + 1) + c * 3) * 9 + (h & 63)) & 255;
+            px[(size_t)i * 784 + p] = (uint8_t)v;
+        }
+    }
+    const uint8_t ih[16] = {0, 0,  8, 3, 0, 0, SYNTH_IMAGES >> 8, SYNTH_IMAGES & 255, 0, 0,
+                            0, 28, 0, 0, 0, 28};
+    const uint8_t lh[8] = {0, 0, 8, 1, 0, 0, SYNTH_IMAGES >> 8, SYNTH_IMAGES & 255};
+    if (s == DCL_OK) s = write_idx(img, ih, sizeof ih, px, (size_t)SYNTH_IMAGES * 784);
+    if (s == DCL_OK) s = write_idx(lab, lh, sizeof lh, labels, SYNTH_IMAGES);
+    snprintf(spec, sizeof spec, "idx:%s,%s", img, lab);
+    if (s == DCL_OK) s = dcl_dataset_open(ds, spec, 0);
+    free(px);
+    remove(img), remove(lab), rmdir(dir);
+    return s;
+}
+
+// Fashion-MNIST when its files are there (a damaged file is an error), else the synthetic set.
+static dcl_status open_image_data(bench_train_data *d) {
+    d->synthetic = access(DCL_FASHION_MNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0;
+    return d->synthetic ? open_synthetic(&d->ds) : dcl_dataset_open(&d->ds, "fashion-mnist", 0);
+}
+
+// Per-step device counters: the trainer's progress callback records each step's difference.
+typedef struct step_stats {
+    dcl_device *dev;
+    dcl_device_stats last;
+    dcl_device_stats *steps; // one per timed step
+    int64_t n, cap;
+} step_stats;
+
+static void on_step(void *ctx, int64_t done, int64_t total) {
+    (void)done, (void)total;
+    step_stats *st = ctx;
+    dcl_device_stats now;
+    dcl_device_stats_get(st->dev, &now);
+    if (st->n < st->cap) {
+        dcl_device_stats *d = &st->steps[st->n++];
+        d->ops = now.ops - st->last.ops, d->launches = now.launches - st->last.launches;
+        d->writes = now.writes - st->last.writes;
+        d->write_bytes = now.write_bytes - st->last.write_bytes;
+        d->reads = now.reads - st->last.reads, d->read_bytes = now.read_bytes - st->last.read_bytes;
+        d->waits = now.waits - st->last.waits;
+    }
+    st->last = now;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+// The median over the steps of the counter at byte offset off of dcl_device_stats.
+static uint64_t median_field(const step_stats *st, size_t off, uint64_t *tmp) {
+    for (int64_t i = 0; i < st->n; i++)
+        tmp[i] = *(const uint64_t *)((const char *)&st->steps[i] + off);
+    qsort(tmp, (size_t)st->n, sizeof *tmp, cmp_u64);
+    return st->n ? tmp[st->n / 2] : 0;
+}
+
+static void print_step_row(const char *what, const dcl_device_stats *d, double div) {
+    char wb[32], rb[32];
+    cli_format_bytes(wb, sizeof wb, (unsigned long long)((double)d->write_bytes / div + 0.5));
+    cli_format_bytes(rb, sizeof rb, (unsigned long long)((double)d->read_bytes / div + 0.5));
+    printf("  %-22s ops %7.1f  launches %7.1f  writes %5.2f (%s)  reads %5.2f (%s)  "
+           "waits %5.2f\n",
+           what, (double)d->ops / div, (double)d->launches / div, (double)d->writes / div, wb,
+           (double)d->reads / div, rb, (double)d->waits / div);
+}
+
+// The median step and the mean over all timed steps.
+static void print_step_stats(const step_stats *st, const dcl_device_stats *total) {
+    uint64_t *tmp = malloc((size_t)(st->n ? st->n : 1) * sizeof *tmp);
+    if (!tmp) return;
+    dcl_device_stats med = {
+        .ops = median_field(st, offsetof(dcl_device_stats, ops), tmp),
+        .launches = median_field(st, offsetof(dcl_device_stats, launches), tmp),
+        .writes = median_field(st, offsetof(dcl_device_stats, writes), tmp),
+        .write_bytes = median_field(st, offsetof(dcl_device_stats, write_bytes), tmp),
+        .reads = median_field(st, offsetof(dcl_device_stats, reads), tmp),
+        .read_bytes = median_field(st, offsetof(dcl_device_stats, read_bytes), tmp),
+        .waits = median_field(st, offsetof(dcl_device_stats, waits), tmp),
+    };
+    free(tmp);
+    printf("per training step (device counters):\n");
+    print_step_row("median step", &med, 1);
+    print_step_row("mean, with read-backs", total, st->n ? (double)st->n : 1);
+}
+
+// Trains m for `steps` steps (the CLI's options); *seconds is the wall time of the dcl_train call,
+// which ends with the loss read back (so the device has finished).
+static dcl_status train_steps(dcl_device *dev, dcl_model *m, dcl_dataset *ds, int batch, int steps,
+                              step_stats *st, double *seconds) {
+    dcl_train_opts o;
+    dcl_train_opts_default(&o);
+    o.steps = steps, o.batch = batch;
+    o.log_every = m->cfg.net.kind == DCL_NET_UNET ? 25 : 100; // as `diffcl train`
+    o.progress = st ? on_step : NULL, o.progress_ctx = st;
+    if (st) dcl_device_stats_get(dev, &st->last);
+    double t0 = cli_now();
+    dcl_status s = dcl_train(dev, m, ds, &o, NULL, NULL, NULL, NULL);
+    *seconds = cli_now() - t0;
+    return s;
+}
+
+// One model on one device: warm-up, timed training steps, sampling rate, per-step counters.
+static dcl_status bench_train_model(dcl_device *dev, int unet, const bench_opts *o,
+                                    const bench_train_data *data) {
+    const dcl_device_info *d = dcl_device_get_info(dev);
+    dcl_model_config c;
+    dcl_model_config_default(&c);
+    dcl_dataset *spiral = NULL, *ds = data->ds;
+    int batch = o->batch ? (int)o->batch : unet ? 64 : 1024;
+    int steps = o->steps ? (int)o->steps : unet ? 10 : 300, warm = unet ? 2 : 20;
+    size_t sample_n = unet ? (size_t)batch : MLP_SAMPLE_N;
+    int sample_steps = unet ? UNET_SAMPLE_STEPS : MLP_SAMPLE_STEPS;
+    dcl_status s = DCL_OK;
+    if (unet) {
+        int C, H, W;
+        dcl_dataset_image_shape(ds, &C, &H, &W);
+        c.net.kind = DCL_NET_UNET;
+        dcl_unet_config_default(&c.net.unet, C, H, W);
+        c.net.unet.num_classes = dcl_dataset_num_classes(ds);
+        c.cond_drop = 0.1;
+        snprintf(c.data, sizeof c.data, "%s", data->synthetic ? "synthetic" : "fashion-mnist");
+    } else {
+        s = dcl_dataset_open(&spiral, "spiral", 0);
+        ds = spiral;
+    }
+    dcl_model m = {0};
+    step_stats st = {.dev = dev, .cap = steps};
+    st.steps = calloc((size_t)steps, sizeof *st.steps);
+    float *x = malloc(sample_n * dcl_net_dim(&c.net) * sizeof *x);
+    if (s == DCL_OK && (!st.steps || !x)) s = dcl__fail(DCL_ERR_NOMEM, "out of host memory");
+    if (s == DCL_OK)
+        s = dcl_model_init(&m, dev, &c, (size_t)batch > sample_n ? (size_t)batch : sample_n);
+    if (s == DCL_OK) {
+        if (unet)
+            printf("== %s  %s: U-Net 1x28x28 base %d, mult %d,%d,%d, %d classes, %zu parameters, "
+                   "%s, batch %d\n",
+                   d->spec, d->name, c.net.unet.base, c.net.unet.mult[0], c.net.unet.mult[1],
+                   c.net.unet.mult[2], c.net.unet.num_classes, dcl_model_parameter_count(&m),
+                   data->synthetic ? "synthetic images (Fashion-MNIST is not installed: "
+                                     "tools/setup.sh)"
+                                   : "Fashion-MNIST",
+                   batch);
+        else
+            printf("== %s  %s: MLP %dx%d, spiral, flow/velocity, %zu parameters, batch %d\n",
+                   d->spec, d->name, c.net.mlp.depth, c.net.mlp.width,
+                   dcl_model_parameter_count(&m), batch);
+        fflush(stdout);
+    }
+    double secs = 0, sample_secs = 0;
+    dcl_device_stats before, after;
+    if (s == DCL_OK) {
+        cli_progress("bench %s: %s warm-up", d->spec, unet ? "unet" : "mlp");
+        s = train_steps(dev, &m, ds, batch, warm, NULL, &secs);
+    }
+    if (s == DCL_OK) {
+        cli_progress("bench %s: %s training, %d steps", d->spec, unet ? "unet" : "mlp", steps);
+        dcl_device_stats_get(dev, &before);
+        s = train_steps(dev, &m, ds, batch, steps, &st, &secs);
+        dcl_device_stats_get(dev, &after);
+    }
+    if (s == DCL_OK) {
+        // One warm-up draw at the full size, then the timed one (the EMA weights, as `sample`).
+        cli_progress("bench %s: %s sampling", d->spec, unet ? "unet" : "mlp");
+        dcl_sampler_opts so = {.kind = DCL_SAMPLER_EULER, .steps = 1};
+        s = dcl_model_sample(&m, &so, sample_n, 1, 1, NULL, x, NULL);
+        so.steps = sample_steps;
+        double t0 = cli_now();
+        if (s == DCL_OK) s = dcl_model_sample(&m, &so, sample_n, 1, 1, NULL, x, NULL);
+        sample_secs = cli_now() - t0;
+    }
+    cli_progress_clear();
+    if (s == DCL_OK) {
+        dcl_device_stats total = {
+            after.ops - before.ops,       after.launches - before.launches,
+            after.writes - before.writes, after.write_bytes - before.write_bytes,
+            after.reads - before.reads,   after.read_bytes - before.read_bytes,
+            after.waits - before.waits};
+        double evals = (double)sample_n * sample_steps;
+        printf("train   %10.2f steps/s  %10.1f %s/s  (%d steps after %d warm-up, %.2f s)\n",
+               steps / secs, steps * (double)batch / secs, unet ? "images" : "examples", steps,
+               warm, secs);
+        printf("sample  %10.1f samples/s  %10.1f evaluations/s  (euler %d steps, %zu %s, EMA "
+               "weights, %.2f s)\n",
+               (double)sample_n / sample_secs, evals / sample_secs, sample_steps, sample_n,
+               unet ? "images, unconditional" : "points", sample_secs);
+        print_step_stats(&st, &total);
+        putchar('\n');
+    } else {
+        cli_report(s);
+    }
+    fflush(stdout);
+    free(x);
+    free(st.steps);
+    if (m.net) dcl_model_free(&m);
+    dcl_dataset_free(spiral);
+    return s;
+}
+
+// Opens spec and benchmarks the models --model names; returns the first error status.
+static dcl_status bench_train(const char *spec, const bench_opts *o, const bench_train_data *data) {
+    dcl_device *dev = NULL;
+    dcl_clear_error();
+    dcl_status s = dcl_device_open(&dev, spec), first = s;
+    if (s != DCL_OK) {
+        cli_report(s);
+        return s;
+    }
+    if (strcmp(o->model, "unet") != 0) first = bench_train_model(dev, 0, o, data);
+    if (strcmp(o->model, "mlp") != 0) {
+        s = bench_train_model(dev, 1, o, data);
+        if (first == DCL_OK) first = s;
+    }
+    dcl_device_free(dev);
+    return first;
+}
+
 // Takes the optional subject off argv into *subject_out; returns CLI_PARSED or a usage error.
 static int parse_subject(int *argc, char ***argv, const char **subject_out) {
-    static const char *const subjects[] = {"ops", "gemm", "unet"};
+    static const char *const subjects[] = {"ops", "gemm", "unet", "train"};
     *subject_out = "ops";
     if (*argc < 2 || (*argv)[1][0] == '-') return CLI_PARSED;
     const char *subject = (*argv)[1];
@@ -342,7 +623,8 @@ static int parse_subject(int *argc, char ***argv, const char **subject_out) {
             return cli_usage_error("bench", "unknown bench subject '%s' (did you mean '%s'?)",
                                    subject, hint);
         return cli_usage_error(
-            "bench", "unknown bench subject '%s' (the subjects are: ops, gemm, unet)", subject);
+            "bench", "unknown bench subject '%s' (the subjects are: ops, gemm, unet, train)",
+            subject);
     }
     *subject_out = subject;
     // Drop the subject: argv[1] becomes the command name cli_parse skips.
@@ -353,7 +635,7 @@ static int parse_subject(int *argc, char ***argv, const char **subject_out) {
 }
 
 int cli_cmd_bench(int argc, char **argv) {
-    bench_opts o = {0, DCL_CHECK_PERF_ELEMENTS, NULL, {{256, 1024, 2048}, 3}, 0, 64};
+    bench_opts o = {0, DCL_CHECK_PERF_ELEMENTS, NULL, {{256, 1024, 2048}, 3}, 0, 0, "both", 0};
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
         {"size", 0, CLI_OPT_U64, &o.size, "N", "ops: run every case at size n", "per case", 1,
@@ -367,7 +649,11 @@ int cli_cmd_bench(int argc, char **argv) {
          1, 65536},
         {"repeat", 0, CLI_OPT_U64, &o.repeat, "N", "timed calls per op after the warm-up",
          "adaptive: at least 3 calls and 0.2 s (gemm 0.5 s)", 1, 1000000},
-        {"batch", 0, CLI_OPT_U64, &o.batch, "N", "unet: images per batch", "64", 1, 4096},
+        {"batch", 0, CLI_OPT_U64, &o.batch, "N", "unet, train: examples per batch",
+         "64 (unet), 1024 (mlp)", 1, 1u << 20},
+        {"model", 0, CLI_OPT_STRING, &o.model, "NAME", "train: mlp, unet or both", "both", 0, 0},
+        {"steps", 0, CLI_OPT_U64, &o.steps, "N", "train: timed training steps after the warm-up",
+         "300 (mlp), 10 (unet)", 1, 1000000},
     };
     const char *subject;
     int rc = parse_subject(&argc, &argv, &subject);
@@ -386,16 +672,33 @@ int cli_cmd_bench(int argc, char **argv) {
                                    o.only, o.only);
     }
 
+    if (strcmp(o.model, "mlp") && strcmp(o.model, "unet") && strcmp(o.model, "both"))
+        return cli_usage_error("bench", "--model '%s': use mlp, unet or both", o.model);
+    if (strcmp(subject, "unet") == 0 && o.batch > 4096)
+        return cli_usage_error("bench", "unet: --batch is at most 4096");
+
+    bench_train_data data = {0};
+    dcl_status s = DCL_OK;
+    if (strcmp(subject, "train") == 0 && strcmp(o.model, "mlp") != 0) {
+        s = open_image_data(&data);
+        if (s != DCL_OK) return cli_report(s);
+    }
     cli_targets t;
-    dcl_status s = cli_targets_init(&t, common.device ? common.device : "all", 1);
-    if (s != DCL_OK) return cli_report(s);
+    s = cli_targets_init(&t, common.device ? common.device : "all", 1);
+    if (s != DCL_OK) {
+        dcl_dataset_free(data.ds);
+        return cli_report(s);
+    }
     dcl_status first = DCL_OK;
     for (int i = 0; i < t.n; i++) {
-        if (strcmp(subject, "unet") == 0) s = bench_unet(t.specs[i], (size_t)o.batch);
+        if (strcmp(subject, "unet") == 0)
+            s = bench_unet(t.specs[i], o.batch ? (size_t)o.batch : 64);
+        else if (strcmp(subject, "train") == 0) s = bench_train(t.specs[i], &o, &data);
         else if (strcmp(subject, "gemm") == 0) s = bench_gemm(t.specs[i], &o);
         else s = bench_ops(t.specs[i], &o);
         if (first == DCL_OK) first = s;
     }
     cli_targets_free(&t);
+    dcl_dataset_free(data.ds);
     return cli_exit_code(first);
 }

@@ -173,6 +173,7 @@ struct dcl_device {
     dcl_device_info info;
     uint8_t force_cpu[DCL_OP_COUNT]; // from DIFFCL_CPU_OPS: run these ops on the CPU reference
     int by_auto;                     // chosen by "auto" (which may fall back to the CPU reference)
+    dcl_device_stats stats;          // dcl_device_stats_get: counted by device.c and the backends
 };
 
 struct dcl_buffer {

@@ -266,6 +266,9 @@ dcl_status dcl_device_finish(dcl_device *dev) {
     return dev->iface->finish ? dev->iface->finish(dev->ctx) : DCL_OK;
 }
 
+void dcl_device_stats_get(const dcl_device *dev, dcl_device_stats *out) { *out = dev->stats; }
+void dcl_device_stats_reset(dcl_device *dev) { memset(&dev->stats, 0, sizeof dev->stats); }
+
 dcl_status dcl_device_prepare(dcl_device *dev, int *compiled) {
     if (compiled) *compiled = 0;
 #ifdef DIFFCL_HAVE_OPENCL
@@ -325,12 +328,14 @@ static dcl_status check_range(const dcl_buffer *buf, size_t off, size_t n, const
 dcl_status dcl_buffer_write(dcl_buffer *buf, size_t off, size_t n, const void *src) {
     dcl_status s = check_range(buf, off, n, "write");
     if (s != DCL_OK || n == 0) return s;
+    buf->dev->stats.writes++, buf->dev->stats.write_bytes += (uint64_t)n * 4;
     return buf->dev->iface->buffer_write(buf->dev->ctx, buf, off, n, src);
 }
 
 dcl_status dcl_buffer_read(const dcl_buffer *buf, size_t off, size_t n, void *dst) {
     dcl_status s = check_range(buf, off, n, "read");
     if (s != DCL_OK || n == 0) return s;
+    buf->dev->stats.reads++, buf->dev->stats.read_bytes += (uint64_t)n * 4;
     return buf->dev->iface->buffer_read(buf->dev->ctx, buf, off, n, dst);
 }
 
@@ -390,6 +395,8 @@ dcl_status dcl__op_run(dcl_device *dev, const struct dcl_op_args *a) {
     for (int i = 0; i < a->n_in; i++)
         if ((s = check_view(dev, a, a->in[i], a->in_len[i], "input", i)) != DCL_OK) return s;
     if (work == 0) return DCL_OK;
+    dev->stats.ops++;
+    if (dev->iface == &dcl__cpu_backend) dev->stats.launches++; // the CPU reference: op = launch
     dcl_status (*fn)(void *, const struct dcl_op_args *) = dev->iface->ops[a->op];
     if (!fn || dev->force_cpu[a->op]) return run_on_cpu(dev, a);
     if ((s = fn(dev->ctx, a)) != DCL_OK)

@@ -91,6 +91,25 @@ dcl_status dcl_device_finish(dcl_device *dev);
 // on another thread. DCL_ERR_ARG for n < 0 or n > 256. dcl_cpu_threads: the count in force.
 dcl_status dcl_cpu_set_threads(int n);
 int dcl_cpu_threads(void);
+// What a device has been asked to do since it was opened (or since dcl_device_stats_reset): plain
+// counters, always on, per device. A benchmark reads them around a training step to see what a GPU
+// would pay for (launch overhead, host round-trips).
+typedef struct dcl_device_stats {
+    uint64_t ops;      // ops dispatched to the device, including those run on the CPU fallback
+    uint64_t launches; // OpenCL: each clEnqueueNDRangeKernel and each CLBlast call; the CPU
+                       // reference: one per op it runs
+    uint64_t writes, write_bytes; // host -> device copies (dcl_buffer_write) and their bytes
+    uint64_t reads, read_bytes;   // device -> host copies (dcl_buffer_read) and their bytes
+    uint64_t waits; // blocking host waits. OpenCL: blocking reads and writes, clFinish (also
+                    // dcl_device_finish), clWaitForEvents; the CPU reference: always 0 (its ops
+                    // run synchronously on the calling thread, nothing is queued to wait for)
+} dcl_device_stats;
+
+// Copies dev's counters into *out.
+void dcl_device_stats_get(const dcl_device *dev, dcl_device_stats *out);
+// Sets dev's counters to zero.
+void dcl_device_stats_reset(dcl_device *dev);
+
 // Builds every kernel program of dev now (from the on-disk program cache, or from source) instead
 // of on each op's first use, which still works without this call. *compiled (may be NULL)
 // receives how many programs were compiled from source since dev was opened; with an empty cache

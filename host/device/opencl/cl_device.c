@@ -161,6 +161,7 @@ dcl_status dcl__cl_ctx_open(struct dcl_cl_ctx **out, dcl_device *dev) {
     struct dcl_cl_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return dcl__fail(DCL_ERR_NOMEM, "out of host memory opening %s", info->spec);
     ctx->info = &dev->info;
+    ctx->stats = &dev->stats;
     ctx->platform = f.p, ctx->device = f.d;
     size_t items[3] = {0};
     clGetDeviceInfo(f.d, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof items, items, NULL);
@@ -232,6 +233,7 @@ void dcl__cl_buffer_free(void *p, dcl_buffer *buf) {
 
 dcl_status dcl__cl_buffer_write(void *p, dcl_buffer *buf, size_t off, size_t n, const void *src) {
     struct dcl_cl_ctx *ctx = p;
+    ctx->stats->waits++; // blocking
     CL_TRY(ctx,
            clEnqueueWriteBuffer(ctx->queue, (cl_mem)buf->handle, CL_TRUE, off * 4, n * 4, src, 0,
                                 NULL, NULL),
@@ -241,6 +243,7 @@ dcl_status dcl__cl_buffer_write(void *p, dcl_buffer *buf, size_t off, size_t n, 
 
 dcl_status dcl__cl_buffer_read(void *p, const dcl_buffer *buf, size_t off, size_t n, void *dst) {
     struct dcl_cl_ctx *ctx = p;
+    ctx->stats->waits++; // blocking
     CL_TRY(ctx,
            clEnqueueReadBuffer(ctx->queue, (cl_mem)buf->handle, CL_TRUE, off * 4, n * 4, dst, 0,
                                NULL, NULL),
@@ -250,6 +253,7 @@ dcl_status dcl__cl_buffer_read(void *p, const dcl_buffer *buf, size_t off, size_
 
 dcl_status dcl__cl_finish(void *p) {
     struct dcl_cl_ctx *ctx = p;
+    ctx->stats->waits++;
     CL_TRY(ctx, clFinish(ctx->queue), "clFinish");
     return DCL_OK;
 }

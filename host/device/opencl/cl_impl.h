@@ -29,6 +29,7 @@ struct dcl_cl_kernel {
 
 struct dcl_cl_ctx {
     const dcl_device_info *info; // the owning device's info (for messages)
+    dcl_device_stats *stats;     // the owning device's counters (launches, waits)
     cl_platform_id platform;
     cl_device_id device;
     cl_context context;

@@ -336,6 +336,7 @@ static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
     size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K;
     int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
     size_t lda = ta ? M : K, ldb = tb ? K : N;
+    ctx->stats->launches++; // one CLBlast call (it may enqueue more than one kernel)
     CLBlastStatusCode st = CLBlastSgemm(
         CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
         tb ? CLBlastTransposeYes : CLBlastTransposeNo, M, N, K, a->p.gemm.alpha,

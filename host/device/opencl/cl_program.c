@@ -221,6 +221,7 @@ size_t dcl__cl_local_size(struct dcl_cl_ctx *ctx, const struct dcl_cl_kernel *k)
 // given; released here), so an asynchronous failure is reported against `what`.
 static dcl_status sync_after(struct dcl_cl_ctx *ctx, const char *what, cl_event ev) {
     char msg[320];
+    ctx->stats->waits++;
     cl_int err = clFinish(ctx->queue), status = CL_COMPLETE;
     if (err == CL_SUCCESS && ev)
         err = clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
@@ -248,6 +249,7 @@ dcl_status dcl__cl_launch(struct dcl_cl_ctx *ctx, struct dcl_cl_kernel *k, size_
     if (groups == 0) groups = 1;
     size_t global = groups * local;
     cl_event ev = NULL;
+    ctx->stats->launches++;
     cl_int err = clEnqueueNDRangeKernel(ctx->queue, k->kernel, 1, NULL, &global, &local, 0, NULL,
                                         ctx->sync ? &ev : NULL);
     if (err == CL_SUCCESS && !ctx->sync) return DCL_OK;
