@@ -264,6 +264,10 @@ dcl_status dcl_device_finish(dcl_device *dev) {
     return dev->iface->finish ? dev->iface->finish(dev->ctx) : DCL_OK;
 }
 
+dcl_status dcl_device_finish_behind(dcl_device *dev, int lag) {
+    return dev->iface->finish_behind ? dev->iface->finish_behind(dev->ctx, lag) : DCL_OK;
+}
+
 dcl_status dcl_device_prepare(dcl_device *dev, int *compiled) {
     if (compiled) *compiled = 0;
 #ifdef DIFFCL_HAVE_OPENCL

@@ -11,6 +11,9 @@
 #include "diffusion/diffusion.h" // dcl__target_model_t
 #include "diffusion/sampler.h"   // dcl__sampler_*_coefs
 
+// Steps the progress callback may run ahead of the device (dcl_device_finish_behind).
+#define PROGRESS_LAG 2
+
 static const char *const sampler_names[] = {"ddpm", "ddim", "euler", "heun"};
 #define N_SAMPLERS (int)(sizeof sampler_names / sizeof *sampler_names)
 
@@ -138,12 +141,14 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
             TRY_DONE(dcl_lincomb3(dev, x, x, fx, x, (float)c[0], (float)c[1], 0.0f, n));
         }
         if (traj) TRY_DONE(dcl_buffer_read(x.buf, x.off, n, traj + (size_t)k * n));
-        // A progress bar should follow the device, not the queue: wait for the step first.
+        // A progress bar should follow the device, not the queue, yet the queue must not drain:
+        // wait for step k - PROGRESS_LAG only, so the bar runs up to that many steps ahead.
         if (o->progress) {
-            TRY_DONE(dcl_device_finish(dev));
+            TRY_DONE(dcl_device_finish_behind(dev, PROGRESS_LAG));
             o->progress(o->progress_ctx, k, K);
         }
     }
+    if (o->progress) s = dcl_device_finish(dev); // the last steps; releases the markers
 done:
     dcl_buffer_free(scratch);
     free(grid);
