@@ -3,7 +3,8 @@
 // trip keeps every weight and the config; the same seed gives bitwise identical checkpoints and
 // samples; and one model sampled on the CPU and on an OpenCL device gives the same samples. The
 // progress callbacks of training and sampling fire once per step, in order, and change no result;
-// writes to an OpenCL device, which return before the device has the data, arrive in order;
+// writes to an OpenCL device, which return before the device has the data, arrive in order, and
+// every failure of sampling with progress (whose waits lag behind the queue) is reported;
 // a diverging run stops with DCL_ERR_MISMATCH and writes nothing.
 // Exit 77 only when the build has OpenCL but the machine has no OpenCL platform.
 #include <stdio.h>
@@ -14,7 +15,9 @@
 #include "testlib.h"
 #include "diffcl/data.h"
 #include "diffcl/eval.h" // dcl_sw2
+#include "diffcl/log.h"
 #include "diffcl/train.h"
+#include "device/test_hooks.h" // dcl__cl_fault_arm, dcl__cl_live_objects (fault builds)
 
 #define N_SAMPLES 2000
 #define SAMPLER_STEPS 40
@@ -323,6 +326,50 @@ static void check_same_samples(const char *spec) {
     free(xc), free(xd);
 }
 
+#if defined(DIFFCL_HAVE_OPENCL) && defined(DIFFCL_FAULT_INJECTION)
+// Sampling with a progress callback (markers, waits on them, the final wait), the k-th OpenCL call
+// made to fail for every k: the failure is reported, and once the device has finished, the OpenCL
+// objects alive are those before the run (no marker or buffer leaks).
+static void check_sampling_faults(const char *spec) {
+    enum { N = 16, STEPS = 3 }; // step 3 waits for step 1's marker
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.safetensors", tmpdir);
+    dcl_device *dev = NULL;
+    dcl_model m = {0};
+    float x[N * 2];
+    struct progress_seen sp = {.in_order = 1};
+    dcl_sampler_opts so = {.kind = DCL_SAMPLER_EULER, .steps = STEPS};
+    so.progress = on_progress, so.progress_ctx = &sp;
+    dcl_status s = dcl_device_open(&dev, spec);
+    if (s == DCL_OK) s = dcl_model_load(&m, dev, path, N);
+    if (s == DCL_OK) s = dcl_model_sample(&m, &so, N, 5, 1, NULL, x, NULL); // builds the programs
+    CHECK_EQ(s, DCL_OK);
+    long base = dcl__cl_live_objects(NULL, 0), k, unseen = 0, leaks = 0;
+    int level = dcl_log_get_level();
+    dcl_log_set_level(DCL_LOG_SILENT); // hundreds of expected failures
+    for (k = 1; s == DCL_OK; k++) {
+        dcl__cl_fault_arm(k, -5); // CL_OUT_OF_RESOURCES
+        dcl_status r = dcl_model_sample(&m, &so, N, 5, 1, NULL, x, NULL);
+        int fired = dcl__cl_fault_fired();
+        dcl__cl_fault_arm(0, 0);
+        dcl_device_finish(dev); // releases the markers a failed run left
+        leaks += dcl__cl_live_objects(NULL, 0) != base;
+        if (!fired) break;
+        unseen += r == DCL_OK || !strstr(dcl_last_error(), spec);
+    }
+    dcl_log_set_level(level);
+    CHECK(k > 3 * STEPS); // the sweep reached the steps' markers and waits
+    CHECK_EQ(unseen, 0);
+    CHECK_EQ(leaks, 0);
+    printf("%-8s sampling with progress, OpenCL call 1 .. %ld failing: %ld unreported, %ld leaks\n",
+           spec, k - 1, unseen, leaks);
+    if (m.net) dcl_model_free(&m);
+    dcl_device_free(dev);
+}
+#else
+static void check_sampling_faults(const char *spec) { (void)spec; }
+#endif
+
 struct run {
     int steps;
     double bound;
@@ -334,6 +381,7 @@ static void on_device(const char *spec, void *ctx) {
     check_same_samples(spec);
     check_staged_writes(spec);
     check_device_determinism(spec);
+    check_sampling_faults(spec);
 }
 
 int main(int argc, char **argv) {
