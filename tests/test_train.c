@@ -3,6 +3,8 @@
 // trip keeps every weight and the config; the same seed gives bitwise identical checkpoints and
 // samples; and one model sampled on the CPU and on an OpenCL device gives the same samples. The
 // progress callbacks of training and sampling fire once per step, in order, and change no result;
+// writes to an OpenCL device, which return before the device has the data, arrive in order, and
+// every failure of sampling with progress (whose waits lag behind the queue) is reported;
 // a diverging run stops with DCL_ERR_MISMATCH and writes nothing.
 // Exit 77 only when the build has OpenCL but the machine has no OpenCL platform.
 #include <stdio.h>
@@ -13,7 +15,9 @@
 #include "testlib.h"
 #include "diffcl/data.h"
 #include "diffcl/eval.h" // dcl_sw2
+#include "diffcl/log.h"
 #include "diffcl/train.h"
+#include "device/test_hooks.h" // dcl__cl_fault_arm, dcl__cl_live_objects (fault builds)
 
 #define N_SAMPLES 2000
 #define SAMPLER_STEPS 40
@@ -219,6 +223,63 @@ static void check_divergence(void) {
     dcl_device_free(dev);
 }
 
+// Writes return before the device has copied anything (OpenCL stages them): the source may be
+// changed at once, and reads, waits and dcl_device_finish_behind see every write in order.
+static void check_staged_writes(const char *spec) {
+    enum { N = 4096, ROUNDS = 64 };
+    dcl_device *dev = NULL;
+    dcl_buffer *buf = NULL;
+    float *h = malloc(N * sizeof *h), *back = malloc(N * sizeof *back);
+    dcl_status s = h && back ? dcl_device_open(&dev, spec) : DCL_ERR_NOMEM;
+    if (s == DCL_OK) s = dcl_buffer_alloc(&buf, dev, N, "staged");
+    // Round r writes r + i / N to element i of a window that moves, from the same host array.
+    for (int r = 0; r < ROUNDS && s == DCL_OK; r++) {
+        size_t off = (size_t)r * (N / ROUNDS), n = N - off;
+        for (size_t i = 0; i < n; i++) h[i] = (float)r + (float)(off + i) / N;
+        s = dcl_buffer_write(buf, off, n, h);
+        if (s == DCL_OK && r % 7 == 3) s = dcl_device_finish_behind(dev, r % 4);
+        if (s == DCL_OK && r == ROUNDS / 2) s = dcl_device_finish_behind(dev, 100); // clamped
+    }
+    for (size_t i = 0; i < N; i++) h[i] = -1.0f;
+    if (s == DCL_OK) s = dcl_buffer_read(buf, 0, N, back);
+    CHECK_EQ(s, DCL_OK);
+    int bad = 0;
+    for (size_t i = 0; s == DCL_OK && i < N; i++) {
+        size_t r = i / (N / ROUNDS); // the last round whose window holds i
+        bad += back[i] != (float)r + (float)i / N;
+    }
+    CHECK_EQ(bad, 0);
+    if (s == DCL_OK) s = dcl_device_finish_behind(dev, 2);
+    if (s == DCL_OK) s = dcl_device_finish(dev);
+    CHECK_EQ(s, DCL_OK);
+    printf("%-8s staged writes: %d rounds, %d elements wrong\n", spec, ROUNDS, bad);
+    dcl_buffer_free(buf);
+    dcl_device_free(dev);
+    free(h), free(back);
+}
+
+// The same seed twice on spec: the same checkpoint bytes and samples (staged writes and the
+// sampler's lagging waits change no result).
+static void check_device_determinism(const char *spec) {
+    dcl_device *dev = NULL;
+    CHECK_EQ(dcl_device_open(&dev, spec), DCL_OK);
+    if (!dev) return;
+    char a[256], b[256];
+    snprintf(a, sizeof a, "%s/dev-a.safetensors", tmpdir);
+    snprintf(b, sizeof b, "%s/dev-b.safetensors", tmpdir);
+    float *xa = train_save_sample(dev, a), *xb = train_save_sample(dev, b);
+    unsigned char *fa = NULL, *fb = NULL;
+    size_t na = 0, nb = 0;
+    CHECK(check_read_file(a, &fa, &na) && check_read_file(b, &fb, &nb));
+    CHECK(na == nb && na > 0 && memcmp(fa, fb, na) == 0);
+    CHECK(xa && xb && memcmp(xa, xb, N_SAMPLES * 2 * sizeof *xa) == 0);
+    printf("%-8s same seed twice: checkpoints %s, samples %s\n", spec,
+           na == nb && na > 0 && memcmp(fa, fb, na) == 0 ? "identical" : "DIFFER",
+           xa && xb && memcmp(xa, xb, N_SAMPLES * 2 * sizeof *xa) == 0 ? "identical" : "DIFFER");
+    free(fa), free(fb), free(xa), free(xb);
+    dcl_device_free(dev);
+}
+
 // One checkpoint sampled on the CPU and on spec: the same samples within tolerance (the ODE
 // solver takes SAMPLER_STEPS steps, each adding rounding differences of the ops).
 static void check_same_samples(const char *spec) {
@@ -232,13 +293,20 @@ static void check_same_samples(const char *spec) {
     if (s == DCL_OK) s = dcl_model_load(&mc, cpu, path, N_SAMPLES);
     if (s == DCL_OK) s = dcl_model_load(&md, dev, path, N_SAMPLES);
     if (s == DCL_OK) s = dcl_model_sample(&mc, &euler, N_SAMPLES, 5, 1, NULL, xc, NULL);
-    // On the device with a progress callback: it waits for each step, and changes nothing else.
+    // On the device with a progress callback: it waits for the step two before each, and changes
+    // nothing else.
     struct progress_seen sp = {.in_order = 1};
     dcl_sampler_opts so = euler;
     so.progress = on_progress, so.progress_ctx = &sp;
     if (s == DCL_OK) s = dcl_model_sample(&md, &so, N_SAMPLES, 5, 1, NULL, xd, NULL);
     CHECK(s != DCL_OK || (sp.calls == SAMPLER_STEPS && sp.in_order));
     CHECK_EQ(s, DCL_OK);
+    if (s == DCL_OK) { // without the callback (no waits at all): the same bits
+        float *xn = malloc(N_SAMPLES * 2 * sizeof *xn);
+        CHECK(xn && dcl_model_sample(&md, &euler, N_SAMPLES, 5, 1, NULL, xn, NULL) == DCL_OK);
+        CHECK(xn && memcmp(xn, xd, N_SAMPLES * 2 * sizeof *xn) == 0);
+        free(xn);
+    }
     if (s == DCL_OK) {
         double max_abs = 0;
         for (size_t i = 0; i < N_SAMPLES * 2; i++) {
@@ -258,6 +326,50 @@ static void check_same_samples(const char *spec) {
     free(xc), free(xd);
 }
 
+#if defined(DIFFCL_HAVE_OPENCL) && defined(DIFFCL_FAULT_INJECTION)
+// Sampling with a progress callback (markers, waits on them, the final wait), the k-th OpenCL call
+// made to fail for every k: the failure is reported, and once the device has finished, the OpenCL
+// objects alive are those before the run (no marker or buffer leaks).
+static void check_sampling_faults(const char *spec) {
+    enum { N = 16, STEPS = 3 }; // step 3 waits for step 1's marker
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.safetensors", tmpdir);
+    dcl_device *dev = NULL;
+    dcl_model m = {0};
+    float x[N * 2];
+    struct progress_seen sp = {.in_order = 1};
+    dcl_sampler_opts so = {.kind = DCL_SAMPLER_EULER, .steps = STEPS};
+    so.progress = on_progress, so.progress_ctx = &sp;
+    dcl_status s = dcl_device_open(&dev, spec);
+    if (s == DCL_OK) s = dcl_model_load(&m, dev, path, N);
+    if (s == DCL_OK) s = dcl_model_sample(&m, &so, N, 5, 1, NULL, x, NULL); // builds the programs
+    CHECK_EQ(s, DCL_OK);
+    long base = dcl__cl_live_objects(NULL, 0), k, unseen = 0, leaks = 0;
+    int level = dcl_log_get_level();
+    dcl_log_set_level(DCL_LOG_SILENT); // hundreds of expected failures
+    for (k = 1; s == DCL_OK; k++) {
+        dcl__cl_fault_arm(k, -5); // CL_OUT_OF_RESOURCES
+        dcl_status r = dcl_model_sample(&m, &so, N, 5, 1, NULL, x, NULL);
+        int fired = dcl__cl_fault_fired();
+        dcl__cl_fault_arm(0, 0);
+        dcl_device_finish(dev); // releases the markers a failed run left
+        leaks += dcl__cl_live_objects(NULL, 0) != base;
+        if (!fired) break;
+        unseen += r == DCL_OK || !strstr(dcl_last_error(), spec);
+    }
+    dcl_log_set_level(level);
+    CHECK(k > 3 * STEPS); // the sweep reached the steps' markers and waits
+    CHECK_EQ(unseen, 0);
+    CHECK_EQ(leaks, 0);
+    printf("%-8s sampling with progress, OpenCL call 1 .. %ld failing: %ld unreported, %ld leaks\n",
+           spec, k - 1, unseen, leaks);
+    if (m.net) dcl_model_free(&m);
+    dcl_device_free(dev);
+}
+#else
+static void check_sampling_faults(const char *spec) { (void)spec; }
+#endif
+
 struct run {
     int steps;
     double bound;
@@ -267,6 +379,9 @@ static void on_device(const char *spec, void *ctx) {
     const struct run *r = ctx;
     train_and_measure(spec, r->steps, r->bound);
     check_same_samples(spec);
+    check_staged_writes(spec);
+    check_device_determinism(spec);
+    check_sampling_faults(spec);
 }
 
 int main(int argc, char **argv) {

@@ -162,6 +162,7 @@ struct dcl_backend_i {
     dcl_status (*buffer_write)(void *ctx, dcl_buffer *buf, size_t off, size_t n, const void *src);
     dcl_status (*buffer_read)(void *ctx, const dcl_buffer *buf, size_t off, size_t n, void *dst);
     dcl_status (*finish)(void *ctx); // optional: NULL means ops complete synchronously
+    dcl_status (*finish_behind)(void *ctx, int lag); // optional, as finish
     void (*free)(void *ctx);
     // One entry per op; NULL means "not supported here": the dispatcher runs the CPU reference.
     dcl_status (*ops[DCL_OP_COUNT])(void *ctx, const struct dcl_op_args *a);

@@ -268,6 +268,9 @@ dcl_status dcl_device_finish(dcl_device *dev) {
 
 void dcl_device_stats_get(const dcl_device *dev, dcl_device_stats *out) { *out = dev->stats; }
 void dcl_device_stats_reset(dcl_device *dev) { memset(&dev->stats, 0, sizeof dev->stats); }
+dcl_status dcl_device_finish_behind(dcl_device *dev, int lag) {
+    return dev->iface->finish_behind ? dev->iface->finish_behind(dev->ctx, lag) : DCL_OK;
+}
 
 dcl_status dcl_device_prepare(dcl_device *dev, int *compiled) {
     if (compiled) *compiled = 0;

@@ -4,12 +4,46 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/error.h"          // dcl__fail
 #include "diffcl/ops.h"          // dcl_lincomb3, dcl_axpby, dcl_rng_normal
 #include "diffcl/rng.h"          // DCL_RNG_SAMPLER
 #include "diffusion/diffusion.h" // dcl__target_model_t
 #include "diffusion/sampler.h"   // dcl__sampler_*_coefs
+
+// The progress callback runs as soon as a step is queued, but every `every` steps the host waits
+// for the work queued PROGRESS_LAG such waits ago (dcl_device_finish_behind), so the queue never
+// drains and the callback runs ahead of the device by at most 2 `every` steps. `every` adapts so
+// that those waits come about every PROGRESS_WAIT_S seconds (1 when a step takes longer).
+#define PROGRESS_LAG 2
+#define PROGRESS_WAIT_S 0.1
+#define PROGRESS_MAX_EVERY 256
+
+struct progress_pace {
+    int every, since, waits; // steps between waits, steps since the last wait, waits so far
+    double t_wait;           // when the last wait returned
+};
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Called after each queued step: waits when it is time to, and adapts the pace.
+static dcl_status progress_pace_step(struct progress_pace *pp, dcl_device *dev) {
+    if (++pp->since < pp->every) return DCL_OK;
+    dcl_status s = dcl_device_finish_behind(dev, PROGRESS_LAG);
+    double t = now(), per_step = (t - pp->t_wait) / pp->since;
+    // The first PROGRESS_LAG calls return at once: the device's pace is known from the next on.
+    if (++pp->waits > PROGRESS_LAG) {
+        double every = per_step > 0 ? PROGRESS_WAIT_S / per_step : PROGRESS_MAX_EVERY;
+        pp->every = every < 1 ? 1 : every > PROGRESS_MAX_EVERY ? PROGRESS_MAX_EVERY : (int)every;
+    }
+    pp->t_wait = t, pp->since = 0;
+    return s;
+}
 
 static const char *const sampler_names[] = {"ddpm", "ddim", "euler", "heun"};
 #define N_SAMPLERS (int)(sizeof sampler_names / sizeof *sampler_names)
@@ -114,6 +148,7 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
     TRY_DONE(dcl_axpby(dev, x, x, x, (float)dcl_process_base_std(p), 0.0f, n));
     if (traj) TRY_DONE(dcl_buffer_read(x.buf, x.off, n, traj));
 
+    struct progress_pace pace = {.every = 1, .t_wait = now()};
     for (int k = 1; k <= K; k++) {
         double t = grid[k - 1], tn = grid[k], c[3];
         struct dcl__step st;
@@ -138,12 +173,13 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
             TRY_DONE(dcl_lincomb3(dev, x, x, fx, x, (float)c[0], (float)c[1], 0.0f, n));
         }
         if (traj) TRY_DONE(dcl_buffer_read(x.buf, x.off, n, traj + (size_t)k * n));
-        // A progress bar should follow the device, not the queue: wait for the step first.
+        // A progress bar should follow the device, not the queue, yet the queue must not drain.
         if (o->progress) {
-            TRY_DONE(dcl_device_finish(dev));
+            TRY_DONE(progress_pace_step(&pace, dev));
             o->progress(o->progress_ctx, k, K);
         }
     }
+    if (o->progress) s = dcl_device_finish(dev); // the last steps; releases the markers
 done:
     dcl_buffer_free(scratch);
     free(grid);

@@ -100,9 +100,10 @@ typedef struct dcl_device_stats {
                        // reference: one per op it runs
     uint64_t writes, write_bytes; // host -> device copies (dcl_buffer_write) and their bytes
     uint64_t reads, read_bytes;   // device -> host copies (dcl_buffer_read) and their bytes
-    uint64_t waits; // blocking host waits. OpenCL: blocking reads and writes, clFinish (also
-                    // dcl_device_finish), clWaitForEvents; the CPU reference: always 0 (its ops
-                    // run synchronously on the calling thread, nothing is queued to wait for)
+    uint64_t
+        waits; // blocking host waits. OpenCL: blocking reads (and writes under DIFFCL_CL_SYNC), clFinish (also
+        // dcl_device_finish), clWaitForEvents; the CPU reference: always 0 (its ops
+        // run synchronously on the calling thread, nothing is queued to wait for)
 } dcl_device_stats;
 
 // Copies dev's counters into *out.
@@ -110,6 +111,10 @@ void dcl_device_stats_get(const dcl_device *dev, dcl_device_stats *out);
 // Sets dev's counters to zero.
 void dcl_device_stats_reset(dcl_device *dev);
 
+// Marks the work queued so far and waits until the work marked `lag` calls ago has finished: called
+// once per step with lag 2, the host runs at most two steps ahead of the device and the queue never
+// drains (lag at most 7). dcl_device_finish (lag 0 is that) and dcl_device_free release the marks.
+dcl_status dcl_device_finish_behind(dcl_device *dev, int lag);
 // Builds every kernel program of dev now (from the on-disk program cache, or from source) instead
 // of on each op's first use, which still works without this call. *compiled (may be NULL)
 // receives how many programs were compiled from source since dev was opened; with an empty cache
@@ -124,7 +129,10 @@ void dcl_buffer_free(dcl_buffer *buf);
 size_t dcl_buffer_size(const dcl_buffer *buf); // in elements
 const char *dcl_buffer_name(const dcl_buffer *buf);
 dcl_device *dcl_buffer_device(const dcl_buffer *buf);
-// Host <-> device copies of n elements (4 bytes each) at element offset off. Blocking.
+// Host <-> device copies of n elements (4 bytes each) at element offset off. src and dst may be
+// reused when the call returns. A read waits for the device; a write on an OpenCL device is queued
+// from a copy (its failure may then be reported by a later call, as a kernel's is) unless
+// DIFFCL_CL_SYNC is set.
 dcl_status dcl_buffer_write(dcl_buffer *buf, size_t off, size_t n, const void *src);
 dcl_status dcl_buffer_read(const dcl_buffer *buf, size_t off, size_t n, void *dst);
 

@@ -1,5 +1,6 @@
 // The OpenCL backend's devices: enumeration and capability probe, the context and queue of an
-// open device and its teardown, buffers and synchronisation.
+// open device and its teardown, buffers (writes staged, so they do not wait) and synchronisation.
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,61 @@ static void find_ids(cl_platform_id p, cl_device_id d, int pi, int di, void *arg
     if (pi == f->pi && di == f->di) f->p = p, f->d = d;
 }
 
+// ---- staged writes ----------------------------------------------------------------------------
+//
+// A write copies its source into a host block of ours and enqueues a non-blocking write from that
+// block, so the caller may reuse its memory at once and the host does not wait for the device
+// (OpenCL 1.2: the host memory of a non-blocking write must stay untouched until the command
+// completes). The queue is in order, so every command enqueued before a wait that returned
+// success (a blocking read or write, clFinish, the marker of dcl__cl_finish_behind) has completed:
+// the blocks are recycled there, without an event per write.
+
+struct dcl_cl_stage {
+    struct dcl_cl_stage *next;
+    size_t size;        // bytes of data
+    max_align_t data[]; // the copy the queued write reads
+};
+
+// Every queued write has completed: its block may be reused.
+static void stage_recycle(struct dcl_cl_ctx *ctx) {
+    while (ctx->staged) {
+        struct dcl_cl_stage *st = ctx->staged;
+        ctx->staged = st->next;
+        st->next = ctx->spare, ctx->spare = st;
+    }
+    ctx->staged_bytes = 0;
+}
+
+static void stage_free_all(struct dcl_cl_ctx *ctx) {
+    stage_recycle(ctx);
+    while (ctx->spare) {
+        struct dcl_cl_stage *st = ctx->spare;
+        ctx->spare = st->next;
+        free(st);
+    }
+}
+
+// A spare block of at least `bytes` (the smallest), else a new one; NULL when out of memory.
+static struct dcl_cl_stage *stage_take(struct dcl_cl_ctx *ctx, size_t bytes) {
+    struct dcl_cl_stage **best = NULL;
+    for (struct dcl_cl_stage **p = &ctx->spare; *p; p = &(*p)->next)
+        if ((*p)->size >= bytes && (!best || (*p)->size < (*best)->size)) best = p;
+    if (best) {
+        struct dcl_cl_stage *st = *best;
+        *best = st->next;
+        return st;
+    }
+    struct dcl_cl_stage *st = malloc(sizeof *st + bytes);
+    if (st) st->size = bytes;
+    return st;
+}
+
+// Releases the markers of dcl__cl_finish_behind without waiting for them.
+static void forget_marks(struct dcl_cl_ctx *ctx) {
+    for (int i = 0; i < ctx->n_marks; i++) clReleaseEvent(ctx->marks[i]);
+    ctx->n_marks = 0;
+}
+
 // ---- context ----------------------------------------------------------------------------------
 
 // Drivers report asynchronous failures here (NVIDIA: "CL_OUT_OF_RESOURCES error executing ...").
@@ -143,13 +199,17 @@ static void CL_CALLBACK context_notify(const char *errinfo, const void *priv, si
 void dcl__cl_free(void *p) {
     struct dcl_cl_ctx *ctx = p;
     if (!ctx) return;
-    if (ctx->queue) clFinish(ctx->queue);
+    forget_marks(ctx);
+    // Staged writes read host blocks freed below; the second try is for a failure injected into
+    // the first (a failing device has dropped its commands).
+    if (ctx->queue && clFinish(ctx->queue) != CL_SUCCESS) clFinish(ctx->queue);
     for (int i = 0; i < ctx->n_kernels; i++) clReleaseKernel(ctx->kernels[i].kernel);
     for (int i = 0; i < DCL_CL_MAX_PROGRAMS; i++)
         if (ctx->programs[i]) clReleaseProgram(ctx->programs[i]);
     if (ctx->partials) clReleaseMemObject(ctx->partials);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->context) clReleaseContext(ctx->context);
+    stage_free_all(ctx);
     free(ctx);
 }
 
@@ -231,13 +291,39 @@ void dcl__cl_buffer_free(void *p, dcl_buffer *buf) {
     if (buf->handle) clReleaseMemObject((cl_mem)buf->handle);
 }
 
+// Staged (see above), except with DIFFCL_CL_SYNC, which reports a failure against the write
+// itself, and for a write of more than a quarter of DCL_CL_MAX_STAGED (loading a large model):
+// those are blocking writes from src.
 dcl_status dcl__cl_buffer_write(void *p, dcl_buffer *buf, size_t off, size_t n, const void *src) {
     struct dcl_cl_ctx *ctx = p;
-    ctx->stats->waits++; // blocking
-    CL_TRY(ctx,
-           clEnqueueWriteBuffer(ctx->queue, (cl_mem)buf->handle, CL_TRUE, off * 4, n * 4, src, 0,
-                                NULL, NULL),
-           "clEnqueueWriteBuffer");
+    size_t bytes = n * 4;
+    if (ctx->sync || bytes > DCL_CL_MAX_STAGED / 4) {
+        ctx->stats->waits++; // blocking
+        CL_TRY(ctx,
+               clEnqueueWriteBuffer(ctx->queue, (cl_mem)buf->handle, CL_TRUE, off * 4, bytes, src,
+                                    0, NULL, NULL),
+               "clEnqueueWriteBuffer");
+        stage_recycle(ctx);
+        return DCL_OK;
+    }
+    if (ctx->staged_bytes + bytes > DCL_CL_MAX_STAGED) { // the host is far ahead of the device
+        ctx->stats->waits++;
+        CL_TRY(ctx, clFinish(ctx->queue), "clFinish");
+        stage_recycle(ctx);
+    }
+    struct dcl_cl_stage *st = stage_take(ctx, bytes);
+    if (!st)
+        return dcl__fail(DCL_ERR_NOMEM, "out of host memory staging a write of tensor '%s'",
+                         buf->name);
+    memcpy(st->data, src, bytes);
+    cl_int err = clEnqueueWriteBuffer(ctx->queue, (cl_mem)buf->handle, CL_FALSE, off * 4, bytes,
+                                      st->data, 0, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        st->next = ctx->spare, ctx->spare = st; // nothing was queued
+        return dcl__cl_fail(ctx, err, "clEnqueueWriteBuffer", __FILE__, __LINE__);
+    }
+    st->next = ctx->staged, ctx->staged = st;
+    ctx->staged_bytes += bytes;
     return DCL_OK;
 }
 
@@ -248,12 +334,46 @@ dcl_status dcl__cl_buffer_read(void *p, const dcl_buffer *buf, size_t off, size_
            clEnqueueReadBuffer(ctx->queue, (cl_mem)buf->handle, CL_TRUE, off * 4, n * 4, dst, 0,
                                NULL, NULL),
            "clEnqueueReadBuffer");
+    stage_recycle(ctx);
     return DCL_OK;
 }
 
 dcl_status dcl__cl_finish(void *p) {
     struct dcl_cl_ctx *ctx = p;
     ctx->stats->waits++;
+    forget_marks(ctx);
     CL_TRY(ctx, clFinish(ctx->queue), "clFinish");
+    stage_recycle(ctx);
+    return DCL_OK;
+}
+
+// A marker after the work queued so far; then a wait for the marker placed `lag` calls ago, so the
+// queue keeps `lag` calls' worth of work and never drains.
+dcl_status dcl__cl_finish_behind(void *p, int lag) {
+    struct dcl_cl_ctx *ctx = p;
+    if (lag < 1) return dcl__cl_finish(ctx);
+    if (lag >= DCL_CL_MAX_MARKS) lag = DCL_CL_MAX_MARKS - 1;
+    cl_event ev = NULL;
+    cl_int err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &ev);
+    if (err != CL_SUCCESS)
+        return dcl__cl_fail(ctx, err, "clEnqueueMarkerWithWaitList", __FILE__, __LINE__);
+    ctx->marks[ctx->n_marks++] = ev;
+    while (ctx->n_marks > lag) {
+        cl_event oldest = ctx->marks[0];
+        ctx->stats->waits++;
+        err = clWaitForEvents(1, &oldest);
+        cl_int status = CL_COMPLETE;
+        if (err == CL_SUCCESS)
+            err = clGetEventInfo(oldest, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status,
+                                 NULL);
+        clReleaseEvent(oldest);
+        memmove(ctx->marks, ctx->marks + 1, (size_t)--ctx->n_marks * sizeof *ctx->marks);
+        if (err == CL_SUCCESS && status < 0) err = status;
+        if (err != CL_SUCCESS) {
+            forget_marks(ctx);
+            return dcl__cl_fail(ctx, err, "clWaitForEvents (the work of an earlier step)", __FILE__,
+                                __LINE__);
+        }
+    }
     return DCL_OK;
 }

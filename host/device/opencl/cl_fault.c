@@ -184,6 +184,15 @@ cl_int dcl__fi_clEnqueueWriteBuffer(cl_command_queue q, cl_mem m, cl_bool block,
     PASS(clEnqueueWriteBuffer(q, m, block, off, n, src, nw, wait, ev)); // ev is always NULL
 }
 cl_int dcl__fi_clFinish(cl_command_queue q) { PASS(clFinish(q)); }
+cl_int dcl__fi_clEnqueueMarkerWithWaitList(cl_command_queue q, cl_uint nw, const cl_event *wait,
+                                           cl_event *ev) {
+    cl_int inj = next("clEnqueueMarkerWithWaitList");
+    if (inj != CL_SUCCESS) return inj;
+    cl_int r = clEnqueueMarkerWithWaitList(q, nw, wait, ev);
+    if (r == CL_SUCCESS && ev) live[EVENT]++;
+    return r;
+}
+cl_int dcl__fi_clWaitForEvents(cl_uint n, const cl_event *ev) { PASS(clWaitForEvents(n, ev)); }
 
 cl_int dcl__fi_clGetEventInfo(cl_event e, cl_event_info w, size_t n, void *v, size_t *r) {
     cl_int inj = next("clGetEventInfo");

@@ -53,6 +53,8 @@ cl_int dcl__fi_clEnqueueReadBuffer(cl_command_queue, cl_mem, cl_bool, size_t, si
 cl_int dcl__fi_clEnqueueWriteBuffer(cl_command_queue, cl_mem, cl_bool, size_t, size_t, const void *,
                                     cl_uint, const cl_event *, cl_event *);
 cl_int dcl__fi_clFinish(cl_command_queue);
+cl_int dcl__fi_clEnqueueMarkerWithWaitList(cl_command_queue, cl_uint, const cl_event *, cl_event *);
+cl_int dcl__fi_clWaitForEvents(cl_uint, const cl_event *);
 cl_int dcl__fi_clGetEventInfo(cl_event, cl_event_info, size_t, void *, size_t *);
 cl_int dcl__fi_clReleaseEvent(cl_event);
 CLBlastStatusCode dcl__fi_CLBlastSgemm(const CLBlastLayout, const CLBlastTranspose,
@@ -82,6 +84,8 @@ CLBlastStatusCode dcl__fi_CLBlastSgemm(const CLBlastLayout, const CLBlastTranspo
 #define clEnqueueReadBuffer dcl__fi_clEnqueueReadBuffer
 #define clEnqueueWriteBuffer dcl__fi_clEnqueueWriteBuffer
 #define clFinish dcl__fi_clFinish
+#define clEnqueueMarkerWithWaitList dcl__fi_clEnqueueMarkerWithWaitList
+#define clWaitForEvents dcl__fi_clWaitForEvents
 #define clGetEventInfo dcl__fi_clGetEventInfo
 #define clReleaseEvent dcl__fi_clReleaseEvent
 #define CLBlastSgemm dcl__fi_CLBlastSgemm

@@ -19,6 +19,11 @@
 // The local size of 1-D launches unless a kernel's or the device's limit is lower (a tuning value:
 // programs see it as DCL_WG_SIZE).
 #define DCL_CL_WG_SIZE 256
+// Bytes of staged writes the queue may hold between two waits; a write beyond it waits for the
+// queue first, and a single write of more than a quarter of it is a blocking write from the caller.
+#define DCL_CL_MAX_STAGED ((size_t)64 << 20)
+// dcl_device_finish_behind: the largest lag (markers kept).
+#define DCL_CL_MAX_MARKS 8
 
 struct dcl_cl_kernel {
     char name[48];
@@ -51,6 +56,11 @@ struct dcl_cl_ctx {
     int n_kernels;
     cl_mem partials; // reductions' per-group results (DCL_CL_MAX_GROUPS_REDUCE words)
     size_t force_local, force_groups; // test hook: dcl__cl_set_launch
+    // Staged writes (cl_device.c): host copies that queued writes read from, and spare ones.
+    struct dcl_cl_stage *staged, *spare;
+    size_t staged_bytes;
+    cl_event marks[DCL_CL_MAX_MARKS]; // dcl__cl_finish_behind: markers, oldest first
+    int n_marks;
 };
 
 // Reductions use at most this many groups (and so that many partial results).
@@ -79,6 +89,7 @@ void dcl__cl_buffer_free(void *ctx, dcl_buffer *buf);
 dcl_status dcl__cl_buffer_write(void *ctx, dcl_buffer *buf, size_t off, size_t n, const void *src);
 dcl_status dcl__cl_buffer_read(void *ctx, const dcl_buffer *buf, size_t off, size_t n, void *dst);
 dcl_status dcl__cl_finish(void *ctx);
+dcl_status dcl__cl_finish_behind(void *ctx, int lag);
 void dcl__cl_free(void *ctx);
 
 // ---- cl_program.c: programs, kernels, launches

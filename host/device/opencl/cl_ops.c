@@ -383,6 +383,7 @@ const struct dcl_backend_i dcl__cl_backend = {
     .buffer_write = dcl__cl_buffer_write,
     .buffer_read = dcl__cl_buffer_read,
     .finish = dcl__cl_finish,
+    .finish_behind = dcl__cl_finish_behind,
     .free = dcl__cl_free,
     .ops = {DCL_OP_MAP(DCL_CL_OP)},
 };
