@@ -166,9 +166,11 @@ int cli_cmd_devices(int argc, char **argv) {
         }
         if (first != last || auto_i < 0 || auto_i != first) {
             if (auto_i >= 0)
-                printf("\n--device auto picks [%d] %s (%s)\n", auto_i, list[auto_i].spec,
-                       list[auto_i].name);
+                printf("\n--device auto picks [%d] %s (%s): %s\n", auto_i, list[auto_i].spec,
+                       list[auto_i].name, dcl_device_auto_why(list, n, auto_i));
             else puts("\n--device auto picks nothing");
+        } else {
+            printf("\n--device auto picks it: %s\n", dcl_device_auto_why(list, n, auto_i));
         }
         if (note) printf("note: %s\n", note);
     }

@@ -50,6 +50,7 @@ struct dcl_cl_ctx {
     int n_kernels;
     cl_mem partials; // reductions' per-group results (DCL_CL_MAX_GROUPS_REDUCE words)
     size_t force_local, force_groups; // test hook: dcl__cl_set_launch
+    char tuned[512]; // what the tuning file applied at open ("" when nothing): dcl__cl_tune_applied
 };
 
 // Reductions use at most this many groups (and so that many partial results).
@@ -108,6 +109,14 @@ dcl_status dcl__cl_after_enqueue(struct dcl_cl_ctx *ctx, const char *what, ...)
 // Builds every program the op table names (from the cache or from source); *compiled receives the
 // number of programs compiled from source since the device was opened (may be NULL).
 dcl_status dcl__cl_prepare(struct dcl_cl_ctx *ctx, int *compiled);
+
+// ---- cl_tune.c: the tuning file (`diffcl tune`)
+
+// Applies the device's tuning file, when there is a valid one and DIFFCL_CL_TUNE is not off:
+// ctx->wg_size (so call it before the first program is built) and CLBlast's GEMM parameters
+// (CLBlastOverrideParameters). Anything wrong with the file is said at verbose level, never an
+// error.
+void dcl__cl_tune_apply(struct dcl_cl_ctx *ctx);
 
 static inline cl_mem dcl__cl_mem(dcl_ptr p) { return (cl_mem)p.buf->handle; }
 
