@@ -17,14 +17,13 @@ const cli_command cli_tune_command = {
         "parameters on the GEMM shapes of the spiral MLP (batch 1024) and the Fashion-MNIST\n"
         "U-Net (batch 64) and a square GEMM of n = 1024, picks the size at which CLBlast switches\n"
         "between the two kernels, and times diffcl's own elementwise kernels at work-group sizes\n"
-        "32..256. The result goes to a tuning file in the program cache folder "
-        "(DIFFCL_CL_CACHE_DIR,\n"
-        "else $XDG_CACHE_HOME/diffcl, else ~/.cache/diffcl), keyed by the device's name, vendor,\n"
-        "driver and platform and CLBlast's version, and every later run on that device applies\n"
-        "it (DIFFCL_CL_TUNE=off does not). It also records whether the device ran the models'\n"
-        "GEMMs faster than the CPU reference: --device auto uses an OpenCL CPU device only then.\n"
-        "Takes a few minutes per device on an idle 2-core CPU (--quick: about half of that). "
-        "Results stay\n"
+        "32..256. The result goes to a tuning file in the program cache folder\n"
+        "(DIFFCL_CL_CACHE_DIR, else $XDG_CACHE_HOME/diffcl, else ~/.cache/diffcl), keyed by the\n"
+        "device's name, vendor, driver and platform and CLBlast's version, and every later run\n"
+        "on that device applies it (DIFFCL_CL_TUNE=off does not). It also records whether the\n"
+        "device ran the models' GEMMs faster than the CPU reference: --device auto uses an\n"
+        "OpenCL CPU device only then. Each candidate costs a CLBlast program build: on PoCL the\n"
+        "search takes several minutes on 2 idle cores (--quick: one or two). Results stay\n"
         "within `diffcl check`'s tolerances; the same tuning gives bitwise the same results.\n",
     .examples = "  diffcl tune\n"
                 "  diffcl tune --device cl:0:0 --quick\n"
@@ -37,8 +36,8 @@ int cli_cmd_tune(int argc, char **argv) {
     int quick = 0;
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
-        {"quick", 0, CLI_OPT_FLAG, &quick, NULL, "a smaller search (about half the candidates)",
-         NULL, 0, 0},
+        {"quick", 0, CLI_OPT_FLAG, &quick, NULL,
+         "time only the starting points: CLBlast's defaults and two sets per kernel", NULL, 0, 0},
     };
     cli_common common = {0};
     int rc = cli_parse(&cli_tune_command, opts, CLI_COUNT(opts), argc, argv, &common);

@@ -105,7 +105,7 @@ dcl_status dcl_device_prepare(dcl_device *dev, int *compiled);
 // driver and platform and by CLBlast's version. Every later open of that device applies the file
 // (DIFFCL_CL_TUNE=off does not). Tuning changes speed, never what a GEMM computes beyond rounding.
 typedef struct dcl_tune_opts {
-    int quick;          // a smaller search: about half of each parameter's values
+    int quick;          // the starting points only (CLBlast's defaults and two CPU-friendly sets)
     int max_candidates; // at most this many candidates per kernel (0: the whole search; tests: 2)
     size_t scale;       // the model shapes' batch divided by this (0 or 1: the models' own; tests)
     size_t square;      // n of the square GEMM (0: 1024)

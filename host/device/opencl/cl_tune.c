@@ -428,8 +428,8 @@ static double try_candidate(struct search *S, int k, const size_t *cand, const s
     return t;
 }
 
-// Searches kernel k over shapes s[0, n): the seeds, then one pass of coordinate descent from the
-// fastest start, each axis's values in turn, keeping a value only when at least 2% faster. best is v's
+// Searches kernel k over shapes s[0, n): the seeds, then (unless quick) one pass of coordinate
+// descent from the fastest start, each axis's values in turn, keeping a value only when at least 2% faster. best is v's
 // time; returns the best time, v receives the best parameters (and CLBlast has them).
 static double search_kernel(struct search *S, int k, const size_t (*seeds)[MAX_PARAMS], int n_seeds,
                             const struct axis *axes, int n_axes, const struct shape *s, int n,
@@ -444,7 +444,7 @@ static double search_kernel(struct search *S, int k, const size_t (*seeds)[MAX_P
     // One pass over the axes: on a CPU device each candidate costs a CLBlast program build.
     for (int ai = 0; ai < n_axes; ai++) {
         const struct axis *a = &axes[ai];
-        int n_values = a->n_values - (S->o->quick && a->n_values > 2 ? a->n_values / 2 : 0);
+        int n_values = S->o->quick ? 0 : a->n_values; // --quick: the seeds only
         for (int vi = 0; vi < n_values; vi++) {
             if (budget && S->used >= budget) goto out;
             size_t cand[MAX_PARAMS];
