@@ -2,7 +2,8 @@
 // the bottom up: cl_error.c (error names, failure records), cl_cache.c (the on-disk program cache),
 // cl_device.c (enumeration, open context, buffers), cl_program.c (programs, kernels, launches),
 // cl_ops.c (the ops, the backend table, the open that installs it). Each calls only files before
-// it (and cl_fault.c's wrappers in test builds).
+// it (and cl_fault.c's wrappers in test builds), except that the open applies the tuning file of
+// cl_tune.c (`diffcl tune`), whose search runs ops through the public API.
 #ifndef DIFFCL_CL_IMPL_H
 #define DIFFCL_CL_IMPL_H
 
