@@ -117,8 +117,9 @@ typedef struct dcl_tune_result {
     double cpu_model_ms;                    // the same on the CPU reference (0 if not measured)
     int faster_than_cpu;                    // model_ms_after < cpu_model_ms: `auto` may pick it
     size_t wg_size;                         // the DCL_WG_SIZE chosen
-    int candidates, rejected;               // CLBlast parameter sets timed, and those it refused
-    char path[1100];                        // the tuning file written
+    int clblast_overridden;   // the file sets CLBlast's parameters (0: its own were as fast)
+    int candidates, rejected; // CLBlast parameter sets timed, and those it refused
+    char path[1100];          // the tuning file written
 } dcl_tune_result;
 // Tunes the OpenCL device dev (minutes on a CPU device) and writes its tuning file. The CLBlast
 // parameters take effect in this process at once; DCL_WG_SIZE at the device's next open.

@@ -533,6 +533,7 @@ dcl_status dcl__cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_result
     r->square = sq;
     r->square_gflops_before = flop / sq_ms / 1e6;
     r->model_ms_before = model_ms;
+    double before_ms = sq_ms + model_ms;
     dcl_log(DCL_LOG_INFO, "tune %s: before: GEMM n=%zu %.1f GFLOP/s, model GEMMs %.1f ms per step",
             dev->info.spec, sq, r->square_gflops_before, model_ms);
 
@@ -621,6 +622,16 @@ dcl_status dcl__cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_result
         dcl_device_free(cpu);
     }
     dcl_clear_error();
+    // The search starts from CLBlast's generic defaults; a device with its own entry in CLBlast's
+    // database may already have been faster. Then the file keeps CLBlast's parameters.
+    r->clblast_overridden = sq_ms + model_ms <= before_ms * 1.05;
+    if (!r->clblast_overridden) {
+        memset(t.has, 0, sizeof t.has);
+        dcl_log(DCL_LOG_INFO,
+                "tune %s: CLBlast's own parameters were as fast; the tuning file "
+                "keeps them",
+                dev->info.spec);
+    }
     t.faster_than_cpu = r->cpu_model_ms > 0 && model_ms < r->cpu_model_ms;
     r->faster_than_cpu = t.faster_than_cpu;
     dcl_log(DCL_LOG_INFO,
