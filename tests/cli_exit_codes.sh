@@ -148,6 +148,8 @@ if "$D" devices --device cl >/dev/null 2>&1; then
     # Device failures (DIFFCL_CL_FAULT makes the K-th OpenCL call fail; test builds only): a named
     # device stops with exit 5 after saving the last consistent state, which loads; auto goes on
     # on the CPU reference; sampling under auto starts again on the CPU and gives its samples.
+    # DIFFCL_AUTO=opencl makes auto pick the OpenCL device even when it is a CPU (PoCL), which auto
+    # alone leaves for the CPU reference.
     DIFFCL_CL_FAULT=1 "$D" check --device cl --ops-only --sizes 3 >"$T/probe" 2>&1
     if grep -q "(injected)" "$T/probe"; then
         tiny=(--steps 20 --batch 64 --width 16 --log-every 5)
@@ -157,11 +159,11 @@ if "$D" devices --device cl >/dev/null 2>&1; then
         grep -q "CL_INVALID_COMMAND_QUEUE.* on cl:" "$T/err" ||
             { echo "FAIL: the device failure's message names no error and device" >&2; failures=$((failures + 1)); }
         expect 0 "" -- sample --device cpu --model "$T/f.safetensors" --n 10 --out "$T/f.csv"
-        DIFFCL_CL_FAULT=2000 expect 0 "continuing on the CPU reference from step [1-9]" -- \
+        DIFFCL_AUTO=opencl DIFFCL_CL_FAULT=2000 expect 0 "continuing on the CPU reference from step [1-9]" -- \
             train --device auto "${tiny[@]}" --out "$T/a.safetensors"
         grep -q "finished on the CPU reference after a device failure" "$T/out" ||
             { echo "FAIL: train under auto did not say it finished on the CPU" >&2; failures=$((failures + 1)); }
-        DIFFCL_CL_FAULT=500 expect 0 "sampling on the CPU reference instead" -- sample \
+        DIFFCL_AUTO=opencl DIFFCL_CL_FAULT=500 expect 0 "sampling on the CPU reference instead" -- sample \
             --device auto --model "$T/m.safetensors" --n 200 --steps 10 --out "$T/sa.csv"
         cmp -s "$T/s.csv" "$T/sa.csv" ||
             { echo "FAIL: samples after the fallback differ from the CPU reference's" >&2; failures=$((failures + 1)); }
@@ -169,7 +171,7 @@ if "$D" devices --device cl >/dev/null 2>&1; then
         # call 15 is one of those builds: a named device stops (exit 5), auto goes on on the CPU.
         DIFFCL_CL_CACHE=off DIFFCL_CL_FAULT=15 expect 5 "building cl/.* failed" -- \
             train --device cl "${tiny[@]}" --out "$T/p.safetensors"
-        DIFFCL_CL_CACHE=off DIFFCL_CL_FAULT=15 expect 0 "going on on the CPU reference instead" -- \
+        DIFFCL_AUTO=opencl DIFFCL_CL_CACHE=off DIFFCL_CL_FAULT=15 expect 0 "going on on the CPU reference instead" -- \
             train --device auto "${tiny[@]}" --out "$T/p.safetensors"
     else
         echo "note: built without DIFFCL_FAULT_INJECTION; device-failure cases not run"

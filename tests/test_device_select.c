@@ -108,10 +108,22 @@ static void check_fabricated(void) {
     expect_error(&l, "cl:pocl", DCL_ERR_NO_DEVICE);
     check_malformed(&l);
 
+    // auto: an OpenCL CPU device (PoCL) loses to the CPU reference on the same cores, unless
+    // DIFFCL_AUTO=opencl prefers it (its tuning file could too: test_tune's domain).
     init_list(&l, "cpu + PoCL");
     add_cl(&l, 0, 0, "cpu", POCL_NAME, 1);
+    expect_index(&l, "auto", 0);
+    expect_index(&l, NULL, 0);
+    CHECK(strstr(dcl_device_auto_why(l.d, l.n, 0), "only OpenCL devices are CPUs") != NULL);
+    setenv("DIFFCL_AUTO", "opencl", 1);
     expect_index(&l, "auto", 1);
     expect_index(&l, NULL, 1);
+    CHECK(strstr(dcl_device_auto_why(l.d, l.n, 1), "DIFFCL_AUTO=opencl") != NULL);
+    setenv("DIFFCL_AUTO", "gpu", 1); // not a value it knows: an error naming the variable
+    expect_error(&l, "auto", DCL_ERR_ARG);
+    CHECK(strstr(dcl_last_error(), "DIFFCL_AUTO") != NULL);
+    expect_index(&l, "cpu", 0); // only auto reads it
+    unsetenv("DIFFCL_AUTO");
     expect_index(&l, "cpu", 0);
     expect_index(&l, "cl", 1);
     expect_index(&l, "cl:cpu", 1);
@@ -130,6 +142,10 @@ static void check_fabricated(void) {
     add_cl(&l, 0, 0, "gpu", GPU_NAME, 1);
     add_cl(&l, 1, 0, "cpu", POCL_NAME, 1);
     expect_index(&l, "auto", 1);
+    CHECK(strstr(dcl_device_auto_why(l.d, l.n, 1), "GPU or accelerator") != NULL);
+    setenv("DIFFCL_AUTO", "opencl", 1); // a GPU still comes first
+    expect_index(&l, "auto", 1);
+    unsetenv("DIFFCL_AUTO");
     expect_index(&l, "cpu", 0);
     expect_index(&l, "cl", 1);
     expect_index(&l, "cl:gpu", 1);
@@ -153,10 +169,22 @@ static void check_fabricated(void) {
     expect_index(&l, "cl:gpu", 2);
     expect_index(&l, "cl:cpu", 1);
 
+    // An accelerator wins like a GPU; with both, the first in the list.
+    init_list(&l, "cpu + PoCL + accelerator + gpu");
+    add_cl(&l, 0, 0, "cpu", POCL_NAME, 1);
+    add_cl(&l, 1, 0, "accelerator", "Intel FPGA Emulation Device", "Intel FPGA SDK", 1);
+    add_cl(&l, 2, 0, "gpu", GPU_NAME, 1);
+    expect_index(&l, "auto", 2);
+    expect_index(&l, "cl:accelerator", 2);
+
     // A device that failed its probe is never picked, and saying why is part of the message.
     init_list(&l, "cpu + unusable gpu");
     add_cl(&l, 0, 0, "gpu", GPU_NAME, 0);
     expect_index(&l, "auto", 0);
+    CHECK(strstr(dcl_device_auto_why(l.d, l.n, 0), "no usable OpenCL device") != NULL);
+    setenv("DIFFCL_AUTO", "opencl", 1); // nothing OpenCL to prefer
+    expect_index(&l, "auto", 0);
+    unsetenv("DIFFCL_AUTO");
     expect_index(&l, "cpu", 0);
     expect_error(&l, "cl", DCL_ERR_NO_DEVICE);
     expect_error(&l, "cl:gpu", DCL_ERR_NO_DEVICE);
@@ -205,6 +233,15 @@ static void check_real_list(void) {
         if (list[i].usable) CHECK(s == DCL_OK && idx == i);
         else CHECK_EQ(s, DCL_ERR_NO_DEVICE);
     }
+    // auto on this machine: the first usable GPU or accelerator, else the CPU reference.
+    int want = 0, got = -1;
+    for (int i = n - 1; i > 0; i--)
+        if (list[i].usable &&
+            (!strcmp(list[i].type, "gpu") || !strcmp(list[i].type, "accelerator")))
+            want = i;
+    CHECK_EQ(dcl_device_select(list, n, "auto", &got), DCL_OK);
+    CHECK_EQ(got, want);
+    printf("auto: %s: %s\n", list[got >= 0 ? got : 0].spec, dcl_device_auto_why(list, n, got));
     free(list);
     CHECK_EQ(dcl_device_list(&list, &n, NULL), DCL_OK); // the platform count is optional
     free(list);
@@ -234,6 +271,8 @@ static void check_open(void) {
 }
 
 int main(void) {
+    unsetenv("DIFFCL_AUTO");
+    setenv("DIFFCL_CL_TUNE", "off", 1); // no tuning file of this machine may change what auto picks
     check_fabricated();
     check_real_list();
     check_open();

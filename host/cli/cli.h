@@ -31,6 +31,7 @@ int cli_cmd_train(int argc, char **argv);
 int cli_cmd_sample(int argc, char **argv);
 int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_data(int argc, char **argv);
+int cli_cmd_tune(int argc, char **argv);
 // Their names, summaries and help texts.
 extern const cli_command cli_devices_command;
 extern const cli_command cli_check_command;
@@ -38,6 +39,7 @@ extern const cli_command cli_bench_command;
 extern const cli_command cli_train_command;
 extern const cli_command cli_sample_command;
 extern const cli_command cli_eval_command;
+extern const cli_command cli_tune_command;
 extern const cli_command cli_data_command;
 
 // The exit code for a library status (main.c: the only mapping).

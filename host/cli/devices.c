@@ -141,7 +141,11 @@ int cli_cmd_devices(int argc, char **argv) {
     if (s != DCL_OK) return cli_report(s);
 
     int auto_i = -1;
-    if (dcl_device_select(list, n, "auto", &auto_i) != DCL_OK) auto_i = -1;
+    char auto_error[512] = ""; // why "auto" picks nothing (a bad DIFFCL_AUTO)
+    if (dcl_device_select(list, n, "auto", &auto_i) != DCL_OK) {
+        auto_i = -1;
+        snprintf(auto_error, sizeof auto_error, "%s", dcl_last_error());
+    }
     dcl_clear_error(); // a failed "auto" is shown as "auto": null, not as an error
 
     int first = 0, last = n - 1;
@@ -166,9 +170,11 @@ int cli_cmd_devices(int argc, char **argv) {
         }
         if (first != last || auto_i < 0 || auto_i != first) {
             if (auto_i >= 0)
-                printf("\n--device auto picks [%d] %s (%s)\n", auto_i, list[auto_i].spec,
-                       list[auto_i].name);
-            else puts("\n--device auto picks nothing");
+                printf("\n--device auto picks [%d] %s (%s): %s\n", auto_i, list[auto_i].spec,
+                       list[auto_i].name, dcl_device_auto_why(list, n, auto_i));
+            else printf("\n--device auto picks nothing%s%s\n", *auto_error ? ": " : "", auto_error);
+        } else {
+            printf("\n--device auto picks it: %s\n", dcl_device_auto_why(list, n, auto_i));
         }
         if (note) printf("note: %s\n", note);
     }

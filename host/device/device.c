@@ -92,6 +92,47 @@ static int first_cl(const dcl_device_info *list, int n, const char *type) {
     return -1;
 }
 
+// DIFFCL_AUTO=opencl makes auto prefer an OpenCL device of any type to the CPU reference.
+static dcl_status auto_prefers_opencl(int *prefer) {
+    const char *env = getenv("DIFFCL_AUTO");
+    *prefer = env && strcmp(env, "opencl") == 0;
+    if (env && *env && !*prefer)
+        return dcl__fail(DCL_ERR_ARG,
+                         "DIFFCL_AUTO='%s' is not valid; use opencl (auto prefers an "
+                         "OpenCL device even when it is a CPU) or leave it unset",
+                         env);
+    return DCL_OK;
+}
+
+// auto's rule, as a rank (lower wins, list order breaks ties; -1: never): a usable GPU or
+// accelerator OpenCL device (0); the CPU reference (2); a usable OpenCL device of another type,
+// such as PoCL on the host's cores, only when it is preferred (DIFFCL_AUTO=opencl) or its tuning
+// file (`diffcl tune`) measured it faster than the CPU reference (1) — on the same cores the CPU
+// reference, with no kernel launches and OpenBLAS's GEMM, is otherwise the faster one.
+static int auto_rank(const dcl_device_info *d, int prefer_cl) {
+    if (d->backend == DCL_BACKEND_CPU) return 2;
+    if (!d->usable) return -1;
+    if (!strcmp(d->type, "gpu") || !strcmp(d->type, "accelerator")) return 0;
+#ifdef DIFFCL_HAVE_OPENCL
+    if (!prefer_cl && dcl__cl_tune_faster(d)) return 1;
+#endif
+    return prefer_cl ? 1 : -1;
+}
+
+const char *dcl_device_auto_why(const dcl_device_info *list, int n, int index) {
+    int prefer_cl = 0, any_cl = 0;
+    if (auto_prefers_opencl(&prefer_cl) != DCL_OK) dcl_clear_error();
+    for (int i = 0; i < n; i++) any_cl |= list[i].backend == DCL_BACKEND_OPENCL && list[i].usable;
+    if (index < 0 || index >= n) return "auto picks nothing";
+    int r = auto_rank(&list[index], prefer_cl);
+    if (r == 0) return "a GPU or accelerator OpenCL device wins";
+    if (r == 1 && prefer_cl) return "DIFFCL_AUTO=opencl prefers an OpenCL device";
+    if (r == 1) return "its tuning file (diffcl tune) measured it faster than the CPU reference";
+    if (!any_cl) return "no usable OpenCL device";
+    return "the only OpenCL devices are CPUs, where the CPU reference is faster on the same cores "
+           "(unless diffcl tune measures otherwise; DIFFCL_AUTO=opencl prefers them)";
+}
+
 dcl_status dcl_device_select(const dcl_device_info *list, int n, const char *spec, int *index) {
     if (!spec || !*spec) spec = "auto";
     if (strlen(spec) > 64)
@@ -99,8 +140,13 @@ dcl_status dcl_device_select(const dcl_device_info *list, int n, const char *spe
                          strlen(spec));
     int found = -1;
     if (strcmp(spec, "auto") == 0) {
-        found = first_cl(list, n, "gpu");
-        if (found < 0) found = first_cl(list, n, NULL);
+        int prefer_cl;
+        dcl_status s = auto_prefers_opencl(&prefer_cl);
+        if (s != DCL_OK) return s;
+        for (int i = 0; i < n; i++)
+            if (auto_rank(&list[i], prefer_cl) >= 0 &&
+                (found < 0 || auto_rank(&list[i], prefer_cl) < auto_rank(&list[found], prefer_cl)))
+                found = i;
         if (found < 0) found = 0; // list[0] is always the CPU reference
     } else if (strcmp(spec, "cpu") == 0) {
         found = 0;
@@ -213,15 +259,15 @@ dcl_status dcl_device_open(dcl_device **out, const char *spec) {
     if (strcmp(spec, "auto") != 0) {
         s = open_entry(dev, &list[idx]);
     } else {
-        // "auto" may move on when a device fails to open, and says so: usable GPUs first, then
-        // other usable OpenCL devices, then the CPU reference (which always opens).
+        // "auto" may move on when a device fails to open, and says so: its candidates in the
+        // order of auto_rank, the CPU reference (which always opens) last.
+        int prefer_cl = 0;
+        auto_prefers_opencl(&prefer_cl); // dcl_device_select has checked it
         s = DCL_ERR_NO_DEVICE;
-        for (int pass = 0; pass < 3 && s != DCL_OK; pass++) {
+        for (int rank = 0; rank < 3 && s != DCL_OK; rank++) {
             for (int i = 0; i < n && s != DCL_OK; i++) {
                 const dcl_device_info *d = &list[i];
-                int is_cl = d->backend == DCL_BACKEND_OPENCL, is_gpu = !strcmp(d->type, "gpu");
-                int want = pass == 0 ? is_cl && is_gpu : pass == 1 ? is_cl && !is_gpu : !is_cl;
-                if (!want || !d->usable) continue;
+                if (auto_rank(d, prefer_cl) != rank) continue;
                 if (s != DCL_ERR_NO_DEVICE)
                     dcl_log(DCL_LOG_ERROR, "%s; auto tries %s next", dcl_last_error(), d->spec);
                 s = open_entry(dev, d);
@@ -280,6 +326,21 @@ dcl_status dcl_device_prepare(dcl_device *dev, int *compiled) {
     (void)dev;
 #endif
     return DCL_OK; // the CPU reference has nothing to build
+}
+
+dcl_status dcl_device_tune(dcl_device *dev, const dcl_tune_opts *opts, dcl_tune_result *result) {
+    dcl_tune_result ignored;
+    dcl_tune_opts defaults = {0};
+    if (!result) result = &ignored;
+    memset(result, 0, sizeof *result);
+#ifdef DIFFCL_HAVE_OPENCL
+    if (dev->info.backend == DCL_BACKEND_OPENCL)
+        return dcl__cl_tune(dev, opts ? opts : &defaults, result);
+#else
+    (void)opts, (void)defaults;
+#endif
+    return dcl__fail(DCL_ERR_UNSUPPORTED, "%s has nothing to tune: tune an OpenCL device",
+                     dev->info.spec);
 }
 
 // ---- buffers ----------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 // Compute devices (the CPU reference or an OpenCL device), device buffers and device selection.
 //
 // Selection syntax, shared by --device and the DIFFCL_DEVICE environment variable:
-//   auto            the first usable GPU, else another usable OpenCL device, else cpu
+//   auto            the first usable GPU or accelerator OpenCL device, else cpu; an OpenCL device
+//                   of another type (a CPU, as PoCL) only when DIFFCL_AUTO=opencl or its tuning
+//                   file (dcl_device_tune) measured it faster than the CPU reference
 //   cpu             the plain-C reference backend (always present)
 //   cl              the first usable OpenCL device
 //   cl:gpu, cl:cpu, cl:accelerator   the first usable OpenCL device of that type
@@ -73,6 +75,10 @@ dcl_status dcl_device_list(dcl_device_info **out, int *n, int *n_opencl_platform
 // lists the devices that exist.
 dcl_status dcl_device_select(const dcl_device_info *list, int n, const char *spec, int *index);
 
+// Why "auto" picks list[index] (index from dcl_device_select(list, n, "auto", ...)): one line,
+// as `diffcl devices` shows it.
+const char *dcl_device_auto_why(const dcl_device_info *list, int n, int index);
+
 // Opens the device spec selects. spec NULL or "" reads DIFFCL_DEVICE, then defaults to "auto".
 // Logs what it picked. An OpenCL device that fails to open (probe build, context) is an error,
 // except under "auto", which logs the failure and tries the next candidate.
@@ -100,10 +106,10 @@ typedef struct dcl_device_stats {
                        // reference: one per op it runs
     uint64_t writes, write_bytes; // host -> device copies (dcl_buffer_write) and their bytes
     uint64_t reads, read_bytes;   // device -> host copies (dcl_buffer_read) and their bytes
-    uint64_t
-        waits; // blocking host waits. OpenCL: blocking reads (and writes under DIFFCL_CL_SYNC), clFinish (also
-        // dcl_device_finish), clWaitForEvents; the CPU reference: always 0 (its ops
-        // run synchronously on the calling thread, nothing is queued to wait for)
+    // Blocking host waits. OpenCL: blocking reads (writes too under DIFFCL_CL_SYNC), clFinish (also
+    // dcl_device_finish), clWaitForEvents; the CPU reference: always 0 (its ops run synchronously
+    // on the calling thread, nothing is queued to wait for).
+    uint64_t waits;
 } dcl_device_stats;
 
 // Copies dev's counters into *out.
@@ -121,6 +127,34 @@ dcl_status dcl_device_finish_behind(dcl_device *dev, int lag);
 // that is all of them, and the compile is logged at DCL_LOG_INFO with its duration. The CPU
 // reference: DCL_OK and 0.
 dcl_status dcl_device_prepare(dcl_device *dev, int *compiled);
+
+// Tuning (`diffcl tune`): searches CLBlast's GEMM parameters (kernels Xgemm and XgemmDirect, and
+// the size where CLBlast switches between them) for the GEMM shapes of the spiral MLP and the
+// U-Net plus a square GEMM, and the work-group size of diffcl's own kernels (DCL_WG_SIZE), then
+// writes them to a tuning file in the program cache folder, keyed by the device's name, vendor,
+// driver and platform and by CLBlast's version. Every later open of that device applies the file
+// (DIFFCL_CL_TUNE=off does not). Tuning changes speed, never what a GEMM computes beyond rounding.
+typedef struct dcl_tune_opts {
+    int quick;          // the starting points only (CLBlast's defaults and two CPU-friendly sets)
+    int max_candidates; // at most this many candidates per kernel (0: the whole search; tests: 2)
+    size_t scale;       // the model shapes' batch divided by this (0 or 1: the models' own; tests)
+    size_t square;      // n of the square GEMM (0: 1024)
+} dcl_tune_opts;
+typedef struct dcl_tune_result {
+    size_t square;                                    // n of the square GEMM
+    double square_gflops_before, square_gflops_after; // its rate before and after
+    double model_ms_before, model_ms_after; // the model GEMMs of one training step, weighted
+    double cpu_model_ms;                    // the same on the CPU reference (0 if not measured)
+    int faster_than_cpu;                    // model_ms_after < cpu_model_ms: `auto` may pick it
+    size_t wg_size;                         // the DCL_WG_SIZE chosen
+    int clblast_overridden;   // the file sets CLBlast's parameters (0: its own were as fast)
+    int candidates, rejected; // CLBlast parameter sets timed, and those it refused
+    char path[1100];          // the tuning file written
+} dcl_tune_result;
+// Tunes the OpenCL device dev (minutes on a CPU device) and writes its tuning file. The CLBlast
+// parameters take effect in this process at once; DCL_WG_SIZE at the device's next open.
+// DCL_ERR_UNSUPPORTED for the CPU reference; DCL_ERR_IO when the file cannot be written.
+dcl_status dcl_device_tune(dcl_device *dev, const dcl_tune_opts *opts, dcl_tune_result *result);
 
 // A buffer of n 32-bit elements; name appears in error messages ("mlp.fc1.weight"). Sizes beyond
 // the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE fail before allocation with both sizes named.

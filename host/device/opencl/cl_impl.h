@@ -2,7 +2,8 @@
 // the bottom up: cl_error.c (error names, failure records), cl_cache.c (the on-disk program cache),
 // cl_device.c (enumeration, open context, buffers), cl_program.c (programs, kernels, launches),
 // cl_ops.c (the ops, the backend table, the open that installs it). Each calls only files before
-// it (and cl_fault.c's wrappers in test builds).
+// it (and cl_fault.c's wrappers in test builds), except that the open applies the tuning file of
+// cl_tune.c (`diffcl tune`), whose search runs ops through the public API.
 #ifndef DIFFCL_CL_IMPL_H
 #define DIFFCL_CL_IMPL_H
 
@@ -61,6 +62,7 @@ struct dcl_cl_ctx {
     size_t staged_bytes;
     cl_event marks[DCL_CL_MAX_MARKS]; // dcl__cl_finish_behind: markers, oldest first
     int n_marks;
+    char tuned[512]; // what the tuning file applied at open ("" when nothing): dcl__cl_tune_applied
 };
 
 // Reductions use at most this many groups (and so that many partial results).
@@ -120,6 +122,14 @@ dcl_status dcl__cl_after_enqueue(struct dcl_cl_ctx *ctx, const char *what, ...)
 // Builds every program the op table names (from the cache or from source); *compiled receives the
 // number of programs compiled from source since the device was opened (may be NULL).
 dcl_status dcl__cl_prepare(struct dcl_cl_ctx *ctx, int *compiled);
+
+// ---- cl_tune.c: the tuning file (`diffcl tune`)
+
+// Applies the device's tuning file, when there is a valid one and DIFFCL_CL_TUNE is not off:
+// ctx->wg_size (so call it before the first program is built) and CLBlast's GEMM parameters
+// (CLBlastOverrideParameters). Anything wrong with the file is said at verbose level, never an
+// error.
+void dcl__cl_tune_apply(struct dcl_cl_ctx *ctx);
 
 static inline cl_mem dcl__cl_mem(dcl_ptr p) { return (cl_mem)p.buf->handle; }
 

@@ -394,6 +394,7 @@ dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info) {
     struct dcl_cl_ctx *ctx;
     dcl_status s = dcl__cl_ctx_open(&ctx, dev);
     if (s != DCL_OK) return s;
+    dcl__cl_tune_apply(ctx); // DCL_WG_SIZE and CLBlast's parameters, before any program is built
     // The probe build: the device must compile our OpenCL C 1.2.
     struct dcl_cl_kernel *k;
     const struct dcl_op_desc *fill = &dcl__op_descs[DCL_OP_FILL];
