@@ -200,9 +200,8 @@ dcl_status dcl__cl_list(dcl_device_info **out, int *n, int *n_platforms);
 dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info);
 // dcl_device_prepare for an OpenCL device (opencl/cl_ops.c).
 dcl_status dcl__cl_prepare_device(dcl_device *dev, int *compiled);
-// dcl_device_tune for an OpenCL device, and whether d's tuning file recorded it faster than the
-// CPU reference (0 without one, or with DIFFCL_CL_TUNE=off) (opencl/cl_tune.c).
-dcl_status dcl__cl_tune(dcl_device *dev, const dcl_tune_opts *opts, dcl_tune_result *result);
+// Whether d's tuning file recorded it faster than the CPU reference (0 without one, or with
+// DIFFCL_CL_TUNE=off) (opencl/cl_tune_file.c).
 int dcl__cl_tune_faster(const dcl_device_info *d);
 #endif
 

@@ -328,20 +328,14 @@ dcl_status dcl_device_prepare(dcl_device *dev, int *compiled) {
     return DCL_OK; // the CPU reference has nothing to build
 }
 
+#ifndef DIFFCL_HAVE_OPENCL // with OpenCL: host/device/opencl/cl_tune.c
 dcl_status dcl_device_tune(dcl_device *dev, const dcl_tune_opts *opts, dcl_tune_result *result) {
-    dcl_tune_result ignored;
-    dcl_tune_opts defaults = {0};
-    if (!result) result = &ignored;
-    memset(result, 0, sizeof *result);
-#ifdef DIFFCL_HAVE_OPENCL
-    if (dev->info.backend == DCL_BACKEND_OPENCL)
-        return dcl__cl_tune(dev, opts ? opts : &defaults, result);
-#else
-    (void)opts, (void)defaults;
-#endif
+    (void)opts;
+    if (result) memset(result, 0, sizeof *result);
     return dcl__fail(DCL_ERR_UNSUPPORTED, "%s has nothing to tune: tune an OpenCL device",
                      dev->info.spec);
 }
+#endif
 
 // ---- buffers ----------------------------------------------------------------------------------
 

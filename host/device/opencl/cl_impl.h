@@ -2,8 +2,8 @@
 // the bottom up: cl_error.c (error names, failure records), cl_cache.c (the on-disk program cache),
 // cl_device.c (enumeration, open context, buffers), cl_program.c (programs, kernels, launches),
 // cl_ops.c (the ops, the backend table, the open that installs it). Each calls only files before
-// it (and cl_fault.c's wrappers in test builds), except that the open applies the tuning file of
-// cl_tune.c (`diffcl tune`), whose search runs ops through the public API.
+// it (and cl_fault.c's wrappers in test builds); the open applies cl_tune_file.c's tuning file.
+// cl_tune.c (`diffcl tune`) runs ops through the public API, so it sits above device.c.
 #ifndef DIFFCL_CL_IMPL_H
 #define DIFFCL_CL_IMPL_H
 
@@ -123,7 +123,7 @@ dcl_status dcl__cl_after_enqueue(struct dcl_cl_ctx *ctx, const char *what, ...)
 // number of programs compiled from source since the device was opened (may be NULL).
 dcl_status dcl__cl_prepare(struct dcl_cl_ctx *ctx, int *compiled);
 
-// ---- cl_tune.c: the tuning file (`diffcl tune`)
+// ---- cl_tune_file.c: the tuning file (`diffcl tune`)
 
 // Applies the device's tuning file, when there is a valid one and DIFFCL_CL_TUNE is not off:
 // ctx->wg_size (so call it before the first program is built) and CLBlast's GEMM parameters

@@ -1,277 +1,18 @@
-// The OpenCL backend's tuning (`diffcl tune`): a search over CLBlast's GEMM parameters and the
-// preamble's DCL_WG_SIZE for the shapes the models use, the tuning file that keeps the result in
-// the program cache folder, and applying that file when a device opens.
-#include <errno.h>
-#include <stdint.h>
+// `diffcl tune` for OpenCL devices (dcl_device_tune): a search over CLBlast's GEMM parameters and
+// the preamble's DCL_WG_SIZE for the shapes the models use, timed through the public API (so this
+// file sits above device.c; only callers of dcl_device_tune use it). The file it writes and its
+// application at open are in cl_tune_file.c.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <clblast_c.h>
 
 #include "core/error.h"
-#include "device/opencl/cl_impl.h"
-#include "device/test_hooks.h" // dcl__cl_tune_applied
+#include "device/opencl/cl_tune.h"
 #include "diffcl/log.h"
-#include "diffcl/ops.h"     // dcl_gemm, dcl_fill, dcl_relu_forward, dcl_axpby, dcl_bias_*
-#include "io/atomic_file.h" // dcl__atomic_write: temp file + fsync + rename
-
-// ---- the tuning file ---------------------------------------------------------------------------
-//
-// DIR/tune-<16 hex digits>.txt, DIR being the program cache folder (DIFFCL_CL_CACHE_DIR, else
-// $XDG_CACHE_HOME/diffcl, else ~/.cache/diffcl) and the digits an FNV-1a 64 hash of the key lines.
-// Plain text, one field per line:
-//
-//   diffcl-tune 1
-//   device NAME                 the key (five lines): a file whose key lines differ from the
-//   vendor VENDOR               device's is foreign and ignored, so a driver or CLBlast update
-//   driver VERSION              makes the search run again
-//   platform NAME
-//   clblast MAJOR.MINOR.PATCH
-//   wg_size 128                 the preamble's DCL_WG_SIZE
-//   faster_than_cpu 0           the model GEMMs ran faster than on the CPU reference
-//   Xgemm GEMMK=0 KREG=1 ...    one line per CLBlast kernel overridden, with every parameter
-//   XgemmDirect KWID=2 ...      CLBlast's database lists for it, in its order
-//   GemmRoutine XGEMM_MIN_INDIRECT_SIZE=896
-//   end
-//
-// A file that does not parse, misses "end" or names a value CLBlast rejects is ignored with a
-// message at verbose level. CLBlast keeps one set of parameters per (device, kernel) for the whole
-// process (CLBlastOverrideParameters), so a tuning applies to every GEMM shape.
-
-#define TUNE_MAGIC "diffcl-tune 1"
-#define TUNE_MAX_FILE 4096
-
-// CLBlast's kernels and their parameters, in the order of its database (src/database/kernels/ of
-// https://github.com/CNugteren/CLBlast); CLBlastOverrideParameters needs every one of them.
-enum { K_XGEMM, K_DIRECT, K_ROUTINE, K_COUNT };
-#define MAX_PARAMS 16
-static const struct tune_kernel {
-    const char *name;
-    int n;
-    const char *params[MAX_PARAMS];
-    size_t defaults[MAX_PARAMS]; // the database's "default" entry: the search starts there
-} kernels[K_COUNT] = {
-    [K_XGEMM] = {"Xgemm",
-                 16,
-                 {"GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB", "NDIMC", "NWG",
-                  "SA", "SB", "STRM", "STRN", "VWM", "VWN"},
-                 {0, 1, 32, 2, 8, 8, 32, 8, 8, 32, 1, 1, 0, 0, 4, 4}},
-    [K_DIRECT] = {"XgemmDirect",
-                  10,
-                  {"KWID", "MDIMAD", "MDIMCD", "NDIMBD", "NDIMCD", "PADA", "PADB", "VWMD", "VWND",
-                   "WGD"},
-                  {2, 8, 8, 8, 8, 1, 1, 1, 1, 16}},
-    [K_ROUTINE] = {"GemmRoutine", 1, {"XGEMM_MIN_INDIRECT_SIZE"}, {896}},
-};
-
-struct tuning {
-    size_t wg_size;      // 0: not tuned
-    int faster_than_cpu; // the model GEMMs ran faster on this device than on the CPU reference
-    int has[K_COUNT];
-    size_t v[K_COUNT][MAX_PARAMS];
-};
-
-static uint64_t fnv1a(uint64_t h, const char *s) {
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return (h ^ 0xff) * 0x100000001b3ull; // a separator, so fields cannot run into each other
-}
-
-// The key lines of info's device (each ends in '\n').
-static void key_lines(const dcl_device_info *d, char *buf, size_t size) {
-    snprintf(buf, size, "device %s\nvendor %s\ndriver %s\nplatform %s\nclblast %d.%d.%d\n", d->name,
-             d->vendor, d->driver, d->platform_name, CLBLAST_VERSION_MAJOR, CLBLAST_VERSION_MINOR,
-             CLBLAST_VERSION_PATCH);
-}
-
-// The cache folder, as cl_cache.c resolves it; 0 when there is none (or DIFFCL_CL_CACHE=off).
-static int tune_dir(char *dir, size_t size) {
-    const char *mode = getenv("DIFFCL_CL_CACHE");
-    if (mode && (strcmp(mode, "off") == 0 || strcmp(mode, "0") == 0)) return 0;
-    const char *env = getenv("DIFFCL_CL_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"),
-               *home = getenv("HOME");
-    int n;
-    if (env && *env) n = snprintf(dir, size, "%s", env);
-    else if (xdg && xdg[0] == '/') n = snprintf(dir, size, "%s/diffcl", xdg);
-    else if (home && *home) n = snprintf(dir, size, "%s/.cache/diffcl", home);
-    else return 0;
-    return n > 0 && (size_t)n + 32 < size;
-}
-
-static int tune_path(const dcl_device_info *d, char *path, size_t size) {
-    char dir[1024], key[768];
-    if (!tune_dir(dir, sizeof dir)) return 0;
-    key_lines(d, key, sizeof key);
-    int n = snprintf(path, size, "%s/tune-%016llx.txt", dir,
-                     (unsigned long long)fnv1a(0xcbf29ce484222325ull, key));
-    return n > 0 && (size_t)n < size;
-}
-
-// Parses "NAME=VALUE ..." for kernel k into v; 0 on any mismatch with CLBlast's parameter list.
-static int parse_params(int k, const char *s, size_t *v) {
-    for (int i = 0; i < kernels[k].n; i++) {
-        size_t len = strlen(kernels[k].params[i]);
-        while (*s == ' ') s++;
-        if (strncmp(s, kernels[k].params[i], len) != 0 || s[len] != '=') return 0;
-        char *end;
-        errno = 0;
-        unsigned long long x = strtoull(s + len + 1, &end, 10);
-        if (errno || end == s + len + 1 || x > (1u << 24)) return 0;
-        v[i] = (size_t)x;
-        s = end;
-    }
-    while (*s == ' ') s++;
-    return *s == '\0';
-}
-
-// Reads and checks d's tuning file into t. 1: found and valid; 0: none, foreign or corrupt (said
-// at verbose level).
-static int tuning_load(const dcl_device_info *d, struct tuning *t) {
-    char path[1100], key[768], text[TUNE_MAX_FILE + 1];
-    memset(t, 0, sizeof *t);
-    if (!tune_path(d, path, sizeof path)) return 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return 0;
-    size_t len = fread(text, 1, TUNE_MAX_FILE + 1, fp);
-    fclose(fp);
-    const char *why = NULL;
-    key_lines(d, key, sizeof key);
-    size_t magic = strlen(TUNE_MAGIC "\n"), klen = strlen(key);
-    if (len > TUNE_MAX_FILE) why = "it is too large";
-    else if (len < magic || memcmp(text, TUNE_MAGIC "\n", magic) != 0) why = "it has no header";
-    else if (len < magic + klen || memcmp(text + magic, key, klen) != 0)
-        why = "it was written for another device, driver or CLBlast";
-    if (why) goto bad;
-    text[len] = '\0';
-    int ended = 0;
-    for (char *line = text + magic + klen, *next; *line && !ended; line = next) {
-        next = strchr(line, '\n');
-        if (!next) {
-            why = "its last line is cut off";
-            goto bad;
-        }
-        *next++ = '\0';
-        char *sp = strchr(line, ' ');
-        const char *arg = sp ? sp + 1 : "";
-        if (sp) *sp = '\0';
-        char *end;
-        if (strcmp(line, "end") == 0) {
-            ended = 1;
-        } else if (strcmp(line, "wg_size") == 0) {
-            t->wg_size = strtoul(arg, &end, 10);
-            if (*end || t->wg_size == 0 || (t->wg_size & (t->wg_size - 1)) ||
-                t->wg_size > d->max_wg_size)
-                why = "its wg_size is not a power of two within the device's limit";
-        } else if (strcmp(line, "faster_than_cpu") == 0) {
-            t->faster_than_cpu = strcmp(arg, "1") == 0;
-            if (strcmp(arg, "0") != 0 && strcmp(arg, "1") != 0) why = "bad faster_than_cpu";
-        } else {
-            int k = 0;
-            while (k < K_COUNT && strcmp(line, kernels[k].name) != 0) k++;
-            if (k == K_COUNT) why = "it has a line this version does not know";
-            else if (!parse_params(k, arg, t->v[k])) why = "a kernel's parameters do not parse";
-            else t->has[k] = 1;
-        }
-        if (why) goto bad;
-    }
-    if (!ended) {
-        why = "it has no end line";
-        goto bad;
-    }
-    return 1;
-bad:
-    dcl_log(DCL_LOG_VERBOSE, "tuning file %s ignored: %s", path, why);
-    memset(t, 0, sizeof *t);
-    return 0;
-}
-
-static dcl_status tuning_store(const dcl_device_info *d, const struct tuning *t, char *path,
-                               size_t size) {
-    char dir[1024], text[TUNE_MAX_FILE], key[768];
-    if (!tune_dir(dir, sizeof dir) || !tune_path(d, path, size))
-        return dcl__fail(DCL_ERR_IO, "no folder for the tuning file: set DIFFCL_CL_CACHE_DIR (and "
-                                     "DIFFCL_CL_CACHE must not be off)");
-    // Creates the folder and its parents, readable by this user only (as the program cache).
-    for (char *p = dir + 1;; p++) {
-        if (*p && *p != '/') continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-            return dcl__fail(DCL_ERR_IO, "cannot create %s for the tuning file: %s", dir,
-                             strerror(errno));
-        *p = c;
-        if (!c) break;
-    }
-    key_lines(d, key, sizeof key);
-    size_t n =
-        (size_t)snprintf(text, sizeof text, TUNE_MAGIC "\n%swg_size %zu\nfaster_than_cpu %d\n", key,
-                         t->wg_size, t->faster_than_cpu);
-    for (int k = 0; k < K_COUNT && n < sizeof text; k++) {
-        if (!t->has[k]) continue;
-        n += (size_t)snprintf(text + n, sizeof text - n, "%s", kernels[k].name);
-        for (int i = 0; i < kernels[k].n && n < sizeof text; i++)
-            n += (size_t)snprintf(text + n, sizeof text - n, " %s=%zu", kernels[k].params[i],
-                                  t->v[k][i]);
-        if (n < sizeof text) n += (size_t)snprintf(text + n, sizeof text - n, "\n");
-    }
-    if (n < sizeof text) n += (size_t)snprintf(text + n, sizeof text - n, "end\n");
-    if (n >= sizeof text) return dcl__fail(DCL_ERR_IO, "tuning file %s would be too long", path);
-    return dcl__atomic_write(path, text, n);
-}
-
-static int override(struct dcl_cl_ctx *ctx, int k, const size_t *v) {
-    CLBlastStatusCode st =
-        CLBlastOverrideParameters(ctx->device, kernels[k].name, CLBlastPrecisionSingle,
-                                  (size_t)kernels[k].n, (const char **)kernels[k].params, v);
-    if (st != CLBlastSuccess)
-        dcl_log(DCL_LOG_VERBOSE, "CLBlastOverrideParameters(%s) on %s: CLBlast status %d",
-                kernels[k].name, ctx->info->spec, (int)st);
-    return st == CLBlastSuccess;
-}
-
-// Describes what ctx applied into ctx->tuned (the test hook's answer).
-static void describe(struct dcl_cl_ctx *ctx, const struct tuning *t) {
-    char *b = ctx->tuned;
-    size_t size = sizeof ctx->tuned, n = (size_t)snprintf(b, size, "wg_size=%zu", ctx->wg_size);
-    for (int k = 0; k < K_COUNT && n < size; k++) {
-        if (!t->has[k]) continue;
-        n += (size_t)snprintf(b + n, size - n, " %s:", kernels[k].name);
-        for (int i = 0; i < kernels[k].n && n < size; i++)
-            n += (size_t)snprintf(b + n, size - n, "%s%zu", i ? "," : "", t->v[k][i]);
-    }
-}
-
-void dcl__cl_tune_apply(struct dcl_cl_ctx *ctx) {
-    ctx->tuned[0] = '\0';
-    const char *mode = getenv("DIFFCL_CL_TUNE");
-    if (mode && (strcmp(mode, "off") == 0 || strcmp(mode, "0") == 0)) {
-        dcl_log(DCL_LOG_VERBOSE, "tuning of %s not applied (DIFFCL_CL_TUNE=%s)", ctx->info->spec,
-                mode);
-        return;
-    }
-    struct tuning t;
-    if (!tuning_load(ctx->info, &t)) return;
-    if (t.wg_size && t.wg_size <= ctx->max_wg_size && t.wg_size <= ctx->max_item_size0)
-        ctx->wg_size = t.wg_size;
-    for (int k = 0; k < K_COUNT; k++)
-        if (t.has[k] && !override(ctx, k, t.v[k])) t.has[k] = 0;
-    describe(ctx, &t);
-    dcl_log(DCL_LOG_VERBOSE, "tuning applied to %s: %s", ctx->info->spec, ctx->tuned);
-}
-
-int dcl__cl_tune_faster(const dcl_device_info *d) {
-    const char *mode = getenv("DIFFCL_CL_TUNE");
-    if (mode && (strcmp(mode, "off") == 0 || strcmp(mode, "0") == 0)) return 0;
-    struct tuning t;
-    return tuning_load(d, &t) && t.faster_than_cpu;
-}
-
-void dcl__cl_tune_applied(const dcl_device *dev, char *buf, size_t size) {
-    const struct dcl_cl_ctx *ctx = dev->ctx;
-    snprintf(buf, size, "%s", dev->info.backend == DCL_BACKEND_OPENCL ? ctx->tuned : "");
-}
+#include "diffcl/ops.h" // dcl_gemm, dcl_fill, dcl_relu_forward, dcl_axpby, dcl_bias_*
 
 // ---- the search --------------------------------------------------------------------------------
 
@@ -422,9 +163,11 @@ struct search {
 static double try_candidate(struct search *S, int k, const size_t *cand, const struct shape *s,
                             int n) {
     S->tried++, S->used++;
-    double t = override(S->ctx, k, cand) ? time_set(S->b, s, n, NULL) : -1;
+    double t = dcl__tune_override(S->ctx, k, cand) ? time_set(S->b, s, n, NULL) : -1;
     if (t < 0) S->rejected++;
-    else dcl_log(DCL_LOG_VERBOSE, "  %s candidate %d: %.2f ms", kernels[k].name, S->used, t);
+    else
+        dcl_log(DCL_LOG_VERBOSE, "  %s candidate %d: %.2f ms", dcl__tune_kernels[k].name, S->used,
+                t);
     return t;
 }
 
@@ -460,7 +203,7 @@ static double search_kernel(struct search *S, int k, const size_t (*seeds)[MAX_P
         }
     }
 out:
-    override(S->ctx, k, v);
+    dcl__tune_override(S->ctx, k, v);
     return best;
 }
 
@@ -498,7 +241,7 @@ static double time_elementwise(struct bench *b, size_t rows) {
     return best;
 }
 
-dcl_status dcl__cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_result *r) {
+static dcl_status cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_result *r) {
     struct dcl_cl_ctx *ctx = dev->ctx;
     memset(r, 0, sizeof *r);
     size_t scale = o->scale ? o->scale : 1, sq = o->square ? o->square : 1024;
@@ -539,20 +282,20 @@ dcl_status dcl__cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_result
 
     struct tuning t = {0};
     struct search S = {ctx, &b, o, 0, 0, 0};
-    for (int k = 0; k < K_COUNT; k++) memcpy(t.v[k], kernels[k].defaults, sizeof t.v[k]);
+    for (int k = 0; k < K_COUNT; k++) memcpy(t.v[k], dcl__tune_kernels[k].defaults, sizeof t.v[k]);
 
     // XgemmDirect on the model shapes (every GEMM forced direct), Xgemm on the square (forced
     // indirect), then the size at which CLBlast switches from one to the other.
     size_t all_direct = 1u << 20, all_indirect = 1;
-    override(ctx, K_ROUTINE, &all_direct);
-    override(ctx, K_DIRECT, t.v[K_DIRECT]);
+    dcl__tune_override(ctx, K_ROUTINE, &all_direct);
+    dcl__tune_override(ctx, K_DIRECT, t.v[K_DIRECT]);
     double d0 = time_set(&b, s, n, NULL);
     if (d0 < 0) d0 = 1e30;
     dcl_log(DCL_LOG_INFO, "tune %s: XgemmDirect on %d model shapes ...", dev->info.spec, n);
     search_kernel(&S, K_DIRECT, direct_seeds, 2, direct_axes,
                   (int)(sizeof direct_axes / sizeof *direct_axes), s, n, t.v[K_DIRECT], d0);
-    override(ctx, K_ROUTINE, &all_indirect);
-    override(ctx, K_XGEMM, t.v[K_XGEMM]);
+    dcl__tune_override(ctx, K_ROUTINE, &all_indirect);
+    dcl__tune_override(ctx, K_XGEMM, t.v[K_XGEMM]);
     double x0 = time_gemm(&b, &square);
     if (x0 < 0) x0 = 1e30;
     dcl_log(DCL_LOG_INFO, "tune %s: Xgemm on n=%zu ...", dev->info.spec, sq);
@@ -564,9 +307,9 @@ dcl_status dcl__cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_result
     struct shape *all = real;
     all[n] = square;
     double direct_ms[17], indirect_ms[17];
-    override(ctx, K_ROUTINE, &all_direct);
+    dcl__tune_override(ctx, K_ROUTINE, &all_direct);
     if (time_set(&b, all, n + 1, direct_ms) < 0) goto failed;
-    override(ctx, K_ROUTINE, &all_indirect);
+    dcl__tune_override(ctx, K_ROUTINE, &all_indirect);
     if (time_set(&b, all, n + 1, indirect_ms) < 0) goto failed;
     double best_total = -1;
     for (int c = -1; c <= n; c++) {
@@ -583,7 +326,7 @@ dcl_status dcl__cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_result
         }
         if (best_total < 0 || total < best_total) best_total = total, t.v[K_ROUTINE][0] = th;
     }
-    override(ctx, K_ROUTINE, t.v[K_ROUTINE]);
+    dcl__tune_override(ctx, K_ROUTINE, t.v[K_ROUTINE]);
 
     // DCL_WG_SIZE for the elementwise kernels: 32, 64, 128, 256 within the device's limits.
     size_t wg0 = ctx->wg_size, best_wg = wg0;
@@ -640,7 +383,7 @@ dcl_status dcl__cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_result
             dev->info.spec, sq, r->square_gflops_after,
             r->square_gflops_after / r->square_gflops_before, model_ms, r->cpu_model_ms, best_wg,
             S.tried, S.rejected);
-    st = tuning_store(&dev->info, &t, r->path, sizeof r->path);
+    st = dcl__tuning_store(&dev->info, &t, r->path, sizeof r->path);
     goto done;
 failed:
     st = dcl__fail(DCL_ERR_BLAS, "tune: CLBlast's GEMM failed on %s with the tuned parameters",
@@ -648,4 +391,15 @@ failed:
 done:
     dcl_buffer_free(b.a), dcl_buffer_free(b.b), dcl_buffer_free(b.c);
     return st;
+}
+
+dcl_status dcl_device_tune(dcl_device *dev, const dcl_tune_opts *opts, dcl_tune_result *result) {
+    dcl_tune_result ignored;
+    dcl_tune_opts defaults = {0};
+    if (!result) result = &ignored;
+    memset(result, 0, sizeof *result);
+    if (dev->info.backend == DCL_BACKEND_OPENCL)
+        return cl_tune(dev, opts ? opts : &defaults, result);
+    return dcl__fail(DCL_ERR_UNSUPPORTED, "%s has nothing to tune: tune an OpenCL device",
+                     dev->info.spec);
 }
