@@ -55,7 +55,8 @@ static double ms_since(const struct timespec *t0) {
 // has their defaults), then #line so that build logs name common.h and the op's file. It is part
 // of the source, so of the program cache's key. DCL_WG_SIZE is ctx->wg_size: 256 within the
 // device's limits, or the size the device's tuning file gives (cl_tune_file.c, before the first
-// build). No device needs a quirk today; one would be decided here from ctx->info (the device's own answers, never its vendor) as a #define.
+// build). No device needs a quirk today; one would be decided here from ctx->info (the device's
+// own answers, never its vendor) as a #define.
 static void preamble(const struct dcl_cl_ctx *ctx, char *buf, size_t size) {
     snprintf(buf, size, "#define DCL_WG_SIZE %zu\n#line 1 \"common.h\"\n", ctx->wg_size);
 }
