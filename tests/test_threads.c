@@ -265,13 +265,7 @@ static void run_training(dcl_device *dev, const dcl_model_config *c, int steps, 
 static void run_mlp(dcl_device *dev, struct record *r, int i) {
     (void)i;
     dcl_model_config c;
-    memset(&c, 0, sizeof c);
-    CHECK_EQ(dcl_process_parse("flow", &c.process), DCL_OK);
-    c.pred = DCL_PREDICT_VELOCITY;
-    c.net.kind = DCL_NET_MLP;
-    c.net.mlp =
-        (dcl_mlp_config){.dim = 2, .width = 128, .depth = 3, .emb_dim = 32, .act = DCL_ACT_RELU};
-    snprintf(c.data, sizeof c.data, "spiral");
+    dcl_model_config_default(&c); // the CLI's: flow matching, MLP 3x128, spiral
     c.seed = 7;
     run_training(dev, &c, 4, 1024, 3000, 2, r, "mlp");
 }

@@ -139,6 +139,31 @@ static float *train_save_sample(dcl_device *dev, const char *path) {
     return x;
 }
 
+// Trains, saves and samples twice from the same seed on dev (PREFIXa.safetensors and
+// PREFIXb.safetensors in tmpdir); checks that the checkpoints' bytes and the samples are the same.
+// Returns whether they were. file/n and x (may be NULL) receive the first run's checkpoint bytes
+// and samples, for the caller to free.
+static int same_seed_twice(dcl_device *dev, const char *prefix, unsigned char **file, size_t *n,
+                           float **x) {
+    char a[256], b[256];
+    snprintf(a, sizeof a, "%s/%sa.safetensors", tmpdir, prefix);
+    snprintf(b, sizeof b, "%s/%sb.safetensors", tmpdir, prefix);
+    float *xa = train_save_sample(dev, a), *xb = train_save_sample(dev, b);
+    unsigned char *fa = NULL, *fb = NULL;
+    size_t na = 0, nb = 0;
+    CHECK(check_read_file(a, &fa, &na) && check_read_file(b, &fb, &nb));
+    int same_file = na == nb && na > 0 && memcmp(fa, fb, na) == 0;
+    int same_x = xa && xb && memcmp(xa, xb, N_SAMPLES * 2 * sizeof *xa) == 0;
+    CHECK(same_file);
+    CHECK(same_x);
+    free(fb), free(xb);
+    if (file) *file = fa, *n = na;
+    else free(fa);
+    if (x) *x = xa;
+    else free(xa);
+    return same_file && same_x;
+}
+
 // Same seed twice: the same checkpoint bytes and the same samples, bit for bit; and the loaded
 // checkpoint samples exactly as the model that wrote it.
 static void check_determinism_and_round_trip(void) {
@@ -146,13 +171,10 @@ static void check_determinism_and_round_trip(void) {
     CHECK_EQ(dcl_device_open(&dev, "cpu"), DCL_OK);
     char a[256], b[256];
     snprintf(a, sizeof a, "%s/a.safetensors", tmpdir);
-    snprintf(b, sizeof b, "%s/b.safetensors", tmpdir);
-    float *xa = train_save_sample(dev, a), *xb = train_save_sample(dev, b);
-    unsigned char *fa = NULL, *fb = NULL;
-    size_t na = 0, nb = 0;
-    CHECK(check_read_file(a, &fa, &na) && check_read_file(b, &fb, &nb));
-    CHECK(na == nb && na > 0 && memcmp(fa, fb, na) == 0);
-    CHECK(xa && xb && memcmp(xa, xb, N_SAMPLES * 2 * sizeof *xa) == 0);
+    unsigned char *fa = NULL;
+    size_t na = 0;
+    float *xa = NULL;
+    same_seed_twice(dev, "", &fa, &na, &xa);
 
     // The config alone, without a device.
     dcl_model_config rc;
@@ -194,7 +216,7 @@ static void check_determinism_and_round_trip(void) {
     CHECK(strstr(dcl_last_error(), "not-a-model") != NULL);
     CHECK(dcl_model_read_config(b, &rc) != DCL_OK);
     CHECK(strstr(dcl_last_error(), "not-a-model") != NULL);
-    free(fa), free(fb), free(xa), free(xb);
+    free(fa), free(xa);
     dcl_device_free(dev);
 }
 
@@ -264,19 +286,8 @@ static void check_device_determinism(const char *spec) {
     dcl_device *dev = NULL;
     CHECK_EQ(dcl_device_open(&dev, spec), DCL_OK);
     if (!dev) return;
-    char a[256], b[256];
-    snprintf(a, sizeof a, "%s/dev-a.safetensors", tmpdir);
-    snprintf(b, sizeof b, "%s/dev-b.safetensors", tmpdir);
-    float *xa = train_save_sample(dev, a), *xb = train_save_sample(dev, b);
-    unsigned char *fa = NULL, *fb = NULL;
-    size_t na = 0, nb = 0;
-    CHECK(check_read_file(a, &fa, &na) && check_read_file(b, &fb, &nb));
-    CHECK(na == nb && na > 0 && memcmp(fa, fb, na) == 0);
-    CHECK(xa && xb && memcmp(xa, xb, N_SAMPLES * 2 * sizeof *xa) == 0);
-    printf("%-8s same seed twice: checkpoints %s, samples %s\n", spec,
-           na == nb && na > 0 && memcmp(fa, fb, na) == 0 ? "identical" : "DIFFER",
-           xa && xb && memcmp(xa, xb, N_SAMPLES * 2 * sizeof *xa) == 0 ? "identical" : "DIFFER");
-    free(fa), free(fb), free(xa), free(xb);
+    printf("%-8s same seed twice: %s\n", spec,
+           same_seed_twice(dev, "dev-", NULL, NULL, NULL) ? "identical" : "DIFFER");
     dcl_device_free(dev);
 }
 
