@@ -103,10 +103,11 @@ struct progress_seen {
     int64_t done, total;
 };
 
-static void on_progress(void *ctx, int64_t done, int64_t total) {
+static int on_progress(void *ctx, int64_t done, int64_t total) {
     struct progress_seen *p = ctx;
     if (done != p->done + 1) p->in_order = 0;
     p->calls++, p->done = done, p->total = total;
+    return 0;
 }
 
 // Trains a few steps with seed 11 into path; returns the model's samples (caller frees). Both the

@@ -420,7 +420,7 @@ typedef struct step_stats {
     int64_t n, cap;
 } step_stats;
 
-static void on_step(void *ctx, int64_t done, int64_t total) {
+static int on_step(void *ctx, int64_t done, int64_t total) {
     (void)done, (void)total;
     step_stats *st = ctx;
     dcl_device_stats now;
@@ -434,6 +434,7 @@ static void on_step(void *ctx, int64_t done, int64_t total) {
         d->waits = now.waits - st->last.waits;
     }
     st->last = now;
+    return 0;
 }
 
 static int cmp_u64(const void *a, const void *b) {

@@ -42,8 +42,18 @@ extern const cli_command cli_eval_command;
 extern const cli_command cli_tune_command;
 extern const cli_command cli_data_command;
 
-// The exit code for a library status (main.c: the only mapping).
+// The exit code for a library status (main.c: the only mapping). DCL_ERR_CANCELLED after a signal
+// is 128 + the signal (130 SIGINT, 143 SIGTERM).
 int cli_exit_code(dcl_status s);
+
+// Signals (signals.c). main installs the handlers: the first SIGINT or SIGTERM is only recorded
+// (long work polls cli_signal_pending through its progress callback and stops cleanly); a second
+// within 5 s exits at once with 128 + the signal.
+void cli_signals_install(void);
+// The first signal received (SIGINT, SIGTERM), or 0.
+int cli_signal_pending(void);
+// 128 + cli_signal_pending().
+int cli_signal_exit_code(void);
 // Prints "diffcl: error: <dcl_last_error()>" (the status text when that is empty) to stderr and
 // returns cli_exit_code(s).
 int cli_report(dcl_status s);

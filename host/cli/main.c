@@ -45,6 +45,7 @@ int cli_exit_code(dcl_status s) {
     case DCL_ERR_BUILD:
     case DCL_ERR_DEVICE_MEM:
     case DCL_ERR_BLAS: return CLI_EXIT_DEVICE;
+    case DCL_ERR_CANCELLED: return cli_signal_exit_code();
     case DCL_ERR_NOMEM:
     case DCL_ERR_UNSUPPORTED: return CLI_EXIT_INTERNAL;
     }
@@ -97,7 +98,8 @@ static void print_help(FILE *f) {
         "  3  no such device, or no OpenCL platform\n"
         "  4  input file, format or I/O error\n"
         "  5  device or driver failure (OpenCL call, kernel build, device memory, BLAS)\n"
-        "  6  other internal error\n",
+        "  6  other internal error\n"
+        "  130, 143  stopped by SIGINT or SIGTERM (a second one within 5 s stops at once)\n",
         f);
 }
 
@@ -164,6 +166,7 @@ static int run(int argc, char **argv) {
 int main(int argc, char **argv) {
     dcl_clear_error();
     dcl_log_set_callback(cli_log, NULL);
+    cli_signals_install();
     int rc = run(argc, argv);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "diffcl: error: writing to standard output failed: %s\n", strerror(errno));

@@ -113,8 +113,9 @@ void cli_bar_finish(cli_bar *p, const char *summary) {
     fflush(stderr);
 }
 
-void cli_bar_progress(void *ctx, int64_t done, int64_t total) {
+int cli_bar_progress(void *ctx, int64_t done, int64_t total) {
     cli_bar *p = ctx;
     if (total > 0) p->total = total;
     cli_bar_update(p, done);
+    return cli_signal_pending() != 0;
 }

@@ -32,7 +32,8 @@ void cli_bar_note(cli_bar *p, const char *fmt, ...)
 // Ends the bar with one line: "LABEL DONE/TOTAL UNITs in MM:SS (RATE)" and then `summary` (may be
 // NULL) instead of the note.
 void cli_bar_finish(cli_bar *p, const char *summary);
-// A dcl_progress_fn whose ctx is a cli_bar (the library's training and sampler callbacks).
-void cli_bar_progress(void *ctx, int64_t done, int64_t total);
+// A dcl_progress_fn whose ctx is a cli_bar (the library's training and sampler callbacks); asks the
+// work to stop once SIGINT or SIGTERM has arrived (cli_signal_pending).
+int cli_bar_progress(void *ctx, int64_t done, int64_t total);
 
 #endif

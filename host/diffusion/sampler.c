@@ -176,7 +176,10 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
         // A progress bar should follow the device, not the queue, yet the queue must not drain.
         if (o->progress) {
             TRY_DONE(progress_pace_step(&pace, dev));
-            o->progress(o->progress_ctx, k, K);
+            if (o->progress(o->progress_ctx, k, K)) {
+                s = dcl__fail(DCL_ERR_CANCELLED, "sampling stopped after step %d of %d", k, K);
+                goto done;
+            }
         }
     }
     if (o->progress) s = dcl_device_finish(dev); // the last steps; releases the markers

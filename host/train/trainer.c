@@ -378,7 +378,9 @@ static dcl_status run(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_
         m->cfg.step = g + 1;
         if (slot + 1 == (size_t)o->log_every || g + 1 == end)
             s = read_back(m, o, b, sn, k, slot, end - first, log, log_ctx, losses, n_losses, t0);
-        if (s == DCL_OK && o->progress) o->progress(o->progress_ctx, k + 1, end - first);
+        if (s == DCL_OK && o->progress && o->progress(o->progress_ctx, k + 1, end - first))
+            s = dcl__fail(DCL_ERR_CANCELLED, "training stopped after step %lld",
+                          (long long)m->cfg.step);
     }
     return s;
 }

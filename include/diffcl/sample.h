@@ -22,7 +22,9 @@ typedef enum dcl_sampler_kind {
 // Progress of long work: `done` of `total` units (training steps, sampler steps) finished. Called
 // from the thread that does the work, between device calls; it reads nothing back from the device
 // and must return quickly. The library never prints progress: callers draw it (the CLI's bars).
-typedef void (*dcl_progress_fn)(void *ctx, int64_t done, int64_t total);
+// Returning non-zero asks the work to stop: the call returns DCL_ERR_CANCELLED after the unit that
+// just finished (a training step is complete and its state consistent; a sampler's output is not).
+typedef int (*dcl_progress_fn)(void *ctx, int64_t done, int64_t total);
 
 typedef struct dcl_sampler_opts {
     dcl_sampler_kind kind;
