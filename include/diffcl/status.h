@@ -17,7 +17,7 @@
     X(ERR_FORMAT, -9, "malformed input")                                                           \
     X(ERR_UNSUPPORTED, -10, "not supported")                                                       \
     X(ERR_NO_OPENCL, -11, "no OpenCL platform is available")                                       \
-    X(ERR_MISMATCH, -12, "a device's results disagree with the CPU reference")                   \
+    X(ERR_MISMATCH, -12, "a device's results disagree with the CPU reference")                     \
     X(ERR_CANCELLED, -13, "stopped at the caller's request")
 
 typedef enum dcl_status {
