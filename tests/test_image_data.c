@@ -14,7 +14,8 @@
 
 #include "testlib.h"
 #include "diffcl/data.h"
-#include "diffcl/plot.h" // dcl_png_write_rgb
+#include "diffcl/plot.h"        // dcl_png_write_rgb
+#include "data/data_internal.h" // dcl__pngdir_between_passes
 
 static char tmpdir[256];
 
@@ -714,6 +715,53 @@ static void test_png_folder(void) {
     free(good.p);
 }
 
+// A file rewritten between the header pass and the pixel pass (a sync tool, a second job) is an
+// error naming it, never a write past the buffers sized by the first pass (ASan builds catch one).
+static char race_path[400];
+static int race_w, race_h, race_color;
+
+static void swap_file(const char *folder) {
+    (void)folder;
+    int C = race_color == PNG_COLOR_TYPE_RGB ? 3 : 1;
+    unsigned char *big = calloc((size_t)race_w * race_h * C, 1);
+    CHECK(big != NULL);
+    if (big) write_png(race_path, race_w, race_h, race_color, 8, big);
+    free(big);
+}
+
+static void test_png_changed_between_passes(void) {
+    enum { W = 4, H = 3 };
+    unsigned char g[W * H];
+    char dir[300], p[400], spec[500];
+    make_dir("race", dir, sizeof dir);
+    const struct {
+        int w, h, color;
+    } swaps[] = {{256, 256, PNG_COLOR_TYPE_GRAY},
+                 {W, 64, PNG_COLOR_TYPE_GRAY},
+                 {64, H, PNG_COLOR_TYPE_GRAY},
+                 {W, H, PNG_COLOR_TYPE_RGB},
+                 {2, 2, PNG_COLOR_TYPE_GRAY}};
+    snprintf(spec, sizeof spec, "png:%s", dir);
+    for (size_t v = 0; v < sizeof swaps / sizeof swaps[0]; v++) {
+        for (int i = 0; i < 3; i++) {
+            grey(g, W, H, 10 * i);
+            snprintf(p, sizeof p, "%s/%c.png", dir, 'a' + i);
+            write_png(p, W, H, PNG_COLOR_TYPE_GRAY, 8, g);
+        }
+        snprintf(race_path, sizeof race_path, "%s/b.png", dir);
+        race_w = swaps[v].w, race_h = swaps[v].h, race_color = swaps[v].color;
+        dcl__pngdir_between_passes = swap_file;
+        open_fails(spec, DCL_ERR_FORMAT, race_path, "changed while being read");
+        dcl__pngdir_between_passes = NULL;
+    }
+    // Without a swap the folder reads.
+    grey(g, W, H, 10);
+    write_png(race_path, W, H, PNG_COLOR_TYPE_GRAY, 8, g);
+    dcl_dataset *ds = open_ok(spec, 0);
+    if (ds) CHECK_EQ(dcl_dataset_size(ds), 3);
+    dcl_dataset_free(ds);
+}
+
 // ---- Fashion-MNIST -----------------------------------------------------------------------------
 
 static void test_fashion_mnist(void) {
@@ -778,6 +826,7 @@ int main(void) {
     test_rejects();
     test_spec_errors();
     test_png_folder();
+    test_png_changed_between_passes();
     test_fashion_mnist();
     remove_tree(tmpdir);
     return check_exit();

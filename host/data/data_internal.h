@@ -69,5 +69,8 @@ dcl_status dcl__idx_read(dcl__image_set *out, const char *images, const char *la
                          size_t k, uint64_t seed);
 // Reads a folder of PNGs (diffcl/data.h's png:FOLDER), keeping the subset k of seed.
 dcl_status dcl__pngdir_read(dcl__image_set *out, const char *folder, size_t k, uint64_t seed);
+// Test hook: when set, dcl__pngdir_read calls it between the header pass and the pixel pass (a
+// test rewrites a file there, as another process could).
+extern void (*dcl__pngdir_between_passes)(const char *folder);
 
 #endif

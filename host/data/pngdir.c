@@ -25,6 +25,8 @@
 #define PNG_CHUNK_CACHE_MAX 128
 #define PNG_CHUNK_MALLOC_MAX (4u << 20)
 
+void (*dcl__pngdir_between_passes)(const char *folder);
+
 // A growing list of malloc'ed strings.
 typedef struct name_list {
     char **v;
@@ -113,6 +115,7 @@ static dcl_status list_folder(const char *folder, name_list *pngs, name_list *di
 typedef struct png_job {
     char message[256];
     char warning[120];
+    char changed[48]; // pass 2: how the file differs from its header in pass 1 ("now 8x8")
 } png_job;
 
 static void on_error(png_structp png, png_const_charp msg) {
@@ -132,11 +135,12 @@ typedef struct png_shape {
     int w, h, C;
 } png_shape;
 
-// Reads path's header into *shape, and when pixels is not NULL, its pixels as 8-bit C-channel
-// rows (rows[y] = pixels + y * w * C, rows has h entries, both sized by the caller from an
-// earlier header pass). Returns 0, or -1 with job->message set.
-static int read_png(FILE *f, png_job *job, png_shape *shape, int C, unsigned char *pixels,
-                    unsigned char **rows) {
+// Reads path's header into *shape, and when pixels is not NULL, its pixels as 8-bit want->C-channel
+// rows (rows[y] = pixels + y * w * C, rows has want->h entries, both sized by the caller from an
+// earlier header pass). A file whose size or colour changed since that pass (another process
+// rewrote it) is an error before the buffers are touched. Returns 0, or -1 with job->message set.
+static int read_png(FILE *f, png_job *job, png_shape *shape, const png_shape *want,
+                    unsigned char *pixels, unsigned char **rows) {
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, job, on_error, on_warning);
     if (!png) {
         snprintf(job->message, sizeof job->message, "cannot create the libpng reader");
@@ -168,7 +172,12 @@ static int read_png(FILE *f, png_job *job, png_shape *shape, int C, unsigned cha
         png_destroy_read_struct(&png, &info, NULL);
         return 0;
     }
-    if (shape->C > C) png_error(png, "became a colour image while being read");
+    int C = want->C;
+    if (shape->w != want->w || shape->h != want->h || shape->C > C) {
+        snprintf(job->changed, sizeof job->changed, "now %dx%d%s", shape->w, shape->h,
+                 shape->C > C ? " colour" : "");
+        png_error(png, "changed while being read");
+    }
     if (depth == 16) png_set_scale_16(png);
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
@@ -188,16 +197,18 @@ static int read_png(FILE *f, png_job *job, png_shape *shape, int C, unsigned cha
 }
 
 // read_png on the file at path, with errors naming it.
-static dcl_status read_png_file(const char *path, png_shape *shape, int C, unsigned char *pixels,
-                                unsigned char **rows) {
+static dcl_status read_png_file(const char *path, png_shape *shape, const png_shape *want,
+                                unsigned char *pixels, unsigned char **rows) {
     FILE *f = fopen(path, "rb");
     if (!f) return dcl__fail(DCL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     png_job job;
-    job.message[0] = job.warning[0] = '\0';
-    int rc = read_png(f, &job, shape, C, pixels, rows);
+    job.message[0] = job.warning[0] = job.changed[0] = '\0';
+    int rc = read_png(f, &job, shape, want, pixels, rows);
     int read_error = ferror(f);
     fclose(f);
     if (rc == 0) return DCL_OK;
+    if (job.changed[0])
+        return dcl__fail(DCL_ERR_FORMAT, "%s changed while being read (%s)", path, job.changed);
     if (read_error) return dcl__fail(DCL_ERR_IO, "reading %s: read error", path);
     return dcl__fail(DCL_ERR_FORMAT, "%s: not a valid PNG: %s", path, job.message);
 }
@@ -257,7 +268,7 @@ static dcl_status check_headers(const folder_set *fs, const unsigned char *keep,
     for (size_t i = 0; i < fs->files.n; i++) {
         if (!keep[i]) continue;
         png_shape sh;
-        dcl_status s = read_png_file(fs->files.v[i], &sh, 0, NULL, NULL);
+        dcl_status s = read_png_file(fs->files.v[i], &sh, NULL, NULL, NULL);
         if (s != DCL_OK) return s;
         if (!first) {
             *shape = sh;
@@ -289,10 +300,7 @@ static dcl_status read_pixels(const folder_set *fs, const unsigned char *keep, p
     for (size_t i = 0; i < fs->files.n && s == DCL_OK; i++) {
         if (!keep[i]) continue;
         png_shape sh;
-        s = read_png_file(fs->files.v[i], &sh, shape.C, pixels, rows);
-        if (s == DCL_OK && (sh.w != shape.w || sh.h != shape.h)) // changed since pass 1
-            s = dcl__fail(DCL_ERR_FORMAT, "%s changed while being read (now %dx%d)", fs->files.v[i],
-                          sh.w, sh.h);
+        s = read_png_file(fs->files.v[i], &sh, &shape, pixels, rows);
         if (s != DCL_OK) break;
         // HWC bytes to CHW floats.
         float *x = out->x + j * D;
@@ -316,6 +324,7 @@ dcl_status dcl__pngdir_read(dcl__image_set *out, const char *folder, size_t k, u
     dcl_status s = list_classes(&fs, folder);
     if (s == DCL_OK) s = dcl__image_subset(&keep, fs.files.n, k, seed, folder);
     if (s == DCL_OK) s = check_headers(&fs, keep, &shape);
+    if (s == DCL_OK && dcl__pngdir_between_passes) dcl__pngdir_between_passes(folder);
     size_t n = k ? k : fs.files.n, D = (size_t)shape.w * shape.h * shape.C;
     if (s == DCL_OK && (uint64_t)n * D > DCL_IMAGE_MAX_VALUES)
         s = dcl__fail(DCL_ERR_FORMAT,
