@@ -1,6 +1,8 @@
 // Models: creation, the safetensors checkpoint (weights, "ema." weights and a JSON config in
 // __metadata__), and sampling with a model (the sampler callback and dcl_model_sample).
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,8 +13,41 @@
 #include "diffcl/ops.h"         // dcl_copy, dcl_fill, dcl_axpby
 #include "diffcl/rng.h"         // DCL_RNG_STREAM_VERSION
 #include "diffcl/safetensors.h" // dcl_safetensors_write, dcl_safetensors_read
+#include "diffcl/unet.h"        // dcl_unet_param_count
 
 #define CONFIG_VERSION 1
+
+// The parameters of the network c describes, counted from its config alone (nothing allocated).
+// DCL_ERR_ARG for a config the network refuses.
+static dcl_status config_params(const dcl_net_config *c, size_t *count) {
+    *count = 0;
+    if (c->kind == DCL_NET_UNET) return dcl_unet_param_count(&c->unet, count);
+    // The MLP (nn/mlp.c): layer i of 0..depth maps in_i to out_i with a weight and a bias; in_0 is
+    // dim + emb_dim, out_depth is dim, every other width is `width`.
+    const dcl_mlp_config *m = &c->mlp;
+    if (m->dim < 1 || m->width < 1 || m->depth < 0 || m->depth > 1000 || m->emb_dim < 2)
+        return dcl__fail(DCL_ERR_ARG, "mlp: dim %d, width %d, depth %d, emb_dim %d out of range",
+                         m->dim, m->width, m->depth, m->emb_dim);
+    size_t D = (size_t)m->dim, H = (size_t)m->width, in0 = D + (size_t)m->emb_dim;
+    if (m->depth == 0) *count = (in0 + 1) * D;
+    else *count = (in0 + 1) * H + (size_t)(m->depth - 1) * (H + 1) * H + (H + 1) * D;
+    return DCL_OK;
+}
+
+// A network whose weights cannot be one buffer of dev is a usage error that says what fits, found
+// before anything is allocated (not a device failure, so --device auto does not fall back).
+static dcl_status check_fits(dcl_device *dev, const dcl_net_config *c, size_t params) {
+    uint64_t max = dcl_device_get_info(dev)->max_alloc, bytes = (uint64_t)params * 4;
+    if (bytes <= max && params <= UINT32_MAX) return DCL_OK;
+    uint64_t fit = max / 4 < UINT32_MAX ? max / 4 : UINT32_MAX;
+    return dcl__fail(DCL_ERR_ARG,
+                     "the %s has %zu parameters (%.1f MiB), more than device %s holds in one "
+                     "buffer (%.1f MiB, %llu parameters); use a smaller %s",
+                     dcl_net_kind_name(c->kind), params, (double)bytes / 1048576.0,
+                     dcl_device_get_info(dev)->spec, (double)max / 1048576.0,
+                     (unsigned long long)fit,
+                     c->kind == DCL_NET_UNET ? "--base or --mult" : "--width or --depth");
+}
 
 dcl_status dcl_model_init(dcl_model *m, dcl_device *dev, const dcl_model_config *cfg,
                           size_t max_batch) {
@@ -22,7 +57,11 @@ dcl_status dcl_model_init(dcl_model *m, dcl_device *dev, const dcl_model_config 
     if (!(cfg->cond_drop >= 0 && cfg->cond_drop <= 1))
         return dcl__fail(DCL_ERR_ARG, "the label drop probability must be in [0, 1], got %g",
                          cfg->cond_drop);
-    dcl_status s = dcl_net_init(&m->net, dev, &cfg->net, cfg->seed, max_batch);
+    size_t params;
+    dcl_status s = config_params(&cfg->net, &params);
+    if (s == DCL_OK && dev) s = check_fits(dev, &cfg->net, params);
+    if (s != DCL_OK) return s;
+    s = dcl_net_init(&m->net, dev, &cfg->net, cfg->seed, max_batch);
     if (s == DCL_OK) s = dcl_arena_init_like(&m->ema, dcl_net_params(m->net), "ema");
     if (s == DCL_OK)
         s = dcl_copy(dev, dcl_at(m->ema.buf, 0), dcl_at(dcl_net_params(m->net)->buf, 0), m->ema.n);
@@ -71,7 +110,9 @@ static char *config_json(const dcl_model_config *c) {
     return text;
 }
 
-static int in_range(int v, int lo, int hi) { return v >= lo && v <= hi; }
+// Config integers are read as json_int_t and range-checked before they become ints, so a value
+// such as 2^32 + 128 is an error instead of wrapping to 128.
+static int in_range(json_int_t v, int lo, int hi) { return v >= lo && v <= hi; }
 
 static dcl_status parse_net(const char *path, json_t *j, dcl_net_config *n) {
     json_error_t err;
@@ -80,47 +121,56 @@ static dcl_status parse_net(const char *path, json_t *j, dcl_net_config *n) {
         return dcl__fail(DCL_ERR_FORMAT, "%s: model config: net: %s", path, err.text);
     if (strcmp(type, "mlp") == 0) {
         dcl_mlp_config *m = &n->mlp;
+        json_int_t dim, width, depth, emb;
         n->kind = DCL_NET_MLP;
-        if (json_unpack_ex(j, &err, JSON_STRICT, "{s:s, s:i, s:i, s:i, s:i, s:s}", "type", &type,
-                           "dim", &m->dim, "width", &m->width, "depth", &m->depth, "emb_dim",
-                           &m->emb_dim, "activation", &act))
+        if (json_unpack_ex(j, &err, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I, s:s}", "type", &type,
+                           "dim", &dim, "width", &width, "depth", &depth, "emb_dim", &emb,
+                           "activation", &act))
             return dcl__fail(DCL_ERR_FORMAT, "%s: model config: net: %s", path, err.text);
         if (strcmp(act, "relu") && strcmp(act, "silu"))
             return dcl__fail(DCL_ERR_FORMAT, "%s: activation '%s' is not relu or silu", path, act);
         m->act = strcmp(act, "silu") == 0 ? DCL_ACT_SILU : DCL_ACT_RELU;
-        if (!in_range(m->dim, 1, 4096) || !in_range(m->width, 1, 65536) ||
-            !in_range(m->depth, 1, 64) || !in_range(m->emb_dim, 2, 4096) || m->emb_dim % 2)
+        if (!in_range(dim, 1, 4096) || !in_range(width, 1, 65536) || !in_range(depth, 1, 64) ||
+            !in_range(emb, 2, 4096) || emb % 2)
             return dcl__fail(DCL_ERR_FORMAT,
-                             "%s: mlp shape out of range (dim %d, width %d, depth %d, emb_dim %d)",
-                             path, m->dim, m->width, m->depth, m->emb_dim);
+                             "%s: mlp shape out of range (dim %lld, width %lld, depth %lld, "
+                             "emb_dim %lld)",
+                             path, (long long)dim, (long long)width, (long long)depth,
+                             (long long)emb);
+        m->dim = (int)dim, m->width = (int)width, m->depth = (int)depth, m->emb_dim = (int)emb;
         return DCL_OK;
     }
     if (strcmp(type, "unet") == 0) {
         dcl_unet_config *u = &n->unet;
         json_t *mult = NULL;
+        json_int_t v[9]; // channels, height, width, base, levels, groups, emb_dim, num_classes
         n->kind = DCL_NET_UNET;
-        if (json_unpack_ex(j, &err, JSON_STRICT,
-                           "{s:s, s:i, s:i, s:i, s:i, s:i, s:o, s:i, s:i, s:i}", "type", &type,
-                           "channels", &u->channels, "height", &u->height, "width", &u->width,
-                           "base", &u->base, "levels", &u->levels, "mult", &mult, "groups",
-                           &u->groups, "emb_dim", &u->emb_dim, "num_classes", &u->num_classes))
+        if (json_unpack_ex(
+                j, &err, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I}", "type",
+                &type, "channels", &v[0], "height", &v[1], "width", &v[2], "base", &v[3], "levels",
+                &v[4], "mult", &mult, "groups", &v[5], "emb_dim", &v[6], "num_classes", &v[7]))
             return dcl__fail(DCL_ERR_FORMAT, "%s: model config: net: %s", path, err.text);
-        int ok = in_range(u->channels, 1, 4) && in_range(u->height, 1, 4096) &&
-                 in_range(u->width, 1, 4096) && in_range(u->base, 1, 4096) &&
-                 in_range(u->levels, 1, 4) && json_is_array(mult) &&
-                 json_array_size(mult) == (size_t)u->levels && in_range(u->groups, 1, 4096) &&
-                 in_range(u->emb_dim, 2, 4096) && in_range(u->num_classes, 0, 100000);
+        int ok = in_range(v[0], 1, 4) && in_range(v[1], 1, 4096) && in_range(v[2], 1, 4096) &&
+                 in_range(v[3], 1, 4096) && in_range(v[4], 1, 4) && json_is_array(mult) &&
+                 json_array_size(mult) == (size_t)v[4] && in_range(v[5], 1, 4096) &&
+                 in_range(v[6], 2, 4096) && in_range(v[7], 0, 100000);
+        if (ok) {
+            u->channels = (int)v[0], u->height = (int)v[1], u->width = (int)v[2];
+            u->base = (int)v[3], u->levels = (int)v[4], u->groups = (int)v[5];
+            u->emb_dim = (int)v[6], u->num_classes = (int)v[7];
+        }
         for (int l = 0; ok && l < u->levels; l++) {
-            json_t *v = json_array_get(mult, (size_t)l);
-            ok = json_is_integer(v) && in_range((int)json_integer_value(v), 1, 64);
-            if (ok) u->mult[l] = (int)json_integer_value(v);
+            json_t *m = json_array_get(mult, (size_t)l);
+            ok = json_is_integer(m) && in_range(json_integer_value(m), 1, 64);
+            if (ok) u->mult[l] = (int)json_integer_value(m);
         }
         if (!ok)
             return dcl__fail(DCL_ERR_FORMAT,
-                             "%s: unet shape out of range (%dx%dx%d, base %d, "
-                             "levels %d, groups %d, emb_dim %d, classes %d)",
-                             path, u->channels, u->height, u->width, u->base, u->levels, u->groups,
-                             u->emb_dim, u->num_classes);
+                             "%s: unet shape out of range (%lldx%lldx%lld, base %lld, levels %lld, "
+                             "mult, groups %lld, emb_dim %lld, classes %lld)",
+                             path, (long long)v[0], (long long)v[1], (long long)v[2],
+                             (long long)v[3], (long long)v[4], (long long)v[5], (long long)v[6],
+                             (long long)v[7]);
         return DCL_OK;
     }
     return dcl__fail(DCL_ERR_FORMAT, "%s: network type '%s' is not supported (mlp, unet)", path,
@@ -134,25 +184,26 @@ static dcl_status parse_config(const char *path, const char *text, dcl_model_con
         return dcl__fail(DCL_ERR_FORMAT,
                          "%s: __metadata__ \"diffcl\" is not valid JSON (%s at column %d)", path,
                          err.text, err.column);
-    int version = 0, rng_version = 0;
+    json_int_t version = 0, rng_version = 0;
     const char *process = NULL, *pred = NULL, *data = NULL, *seed = NULL;
     json_t *net = NULL;
     json_int_t step = 0;
     double sigma_q = 0, prev_dt = 0, cond_drop = 0;
     memset(c, 0, sizeof *c);
     int bad = json_unpack_ex(
-        root, &err, JSON_STRICT, "{s:i, s:i, s:s, s:F, s:s, s:F, s:o, s?F, s:s, s:s, s:I}",
+        root, &err, JSON_STRICT, "{s:I, s:I, s:s, s:F, s:s, s:F, s:o, s?F, s:s, s:s, s:I}",
         "version", &version, "rng_stream_version", &rng_version, "process", &process, "sigma_q",
         &sigma_q, "prediction", &pred, "prev_dt", &prev_dt, "net", &net, "cond_drop", &cond_drop,
         "data", &data, "seed", &seed, "step", &step);
     dcl_status s = DCL_OK;
     if (bad) s = dcl__fail(DCL_ERR_FORMAT, "%s: model config: %s", path, err.text);
     else if (version != CONFIG_VERSION)
-        s = dcl__fail(DCL_ERR_FORMAT, "%s: model config version %d; this diffcl reads version %d",
-                      path, version, CONFIG_VERSION);
+        s = dcl__fail(DCL_ERR_FORMAT, "%s: model config version %lld; this diffcl reads version %d",
+                      path, (long long)version, CONFIG_VERSION);
     else if (rng_version != DCL_RNG_STREAM_VERSION)
-        s = dcl__fail(DCL_ERR_FORMAT, "%s: trained with RNG stream version %d; this diffcl has %d",
-                      path, rng_version, DCL_RNG_STREAM_VERSION);
+        s = dcl__fail(DCL_ERR_FORMAT,
+                      "%s: trained with RNG stream version %lld; this diffcl has %d", path,
+                      (long long)rng_version, DCL_RNG_STREAM_VERSION);
     else if (step < 0 || !(cond_drop >= 0 && cond_drop <= 1) || !(prev_dt >= 0 && prev_dt <= 1))
         s = dcl__fail(DCL_ERR_FORMAT, "%s: step, cond_drop or prev_dt out of range", path);
     if (s == DCL_OK) s = parse_net(path, net, &c->net);
@@ -163,10 +214,13 @@ static dcl_status parse_config(const char *path, const char *text, dcl_model_con
         c->prev_dt = prev_dt;
         c->cond_drop = cond_drop;
         c->step = step;
+        // Digits only, within 64 bits: strtoull alone would take "-1" and clamp overflows.
         char *end;
+        errno = 0;
         c->seed = strtoull(seed, &end, 10);
+        int seed_ok = *seed >= '0' && *seed <= '9' && !*end && errno == 0;
         snprintf(c->data, sizeof c->data, "%s", data);
-        if (!(sigma_q > 0) || *end || !*seed)
+        if (!(sigma_q > 0) || !seed_ok)
             s = dcl__fail(DCL_ERR_FORMAT, "%s: bad sigma_q (%g) or seed ('%s')", path, sigma_q,
                           seed);
     }
@@ -232,6 +286,12 @@ static dcl_status load_view(const dcl_st_file *f, const char *path, const char *
                          "%s: tensor '%s' has the wrong shape for the network in "
                          "its config",
                          path, name);
+    // A flipped exponent bit makes a weight NaN or Inf, and every sample NaN: refused here.
+    const float *w = t->data;
+    for (size_t k = 0; k < a->views[i].n; k++)
+        if (!isfinite(w[k]))
+            return dcl__fail(DCL_ERR_FORMAT, "%s: tensor '%s' holds a non-finite value (%g at %zu)",
+                             path, name, (double)w[k], k);
     return dcl_buffer_write(a->buf, a->views[i].off, a->views[i].n, t->data);
 }
 
@@ -262,6 +322,19 @@ dcl_status dcl_model_load(dcl_model *m, dcl_device *dev, const char *path, size_
     if (s != DCL_OK) return s;
     dcl_model_config cfg;
     s = file_config(f, path, &cfg);
+    // The config against the file before anything is allocated: a corrupt config (width 20000 in a
+    // 300 KB file) would otherwise ask for gigabytes. Weights and EMA take 2 values per parameter.
+    size_t n_params = 0, held = 0;
+    if (s == DCL_OK && (s = config_params(&cfg.net, &n_params)) != DCL_OK)
+        s = dcl__fail_context(DCL_ERR_FORMAT, "%s: model config", path);
+    for (int i = 0; s == DCL_OK && i < dcl_safetensors_count(f); i++) {
+        held += (size_t)dcl_st_tensor_numel(dcl_safetensors_tensor(f, i));
+    }
+    if (s == DCL_OK && n_params > held / 2)
+        s = dcl__fail(DCL_ERR_FORMAT,
+                      "%s: its config describes a %s of %zu parameters but the file holds %zu "
+                      "values: the config does not match the tensors",
+                      path, dcl_net_kind_name(cfg.net.kind), n_params, held);
     if (s == DCL_OK) s = dcl_model_init(m, dev, &cfg, max_batch);
     dcl_arena *params = s == DCL_OK ? dcl_net_params(m->net) : NULL;
     for (int i = 0; s == DCL_OK && i < params->count; i++) {

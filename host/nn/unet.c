@@ -297,6 +297,18 @@ double dcl_unet_flops(const dcl_unet_config *c) {
     return f;
 }
 
+dcl_status dcl_unet_param_count(const dcl_unet_config *c, size_t *count) {
+    *count = 0;
+    TRY(check_config(c));
+    dcl_unet *u = calloc(1, sizeof *u);
+    if (!u) return dcl__fail(DCL_ERR_NOMEM, "unet: out of host memory");
+    u->cfg = *c;
+    plan(u);
+    for (int i = 0; i < u->count; i++) *count += u->views[i].n;
+    free(u);
+    return DCL_OK;
+}
+
 // Samples per chunk of a convolution with per_sample column elements, for a batch of N.
 static size_t chunk(const dcl_unet *u, size_t N, size_t per_sample) {
     size_t n = u->col_budget / per_sample;

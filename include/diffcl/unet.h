@@ -97,5 +97,8 @@ dcl_status dcl_unet_backward(dcl_unet *u, dcl_ptr dout, size_t N);
 // Forward FLOPs per image: 2 × the multiply-adds of every convolution and Linear layer (GroupNorm,
 // SiLU and element-wise work not counted). 0 for an invalid configuration.
 double dcl_unet_flops(const dcl_unet_config *c);
+// The number of parameters a U-Net of config c has, without building it (nothing is allocated on a
+// device): what a checkpoint reader compares with a file's tensors. DCL_ERR_ARG for a bad config.
+dcl_status dcl_unet_param_count(const dcl_unet_config *c, size_t *count);
 
 #endif
