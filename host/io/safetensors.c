@@ -320,6 +320,10 @@ dcl_status dcl_safetensors_write(const char *path, const dcl_st_tensor *tensors,
     dcl_atomic_file af = {0};
     if (s == DCL_OK) s = dcl__atomic_file_open(&af, path);
     if (s == DCL_OK) {
+        uint64_t total = 8 + padded + (n > 0 ? offsets[2 * (n - 1) + 1] : 0);
+        if ((s = dcl__atomic_file_reserve(&af, total)) != DCL_OK) dcl__atomic_file_abort(&af);
+    }
+    if (s == DCL_OK) {
         unsigned char prefix[8];
         static const char spaces[] = "       "; // padding is at most 7 bytes
         put_u64le(prefix, padded);
