@@ -60,10 +60,11 @@ static int common_opts(cli_opt o[N_COMMON], const cli_command *cmd, cli_common *
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("diffcl: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char msg[2048], shown[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    cli_escape(msg, shown, sizeof shown); // control bytes of a path or value shown as \xNN
+    fprintf(stderr, "diffcl: error: %s\n", shown);
     if (cmd) fprintf(stderr, "run 'diffcl %s --help' for its flags\n", cmd);
     else fputs("run 'diffcl --help' for the commands\n", stderr);
     return CLI_EXIT_USAGE;

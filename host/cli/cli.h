@@ -81,9 +81,17 @@ void cli_log(void *ud, int level, const char *msg);
 void cli_progress_line(const char *line);
 
 // Checks, before any expensive work, that `path` can be written: its folder exists, is a folder
-// and is writable, and path is not a folder. DCL_ERR_IO (exit 4) with a message naming the flag
-// and the path otherwise.
+// and is writable (access(2): a read-only mount fails for root too), its file system is not full,
+// and path is not a folder. DCL_ERR_IO (exit 4) with a message naming the flag and the path
+// otherwise.
 dcl_status cli_check_output(const char *flag, const char *path);
+// The same, and path must end in one of exts (comma-separated, case ignored: ".png" or
+// ".csv,.png"); a wrong extension is DCL_ERR_ARG (a usage error). exts NULL: any name.
+dcl_status cli_check_output_as(const char *flag, const char *path, const char *exts);
+// Copies in to out (size bytes, NUL-terminated, cut if too long) with control bytes (below 0x20,
+// 0x7f) as \xNN, so a path or a CSV field cannot move the cursor or clear the terminal when
+// echoed. cli_report and cli_log escape what they print.
+void cli_escape(const char *in, char *out, size_t size);
 // path without its extension, then suffix: "runs/m.safetensors" + "_samples.csv" →
 // "runs/m_samples.csv", or "m_samples.csv" with in_cwd (the current folder).
 void cli_path_beside(const char *path, const char *suffix, int in_cwd, char *buf, size_t size);

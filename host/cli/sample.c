@@ -299,9 +299,10 @@ static int check_outputs(const cli_sample_flags *f, const char **out, const char
                                "--plot and --trajectories draw 2-D data; this model's "
                                "data has %zu dimensions",
                                D);
-    if (*out) s = cli_check_output("--out", *out);
-    if (s == DCL_OK && plot) s = cli_check_output("--plot", plot);
-    if (s == DCL_OK && traj) s = cli_check_output("--trajectories", traj);
+    if (*out) s = cli_check_output_as("--out", *out, image ? ".csv,.png" : ".csv");
+    if (s == DCL_OK && plot) s = cli_check_output_as("--plot", plot, ".png");
+    if (s == DCL_OK && traj) s = cli_check_output_as("--trajectories", traj, ".png");
+    if (s == DCL_ERR_ARG) return cli_usage_error("sample", "%s", dcl_last_error());
     return s == DCL_OK ? CLI_PARSED : cli_report(s);
 }
 

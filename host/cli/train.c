@@ -257,7 +257,8 @@ static int resolve_train(const train_flags *f, train_run *r) {
                                f->loss_weight);
     if (!(f->snr_gamma > 0)) return cli_usage_error("train", "--snr-gamma must be > 0");
     dcl_status s = cli_check_output("--out", f->out);
-    if (s == DCL_OK && f->loss_plot) s = cli_check_output("--loss-plot", f->loss_plot);
+    if (s == DCL_OK && f->loss_plot) s = cli_check_output_as("--loss-plot", f->loss_plot, ".png");
+    if (s == DCL_ERR_ARG) return cli_usage_error("train", "%s", dcl_last_error());
     if (s != DCL_OK) return cli_report(s);
 
     s = dcl_dataset_open(&r->ds, f->data, f->seed);

@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h> // strncasecmp
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,10 +16,26 @@
 #include "core/error.h" // dcl__fail
 #include "diffcl/log.h" // dcl_log, dcl_log_get_level
 
+void cli_escape(const char *in, char *out, size_t size) {
+    static const char hex[] = "0123456789abcdef";
+    size_t j = 0;
+    if (!size) return;
+    for (const unsigned char *p = (const unsigned char *)in; p && *p && j + 5 <= size; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            out[j++] = (char)*p;
+        } else {
+            out[j++] = '\\', out[j++] = 'x', out[j++] = hex[*p >> 4], out[j++] = hex[*p & 15];
+        }
+    }
+    out[j] = '\0';
+}
+
 int cli_report(dcl_status s) {
     const char *msg = dcl_last_error();
+    char shown[2048];
+    cli_escape(msg && *msg ? msg : dcl_status_str(s), shown, sizeof shown);
     cli_progress_clear();
-    fprintf(stderr, "diffcl: error: %s", msg && *msg ? msg : dcl_status_str(s));
+    fprintf(stderr, "diffcl: error: %s", shown);
     if (dcl_log_get_level() >= DCL_LOG_VERBOSE) fprintf(stderr, " [%s]", dcl_status_name(s));
     fputc('\n', stderr);
     return cli_exit_code(s);
@@ -71,8 +89,10 @@ void cli_progress_line(const char *line) {
 // bar is erased first so the message gets a line of its own (the bar is redrawn at its next update).
 void cli_log(void *ud, int level, const char *msg) {
     (void)ud;
+    char shown[2048];
+    cli_escape(msg, shown, sizeof shown);
     cli_progress_clear();
-    fprintf(stderr, "%s%s\n", level == DCL_LOG_ERROR ? "diffcl: error: " : "diffcl: ", msg);
+    fprintf(stderr, "%s%s\n", level == DCL_LOG_ERROR ? "diffcl: error: " : "diffcl: ", shown);
     fflush(stderr);
 }
 
@@ -85,21 +105,54 @@ void cli_progress_clear(void) {
 
 // ---- outputs -----------------------------------------------------------------------------------
 
+// Whether path ends in one of exts (comma-separated, ".png,.csv"), ignoring case.
+static int has_ext(const char *path, const char *exts) {
+    size_t n = strlen(path);
+    for (const char *e = exts; *e;) {
+        size_t k = strcspn(e, ",");
+        if (k && n > k && strncasecmp(path + n - k, e, k) == 0) return 1;
+        e += k + (e[k] == ',');
+    }
+    return 0;
+}
+
 dcl_status cli_check_output(const char *flag, const char *path) {
+    return cli_check_output_as(flag, path, NULL);
+}
+
+dcl_status cli_check_output_as(const char *flag, const char *path, const char *exts) {
+    char shown[1024];
+    cli_escape(path, shown, sizeof shown);
+    if (!*path) return dcl__fail(DCL_ERR_ARG, "%s: empty file name", flag);
     struct stat st;
+    int special = stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+    if (exts && !special && !has_ext(path, exts)) // /dev/stdout and FIFOs take any name
+        return dcl__fail(DCL_ERR_ARG, "%s %s: the file name must end in %s", flag, shown, exts);
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return dcl__fail(DCL_ERR_IO, "%s %s: that is a folder; give a file name", flag, path);
+        return dcl__fail(DCL_ERR_IO, "%s %s: that is a folder; give a file name", flag, shown);
     const char *slash = strrchr(path, '/');
     char dir[4096];
     if (!slash) snprintf(dir, sizeof dir, ".");
     else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    char dshown[1024];
+    cli_escape(dir, dshown, sizeof dshown);
     if (stat(dir, &st) != 0)
-        return dcl__fail(DCL_ERR_IO, "%s %s: the folder %s %s", flag, path, dir,
+        return dcl__fail(DCL_ERR_IO, "%s %s: the folder %s %s", flag, shown, dshown,
                          errno == ENOENT ? "does not exist" : strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return dcl__fail(DCL_ERR_IO, "%s %s: %s is not a folder", flag, path, dir);
+        return dcl__fail(DCL_ERR_IO, "%s %s: %s is not a folder", flag, shown, dshown);
+    // access() answers for the real user and sees a read-only mount (EROFS), as root too.
     if (access(dir, W_OK | X_OK) != 0)
-        return dcl__fail(DCL_ERR_IO, "%s %s: the folder %s is not writable", flag, path, dir);
+        return dcl__fail(DCL_ERR_IO, "%s %s: the folder %s is not writable (%s)", flag, shown,
+                         dshown, strerror(errno));
+    // A file that is there but not writable (a device or FIFO is written in place, a regular file
+    // is replaced, which needs only the folder).
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && access(path, W_OK) != 0)
+        return dcl__fail(DCL_ERR_IO, "%s %s: not writable (%s)", flag, shown, strerror(errno));
+    struct statvfs vfs;
+    if (stat(path, &st) != 0 && statvfs(dir, &vfs) == 0 && vfs.f_bavail == 0 && vfs.f_bfree == 0 &&
+        vfs.f_blocks > 0)
+        return dcl__fail(DCL_ERR_IO, "%s %s: the file system of %s is full", flag, shown, dshown);
     return DCL_OK;
 }
 
