@@ -762,6 +762,31 @@ static void test_png_changed_between_passes(void) {
     dcl_dataset_free(ds);
 }
 
+// Inputs that are not regular files (a FIFO without a writer, a device, a folder) are refused at
+// once, never waited on: a checkpoint's data string may name one. An uncompressed IDX file whose
+// header declares more than the file holds is refused before the declared size is allocated.
+static void test_not_regular_and_declared_size(void) {
+    char fifo[400], spec[500], p[400];
+    path_of(fifo, sizeof fifo, "input.fifo");
+    CHECK_EQ(mkfifo(fifo, 0600), 0);
+    const char *fmt[] = {"csv:%s", "idx:%s", "idx:%s,%s"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(spec, sizeof spec, fmt[i], fifo, fifo);
+        open_fails(spec, DCL_ERR_IO, fifo, "FIFO");
+    }
+    open_fails("csv:/dev/null", DCL_ERR_IO, "/dev/null", "not a regular file");
+    snprintf(spec, sizeof spec, "csv:%s", tmpdir);
+    open_fails(spec, DCL_ERR_IO, tmpdir, "folder");
+    remove(fifo);
+    // 21 bytes declaring 2088 images of 768x256 (1.6 GB).
+    unsigned char h[21] = {0, 0, 8, 3};
+    put_be32(h + 4, 2088), put_be32(h + 8, 768), put_be32(h + 12, 256);
+    path_of(p, sizeof p, "idx21.idx");
+    write_raw(p, h, sizeof h);
+    snprintf(spec, sizeof spec, "idx:%s", p);
+    open_fails(spec, DCL_ERR_FORMAT, p, "but the file holds 5");
+}
+
 // ---- Fashion-MNIST -----------------------------------------------------------------------------
 
 static void test_fashion_mnist(void) {
@@ -827,6 +852,7 @@ int main(void) {
     test_spec_errors();
     test_png_folder();
     test_png_changed_between_passes();
+    test_not_regular_and_declared_size();
     test_fashion_mnist();
     remove_tree(tmpdir);
     return check_exit();

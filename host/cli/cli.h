@@ -57,6 +57,9 @@ int cli_signal_exit_code(void);
 // Prints "diffcl: error: <dcl_last_error()>" (the status text when that is empty) to stderr and
 // returns cli_exit_code(s).
 int cli_report(dcl_status s);
+// After DCL_ERR_CANCELLED in a command that writes only at its end (sample, eval): prints
+// "diffcl: <message>; nothing was written" and returns cli_signal_exit_code() (130, 143).
+int cli_report_cancelled(void);
 
 // Whether a device-info string carries a value (not empty, not the "-" placeholder).
 static inline int cli_known(const char *s) { return s && s[0] && !(s[0] == '-' && !s[1]); }

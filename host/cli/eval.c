@@ -59,7 +59,7 @@ static void nearest(const char *label, const float *x, size_t n, const float *tr
     cli_bar bar;
     cli_bar_start(&bar, label, "sample", (int64_t)n, dcl_log_get_level() < DCL_LOG_INFO);
     const size_t chunk = 8;
-    for (size_t i = 0; i < n; i += chunk) {
+    for (size_t i = 0; i < n && !cli_signal_pending(); i += chunk) {
         size_t k = n - i < chunk ? n - i : chunk;
         dcl_nearest_rms(x + i * D, k, train, n_train, D, d + i);
         cli_bar_update(&bar, (int64_t)(i + k));
@@ -145,6 +145,8 @@ static dcl_status eval_compute(const eval_flags *e, const char *device, eval_res
     r->image = s == DCL_OK && dcl_dataset_image_shape(ds, NULL, NULL, NULL);
     if (s == DCL_OK && r->image)
         s = image_memorisation(ds, r->data_spec, x, N, D, &r->near, &r->near_base);
+    if (s == DCL_OK && cli_signal_pending())
+        s = dcl__fail(DCL_ERR_CANCELLED, "eval stopped by a signal");
     if (s == DCL_OK) s = fresh_points(ds, N, 2, &data);
     if (s == DCL_OK) s = fresh_points(ds, N, 3, &floor_set);
     if (s == DCL_OK) {
@@ -241,6 +243,7 @@ int cli_cmd_eval(int argc, char **argv) {
     eval_result r;
     dcl_status s = eval_compute(&e, common.device, &r);
     if (s == DCL_ERR_ARG && e.f.model) return cli_usage_error("eval", "%s", dcl_last_error());
+    if (s == DCL_ERR_CANCELLED) return cli_report_cancelled();
     if (s != DCL_OK) return cli_report(s);
     if (e.json) print_json(&e, &r);
     else print_text(&e, &r);

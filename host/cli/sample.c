@@ -160,6 +160,17 @@ static dcl_status draw(const cli_sample_flags *f, cli_samples *out) {
     return DCL_OK;
 }
 
+// NaN or Inf samples are never reported as success (a broken model or config: prev_dt 1e-300).
+static dcl_status check_finite(const char *model, const cli_samples *r) {
+    size_t bad = 0, n = r->N * r->D;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(r->x[i]);
+    if (!bad) return DCL_OK;
+    return dcl__fail(DCL_ERR_FORMAT,
+                     "%s: sampling gave %zu non-finite values (NaN or Inf) in %zu samples; the "
+                     "model or its config is broken, nothing was written",
+                     model, bad, r->N);
+}
+
 dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_samples *out) {
     memset(out, 0, sizeof *out);
     // The default count depends on the model: 10000 points, or 100 images (a 10×10 grid).
@@ -200,6 +211,10 @@ dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_s
     if (out->model.net) dcl_model_free(&out->model);
     dcl_device_free(dev);
     dcl_device_free(fallback);
+    // A signal that came after the last step still means: write nothing.
+    if (s == DCL_OK && cli_signal_pending())
+        s = dcl__fail(DCL_ERR_CANCELLED, "stopped by a signal before anything was written");
+    if (s == DCL_OK) s = check_finite(f->model, out);
     if (s != DCL_OK) cli_samples_free(out);
     return s;
 }
@@ -334,6 +349,7 @@ int cli_cmd_sample(int argc, char **argv) {
     cli_samples r;
     dcl_status s = cli_sample_model(&f, common.device, &r);
     if (s == DCL_ERR_ARG) return cli_usage_error("sample", "%s", dcl_last_error());
+    if (s == DCL_ERR_CANCELLED) return cli_report_cancelled();
     if (s != DCL_OK) return cli_report(s);
     if (out && (s = write_samples(out, &r)) == DCL_OK) printf("wrote %s (%zu samples)\n", out, r.N);
     if (s == DCL_OK && plot && (s = plot_samples(plot, &r)) == DCL_OK) printf("wrote %s\n", plot);

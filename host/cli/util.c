@@ -41,6 +41,14 @@ int cli_report(dcl_status s) {
     return cli_exit_code(s);
 }
 
+int cli_report_cancelled(void) {
+    char shown[1024];
+    cli_escape(dcl_last_error(), shown, sizeof shown);
+    cli_progress_clear();
+    fprintf(stderr, "diffcl: %s; nothing was written\n", shown);
+    return cli_signal_exit_code();
+}
+
 void cli_format_bytes(char *out, size_t size, unsigned long long bytes) {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
     int u = 0;

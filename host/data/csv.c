@@ -228,8 +228,9 @@ static dcl_status read_lines(line_reader *r, points *p, const char *path) {
 dcl_status dcl__csv_read(const char *path, float **x, size_t *n, size_t *D) {
     *x = NULL;
     *n = *D = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return dcl__fail(DCL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    dcl_status opened;
+    FILE *f = dcl__fopen_input(path, &opened);
+    if (!f) return opened;
     line_reader r = {.f = f, .buf = malloc(BUF_CAP)};
     if (!r.buf) {
         fclose(f);

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "diffcl/status.h"
 
@@ -51,7 +52,14 @@ int dcl__image_spec(const char *spec);
 // Opens the image set spec names (image_set.c); on failure *out is left empty (all zero).
 dcl_status dcl__image_set_open(dcl__image_set *out, const char *spec, uint64_t seed);
 
-// image_read.c, for the readers. Frees what s holds and empties it (all zero).
+// image_read.c, for the readers. Opens path for reading, which must be a regular file: a FIFO,
+// device or folder (a path named inside a checkpoint could be /dev/stdin) is DCL_ERR_IO naming
+// it, without ever blocking. *fd is the open descriptor (blocking again), *size (may be NULL) the
+// file's size.
+dcl_status dcl__open_input(const char *path, int *fd, uint64_t *size);
+// The same as a stdio stream ("rb"); NULL with *s set on failure.
+FILE *dcl__fopen_input(const char *path, dcl_status *s);
+// Frees what s holds and empties it (all zero).
 void dcl__image_set_free(dcl__image_set *s);
 // Which images a subset keeps: keep[i] for i < total. Every image when k == 0 (no n=K option),
 // else k distinct ones drawn from (seed, DCL_RNG_DATA, DCL_STEP_FIXED_SET). `what` names the

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> // close
 #include <zlib.h>
 
 #include "core/error.h"         // dcl__fail
@@ -69,11 +70,17 @@ static int read_bytes(idx_file *f, void *buf, size_t n, size_t *got, const char 
 static dcl_status idx_open(idx_file *f, const char *path, int nd, const char *kind) {
     memset(f, 0, sizeof *f);
     f->path = path;
+    int fd;
+    uint64_t size;
+    dcl_status s = dcl__open_input(path, &fd, &size);
+    if (s != DCL_OK) return s;
     errno = 0;
-    f->gz = gzopen(path, "rb");
-    if (!f->gz)
+    f->gz = gzdopen(fd, "rb");
+    if (!f->gz) {
+        close(fd);
         return dcl__fail(DCL_ERR_IO, "cannot open %s: %s", path,
                          errno ? strerror(errno) : "out of memory");
+    }
     gzbuffer(f->gz, 1 << 16);
     unsigned char h[16];
     size_t got = 0, want = 4 + 4 * (size_t)nd;
@@ -117,6 +124,14 @@ static dcl_status idx_open(idx_file *f, const char *path, int nd, const char *ki
     if (f->data_bytes > DCL_IMAGE_MAX_FILE)
         return dcl__fail(DCL_ERR_FORMAT, "%s: %llu bytes of data, more than the limit %llu", path,
                          (unsigned long long)f->data_bytes, (unsigned long long)DCL_IMAGE_MAX_FILE);
+    // An uncompressed file's size is known: a header that declares more than the file holds is
+    // refused before anything is allocated for it.
+    if (gzdirect(f->gz) && size < want + f->data_bytes)
+        return dcl__fail(DCL_ERR_FORMAT,
+                         "%s: truncated: the header declares %llu bytes of data but the file holds "
+                         "%llu",
+                         path, (unsigned long long)f->data_bytes,
+                         (unsigned long long)(size >= want ? size - want : 0));
     return DCL_OK;
 }
 

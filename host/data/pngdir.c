@@ -199,8 +199,9 @@ static int read_png(FILE *f, png_job *job, png_shape *shape, const png_shape *wa
 // read_png on the file at path, with errors naming it.
 static dcl_status read_png_file(const char *path, png_shape *shape, const png_shape *want,
                                 unsigned char *pixels, unsigned char **rows) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return dcl__fail(DCL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    dcl_status opened;
+    FILE *f = dcl__fopen_input(path, &opened);
+    if (!f) return opened;
     png_job job;
     job.message[0] = job.warning[0] = job.changed[0] = '\0';
     int rc = read_png(f, &job, shape, want, pixels, rows);
