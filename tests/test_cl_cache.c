@@ -1,7 +1,8 @@
 // The on-disk OpenCL program cache (host/device/opencl/cl_cache.c) on every usable OpenCL
 // device, each with its own temp cache folder (never the user's): entries appear on first use and
 // are loaded on the next open with bitwise identical results; a corrupted, truncated, garbage,
-// misplaced or driver-rejected entry is a miss with correct results and is rewritten;
+// misplaced or driver-rejected entry, another program's binary under a consistent header, a FIFO
+// and a link to /dev/zero are each a miss with correct results and is rewritten;
 // DIFFCL_CL_CACHE=off writes nothing; an unusable folder is no error. Also DIFFCL_CL_SYNC=1 gives
 // the same results; dcl_device_prepare compiles every program once and then none; kernels of the
 // same name in two files do not collide. Exit 77 only when the build has OpenCL but the machine
@@ -162,12 +163,23 @@ enum damage {
     GARBAGE,       // same size, random bytes
     SWAPPED,       // each file holds the other's entry: a valid file under the wrong key
     BAD_BINARY,    // a valid header and checksum over bytes the driver must reject
+    SWAPPED_FIXED, // swapped, with each header's key fixed up: another program's binary
+    FIFO,          // a FIFO in place of each entry: must not block the open
+    LINK_TO_ZERO,  // a symbolic link to /dev/zero in place of each entry
     N_DAMAGE
 };
 
-static const char *const damage_names[N_DAMAGE] = {
-    "flip a binary bit", "flip a key bit", "truncate to half",       "truncate into the header",
-    "empty file",        "garbage",        "swap two valid entries", "valid header, bad binary"};
+static const char *const damage_names[N_DAMAGE] = {"flip a binary bit",
+                                                   "flip a key bit",
+                                                   "truncate to half",
+                                                   "truncate into the header",
+                                                   "empty file",
+                                                   "garbage",
+                                                   "swap two valid entries",
+                                                   "valid header, bad binary",
+                                                   "swapped with consistent headers",
+                                                   "a FIFO",
+                                                   "a link to /dev/zero"};
 
 static void damage(const char *dir, char names[][32], int n, enum damage how) {
     unsigned char *first = NULL;
@@ -179,6 +191,12 @@ static void damage(const char *dir, char names[][32], int n, enum damage how) {
         long len = read_file(path, &d);
         CHECK(len > HEADER);
         if (len <= HEADER) {
+            free(d);
+            continue;
+        }
+        if (how == FIFO || how == LINK_TO_ZERO) {
+            CHECK_EQ(remove(path), 0);
+            CHECK_EQ(how == FIFO ? mkfifo(path, 0600) : symlink("/dev/zero", path), 0);
             free(d);
             continue;
         }
@@ -200,10 +218,23 @@ static void damage(const char *dir, char names[][32], int n, enum damage how) {
             write_file(path, first, (size_t)first_len); // file i gets file 0's entry
             snprintf(path, sizeof path, "%s/%s", dir, names[0]);
             break; // and file 0 gets file i's (below)
+        case SWAPPED_FIXED:
+            if (i == 0) {
+                first = d, first_len = len;
+                d = NULL;
+                continue;
+            }
+            put_u64(first + 8, strtoull(names[i], NULL, 16));
+            write_file(path, first, (size_t)first_len);
+            put_u64(d + 8, strtoull(names[0], NULL, 16));
+            snprintf(path, sizeof path, "%s/%s", dir, names[0]);
+            break;
         case BAD_BINARY:
             for (long k = HEADER; k < len; k++) d[k] = (unsigned char)(k * 131 + 7);
             put_u64(d + 24, fnv1a(d + HEADER, (size_t)(len - HEADER)));
             break;
+        case FIFO:
+        case LINK_TO_ZERO:
         case N_DAMAGE: break;
         }
         write_file(path, d, (size_t)len);

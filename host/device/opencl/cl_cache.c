@@ -1,6 +1,10 @@
 // The OpenCL backend's on-disk program cache: binaries of built programs, keyed by a hash of
 // everything they depend on, loaded and stored with their own header and checksum.
+#define _POSIX_C_SOURCE 200809L // fdopen, lstat, O_CLOEXEC
+
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -155,17 +159,64 @@ static void cache_path(const struct dcl_cl_ctx *ctx, uint64_t key, char *path, s
     snprintf(path, size, "%s/%016" PRIx64 ".bin", ctx->cache_dir, key);
 }
 
-cl_program dcl__cl_cache_load(struct dcl_cl_ctx *ctx, uint64_t key, const char *file) {
-    char path[sizeof ctx->cache_dir + 32];
-    cache_path(ctx, key, path, sizeof path);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
+static int is_ident(char c) { return c == '_' || isalnum((unsigned char)c); }
+
+// The first kernel named in the source parts ("kernel void NAME(" or "__kernel void NAME(", the
+// way every cl/ file declares them) that prog cannot create, copied into missing; 0 if none.
+// A binary that holds another program (a consistent header on a swapped entry) fails here, so it
+// is a cache miss rather than CL_INVALID_KERNEL_NAME on every run.
+static int lacks_kernel(cl_program prog, const char *const *parts, size_t n_parts, char *missing,
+                        size_t size) {
+    for (size_t i = 0; i < n_parts; i++) {
+        for (const char *p = parts[i]; (p = strstr(p, "kernel")) != NULL; p += 6) {
+            const char *b = p - parts[i] >= 2 && p[-1] == '_' && p[-2] == '_' ? p - 2 : p;
+            if (b > parts[i] && is_ident(b[-1])) continue; // part of a longer word
+            const char *q = p + 6;
+            if (!isspace((unsigned char)*q)) continue;
+            while (isspace((unsigned char)*q)) q++;
+            if (strncmp(q, "void", 4) != 0 || !isspace((unsigned char)q[4])) continue;
+            q += 4;
+            while (isspace((unsigned char)*q)) q++;
+            size_t len = 0;
+            while (is_ident(q[len])) len++;
+            if (!len || len >= size) continue;
+            memcpy(missing, q, len);
+            missing[len] = '\0';
+            cl_int err;
+            cl_kernel k = clCreateKernel(prog, missing, &err);
+            if (k) clReleaseKernel(k);
+            if (err != CL_SUCCESS) return 1;
+        }
+    }
+    return 0;
+}
+
+// Opens a cache entry for reading: a regular file only, never blocking (a FIFO planted in the
+// folder would otherwise hang every run in fopen).
+static FILE *open_entry(const char *path) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
         if (errno != ENOENT)
             dcl_log(DCL_LOG_VERBOSE, "program cache: cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    FILE *fp = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        dcl_log(DCL_LOG_VERBOSE, "program cache: ignoring %s: not a regular file", path);
+    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0) fp = fdopen(fd, "rb");
+    if (!fp) close(fd);
+    return fp;
+}
+
+cl_program dcl__cl_cache_load(struct dcl_cl_ctx *ctx, uint64_t key, const char *file,
+                              const char *const *parts, size_t n_parts) {
+    char path[sizeof ctx->cache_dir + 32];
+    cache_path(ctx, key, path, sizeof path);
+    FILE *fp = open_entry(path);
+    if (!fp) return NULL;
     const char *why = NULL;
-    char why_buf[128];
+    char why_buf[160];
     unsigned char *buf = NULL;
     long len = -1;
     if (fseek(fp, 0, SEEK_END) != 0 || (len = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0)
@@ -191,9 +242,15 @@ cl_program dcl__cl_cache_load(struct dcl_cl_ctx *ctx, uint64_t key, const char *
         if (err == CL_SUCCESS && bin_status != CL_SUCCESS) err = bin_status;
         if (err == CL_SUCCESS) {
             err = clBuildProgram(prog, 1, &ctx->device, ctx->options, NULL, NULL);
-            if (err != CL_SUCCESS)
+            char name[64];
+            if (err != CL_SUCCESS) {
                 snprintf(why_buf, sizeof why_buf, "building its binary failed (%s)",
                          dcl__cl_error_name(err));
+            } else if (lacks_kernel(prog, parts, n_parts, name, sizeof name)) {
+                err = CL_INVALID_KERNEL_NAME;
+                snprintf(why_buf, sizeof why_buf,
+                         "its binary has no kernel %s (another program's?)", name);
+            }
         } else {
             snprintf(why_buf, sizeof why_buf, "the driver rejects its binary (%s)",
                      dcl__cl_error_name(err));
@@ -241,6 +298,12 @@ void dcl__cl_cache_store(struct dcl_cl_ctx *ctx, cl_program prog, uint64_t key, 
         char saved[sizeof why_buf];
         snprintf(saved, sizeof saved, "%s", dcl_last_error());
         int e = make_dirs(ctx->cache_dir);
+        // Whatever is not a regular file at the entry's name (a FIFO, a link, a device) is
+        // removed first: the atomic writer would write into it in place, or follow the link.
+        struct stat st;
+        if (!e && lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
+            unlink(path) != 0)
+            e = errno;
         if (e) {
             snprintf(why_buf, sizeof why_buf, "cannot create the folder: %s", strerror(e));
             why = why_buf;

@@ -76,8 +76,10 @@ void dcl__cl_cache_init(struct dcl_cl_ctx *ctx);
 // The key of a program whose source is the concatenation of parts[0, n).
 uint64_t dcl__cl_cache_key(const struct dcl_cl_ctx *ctx, const char *const *parts, size_t n);
 // The built program of entry key, or NULL when there is none or it cannot be used (why is logged
-// at verbose level). file names the program in messages.
-cl_program dcl__cl_cache_load(struct dcl_cl_ctx *ctx, uint64_t key, const char *file);
+// at verbose level): not a regular file, a bad header or checksum, a binary the driver rejects,
+// or one that lacks a kernel the source parts[0, n) declare. file names the program in messages.
+cl_program dcl__cl_cache_load(struct dcl_cl_ctx *ctx, uint64_t key, const char *file,
+                              const char *const *parts, size_t n);
 // Stores prog's binary as entry key. A failure is logged at verbose level and leaves the thread's
 // last error message as it was.
 void dcl__cl_cache_store(struct dcl_cl_ctx *ctx, cl_program prog, uint64_t key, const char *file);

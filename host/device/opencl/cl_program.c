@@ -101,7 +101,7 @@ static dcl_status build_program(struct dcl_cl_ctx *ctx, const char *file, cl_pro
     uint64_t key = 0;
     if (ctx->cache_dir[0]) {
         key = dcl__cl_cache_key(ctx, parts, n_parts);
-        cl_program prog = dcl__cl_cache_load(ctx, key, file);
+        cl_program prog = dcl__cl_cache_load(ctx, key, file, parts, n_parts);
         if (prog) {
             free(common_owned);
             free(body_owned);
