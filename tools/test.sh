@@ -34,10 +34,16 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 banner() { printf '\n==== %s ====\n' "$*"; }
 
-have_platform=0
-if command -v clinfo >/dev/null 2>&1 && clinfo -l 2>/dev/null | grep -q '^Platform #'; then
-    have_platform=1
-fi
+# 1 when clinfo lists an OpenCL platform. Asked by each stage that needs it, so always after the
+# build stage's set-up has installed PoCL and clinfo (on a fresh machine, CI's, neither exists
+# before it, and deciding earlier would let a skipped OpenCL test pass as "no platform").
+platform_present() {
+    if command -v clinfo >/dev/null 2>&1 && clinfo -l 2>/dev/null | grep -q '^Platform #'; then
+        echo 1
+    else
+        echo 0
+    fi
+}
 
 # Runs ctest with "$@" (output shown); fails when ctest fails, and when a test was skipped or
 # not run while an OpenCL platform is present (skip_is_error=1).
@@ -68,6 +74,8 @@ stage_build() {
 }
 
 stage_ctest() {
+    local have_platform
+    have_platform=$(platform_present)
     if ((!have_platform)); then
         echo "note: clinfo lists no OpenCL platform; OpenCL tests may skip (exit 77)"
     fi
@@ -99,7 +107,7 @@ stage_oclgrind() {
 }
 
 stage_pocl_wg() {
-    POCL_MAX_WORK_GROUP_SIZE=256 run_ctest "$have_platform" --test-dir build -L opencl -j "$JOBS"
+    POCL_MAX_WORK_GROUP_SIZE=256 run_ctest "$(platform_present)" --test-dir build -L opencl -j "$JOBS"
 }
 
 # The installed package as a user meets it: headers, libdiffcl, the CMake package and diffcl.pc
