@@ -160,6 +160,29 @@ static dcl_status draw(const cli_sample_flags *f, cli_samples *out) {
     return DCL_OK;
 }
 
+// The networks refuse a batch whose buffers exceed the kernels' 2^32 elements with "... max_batch
+// B ... X elements ...; use a smaller batch". sample has no --batch: the message names --n and
+// the most this model draws at once instead (X grows at least linearly with B, so B·2^32/X/2
+// fits; guided sampling evaluates 2N at once).
+static dcl_status too_many(size_t N, int defaulted) {
+    const char *msg = dcl_last_error(), *b = strstr(msg, "max_batch "),
+               *x = strstr(msg, " elements");
+    if (!b || !x) return DCL_ERR_ARG;
+    double B = strtod(b + 10, NULL), X
+    = 0;
+    const char *d = x;
+    while (d > msg && ((d[-1] >= '0' && d[-1] <= '9') || d[-1] == '.')) d--;
+    X
+    = strtod(d, NULL);
+    if (!(B > 0 && X > 0)) return DCL_ERR_ARG;
+    double most = floor(B * 4294967295.0 / X / 2);
+    return dcl__fail(DCL_ERR_ARG,
+                     "--n %zu%s: this model draws at most %.0f samples at once (more would need "
+                     "buffers beyond the kernels' 2^32 elements); use --n %.0f or less and "
+                     "several seeds",
+                     N, defaulted ? " (the default)" : "", most, most);
+}
+
 // NaN or Inf samples are never reported as success (a broken model or config: prev_dt 1e-300).
 static dcl_status check_finite(const char *model, const cli_samples *r) {
     size_t bad = 0, n = r->N * r->D;
@@ -183,6 +206,7 @@ dcl_status cli_sample_model(const cli_sample_flags *f, const char *device, cli_s
     on = dev;
     if (s == DCL_OK) s = dcl_model_load(&out->model, on, f->model, 2 * N);
     if (fall_back(s, &on, fallback)) s = dcl_model_load(&out->model, on, f->model, 2 * N);
+    if (s == DCL_ERR_ARG) s = too_many(N, !f->n);
     if (s == DCL_OK) s = sampler_opts(f, &out->model.cfg, &out->opts);
     size_t D = s == DCL_OK ? dcl_net_dim(&out->model.cfg.net) : 0;
     if (s == DCL_OK) {
