@@ -312,6 +312,8 @@ static void test_csv_bad(void) {
         {"ragged.csv", "1,2\n3,4\n5,6,7\n", DCL_ERR_FORMAT, "line 3: 3 columns, expected 2"},
         {"ragged-header.csv", "a,b,c\n1,2\n", DCL_ERR_FORMAT, "line 2: 2 columns, expected 3"},
         {"word.csv", "1,2\n3,abc\n", DCL_ERR_FORMAT, "line 2, column 2: not a number: 'abc'"},
+        {"cr-only.csv", "1,2\r3,4\r", DCL_ERR_FORMAT, "not a number: '2\\x0d3' (a CR inside"},
+        {"escape.csv", "1,\x1b[2J\n", DCL_ERR_FORMAT, "not a number: '\\x1b[2J'"},
         {"mixed-first.csv", "1,x\n", DCL_ERR_FORMAT, "line 1, column 2"},
         {"nan.csv", "x,y\n1,2\n\nnan,1\n", DCL_ERR_FORMAT, "line 4, column 1: NaN and Inf"},
         {"inf.csv", "1,-Infinity\n", DCL_ERR_FORMAT, "line 1, column 2: NaN and Inf"},

@@ -191,9 +191,20 @@ static dcl_status parse_line(points *p, const char *path, size_t lineno, const c
         *header_cols = cols; // a header row: its names are not used
         return DCL_OK;
     }
+    // The field is echoed with control bytes as \xNN: a raw CR would rewind the terminal line.
     int cut = bad_len > 24;
-    return dcl__fail(DCL_ERR_FORMAT, "%s line %zu, column %zu: %s: '%.*s%s'", path, lineno, bad_col,
-                     field_problem(bad), cut ? 24 : (int)bad_len, bad_a, cut ? "..." : "");
+    char shown[4 * 24 + 1];
+    size_t j = 0;
+    for (size_t i = 0; i < (cut ? 24 : bad_len); i++) {
+        unsigned char ch = (unsigned char)bad_a[i];
+        if (ch >= 0x20 && ch != 0x7f) shown[j++] = (char)ch;
+        else j += (size_t)snprintf(shown + j, sizeof shown - j, "\\x%02x", ch);
+    }
+    shown[j] = '\0';
+    int cr = memchr(bad_a, '\r', bad_len) != NULL;
+    return dcl__fail(DCL_ERR_FORMAT, "%s line %zu, column %zu: %s: '%s%s'%s", path, lineno, bad_col,
+                     field_problem(bad), shown, cut ? "..." : "",
+                     cr ? " (a CR inside a line: are the line ends CR only? use LF or CRLF)" : "");
 }
 
 static int is_blank(const char *s, size_t n) {
