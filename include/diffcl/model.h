@@ -39,7 +39,8 @@ typedef struct dcl_model {
 } dcl_model;
 
 // A new model on dev with freshly initialised weights (EMA = weights), for batches up to
-// max_batch (sampling with guidance evaluates 2N at once).
+// max_batch (sampling with guidance evaluates 2N at once). A network whose weights do not fit in
+// one buffer of dev is DCL_ERR_ARG saying how many parameters fit, before anything is allocated.
 dcl_status dcl_model_init(dcl_model *m, dcl_device *dev, const dcl_model_config *cfg,
                           size_t max_batch);
 void dcl_model_free(dcl_model *m);
@@ -48,6 +49,11 @@ void dcl_model_free(dcl_model *m);
 // __metadata__ {"format": "pt", "diffcl": <config JSON>}. Atomic.
 dcl_status dcl_model_save(const dcl_model *m, const char *path);
 // Loads a checkpoint written by dcl_model_save onto dev. Errors name the file and what is wrong.
+// Before anything is allocated, the config's parameter count (counted from the config alone) is
+// compared with the values the file holds, so a corrupt config cannot ask for gigabytes; a config
+// the network refuses (U-Net groups or sizes), an integer out of range, a tensor of the wrong
+// shape and a NaN or Inf weight (named by tensor) are all DCL_ERR_FORMAT. Tensors besides the
+// weights and "ema." weights are ignored.
 dcl_status dcl_model_load(dcl_model *m, dcl_device *dev, const char *path, size_t max_batch);
 // Reads only the config of a checkpoint (no device): what a caller checks before loading it, such
 // as whether the model draws images or points. Errors as dcl_model_load's.
