@@ -25,6 +25,7 @@
 #define PNG_CHUNK_CACHE_MAX 128
 #define PNG_CHUNK_MALLOC_MAX (4u << 20)
 
+// Test hook (data/data_internal.h): called between the two passes when set.
 void (*dcl__pngdir_between_passes)(const char *folder);
 
 // A growing list of malloc'ed strings.
