@@ -65,6 +65,13 @@ dcl_status dcl_model_init(dcl_model *m, dcl_device *dev, const dcl_model_config 
     if (s == DCL_OK) s = dcl_arena_init_like(&m->ema, dcl_net_params(m->net), "ema");
     if (s == DCL_OK)
         s = dcl_copy(dev, dcl_at(m->ema.buf, 0), dcl_at(dcl_net_params(m->net)->buf, 0), m->ema.n);
+    // dcl_buffer_alloc refuses a buffer beyond the device's largest allocation before trying it
+    // (its message names CL_DEVICE_MAX_MEM_ALLOC_SIZE, the size asked and the most allowed):
+    // activations for too large a batch, nothing wrong with the device, so not a device failure
+    // (which --device auto would answer by falling back to the CPU).
+    if (s == DCL_ERR_DEVICE_MEM && strstr(dcl_last_error(), "CL_DEVICE_MAX_MEM_ALLOC_SIZE"))
+        s = dcl__fail_context(DCL_ERR_ARG, "too large for device %s",
+                              dcl_device_get_info(dev)->spec);
     if (s != DCL_OK) dcl_model_free(m);
     return s;
 }
