@@ -67,6 +67,23 @@ else
     echo "note: cannot mount a read-only tmpfs as root; the read-only case is skipped"
 fi
 
+# A full disk (a 256 KiB tmpfs, as root): a full file system is refused before the work; a save
+# that does not fit fails with the bytes needed, the old checkpoint byte-identical, no temp file.
+mkdir -p "$T/small"
+if ((EUID == 0)) && mount -t tmpfs -o size=256k tmpfs "$T/small" 2>/dev/null; then
+    MNT=$T/small
+    cp "$T/m.safetensors" "$T/small/m.safetensors"
+    head -c 200000 /dev/zero >"$T/small/filler"
+    expect 4 "No space left on device \(.*bytes needed" 60 -- train --device cpu --steps 1 \
+        --width 64 --out "$T/small/m.safetensors"
+    cmp -s "$T/m.safetensors" "$T/small/m.safetensors" || fail "the old checkpoint changed"
+    leftover=("$T"/small/*.tmp-*)
+    [[ -e ${leftover[0]} ]] && fail "temp file left on the full disk: ${leftover[*]}"
+    head -c 1000000 /dev/zero >>"$T/small/filler" 2>/dev/null
+    expect 4 "file system .* is full" 1 -- train --device cpu --out "$T/small/x.safetensors"
+    umount "$MNT" && MNT=
+fi
+
 # ---- signals: sample and eval stop within a step and write nothing ------------------------------
 # stop_after SIG WANT ARGS...: runs diffcl ARGS (long), sends SIG after 1.5 s, wants exit WANT
 # within 10 s of the signal, no file at $T/sig.csv and no temp file.
@@ -183,6 +200,18 @@ fi
 "$D" train --device cpu --steps 1 --out "$T/w128.safetensors" >/dev/null 2>&1
 expect 2 "--n 4194304: this model draws at most [0-9]+ samples" 5 -- sample --device cpu \
     -m "$T/w128.safetensors" --n 4194304 --out "$T/x.csv"
+
+# A U-Net batch whose activations exceed an OpenCL device's largest buffer (but not the kernels'
+# 2^32 elements): a usage error, not a device failure with a fall-back to the CPU. Run only on a
+# device whose max allocation is below the 15.6 GB asked for.
+max_gib=$("$D" devices 2>/dev/null | awk '/^\[[0-9]+\] cl:/ { on = 1 } on && /max allocation/ {
+    v = $3; if ($4 == "MiB") v /= 1024; if ($4 == "TiB") v *= 1024; print int(v); exit }')
+if [[ -n $max_gib ]] && ((max_gib < 15)); then
+    { printf '\x00\x00\x08\x03\x00\x00\x00\x04\x00\x00\x00\x1c\x00\x00\x00\x1c'
+      head -c 3136 /dev/zero; } >"$T/img.idx"
+    DIFFCL_AUTO=opencl expect 2 "too large for device cl:" 60 -- train --device auto -q \
+        --data "idx:$T/img.idx" --batch 10000 --steps 1 --out "$T/u.safetensors"
+fi
 
 if ((failures)); then
     echo "$failures case(s) failed" >&2
