@@ -332,8 +332,8 @@ dcl_status dcl_model_load(dcl_model *m, dcl_device *dev, const char *path, size_
     // The config against the file before anything is allocated: a corrupt config (width 20000 in a
     // 300 KB file) would otherwise ask for gigabytes. Weights and EMA take 2 values per parameter.
     size_t n_params = 0, held = 0;
-    if (s == DCL_OK && (s = config_params(&cfg.net, &n_params)) != DCL_OK)
-        s = dcl__fail_context(DCL_ERR_FORMAT, "%s: model config", path);
+    if (s == DCL_OK && (s = config_params(&cfg.net, &n_params)) == DCL_ERR_ARG)
+        s = dcl__fail_context(DCL_ERR_FORMAT, "%s: model config", path); // the file's error
     for (int i = 0; s == DCL_OK && i < dcl_safetensors_count(f); i++) {
         held += (size_t)dcl_st_tensor_numel(dcl_safetensors_tensor(f, i));
     }
