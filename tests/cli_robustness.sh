@@ -85,14 +85,25 @@ if ((EUID == 0)) && mount -t tmpfs -o size=256k tmpfs "$T/small" 2>/dev/null; th
 fi
 
 # ---- signals: sample and eval stop within a step and write nothing ------------------------------
-# stop_after SIG WANT ARGS...: runs diffcl ARGS (long), sends SIG after 1.5 s, wants exit WANT
-# within 10 s of the signal, no file at $T/sig.csv and no temp file.
+# stop_after SIG WANT ARGS...: runs diffcl ARGS (long), sends SIG once sampling runs, wants exit
+# WANT within 10 s of the signal, no file at $T/sig.csv and no temp file.
 stop_after() {
     local sig=$1 want=$2
     shift 2
     "$D" "$@" >/dev/null 2>"$T/err" &
     local pid=$! waited=0
-    sleep 1.5
+    # Until sampling has started (its log line; with -q there is none: 3 s), so the handlers are
+    # installed whatever the machine's load.
+    if [[ " $* " == *" -q "* ]]; then
+        sleep 3
+    else
+        while ! grep -q "sampling" "$T/err" && ((waited < 300)); do
+            sleep 0.1
+            waited=$((waited + 1))
+        done
+        sleep 0.5
+        waited=0
+    fi
     kill -"$sig" "$pid"
     while kill -0 "$pid" 2>/dev/null && ((waited < 100)); do
         sleep 0.1
