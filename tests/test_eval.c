@@ -7,7 +7,8 @@
 
 #include "testlib.h"
 #include "diffcl/eval.h"
-#include "diffcl/rng.h" // dcl_rng_normal_at
+#include "diffcl/rng.h"          // dcl_rng_normal_at
+#include "diffusion/diffusion.h" // dcl__sym_eigen
 
 // n points of N(shift, I) in D dimensions from Philox stream (seed, DCL_RNG_TEST, step).
 static float *gaussian(size_t n, size_t D, const double *shift, uint64_t seed, uint32_t step) {
@@ -96,10 +97,79 @@ static void check_nearest(void) {
     CHECK_NEAR(nearest[1], sqrt(4.0 / D), 1e-12, 1e-12);
 }
 
+// Jacobi's eigen-decomposition reconstructs a random symmetric matrix, V is orthogonal; the
+// Fréchet distance matches closed forms: 2-D (tr √A = √(tr A + 2 √det A) for a 2 × 2 A with
+// real non-negative eigenvalues, A = Σ1 Σ2 not symmetric), covariances sharing eigenvectors
+// (Σ (√d1 − √d2)²), and 0 for a Gaussian with itself; the Gaussian fit on a hand example.
+static void check_frechet(void) {
+    enum { F = 24 };
+    double *a = malloc(3 * F * F * sizeof *a), w[F], *v = a + F * F, *c = a + 2 * F * F;
+    for (size_t i = 0; i < F; i++)
+        for (size_t j = 0; j <= i; j++)
+            c[i * F + j] = c[j * F + i] = dcl_rng_normal_at(5, DCL_RNG_TEST, 0, i * F + j);
+    memcpy(a, c, F * F * sizeof *a);
+    CHECK(dcl__sym_eigen(a, F, w, v));
+    double worst = 0, worst_orth = 0;
+    for (size_t i = 0; i < F; i++)
+        for (size_t j = 0; j < F; j++) {
+            double r = 0, o = 0;
+            for (size_t k = 0; k < F; k++)
+                r += v[i * F + k] * w[k] * v[j * F + k], o += v[k * F + i] * v[k * F + j];
+            worst = fmax(worst, fabs(r - c[i * F + j]));
+            worst_orth = fmax(worst_orth, fabs(o - (i == j)));
+        }
+    CHECK_NEAR(worst, 0, 1e-12, 0);
+    CHECK_NEAR(worst_orth, 0, 1e-12, 0);
+
+    const double m1[2] = {0, 1}, m2[2] = {1, -1};
+    const double s1[4] = {2, 0.5, 0.5, 1}, s2[4] = {1, -0.3, -0.3, 3};
+    double p[4] = {s1[0] * s2[0] + s1[1] * s2[2], s1[0] * s2[1] + s1[1] * s2[3],
+                   s1[2] * s2[0] + s1[3] * s2[2], s1[2] * s2[1] + s1[3] * s2[3]};
+    double det = (s1[0] * s1[3] - s1[1] * s1[2]) * (s2[0] * s2[3] - s2[1] * s2[2]);
+    double want = 1 + 4 + (s1[0] + s1[3] + s2[0] + s2[3]) - 2 * sqrt(p[0] + p[3] + 2 * sqrt(det));
+    double fd;
+    CHECK_EQ(dcl_frechet_distance(m1, s1, m2, s2, 2, &fd), DCL_OK);
+    CHECK_NEAR(fd, want, 1e-12, 0);
+    CHECK_EQ(dcl_frechet_distance(m1, s1, m1, s1, 2, &fd), DCL_OK);
+    CHECK_NEAR(fd, 0, 1e-12, 0);
+
+    // Shared eigenvectors: Σk = V diag(dk) Vᵀ with V from the decomposition above.
+    double *s3 = malloc(2 * F * F * sizeof *s3), *s4 = s3 + F * F, mu3[F], mu4[F], d3[F], d4[F];
+    want = 0;
+    for (size_t k = 0; k < F; k++) {
+        d3[k] = 0.1 + k, d4[k] = 3.0 / (1 + k), mu3[k] = 0.1 * k, mu4[k] = -0.05 * k;
+        want += (sqrt(d3[k]) - sqrt(d4[k])) * (sqrt(d3[k]) - sqrt(d4[k])) +
+                (mu3[k] - mu4[k]) * (mu3[k] - mu4[k]);
+    }
+    for (size_t i = 0; i < F; i++)
+        for (size_t j = 0; j < F; j++) {
+            double x3 = 0, x4 = 0;
+            for (size_t k = 0; k < F; k++)
+                x3 += v[i * F + k] * d3[k] * v[j * F + k],
+                    x4 += v[i * F + k] * d4[k] * v[j * F + k];
+            s3[i * F + j] = x3, s4[i * F + j] = x4;
+        }
+    CHECK_EQ(dcl_frechet_distance(mu3, s3, mu4, s4, F, &fd), DCL_OK);
+    CHECK_NEAR(fd, want, 1e-9, 1e-12);
+    printf("frechet: %d-D, shared eigenvectors: %.9f (closed form %.9f)\n", F, fd, want);
+
+    const float x[8] = {0, 0, 2, 0, 0, 2, 2, 2};
+    double mean[2], cov[4];
+    CHECK_EQ(dcl_gaussian_fit(x, 4, 2, mean, cov), DCL_OK);
+    CHECK(mean[0] == 1 && mean[1] == 1);
+    CHECK_NEAR(cov[0], 4.0 / 3, 1e-15, 0);
+    CHECK_NEAR(cov[3], 4.0 / 3, 1e-15, 0);
+    CHECK(cov[1] == 0 && cov[2] == 0);
+    CHECK_EQ(dcl_gaussian_fit(x, 1, 2, mean, cov), DCL_ERR_ARG);
+    free(a);
+    free(s3);
+}
+
 int main(int argc, char **argv) {
     int small = argc > 1 && strcmp(argv[1], "--small") == 0;
     check_sw2(small);
     check_memorised();
     check_nearest();
+    check_frechet();
     return check_exit();
 }

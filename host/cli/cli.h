@@ -121,7 +121,7 @@ void cli_targets_free(cli_targets *t);
 // ---- sampling from a checkpoint (sample.c; also used by eval) -----------------------------------
 
 typedef struct cli_sample_flags {
-    const char *model, *sampler, *variance;
+    const char *model, *sampler, *variance, *schedule;
     const char *label; // class-conditional: "all", "none", a class number or name
     uint64_t steps, n, seed;
     double eta;
@@ -137,8 +137,10 @@ void cli_sample_flags_default(cli_sample_flags *f);
 #define CLI_SAMPLE_OPTS(f)                                                                         \
     {"model", 'm', CLI_OPT_STRING, &(f).model, "FILE", "checkpoint written by 'diffcl train'",     \
      NULL, 0, 0},                                                                                  \
-    {"sampler", 0, CLI_OPT_STRING, &(f).sampler, "NAME", "ddpm, ddim, euler or heun",              \
+    {"sampler", 0, CLI_OPT_STRING, &(f).sampler, "NAME", "ddpm, ddim, euler, heun or dpm++2m",     \
      "euler (flow), ddim", 0, 0},                                                                  \
+    {"schedule", 0, CLI_OPT_STRING, &(f).schedule, "NAME", "time grid: uniform, logsnr or karras", \
+     "uniform (logsnr for dpm++2m)", 0, 0},                                                        \
     {"steps", 0, CLI_OPT_U64, &(f).steps, "K", "sampler steps", "100", 1, 100000},                 \
     {"n", 'n', CLI_OPT_U64, &(f).n, "N", "number of samples", "10000 points, 100 images", 1,       \
      1u << 22},                                                                                    \

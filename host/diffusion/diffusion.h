@@ -4,6 +4,8 @@
 #ifndef DIFFCL_DIFFUSION_INTERNAL_H
 #define DIFFCL_DIFFUSION_INTERNAL_H
 
+#include <stddef.h>
+
 #include "diffcl/schedule.h"
 
 // da/dt and db/dt at t in (0, 1] (the derivatives of the unclipped schedule; for vp-linear those
@@ -27,5 +29,9 @@ void dcl__target_from_x0(const dcl_process *p, dcl_prediction pred, double t, do
 // is undefined; there t is capped at 1 − DCL__T_END (base mismatch of order DCL__T_END).
 #define DCL__T_END 1e-3
 double dcl__target_model_t(const dcl_process *p, dcl_prediction pred, double t);
+
+// Eigen-decomposition of the symmetric a (n, n) = V diag(w) Vᵀ (cyclic Jacobi; a is destroyed, v
+// (n, n) gets the eigenvectors as columns). 0 if it did not converge. (fid.c)
+int dcl__sym_eigen(double *a, size_t n, double *w, double *v);
 
 #endif

@@ -45,7 +45,7 @@ static dcl_status progress_pace_step(struct progress_pace *pp, dcl_device *dev) 
     return s;
 }
 
-static const char *const sampler_names[] = {"ddpm", "ddim", "euler", "heun"};
+static const char *const sampler_names[] = {"ddpm", "ddim", "euler", "heun", "dpm++2m"};
 #define N_SAMPLERS (int)(sizeof sampler_names / sizeof *sampler_names)
 
 dcl_status dcl_sampler_parse(const char *name, dcl_sampler_kind *out) {
@@ -54,8 +54,25 @@ dcl_status dcl_sampler_parse(const char *name, dcl_sampler_kind *out) {
         *out = (dcl_sampler_kind)i;
         return DCL_OK;
     }
-    return dcl__fail(DCL_ERR_ARG, "unknown sampler '%s': use ddpm, ddim, euler or heun",
+    return dcl__fail(DCL_ERR_ARG, "unknown sampler '%s': use ddpm, ddim, euler, heun or dpm++2m",
                      name ? name : "(null)");
+}
+
+static const char *const schedule_names[] = {"uniform", "logsnr", "karras"};
+#define N_SCHEDULES (int)(sizeof schedule_names / sizeof *schedule_names)
+
+dcl_status dcl_schedule_parse(const char *name, dcl_time_schedule *out) {
+    for (int i = 0; name && i < N_SCHEDULES; i++) {
+        if (strcmp(name, schedule_names[i]) != 0) continue;
+        *out = (dcl_time_schedule)i;
+        return DCL_OK;
+    }
+    return dcl__fail(DCL_ERR_ARG, "unknown schedule '%s': use uniform, logsnr or karras",
+                     name ? name : "(null)");
+}
+
+const char *dcl_schedule_name(dcl_time_schedule s) {
+    return (int)s >= 0 && (int)s < N_SCHEDULES ? schedule_names[s] : "?";
 }
 
 const char *dcl_sampler_name(dcl_sampler_kind kind) {
@@ -76,6 +93,55 @@ dcl_status dcl_sampler_grid(const dcl_process *p, int steps, double *t) {
         return DCL_OK;
     }
     for (int i = 0; i <= steps; i++) t[i] = (double)(steps - i) / steps;
+    return DCL_OK;
+}
+
+// The t in [0, 1] where λ(t) = lam (λ decreases in t), by bisection to double precision.
+static double t_of_lambda(const dcl_process *p, double lam) {
+    double lo = 0, hi = 1;
+    for (int i = 0; i < 64; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (dcl__process_lambda(p, mid) > lam) lo = mid;
+        else hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+#define KARRAS_RHO 7.0
+
+dcl_status dcl_sampler_times(const dcl_process *p, const dcl_sampler_opts *o, double *t) {
+    int K = o->steps;
+    if (o->schedule == DCL_SCHEDULE_UNIFORM || K < 2) return dcl_sampler_grid(p, K, t);
+    if ((int)o->schedule < 0 || (int)o->schedule >= N_SCHEDULES)
+        return dcl__fail(DCL_ERR_ARG, "unknown schedule %d: use uniform, logsnr or karras",
+                         (int)o->schedule);
+    int N = p->kind == DCL_PROCESS_VP_LINEAR ? (p->n_steps > 0 ? p->n_steps : 1000) : 0;
+    if (N && K > N)
+        return dcl__fail(DCL_ERR_ARG,
+                         "--steps %d exceeds the %d discrete steps of process vp-linear", K, N);
+    double t_hi = p->kind == DCL_PROCESS_FLOW ? 1 - DCL__T_END : 1, t_lo = N ? 1.0 / N : DCL__T_END;
+    double l_hi = dcl__process_lambda(p, t_lo), l_lo = dcl__process_lambda(p, t_hi);
+    for (int i = 0; i < K; i++) {
+        double u = (double)i / (K - 1), lam;
+        if (o->schedule == DCL_SCHEDULE_LOGSNR) {
+            lam = l_lo + u * (l_hi - l_lo);
+        } else { // σ = e^{−λ}; σ_i^{1/ρ} linear from σ_max to σ_min
+            double smax = pow(exp(-l_lo), 1 / KARRAS_RHO), smin = pow(exp(-l_hi), 1 / KARRAS_RHO);
+            lam = -KARRAS_RHO * log(smax + u * (smin - smax));
+        }
+        t[i] = i == 0 ? 1.0 : i == K - 1 ? t_lo : t_of_lambda(p, lam);
+    }
+    t[K] = 0;
+    if (!N) return DCL_OK;
+    // vp-linear: integer steps k_i = round(N t_i), which rounding can merge at fine spacing. Kept
+    // at least one apart by pushing down from k_0 = N, then up from k_{K−1} = 1; K <= N lets
+    // both hold (k_i <= N − i after the first pass, and K − i <= that).
+    double *k = t; // k_i in place of t_i
+    for (int i = 0; i < K; i++) k[i] = (double)lround(t[i] * N);
+    for (int i = 1; i < K; i++) k[i] = fmin(k[i], k[i - 1] - 1);
+    k[K - 1] = 1;
+    for (int i = K - 1; i > 0; i--) k[i - 1] = fmax(k[i - 1], k[i] + 1);
+    for (int i = 0; i < K; i++) t[i] = k[i] / N;
     return DCL_OK;
 }
 
@@ -106,6 +172,12 @@ void dcl_sampler_coefs(const dcl_process *p, dcl_prediction pred, const dcl_samp
     case DCL_SAMPLER_DDIM: dcl__sampler_ddim_coefs(p, o, &st, c); return;
     case DCL_SAMPLER_EULER:
     case DCL_SAMPLER_HEUN: dcl__sampler_euler_coefs(p, &st, c); return;
+    case DCL_SAMPLER_DPMPP_2M: { // x_s = c[0] x_t + c[1] x0̂ with x0̂ = cx · (x_t, f)
+        double d[3], h;
+        dcl__sampler_dpmpp_coefs(p, &st, 0, d, &h);
+        c[0] = d[0] + d[1] * st.cx[0], c[1] = d[1] * st.cx[1], c[2] = 0;
+        return;
+    }
     }
     c[0] = 1, c[1] = 0, c[2] = 0;
 }
@@ -115,7 +187,8 @@ static dcl_status check_args(const dcl_process *p, dcl_prediction pred, const dc
     dcl_status s = dcl_prediction_check(p, pred);
     if (s != DCL_OK) return s;
     if ((int)o->kind < 0 || (int)o->kind >= N_SAMPLERS)
-        return dcl__fail(DCL_ERR_ARG, "unknown sampler kind %d: use ddpm, ddim, euler or heun",
+        return dcl__fail(DCL_ERR_ARG,
+                         "unknown sampler kind %d: use ddpm, ddim, euler, heun or dpm++2m",
                          (int)o->kind);
     if (o->steps < 1) return dcl__fail(DCL_ERR_ARG, "--steps must be at least 1, got %d", o->steps);
     if (o->kind == DCL_SAMPLER_DDIM && !(o->eta >= 0 && o->eta <= 1))
@@ -133,15 +206,18 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
     dcl_status s = check_args(p, pred, o, N, D);
     if (s != DCL_OK) return s;
     size_t n = N * D;
-    int K = o->steps, heun = o->kind == DCL_SAMPLER_HEUN;
+    int K = o->steps, heun = o->kind == DCL_SAMPLER_HEUN, dpm = o->kind == DCL_SAMPLER_DPMPP_2M;
     double *grid = malloc((size_t)(K + 1) * sizeof *grid);
     dcl_buffer *scratch = NULL;
     if (!grid) return dcl__fail(DCL_ERR_NOMEM, "sampler: no memory for a grid of %d steps", K);
-    TRY_DONE(dcl_sampler_grid(p, K, grid));
-    // Scratch: the model output f and the noise z; heun adds x̃_s and f(x̃_s, s). (n) each
-    TRY_DONE(dcl_buffer_alloc(&scratch, dev, (heun ? 3 : 2) * n, "sampler.scratch"));
+    TRY_DONE(dcl_sampler_times(p, o, grid));
+    // Scratch: the model output f and the noise z; heun adds x̃_s and f(x̃_s, s); dpm++2m keeps
+    // this step's and the previous step's x0̂ instead of z. (n) each
+    TRY_DONE(dcl_buffer_alloc(&scratch, dev, (heun || dpm ? 3 : 2) * n, "sampler.scratch"));
     dcl_ptr fx = dcl_at(scratch, 0), z = dcl_at(scratch, n);
     dcl_ptr xs = dcl_at(scratch, n), f2 = heun ? dcl_at(scratch, 2 * n) : fx; // heun: no noise
+    dcl_ptr x0 = dcl_at(scratch, n), x0_prev = dcl_at(scratch, 2 * n);        // dpm++2m
+    double h_prev = 0; // dpm++2m: the previous step's λ increment (0: none yet)
 
     // x1 = base_std · N(0, I) (Pseudocode 2, 3 and 5 line 1), Philox step 0.
     TRY_DONE(dcl_rng_normal(dev, x, seed, DCL_RNG_SAMPLER, 0, 0, n));
@@ -155,7 +231,17 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
         dcl__step_init(&st, p, pred, o, t, tn);
         TRY_DONE(f(ctx, fx, x, st.t, N));
         dcl_sampler_coefs(p, pred, o, t, tn, c);
-        if (heun && tn > 0) {
+        if (dpm && tn > 0) {
+            // x0̂ of this step, kept for the next one, then Lu et al.'s update from it and the
+            // previous x0̂ (dpmpp.c); the first step, with no previous x0̂, is first order.
+            double d[3], h;
+            dcl__sampler_dpmpp_coefs(p, &st, h_prev, d, &h);
+            TRY_DONE(dcl_axpby(dev, x0, x, fx, (float)st.cx[0], (float)st.cx[1], n));
+            TRY_DONE(dcl_lincomb3(dev, x, x, x0, d[2] != 0 ? x0_prev : x0, (float)d[0], (float)d[1],
+                                  (float)d[2], n));
+            dcl_ptr tmp = x0;
+            x0 = x0_prev, x0_prev = tmp, h_prev = h;
+        } else if (heun && tn > 0) {
             // Karras Algorithm 1: Euler predictor x̃_s, a second model evaluation, and the
             // trapezoid corrector as one affine combination of (x_t, f, f2) (heun.c).
             struct dcl__step st2;

@@ -13,11 +13,19 @@
 #include "diffcl/schedule.h"
 
 typedef enum dcl_sampler_kind {
-    DCL_SAMPLER_DDPM = 0,  // Algorithm 1 / Pseudocode 2 and 7
-    DCL_SAMPLER_DDIM = 1,  // Algorithm 2 / Pseudocode 3, general form with eta
-    DCL_SAMPLER_EULER = 2, // Pseudocode 5 (flow) or the probability-flow ODE (diffusion)
-    DCL_SAMPLER_HEUN = 3,  // second order (Karras et al. 2022, Algorithm 1)
+    DCL_SAMPLER_DDPM = 0,     // Algorithm 1 / Pseudocode 2 and 7
+    DCL_SAMPLER_DDIM = 1,     // Algorithm 2 / Pseudocode 3, general form with eta
+    DCL_SAMPLER_EULER = 2,    // Pseudocode 5 (flow) or the probability-flow ODE (diffusion)
+    DCL_SAMPLER_HEUN = 3,     // second order (Karras et al. 2022, Algorithm 1)
+    DCL_SAMPLER_DPMPP_2M = 4, // DPM-Solver++(2M), multistep second order (Lu et al. 2022, Alg. 2)
 } dcl_sampler_kind;
+
+// Where the K steps' times lie between t = 1 and t = 0 (every schedule ends with the step to 0):
+typedef enum dcl_time_schedule {
+    DCL_SCHEDULE_UNIFORM = 0, // t_i = (K − i)/K (vp-linear: rounded to its integer steps)
+    DCL_SCHEDULE_LOGSNR = 1,  // λ = log(a/b) uniform from t_0 = 1 to t_{K−1} = t_min
+    DCL_SCHEDULE_KARRAS = 2,  // σ = b/a spaced as Karras et al. 2022 eq. 5, ρ = 7
+} dcl_time_schedule;
 
 // Progress of long work: `done` of `total` units (training steps, sampler steps) finished. Called
 // from the thread that does the work, between device calls; it reads nothing back from the device
@@ -33,21 +41,31 @@ typedef struct dcl_sampler_opts {
     int ddpm_tutorial; // ddpm: 1 the tutorial's variance σ_q² Δt (ve; in general the forward
                        // step's σ²_{t|s}, Ho et al.'s σ² = β), 0 the posterior variance
     double prev_dt;    // prev: the Δt the model was trained with; 0 means the sampler's own step
+    dcl_time_schedule schedule; // the time grid (uniform by default)
     dcl_progress_fn progress; // called after each of the K steps (done = k, total = K); NULL: none
     void *progress_ctx;       // its ctx
 } dcl_sampler_opts;
 
 dcl_status dcl_sampler_parse(const char *name,
-                             dcl_sampler_kind *out); // "ddpm", "ddim", "euler", "heun"
+                             dcl_sampler_kind *out); // "ddpm", "ddim", "euler", "heun", "dpm++2m"
 const char *dcl_sampler_name(dcl_sampler_kind kind);
+// "uniform", "logsnr", "karras".
+dcl_status dcl_schedule_parse(const char *name, dcl_time_schedule *out);
+const char *dcl_schedule_name(dcl_time_schedule s);
 
 // Time grid t[0..steps], t[0] = 1 down to t[steps] = 0 (uniform; vp-linear: integer steps
 // k/N, k = round(N (steps − i)/steps), so steps <= N). t (steps + 1)
 dcl_status dcl_sampler_grid(const dcl_process *p, int steps, double *t);
+// The grid of o->schedule with o->steps steps, t (steps + 1), strictly decreasing from 1 to 0.
+// logsnr and karras space t_1 .. t_{K−1} between λ(1) and λ(t_min) (t_min = 1/N for vp-linear,
+// 1e-3 elsewhere; flow, whose λ(1) = −∞, starts the spacing at λ(1 − 1e-3)) with t_0 = 1;
+// vp-linear's times are rounded to its integer steps (K <= N) and kept strictly decreasing.
+dcl_status dcl_sampler_times(const dcl_process *p, const dcl_sampler_opts *o, double *t);
 
 // One step from t to s < t: x_s = c[0] x_t + c[1] f(x_t, t) + c[2] z, z ~ N(0, I) (c[2] = 0 for
 // deterministic samplers). The step to s = 0 of every sampler is x0̂ (no noise). For heun this is
-// its Euler predictor; the corrector is in dcl_sample. For (flow, eps) t is capped at 1 − 1e-3
+// its Euler predictor; the corrector is in dcl_sample. For dpm++2m it is its first-order step
+// (DDIM's); the second-order term, from the previous step's x0̂, is in dcl_sample. For (flow, eps) t is capped at 1 − 1e-3
 // (a(1) = 0 leaves x0̂ undefined) and dcl_sample evaluates the model there.
 void dcl_sampler_coefs(const dcl_process *p, dcl_prediction pred, const dcl_sampler_opts *o,
                        double t, double s, double c[3]);
