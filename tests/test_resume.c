@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "device/test_hooks.h"  // dcl__cl_fault_arm (fault builds)
 #include "diffcl/safetensors.h" // dcl_safetensors_read: the finiteness check
 #include "diffcl/train.h"
 #include "testlib.h"
@@ -225,10 +226,50 @@ static void check_schedule(void) {
     CHECK(strcmp(name, "runs/a-step00000500.safetensors") == 0);
 }
 
+#if defined(DIFFCL_HAVE_OPENCL) && defined(DIFFCL_FAULT_INJECTION)
+// The state saved after a device failure (a named device: no fallback) resumes like any other: a
+// failing OpenCL call halfway and at 80% of a run, then --resume on the same device, gives the
+// straight run's checkpoint byte for byte.
+static void check_resume_after_failure(const char *spec) {
+    dcl_model_config c = mlp_config();
+    char full[512], failed[512], rest[512];
+    snprintf(full, sizeof full, "%s/full.safetensors", tmpdir);
+    snprintf(failed, sizeof failed, "%s/failed.safetensors", tmpdir);
+    snprintf(rest, sizeof rest, "%s/rest.safetensors", tmpdir);
+    long c0 = dcl__cl_fault_calls();
+    CHECK_EQ(train(spec, &c, 0, N_STEPS, NULL, full, NULL, NULL), DCL_OK);
+    long calls = dcl__cl_fault_calls() - c0;
+    size_t n_full = 0, n_rest = 0;
+    unsigned char *bf = slurp(full, &n_full);
+    const double at[] = {0.5, 0.8};
+    for (int i = 0; i < 2; i++) {
+        remove(failed);
+        dcl__cl_fault_arm((long)(at[i] * (double)calls), -5); // CL_OUT_OF_RESOURCES
+        dcl_status s = train(spec, &c, 0, N_STEPS, NULL, failed, NULL, NULL);
+        int fired = dcl__cl_fault_fired();
+        dcl__cl_fault_arm(0, 0);
+        CHECK(fired && dcl_status_is_device_failure(s));
+        dcl_train_info info;
+        CHECK_EQ(dcl_train_info_read(failed, &info), DCL_OK);
+        CHECK(info.step < N_STEPS);
+        CHECK_EQ(train(spec, &c, 0, N_STEPS, failed, rest, NULL, NULL), DCL_OK);
+        unsigned char *br = slurp(rest, &n_rest);
+        CHECK(bf && br && n_full == n_rest && memcmp(bf, br, n_full) == 0);
+        printf("%s: a device failure at step %lld of %d saved a state that resumes bitwise\n", spec,
+               (long long)info.step, N_STEPS);
+        free(br);
+    }
+    free(bf);
+}
+#else
+static void check_resume_after_failure(const char *spec) { (void)spec; }
+#endif
+
 static void on_device(const char *spec, void *ctx) {
     (void)ctx;
     check_resume(spec, 0);
     check_resume(spec, 1);
+    check_resume_after_failure(spec);
 }
 
 int main(void) {
