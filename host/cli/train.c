@@ -44,10 +44,20 @@ const cli_command cli_train_command = {
         "dropped to a null class with probability --cond-drop, for classifier-free guidance\n"
         "('diffcl sample --guidance W'); --uncond ignores the labels.\n"
         "\n"
+        "Checkpoints hold the training state too (Adam moments, step, skip counters, options):\n"
+        "--save-every N also writes OUT-stepNNNNNNNN.safetensors every N steps, keeping the "
+        "newest\n"
+        "--keep; --resume PATH (a checkpoint, a folder: its newest, or OUT: its newest periodic\n"
+        "one) continues bit for bit on the same device, with the checkpoint's model, data and\n"
+        "seed (naming different ones is refused) and its options unless given; --steps is the\n"
+        "total. The first SIGINT/SIGTERM saves OUT after the current step and exits 130/143.\n"
+        "A step whose loss or gradient is NaN/Inf is skipped; --max-skips in a row stop with\n"
+        "exit 7 and the last finite state in OUT.\n"
+        "\n"
         "Device failures: the weights, EMA weights and optimizer state are copied to the host\n"
         "at every --log-every. If the device fails, --device auto (the default) continues on the\n"
         "CPU reference from that copy; a named device stops with exit 5 after saving the copy to\n"
-        "--out (a checkpoint at the step it reached).\n"
+        "--out (a checkpoint at the step it reached, which --resume continues).\n"
         "\n"
         "Progress goes to stderr: a bar with steps/s and ETA on a terminal, else a line every\n"
         "10% (and at least every 30 s), with the loss read back every --log-every steps. The\n"
@@ -58,7 +68,9 @@ const cli_command cli_train_command = {
         "  diffcl train --process ve --sigma-q 3 --predict x0 --out ve.safetensors\n"
         "  diffcl train --data spiral:n=10 --steps 6000 --out memorise.safetensors\n"
         "  diffcl train --data fashion-mnist --process vp-cosine --steps 4000 --batch 64 \\\n"
-        "      --out fm.safetensors --sample-every 500\n",
+        "      --out fm.safetensors --sample-every 500\n"
+        "  diffcl train --steps 20000 --save-every 500 --lr-schedule cosine --out run.safetensors\n"
+        "  diffcl train --resume run.safetensors --steps 30000\n",
 };
 
 typedef struct train_flags {
@@ -197,6 +209,9 @@ static dcl_status on_log(void *ctx, const dcl_train_report *r) {
         cli_bar_note(&l->bar, "loss %.4f (smoothed %.4f) | by t: %.3f %.3f %.3f %.3f", r->loss,
                      l->ema_loss, r->bucket_loss[0], r->bucket_loss[1], r->bucket_loss[2],
                      r->bucket_loss[3]);
+    else if (r->skipped)
+        cli_bar_note(&l->bar, "loss %.4f (smoothed %.4f) | %lld non-finite steps skipped", r->loss,
+                     l->ema_loss, (long long)r->skipped);
     else cli_bar_note(&l->bar, "loss %.4f (smoothed %.4f)", r->loss, l->ema_loss);
     if (!l->sample_every || r->global_step % l->sample_every) return DCL_OK;
     dcl_status s = write_grid(l);
@@ -231,7 +246,8 @@ typedef struct train_run {
     size_t max_batch;
     char grid_path[4096]; // --sample-every's grid: "model.safetensors" → "model-samples.png"
     char ckpt[4096];      // --resume: the checkpoint resumed from ("" when not resuming)
-    dcl_train_info info;  // its training state
+    char out[4096]; // --resume without --out: the run's final name ("run-step00000500" → "run")
+    dcl_train_info info; // its training state
 } train_run;
 
 static void train_flags_default(train_flags *f, dcl_train_opts *o) {
@@ -258,8 +274,8 @@ static void train_flags_default(train_flags *f, dcl_train_opts *o) {
 
 // Flags → dataset, model config and training options, every check before any expensive work
 // (the outputs' folders first, then the dataset). Returns CLI_PARSED or an exit code.
-// Whether --name was given on the command line.
-static int given(const train_flags *f, const char *name) {
+// Whether --name (or its short form -c, when c is not 0) was given on the command line.
+static int given_as(const train_flags *f, const char *name, char c) {
     size_t n = strlen(name);
     for (int i = 1; i < f->argc; i++) {
         const char *a = f->argv[i];
@@ -267,9 +283,12 @@ static int given(const train_flags *f, const char *name) {
         if (strncmp(a, "--", 2) == 0 && strncmp(a + 2, name, n) == 0 &&
             (a[2 + n] == 0 || a[2 + n] == '='))
             return 1;
+        if (c && a[0] == '-' && a[1] == c) return 1;
     }
     return 0;
 }
+
+static int given(const train_flags *f, const char *name) { return given_as(f, name, 0); }
 
 // --resume: finds the checkpoint, refuses flags that contradict it, and takes what was not given
 // from it (the model, the dataset, the seed, the optimizer options, the run's last step).
@@ -323,7 +342,7 @@ static int resolve_resume(train_flags *f, train_run *r) {
                                r->ckpt, diff, have, want);
     // Optimizer options: the checkpoint's unless given.
     const dcl_train_opts *k = &r->info.opts;
-    if (!given(f, "batch")) f->batch = (uint64_t)k->batch;
+    if (!given_as(f, "batch", 'b')) f->batch = (uint64_t)k->batch;
     if (!given(f, "lr")) f->lr = k->lr;
     if (!given(f, "warmup")) f->warmup = (uint64_t)k->warmup;
     if (!given(f, "clip")) f->clip = k->clip;
@@ -342,6 +361,15 @@ static int resolve_resume(train_flags *f, train_run *r) {
                                r->ckpt, (long long)c.step);
     r->cfg = c;
     f->data = r->cfg.data, f->seed = c.seed;
+    if (!given_as(f, "out", 'o')) { // the run's final checkpoint: drop "-stepDIGITS"
+        snprintf(r->out, sizeof r->out, "%s", r->ckpt);
+        char *p = NULL, *q = NULL;
+        for (char *x = strstr(r->out, "-step"); x; x = strstr(x + 1, "-step")) p = x;
+        if (p) q = p + 5;
+        while (q && *q >= '0' && *q <= '9') q++;
+        if (p && q > p + 5 && strcmp(q, ".safetensors") == 0) memmove(p, q, strlen(q) + 1);
+        f->out = r->out;
+    }
     return CLI_PARSED;
 }
 
