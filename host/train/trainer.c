@@ -293,13 +293,7 @@ struct snapshot {
 
 static dcl_status snapshot_take(struct snapshot *sn, dcl_model *m, struct bufs *b, int n_losses,
                                 const dcl__train_counters *c) {
-    size_t P = dcl_net_params(m->net)->n;
-    if (!sn->cur) {
-        sn->P = P, sn->step = -1;
-        sn->cur = malloc(4 * P * sizeof *sn->cur), sn->next = malloc(4 * P * sizeof *sn->next);
-        if (!sn->cur || !sn->next)
-            return dcl__fail(DCL_ERR_NOMEM, "out of host memory for the training state's copy");
-    }
+    size_t P = sn->P;
     dcl_buffer *src[4] = {dcl_net_params(m->net)->buf, m->ema.buf, b->adam_m.buf, b->adam_v.buf};
     for (int i = 0; i < 4; i++) {
         dcl_status s = dcl_buffer_read(src[i], 0, P, sn->next + (size_t)i * P);
@@ -309,6 +303,24 @@ static dcl_status snapshot_take(struct snapshot *sn, dcl_model *m, struct bufs *
     sn->cur = sn->next, sn->next = t;
     sn->step = m->cfg.step, sn->n_losses = n_losses, sn->c = *c;
     return DCL_OK;
+}
+
+// The first copy: m's weights and EMA weights, and the moments and counters of the checkpoint
+// `resume` (zero when NULL).
+static dcl_status snapshot_init(struct snapshot *sn, dcl_model *m, const char *resume) {
+    size_t P = dcl_net_params(m->net)->n;
+    sn->P = P, sn->step = -1;
+    sn->cur = malloc(4 * P * sizeof *sn->cur), sn->next = malloc(4 * P * sizeof *sn->next);
+    if (!sn->cur || !sn->next)
+        return dcl__fail(DCL_ERR_NOMEM, "out of host memory for the training state's copy");
+    memset(&sn->c, 0, sizeof sn->c);
+    memset(sn->cur + 2 * P, 0, 2 * P * sizeof *sn->cur);
+    dcl_status s = dcl_buffer_read(dcl_net_params(m->net)->buf, 0, P, sn->cur);
+    if (s == DCL_OK) s = dcl_buffer_read(m->ema.buf, 0, P, sn->cur + P);
+    if (s == DCL_OK && resume)
+        s = dcl__train_load(resume, m, sn->cur + 2 * P, sn->cur + 3 * P, &sn->c);
+    if (s == DCL_OK) sn->step = m->cfg.step, sn->n_losses = 0;
+    return s;
 }
 
 static void snapshot_free(struct snapshot *sn) {
@@ -542,18 +554,11 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
                         .t0 = now()};
     t.horizon = o->lr_horizon > 0 ? o->lr_horizon : t.end;
     if (n_losses) *n_losses = 0;
-    dcl__train_counters c = {0};
-    dcl_status s = bufs_init(&t.b, dev, m, N, D, window);
-    if (s == DCL_OK && o->resume) { // the moments and counters of the checkpoint
-        size_t P = dcl_net_params(m->net)->n;
-        float *mv = malloc(2 * P * sizeof *mv);
-        s = mv ? dcl__train_load(o->resume, m, mv, mv + P, &c)
-               : dcl__fail(DCL_ERR_NOMEM, "out of host memory for the training state");
-        if (s == DCL_OK) s = dcl_buffer_write(t.b.adam_m.buf, 0, P, mv);
-        if (s == DCL_OK) s = dcl_buffer_write(t.b.adam_v.buf, 0, P, mv + P);
-        free(mv);
-    }
-    if (s == DCL_OK) s = snapshot_take(&t.sn, m, &t.b, 0, &c);
+    // The first copy comes before the buffers, so a device that fails setting them up falls back
+    // too: the weights from the device, the moments zero or the checkpoint's.
+    dcl_status s = snapshot_init(&t.sn, m, o->resume);
+    if (s == DCL_OK) s = bufs_init(&t.b, dev, m, N, D, window);
+    if (s == DCL_OK && o->resume) s = snapshot_restore(&t.sn, m, &t.b);
     if (s == DCL_OK) s = run(&t);
     // A device failure: go on from the last consistent state on the fallback device, if any.
     while (s != DCL_OK && dcl_status_is_device_failure(s) && t.sn.step >= 0 && o->fallback &&
