@@ -44,6 +44,9 @@ for i in $(seq 1 20); do
         continue
     }
     k=$(step_of "$dir/$newest")
+    # --keep 2: at most one more while the newest is committed and the oldest not yet removed.
+    n=$(ls "$dir" | grep -cE '^run-step[0-9]+\.safetensors$')
+    ((n <= 3)) || fail "kill $i: $n periodic checkpoints left with --keep 2"
     if ! "$D" train --device cpu -q --resume "$dir" --steps $((k + 3)) --out "$dir/resumed.safetensors" \
         >/dev/null 2>"$T/err"; then
         fail "kill $i: --resume $dir (newest $newest) failed:"
@@ -56,30 +59,36 @@ for i in $(seq 1 20); do
     rm -rf "$dir"
 done
 
-# 2. SIGINT: exit 130 soon after, and the checkpoint resumes bit for bit.
+# 2. SIGINT (twice) and SIGTERM at random moments: exit 130 / 143 soon after, and the checkpoint
+# resumes bit for bit (to 20 steps past it, against a straight run of as many steps).
 MID=(--device cpu -q --batch 256 --width 64 --depth 3 --log-every 10)
-"$D" train "${MID[@]}" --steps 1000000 --out "$T/int.safetensors" 2>"$T/err" &
-pid=$!
-sleep 1.5
-kill -INT $pid
-t0=$SECONDS
-wait $pid
-rc=$?
-if [[ $rc -ne 130 ]] || ! grep -q "resume with: diffcl train --resume" "$T/err" ||
-    ((SECONDS - t0 > 10)); then
-    fail "SIGINT: exit $rc (want 130) after $((SECONDS - t0)) s, stderr:"
-    sed 's/^/    /' "$T/err" >&2
-else
+for sig in INT INT TERM; do
+    want=130
+    [[ $sig == TERM ]] && want=143
+    rm -f "$T/int.safetensors"
+    "$D" train "${MID[@]}" --steps 1000000 --out "$T/int.safetensors" 2>"$T/err" &
+    pid=$!
+    sleep "$((RANDOM % 2 + 1)).$((RANDOM % 10))"
+    kill -$sig $pid
+    t0=$SECONDS
+    wait $pid
+    rc=$?
+    if [[ $rc -ne $want ]] || ! grep -q "resume with: diffcl train --resume" "$T/err" ||
+        ((SECONDS - t0 > 10)); then
+        fail "SIG$sig: exit $rc (want $want) after $((SECONDS - t0)) s, stderr:"
+        sed 's/^/    /' "$T/err" >&2
+        continue
+    fi
     k=$(step_of "$T/int.safetensors")
     "$D" train "${MID[@]}" --steps $((k + 20)) --out "$T/straight.safetensors" >/dev/null 2>&1
     "$D" train --device cpu -q --resume "$T/int.safetensors" --steps $((k + 20)) \
         --out "$T/resumed.safetensors" >/dev/null 2>&1
     if cmp -s "$T/straight.safetensors" "$T/resumed.safetensors"; then
-        echo "ok   SIGINT at step $k: exit 130; resumed to $((k + 20)) = straight run, byte for byte"
+        echo "ok   SIG$sig at step $k: exit $want; resumed to $((k + 20)) = straight run, byte for byte"
     else
-        fail "SIGINT at step $k: the resumed run differs from the straight one"
+        fail "SIG$sig at step $k: the resumed run differs from the straight one"
     fi
-fi
+done
 
 # 3. Divergence: exit 7, and the checkpoint holds no NaN or Inf.
 "$D" train "${TINY[@]}" --steps 300 --lr 1e6 --save-every 5 --out "$T/div.safetensors" 2>"$T/err"
