@@ -202,6 +202,9 @@ dcl_status dcl__train_load(const char *path, const dcl_model *m, float *adam_m, 
     if (s == DCL_OK && info.config_hash != config_hash(&m->cfg))
         s = dcl__fail(DCL_ERR_ARG, "%s: the training state belongs to a different model config",
                       path);
+    if (s == DCL_OK && info.step != m->cfg.step)
+        s = dcl__fail(DCL_ERR_ARG, "%s: the training state is at step %lld, the model at %lld",
+                      path, (long long)info.step, (long long)m->cfg.step);
     const dcl_arena *params = dcl_net_params(m->net);
     float *dst[2] = {adam_m, adam_v};
     static const char *const prefix[2] = {"train.adam_m.", "train.adam_v."};

@@ -28,9 +28,9 @@ typedef struct dcl_train_opts {
     double snr_gamma;    // γ of Min-SNR (5)
     int verify_every;    // every this many steps, the CPU reference repeats the step (0: never)
     int verify_strict;   // a disagreement stops training (DCL_ERR_MISMATCH) instead of a warning
-    // Device failures. On an OpenCL device with fallback or out set, the trainer keeps the last
-    // consistent state on the host (weights, EMA weights, Adam moments: taken at the start and at
-    // every loss read-back, so at most log_every steps are lost). After a failure of the device
+    // Device failures. The trainer keeps the last consistent state on the host (weights, EMA
+    // weights, Adam moments, counters: taken at the start and at every read-back, every
+    // log_every steps and at every save, so at most log_every steps are lost). After a failure of the device
     // (DCL_ERR_OPENCL, DCL_ERR_BUILD, DCL_ERR_DEVICE_MEM, DCL_ERR_BLAS) training
     dcl_device *fallback; // goes on from that state on this device (dcl_device_open_fallback),
                           // and the model lives there afterwards; or, when NULL,
@@ -49,7 +49,8 @@ typedef struct dcl_train_opts {
     // A checkpoint written by dcl_train to continue from: its Adam moments, skip counters and
     // log-window position are loaded (m must already hold its weights: dcl_model_load).
     const char *resume;
-    // Progress: called after every step with the steps done in this call and o->steps. It costs
+    // Progress: called after every step with the steps done in this call and o->steps; non-zero
+    // stops training after that step (the state saved to out, DCL_ERR_CANCELLED). It costs
     // no device synchronisation (a step counter; each step's uploads wait for the previous step's
     // work, so the count runs at most one step ahead of the device). NULL: none.
     dcl_progress_fn progress;
@@ -66,7 +67,8 @@ double dcl_loss_weight(const dcl_model_config *c, const dcl_train_opts *o, doubl
 
 #define DCL_TRAIN_BUCKETS 4
 
-// What the trainer reports every log_every steps and at the end.
+// What the trainer reports every log_every steps and at the end. Windows are aligned to global
+// steps (m->cfg.step a multiple of log_every), so a resumed run reports the same windows.
 typedef struct dcl_train_report {
     int64_t step, total; // steps done in this call, of o->steps
     double loss;         // mean (unweighted) squared error over the window's finite steps
