@@ -38,14 +38,18 @@ for i in $(seq 1 20); do
     wait $pid 2>/dev/null
     # A stray temporary file that looks newer than anything else must be ignored.
     printf 'partial' >"$dir/run-step99999999.safetensors.tmp-1-1"
-    newest=$(ls "$dir" | grep -E '^run-step[0-9]+\.safetensors$' | sort | tail -1)
+    shopt -s nullglob
+    ckpts=("$dir"/run-step[0-9]*.safetensors) # the glob sorts: 8-digit steps sort by step
+    shopt -u nullglob
+    newest=
+    ((${#ckpts[@]})) && newest=$(basename "${ckpts[-1]}")
     [[ -n $newest ]] || {
         echo "skip kill $i: killed before the first checkpoint"
         continue
     }
     k=$(step_of "$dir/$newest")
     # --keep 2: at most one more while the newest is committed and the oldest not yet removed.
-    n=$(ls "$dir" | grep -cE '^run-step[0-9]+\.safetensors$')
+    n=${#ckpts[@]}
     ((n <= 3)) || fail "kill $i: $n periodic checkpoints left with --keep 2"
     if ! "$D" train --device cpu -q --resume "$dir" --steps $((k + 3)) --out "$dir/resumed.safetensors" \
         >/dev/null 2>"$T/err"; then
