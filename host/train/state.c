@@ -136,7 +136,7 @@ static dcl_status parse_state(const char *path, const char *text, dcl_train_info
                               dcl__train_counters *c) {
     memset(info, 0, sizeof *info);
     memset(c, 0, sizeof *c);
-    dcl_train_opts_default(&info->opts);
+    // Every optimizer option is in the entry; the rest of info->opts stays zero.
     json_error_t err;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &err);
     int version = 0, warmup = 0, batch = 0, log_every = 0, min_snr = 0;
