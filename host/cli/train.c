@@ -542,8 +542,7 @@ int cli_cmd_train(int argc, char **argv) {
         {"warmup", 0, CLI_OPT_U64, &f.warmup, "N", "linear learning-rate warm-up steps", "100", 0,
          100000000},
         {"lr-schedule", 0, CLI_OPT_STRING, &f.lr_schedule, "NAME",
-         "after the warm-up: constant, cosine or linear (decay to --lr-min at --steps)", "constant",
-         0, 0},
+         "after the warm-up: constant, cosine or linear (to --lr-min)", "constant", 0, 0},
         {"lr-min", 0, CLI_OPT_DOUBLE, &f.lr_min, "X", "cosine, linear: the final learning rate",
          "0", 0, 0},
         {"clip", 0, CLI_OPT_DOUBLE, &f.clip, "X", "clip the gradient norm to X (0: off)", "1", 0,
@@ -589,8 +588,7 @@ int cli_cmd_train(int argc, char **argv) {
         {"max-skips", 0, CLI_OPT_U64, &f.max_skips, "M",
          "stop (exit 7) after M non-finite steps in a row", "10", 1, 1000000},
         {"resume", 0, CLI_OPT_STRING, &f.resume, "PATH",
-         "continue from a checkpoint (or the newest in a folder, or of OUT's periodic ones)", NULL,
-         0, 0},
+         "continue a run from a checkpoint (a folder: its newest)", NULL, 0, 0},
     };
     f.argc = argc, f.argv = argv;
     cli_common common = {0};
