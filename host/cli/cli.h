@@ -21,6 +21,7 @@ enum cli_exit {
     CLI_EXIT_INPUT = 4,     // input file, format or I/O error
     CLI_EXIT_DEVICE = 5,    // device or driver failure (OpenCL call, build, device memory, BLAS)
     CLI_EXIT_INTERNAL = 6,  // anything else
+    CLI_EXIT_DIVERGED = 7,  // training diverged (DCL_ERR_DIVERGED)
 };
 
 // Subcommands: argv[0] is the command's name, argv[1..argc) its flags. Each returns an exit code.

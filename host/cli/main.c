@@ -3,13 +3,15 @@
 //
 // Exit codes (also in the global help):
 //   0  success
-//   1  a check or test ran and its results were wrong (DCL_ERR_MISMATCH: also --verify-strict
-//      and a training run whose loss diverged)
+//   1  a check or test ran and its results were wrong (DCL_ERR_MISMATCH: also --verify-strict)
 //   2  usage error: unknown command or flag, missing or malformed value, malformed --device
 //   3  no such device, or no OpenCL platform (DCL_ERR_NO_DEVICE, DCL_ERR_NO_OPENCL)
 //   4  input file, format or I/O error (DCL_ERR_IO, DCL_ERR_FORMAT; also a failed write to stdout)
 //   5  device or driver failure (DCL_ERR_OPENCL, DCL_ERR_BUILD, DCL_ERR_DEVICE_MEM, DCL_ERR_BLAS)
 //   6  any other error (DCL_ERR_NOMEM, DCL_ERR_UNSUPPORTED, unknown statuses)
+//   7  training diverged: --max-skips non-finite steps in a row (DCL_ERR_DIVERGED); the last
+//      finite state is saved to --out
+//   130, 143  stopped by SIGINT or SIGTERM (DCL_ERR_CANCELLED)
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +48,7 @@ int cli_exit_code(dcl_status s) {
     case DCL_ERR_DEVICE_MEM:
     case DCL_ERR_BLAS: return CLI_EXIT_DEVICE;
     case DCL_ERR_CANCELLED: return cli_signal_exit_code();
+    case DCL_ERR_DIVERGED: return CLI_EXIT_DIVERGED;
     case DCL_ERR_NOMEM:
     case DCL_ERR_UNSUPPORTED: return CLI_EXIT_INTERNAL;
     }
@@ -93,12 +96,14 @@ static void print_help(FILE *f) {
         "\n"
         "Exit status:\n"
         "  0  success\n"
-        "  1  a check, test or training run gave wrong results (mismatch, diverged loss)\n"
+        "  1  a check or test gave wrong results (a mismatch with the CPU reference)\n"
         "  2  usage error (unknown command or flag, missing or malformed value)\n"
         "  3  no such device, or no OpenCL platform\n"
         "  4  input file, format or I/O error\n"
         "  5  device or driver failure (OpenCL call, kernel build, device memory, BLAS)\n"
         "  6  other internal error\n"
+        "  7  training diverged (--max-skips non-finite steps in a row; the last finite state\n"
+        "     is saved to --out)\n"
         "  130, 143  stopped by SIGINT or SIGTERM (a second one within 5 s stops at once)\n",
         f);
 }

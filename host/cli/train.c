@@ -44,10 +44,20 @@ const cli_command cli_train_command = {
         "dropped to a null class with probability --cond-drop, for classifier-free guidance\n"
         "('diffcl sample --guidance W'); --uncond ignores the labels.\n"
         "\n"
+        "Checkpoints hold the training state too (Adam moments, step, skip counters, options):\n"
+        "--save-every N also writes OUT-stepNNNNNNNN.safetensors every N steps, keeping the "
+        "newest\n"
+        "--keep; --resume PATH (a checkpoint, a folder: its newest, or OUT: its newest periodic\n"
+        "one) continues bit for bit on the same device, with the checkpoint's model, data and\n"
+        "seed (naming different ones is refused) and its options unless given; --steps is the\n"
+        "total. The first SIGINT/SIGTERM saves OUT after the current step and exits 130/143.\n"
+        "A step whose loss or gradient is NaN/Inf is skipped; --max-skips in a row stop with\n"
+        "exit 7 and the last finite state in OUT.\n"
+        "\n"
         "Device failures: the weights, EMA weights and optimizer state are copied to the host\n"
         "at every --log-every. If the device fails, --device auto (the default) continues on the\n"
         "CPU reference from that copy; a named device stops with exit 5 after saving the copy to\n"
-        "--out (a checkpoint at the step it reached).\n"
+        "--out (a checkpoint at the step it reached, which --resume continues).\n"
         "\n"
         "Progress goes to stderr: a bar with steps/s and ETA on a terminal, else a line every\n"
         "10% (and at least every 30 s), with the loss read back every --log-every steps. The\n"
@@ -58,14 +68,19 @@ const cli_command cli_train_command = {
         "  diffcl train --process ve --sigma-q 3 --predict x0 --out ve.safetensors\n"
         "  diffcl train --data spiral:n=10 --steps 6000 --out memorise.safetensors\n"
         "  diffcl train --data fashion-mnist --process vp-cosine --steps 4000 --batch 64 \\\n"
-        "      --out fm.safetensors --sample-every 500\n",
+        "      --out fm.safetensors --sample-every 500\n"
+        "  diffcl train --steps 20000 --save-every 500 --lr-schedule cosine --out run.safetensors\n"
+        "  diffcl train --resume run.safetensors --steps 30000\n",
 };
 
 typedef struct train_flags {
     const char *data, *process, *predict, *act, *out, *loss_plot, *loss_weight, *net;
-    double sigma_q, lr, clip, ema, weight_decay, snr_gamma, cond_drop;
+    const char *resume, *lr_schedule;
+    double sigma_q, lr, clip, ema, weight_decay, snr_gamma, cond_drop, lr_min;
     uint64_t steps, batch, warmup, width, depth, emb, seed, log_every, prev_steps;
-    uint64_t base, groups, sample_every, verify_every;
+    uint64_t base, groups, sample_every, verify_every, save_every, keep, max_skips;
+    int argc; // the command line, to tell which flags were given (--resume)
+    char **argv;
     int verify_strict;
     cli_sizes mult;
     int uncond;
@@ -194,12 +209,20 @@ static dcl_status on_log(void *ctx, const dcl_train_report *r) {
         cli_bar_note(&l->bar, "loss %.4f (smoothed %.4f) | by t: %.3f %.3f %.3f %.3f", r->loss,
                      l->ema_loss, r->bucket_loss[0], r->bucket_loss[1], r->bucket_loss[2],
                      r->bucket_loss[3]);
+    else if (r->skipped)
+        cli_bar_note(&l->bar, "loss %.4f (smoothed %.4f) | %lld non-finite steps skipped", r->loss,
+                     l->ema_loss, (long long)r->skipped);
     else cli_bar_note(&l->bar, "loss %.4f (smoothed %.4f)", r->loss, l->ema_loss);
-    if (!l->sample_every || r->step % l->sample_every) return DCL_OK;
+    if (!l->sample_every || r->global_step % l->sample_every) return DCL_OK;
     dcl_status s = write_grid(l);
     cli_progress_clear();
-    if (s == DCL_OK) dcl_log(DCL_LOG_INFO, "step %lld: wrote %s", (long long)r->step, l->grid_path);
-    return s;
+    // A progress picture never ends a run.
+    if (s == DCL_OK)
+        dcl_log(DCL_LOG_INFO, "step %lld: wrote %s", (long long)r->global_step, l->grid_path);
+    else
+        dcl_log(DCL_LOG_INFO, "warning: step %lld: the sample grid failed (%s); training goes on",
+                (long long)r->global_step, dcl_last_error());
+    return DCL_OK;
 }
 
 static dcl_status write_loss_plot(const char *path, const dcl_model_config *c, const float *losses,
@@ -222,6 +245,9 @@ typedef struct train_run {
     dcl_train_opts o;
     size_t max_batch;
     char grid_path[4096]; // --sample-every's grid: "model.safetensors" → "model-samples.png"
+    char ckpt[4096];      // --resume: the checkpoint resumed from ("" when not resuming)
+    char out[4096]; // --resume without --out: the run's final name ("run-step00000500" → "run")
+    dcl_train_info info; // its training state
 } train_run;
 
 static void train_flags_default(train_flags *f, dcl_train_opts *o) {
@@ -238,16 +264,121 @@ static void train_flags_default(train_flags *f, dcl_train_opts *o) {
                        .width = 128,
                        .depth = 3,
                        .emb = 32,
-                       .prev_steps = 100};
+                       .prev_steps = 100,
+                       .lr_schedule = "constant"};
     dcl_train_opts_default(o);
+    f->keep = (uint64_t)o->keep, f->max_skips = (uint64_t)o->max_skips;
     f->lr = o->lr, f->clip = o->clip, f->ema = o->ema, f->weight_decay = o->weight_decay;
     f->snr_gamma = o->snr_gamma;
 }
 
 // Flags → dataset, model config and training options, every check before any expensive work
 // (the outputs' folders first, then the dataset). Returns CLI_PARSED or an exit code.
-static int resolve_train(const train_flags *f, train_run *r) {
+// Whether --name (or its short form -c, when c is not 0) was given on the command line.
+static int given_as(const train_flags *f, const char *name, char c) {
+    size_t n = strlen(name);
+    for (int i = 1; i < f->argc; i++) {
+        const char *a = f->argv[i];
+        if (strcmp(a, "--") == 0) break;
+        if (strncmp(a, "--", 2) == 0 && strncmp(a + 2, name, n) == 0 &&
+            (a[2 + n] == 0 || a[2 + n] == '='))
+            return 1;
+        if (c && a[0] == '-' && a[1] == c) return 1;
+    }
+    return 0;
+}
+
+static int given(const train_flags *f, const char *name) { return given_as(f, name, 0); }
+
+// --resume: finds the checkpoint, refuses flags that contradict it, and takes what was not given
+// from it (the model, the dataset, the seed, the optimizer options, the run's last step).
+static int resolve_resume(train_flags *f, train_run *r) {
+    dcl_status s = dcl_train_find_resume(f->resume, r->ckpt, sizeof r->ckpt);
+    dcl_model_config c;
+    if (s == DCL_OK) s = dcl_model_read_config(r->ckpt, &c);
+    if (s == DCL_OK) s = dcl_train_info_read(r->ckpt, &r->info);
+    if (s != DCL_OK) return cli_report(s);
+    const dcl_net_config *n = &c.net;
+    const char *diff = NULL;
+    char want[600] = "", have[600] = "";
+    dcl_process p;
+    dcl_prediction pred;
+    if (given(f, "data") && strcmp(f->data, c.data) != 0)
+        diff = "dataset", snprintf(want, sizeof want, "%s", f->data),
+        snprintf(have, sizeof have, "%s", c.data);
+    else if (given(f, "seed") && f->seed != c.seed)
+        diff = "seed", snprintf(want, sizeof want, "%llu", (unsigned long long)f->seed),
+        snprintf(have, sizeof have, "%llu", (unsigned long long)c.seed);
+    else if (given(f, "process") &&
+             (dcl_process_parse(f->process, &p) != DCL_OK || p.kind != c.process.kind))
+        diff = "process", snprintf(want, sizeof want, "%s", f->process),
+        snprintf(have, sizeof have, "%s", dcl_process_name(c.process.kind));
+    else if (given(f, "predict") &&
+             (dcl_prediction_parse(f->predict, &pred) != DCL_OK || pred != c.pred))
+        diff = "prediction", snprintf(want, sizeof want, "%s", f->predict),
+        snprintf(have, sizeof have, "%s", dcl_prediction_name(c.pred));
+    else if (given(f, "net") && strcmp(f->net, "auto") != 0 &&
+             strcmp(f->net, n->kind == DCL_NET_UNET ? "unet" : "mlp") != 0)
+        diff = "network", snprintf(want, sizeof want, "%s", f->net),
+        snprintf(have, sizeof have, "%s", n->kind == DCL_NET_UNET ? "unet" : "mlp");
+    else if (n->kind == DCL_NET_MLP && ((given(f, "width") && f->width != (uint64_t)n->mlp.width) ||
+                                        (given(f, "depth") && f->depth != (uint64_t)n->mlp.depth) ||
+                                        (given(f, "emb") && f->emb != (uint64_t)n->mlp.emb_dim)))
+        diff = "network",
+        snprintf(want, sizeof want, "--width %llu --depth %llu --emb %llu",
+                 (unsigned long long)f->width, (unsigned long long)f->depth,
+                 (unsigned long long)f->emb),
+        snprintf(have, sizeof have, "--width %d --depth %d --emb %d", n->mlp.width, n->mlp.depth,
+                 n->mlp.emb_dim);
+    else if (n->kind == DCL_NET_UNET &&
+             ((given(f, "base") && f->base != (uint64_t)n->unet.base) ||
+              (given(f, "groups") && f->groups != (uint64_t)n->unet.groups) || given(f, "mult")))
+        diff = "network", snprintf(want, sizeof want, "the U-Net of --base/--groups/--mult"),
+        snprintf(have, sizeof have, "--base %d --groups %d", n->unet.base, n->unet.groups);
+    if (diff)
+        return cli_usage_error("train",
+                               "--resume %s: the checkpoint's %s is %s, not %s; resume without "
+                               "that flag or start a new run",
+                               r->ckpt, diff, have, want);
+    // Optimizer options: the checkpoint's unless given.
+    const dcl_train_opts *k = &r->info.opts;
+    if (!given_as(f, "batch", 'b')) f->batch = (uint64_t)k->batch;
+    if (!given(f, "lr")) f->lr = k->lr;
+    if (!given(f, "warmup")) f->warmup = (uint64_t)k->warmup;
+    if (!given(f, "clip")) f->clip = k->clip;
+    if (!given(f, "ema")) f->ema = k->ema;
+    if (!given(f, "weight-decay")) f->weight_decay = k->weight_decay;
+    if (!given(f, "snr-gamma")) f->snr_gamma = k->snr_gamma;
+    if (!given(f, "loss-weight")) f->loss_weight = k->min_snr ? "min-snr" : "uniform";
+    if (!given(f, "log-every")) f->log_every = (uint64_t)k->log_every;
+    if (!given(f, "lr-schedule")) f->lr_schedule = dcl_lr_schedule_name(k->lr_schedule);
+    if (!given(f, "lr-min")) f->lr_min = k->lr_min;
+    if (!given(f, "steps")) f->steps = (uint64_t)r->info.end;
+    if (f->steps <= (uint64_t)c.step)
+        return cli_usage_error("train",
+                               "--resume %s: the checkpoint is at step %lld already; raise "
+                               "--steps (the total) above it",
+                               r->ckpt, (long long)c.step);
+    r->cfg = c;
+    f->data = r->cfg.data, f->seed = c.seed;
+    if (!given_as(f, "out", 'o')) { // the run's final checkpoint: drop "-stepDIGITS"
+        snprintf(r->out, sizeof r->out, "%s", r->ckpt);
+        char *p = NULL, *q = NULL;
+        for (char *x = strstr(r->out, "-step"); x; x = strstr(x + 1, "-step")) p = x;
+        if (p) q = p + 5;
+        while (q && *q >= '0' && *q <= '9') q++;
+        if (p && q > p + 5 && strcmp(q, ".safetensors") == 0) memmove(p, q, strlen(q) + 1);
+        f->out = r->out;
+    }
+    return CLI_PARSED;
+}
+
+static int resolve_train(train_flags *f, train_run *r) {
     dcl_train_opts *o = &r->o;
+    if (f->resume) {
+        int rc = resolve_resume(f, r);
+        if (rc != CLI_PARSED) return rc;
+    }
     if (!(f->lr > 0) || f->clip < 0 || f->weight_decay < 0 || f->ema < 0 || f->ema >= 1)
         return cli_usage_error("train", "need --lr > 0, --clip >= 0, --weight-decay >= 0 and "
                                         "0 <= --ema < 1");
@@ -261,14 +392,23 @@ static int resolve_train(const train_flags *f, train_run *r) {
     if (s == DCL_ERR_ARG) return cli_usage_error("train", "%s", dcl_last_error());
     if (s != DCL_OK) return cli_report(s);
 
-    s = dcl_dataset_open(&r->ds, f->data, f->seed);
+    if (dcl_lr_schedule_parse(f->lr_schedule, &o->lr_schedule) != DCL_OK)
+        return cli_usage_error("train", "--lr-schedule: %s", dcl_last_error());
+    if (!(f->lr_min >= 0 && f->lr_min <= f->lr))
+        return cli_usage_error("train", "need 0 <= --lr-min <= --lr");
+    s = r->ckpt[0] ? dcl_dataset_open(&r->ds, r->cfg.data, r->cfg.seed)
+                   : dcl_dataset_open(&r->ds, f->data, f->seed);
     if (s == DCL_ERR_ARG) return cli_usage_error("train", "--data: %s", dcl_last_error());
     if (s != DCL_OK) return cli_report(s);
-    int rc = make_config(f, r->ds, &r->cfg);
+    int rc = r->ckpt[0] ? CLI_PARSED : make_config(f, r->ds, &r->cfg);
     if (rc != CLI_PARSED) return rc;
     // Defaults that depend on the network.
     int unet = r->cfg.net.kind == DCL_NET_UNET;
-    o->steps = (int)f->steps, o->warmup = (int)f->warmup, o->snr_gamma = f->snr_gamma;
+    o->steps = (int)(f->steps - (uint64_t)r->cfg.step), o->warmup = (int)f->warmup;
+    o->snr_gamma = f->snr_gamma, o->lr_min = f->lr_min;
+    o->lr_horizon = r->ckpt[0] ? r->info.opts.lr_horizon : 0;
+    o->save_every = (int)f->save_every, o->keep = (int)f->keep, o->max_skips = (int)f->max_skips;
+    o->resume = r->ckpt[0] ? r->ckpt : NULL;
     o->batch = f->batch ? (int)f->batch : unet ? 64 : 1024;
     o->lr = f->lr;
     o->log_every = f->log_every ? (int)f->log_every : unet ? 25 : 100;
@@ -310,12 +450,25 @@ static dcl_status run_training(const train_flags *f, const char *device, train_r
     int n_losses = 0;
     float *losses = malloc(((size_t)r->o.steps / (size_t)r->o.log_every + 2) * sizeof *losses);
     dcl_status s = losses ? cli_open_device(device, &dev, &fallback) : DCL_ERR_NOMEM;
-    if (s == DCL_OK) s = dcl_model_init(&m, dev, &r->cfg, r->max_batch);
+    if (s == DCL_OK)
+        s = r->o.resume ? dcl_model_load(&m, dev, r->o.resume, r->max_batch)
+                        : dcl_model_init(&m, dev, &r->cfg, r->max_batch);
     if (dcl_status_is_device_failure(s) && fallback) {
         dcl_log(DCL_LOG_ERROR, "device %s failed: %s", dcl_device_get_info(dev)->spec,
                 dcl_last_error());
         dcl_log(DCL_LOG_ERROR, "training on the CPU reference instead (--device auto)");
-        s = dcl_model_init(&m, fallback, &r->cfg, r->max_batch);
+        s = r->o.resume ? dcl_model_load(&m, fallback, r->o.resume, r->max_batch)
+                        : dcl_model_init(&m, fallback, &r->cfg, r->max_batch);
+    }
+    if (s == DCL_OK && r->o.resume) {
+        const char *spec = dcl_device_get_info(dcl_buffer_device(dcl_net_params(m.net)->buf))->spec;
+        dcl_log(DCL_LOG_INFO, "resuming %s at step %lld of %lld", r->o.resume,
+                (long long)m.cfg.step, (long long)(m.cfg.step + r->o.steps));
+        if (strcmp(spec, r->info.device) != 0)
+            dcl_log(DCL_LOG_INFO,
+                    "it was written on %s and goes on on %s: results agree within the "
+                    "cross-device tolerance, not bit for bit",
+                    r->info.device, spec);
     }
     if (s == DCL_OK) {
         log_start(f, r, &m);
@@ -342,7 +495,8 @@ static dcl_status run_training(const train_flags *f, const char *device, train_r
         *moved = fallback && dcl_buffer_device(dcl_net_params(m.net)->buf) == fallback;
     }
     if (s == DCL_OK && f->loss_plot)
-        s = write_loss_plot(f->loss_plot, &r->cfg, losses, n_losses, r->o.log_every, 0);
+        s = write_loss_plot(f->loss_plot, &r->cfg, losses, n_losses, r->o.log_every,
+                            r->cfg.step - r->cfg.step % r->o.log_every);
     if (m.net) dcl_model_free(&m);
     dcl_device_free(dev);
     dcl_device_free(fallback);
@@ -388,6 +542,10 @@ int cli_cmd_train(int argc, char **argv) {
         {"lr", 0, CLI_OPT_DOUBLE, &f.lr, "X", "peak learning rate", "0.001", 0, 0},
         {"warmup", 0, CLI_OPT_U64, &f.warmup, "N", "linear learning-rate warm-up steps", "100", 0,
          100000000},
+        {"lr-schedule", 0, CLI_OPT_STRING, &f.lr_schedule, "NAME",
+         "after the warm-up: constant, cosine or linear (to --lr-min)", "constant", 0, 0},
+        {"lr-min", 0, CLI_OPT_DOUBLE, &f.lr_min, "X", "cosine, linear: the final learning rate",
+         "0", 0, 0},
         {"clip", 0, CLI_OPT_DOUBLE, &f.clip, "X", "clip the gradient norm to X (0: off)", "1", 0,
          0},
         {"weight-decay", 0, CLI_OPT_DOUBLE, &f.weight_decay, "X", "AdamW decoupled weight decay",
@@ -424,7 +582,16 @@ int cli_cmd_train(int argc, char **argv) {
          0},
         {"loss-plot", 0, CLI_OPT_STRING, &f.loss_plot, "PNG", "write the loss curve here", NULL, 0,
          0},
+        {"save-every", 0, CLI_OPT_U64, &f.save_every, "N",
+         "also save OUT-stepNNNNNNNN.safetensors every N steps", NULL, 1, 100000000},
+        {"keep", 0, CLI_OPT_U64, &f.keep, "K", "--save-every: keep the newest K of those", "2", 1,
+         1000000},
+        {"max-skips", 0, CLI_OPT_U64, &f.max_skips, "M",
+         "stop (exit 7) after M non-finite steps in a row", "10", 1, 1000000},
+        {"resume", 0, CLI_OPT_STRING, &f.resume, "PATH",
+         "continue a run from a checkpoint (a folder: its newest)", NULL, 0, 0},
     };
+    f.argc = argc, f.argv = argv;
     cli_common common = {0};
     int rc = cli_parse(&cli_train_command, opts, CLI_COUNT(opts), argc, argv, &common);
     if (rc == CLI_PARSED) rc = resolve_train(&f, &r);
@@ -437,5 +604,12 @@ int cli_cmd_train(int argc, char **argv) {
     dcl_status s = run_training(&f, common.device, &r, &steps, &moved);
     if (s == DCL_OK) report_training(&f, common.device, &r, steps, moved);
     dcl_dataset_free(r.ds);
-    return s == DCL_OK ? CLI_EXIT_OK : cli_report(s);
+    if (s == DCL_OK) return CLI_EXIT_OK;
+    rc = cli_report(s);
+    // A state was saved: say how to go on from it.
+    if ((s == DCL_ERR_CANCELLED || s == DCL_ERR_DIVERGED || dcl_status_is_device_failure(s)) &&
+        strstr(dcl_last_error(), "was saved to"))
+        dcl_log(DCL_LOG_ERROR, "resume with: diffcl train --resume %s --out %s%s%s", f.out, f.out,
+                common.device ? " --device " : "", common.device ? common.device : "");
+    return rc;
 }

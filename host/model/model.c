@@ -238,6 +238,8 @@ static dcl_status parse_config(const char *path, const char *text, dcl_model_con
     return s;
 }
 
+char *dcl__model_config_json(const dcl_model_config *c) { return config_json(c); }
+
 dcl_status dcl__model_save_host(const dcl_model *m, const float *weights, const float *ema,
                                 const char *path) {
     dcl_arena *params = dcl_net_params(m->net);

@@ -10,4 +10,8 @@
 dcl_status dcl__model_save_host(const dcl_model *m, const float *weights, const float *ema,
                                 const char *path);
 
+// The config as compact JSON, the value of __metadata__["diffcl"] (malloc'd; NULL when out of
+// memory): the trainer's checkpoints with training state write it too.
+char *dcl__model_config_json(const dcl_model_config *c);
+
 #endif

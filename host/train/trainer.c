@@ -10,7 +10,7 @@
 #include "diffcl/ops.h" // dcl_forward_process, dcl_mse_backward, dcl_adamw_step, ...
 #include "diffcl/rng.h" // dcl_rng_uniform_at, DCL_RNG_TIME, DCL_RNG_NOISE
 #include "diffcl/train.h"
-#include "model/model_impl.h" // dcl__model_save_host
+#include "train/state.h" // dcl__train_save, dcl__train_load, dcl__train_counters
 
 void dcl_train_opts_default(dcl_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -24,6 +24,8 @@ void dcl_train_opts_default(dcl_train_opts *o) {
     o->ema = 0.999;
     o->log_every = 100;
     o->snr_gamma = 5.0;
+    o->keep = 2;
+    o->max_skips = 10;
 }
 
 double dcl_loss_weight(const dcl_model_config *c, const dcl_train_opts *o, double t) {
@@ -46,8 +48,10 @@ struct bufs {
     dcl_buffer *x0, *eps, *xt, *target, *pred, *dpred, *diff; // (N, D)
     dcl_buffer *t, *w, *labels;                               // (N); labels as uint32 bits
     dcl_buffer *coef;                                         // (N, 4)
-    dcl_buffer *gsq;                                          // (1): Σ g²
+    dcl_buffer *gsq;                                          // (log_every): Σ g² per step
     dcl_buffer *losses;                                       // (log_every): Σ (pred − target)²
+    float *hgsq;                                              // host copy of gsq (window)
+    unsigned char *skipped;                                   // (window): slot's step skipped
     dcl_arena adam_m, adam_v;
     float *hx0, *ht, *hw, *hcoef, *hloss; // host staging: (N, D), (N), (N), (N, 4), (window)
     int32_t *hlabels;                     // (N)
@@ -60,6 +64,7 @@ static void bufs_free(struct bufs *b) {
     if (b->adam_m.buf) dcl_arena_free(&b->adam_m);
     if (b->adam_v.buf) dcl_arena_free(&b->adam_v);
     free(b->hx0), free(b->ht), free(b->hw), free(b->hcoef), free(b->hloss), free(b->hlabels);
+    free(b->hgsq), free(b->skipped);
     memset(b, 0, sizeof *b);
 }
 
@@ -76,7 +81,7 @@ static dcl_status bufs_init(struct bufs *b, dcl_device *dev, dcl_model *m, size_
         {&b->pred, N * D, "train.pred"}, {&b->dpred, N * D, "train.dpred"},
         {&b->diff, N * D, "train.diff"}, {&b->t, N, "train.t"},
         {&b->w, N, "train.w"},           {&b->coef, N * 4, "train.coef"},
-        {&b->gsq, 1, "train.gsq"},       {&b->losses, window, "train.losses"},
+        {&b->gsq, window, "train.gsq"},  {&b->losses, window, "train.losses"},
         {&b->labels, N, "train.labels"},
     };
     dcl_status s = DCL_OK;
@@ -88,15 +93,18 @@ static dcl_status bufs_init(struct bufs *b, dcl_device *dev, dcl_model *m, size_
     b->hx0 = malloc(N * D * sizeof *b->hx0), b->ht = malloc(N * sizeof *b->ht);
     b->hw = malloc(N * sizeof *b->hw), b->hcoef = malloc(4 * N * sizeof *b->hcoef);
     b->hloss = malloc(window * sizeof *b->hloss), b->hlabels = malloc(N * sizeof *b->hlabels);
-    if (s == DCL_OK && !(b->hx0 && b->ht && b->hw && b->hcoef && b->hloss && b->hlabels))
+    b->hgsq = malloc(window * sizeof *b->hgsq), b->skipped = calloc(window, 1);
+    if (s == DCL_OK &&
+        !(b->hx0 && b->ht && b->hw && b->hcoef && b->hloss && b->hlabels && b->hgsq && b->skipped))
         s = dcl__fail(DCL_ERR_NOMEM, "out of host memory for training");
     return s;
 }
 
-// One optimizer step at global step g (0-based): draw x0 and t, form x_t and the target, take the
-// loss's gradient through the network, then AdamW and the EMA update.
+// One optimizer step at global step g (0-based) with learning rate lr: draw x0 and t, form x_t
+// and the target, take the loss's gradient through the network, then AdamW and the EMA update.
+// The step's Σ (pred − target)² and Σ g² go to slot of the window buffers.
 static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
-                       struct bufs *b, int64_t g, size_t slot) {
+                       struct bufs *b, int64_t g, size_t slot, double lr) {
     const dcl_model_config *c = &m->cfg;
     size_t N = (size_t)o->batch, D = dcl_net_dim(&c->net);
     dcl_arena *params = dcl_net_params(m->net), *grads = dcl_net_grads(m->net);
@@ -149,12 +157,11 @@ static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl
     if (s == DCL_OK) s = dcl_fill(dev, dcl_at(grads->buf, 0), 0.0f, grads->n);
     if (s == DCL_OK) s = dcl_net_backward(m->net, dcl_at(b->dpred, 0), N);
 
-    // AdamW with linear warm-up; the clip factor is computed on the device from Σ g².
-    double lr = o->lr * (o->warmup > 0 && g < o->warmup ? (double)(g + 1) / o->warmup : 1.0);
-    if (s == DCL_OK) s = dcl_sumsq(dev, dcl_at(b->gsq, 0), dcl_at(grads->buf, 0), grads->n);
+    // AdamW (the rate from dcl_train_lr); the clip factor is computed on the device from Σ g².
+    if (s == DCL_OK) s = dcl_sumsq(dev, dcl_at(b->gsq, slot), dcl_at(grads->buf, 0), grads->n);
     if (s == DCL_OK)
         s = dcl_adamw_step(dev, dcl_at(params->buf, 0), dcl_at(b->adam_m.buf, 0),
-                           dcl_at(b->adam_v.buf, 0), dcl_at(grads->buf, 0), dcl_at(b->gsq, 0),
+                           dcl_at(b->adam_v.buf, 0), dcl_at(grads->buf, 0), dcl_at(b->gsq, slot),
                            params->n, (float)lr, (float)o->beta1, (float)o->beta2, 1e-8f,
                            (float)o->weight_decay, (float)o->clip, g + 1);
 
@@ -228,9 +235,9 @@ static dcl_status verify_begin(struct verifier *v, dcl_model *m, size_t N, size_
 
 // Runs step g on the CPU and compares its gradients with the device's.
 static dcl_status verify_end(struct verifier *v, dcl_model *m, dcl_dataset *ds,
-                             const dcl_train_opts *o, int64_t g) {
+                             const dcl_train_opts *o, int64_t g, double lr) {
     dcl_arena *gd = dcl_net_grads(m->net), *gc = dcl_net_grads(v->m.net);
-    dcl_status s = step(v->cpu, &v->m, ds, o, &v->b, g, 0);
+    dcl_status s = step(v->cpu, &v->m, ds, o, &v->b, g, 0, lr);
     if (s == DCL_OK) s = dcl_buffer_read(gd->buf, 0, gd->n, v->dev_grads);
     if (s == DCL_OK) s = dcl_buffer_read(gc->buf, 0, gc->n, v->cpu_grads);
     if (s != DCL_OK) return s;
@@ -269,44 +276,66 @@ static dcl_status verify_end(struct verifier *v, dcl_model *m, dcl_dataset *ds,
 
 // ---- the last consistent state ----------------------------------------------------------------
 //
-// On an OpenCL device the trainer keeps a host copy of everything a step reads and writes: the
-// weights, the EMA weights and Adam's moments. It is taken at the start and after every loss
-// read-back, where the queue has drained anyway, into a second copy that replaces the first only
-// once every read has succeeded. A device failure then loses at most log_every steps.
+// The trainer keeps a host copy of everything a step reads and writes: the weights, the EMA
+// weights and Adam's moments, with the counters. It is taken at the start and at every read-back
+// (every log_every steps, at every save and at the end), where the queue has drained anyway, into
+// a second copy that replaces the first only once every read has succeeded. It is what every
+// checkpoint is written from, what a non-finite step rolls back to, and what a device failure
+// goes on from (so at most log_every steps are lost).
 
 struct snapshot {
     float *cur, *next; // each 4 P: weights, EMA weights, Adam m, Adam v
     size_t P;
     int64_t step; // m->cfg.step of cur; -1 until the first copy is complete
     int n_losses; // loss points recorded at that step
+    dcl__train_counters c;
 };
 
-// b NULL: at the start, when Adam's moments are zero.
-static dcl_status snapshot_take(struct snapshot *sn, dcl_model *m, struct bufs *b, int n_losses) {
-    size_t P = dcl_net_params(m->net)->n;
-    if (!sn->cur) {
-        sn->P = P, sn->step = -1;
-        sn->cur = malloc(4 * P * sizeof *sn->cur), sn->next = malloc(4 * P * sizeof *sn->next);
-        if (!sn->cur || !sn->next)
-            return dcl__fail(DCL_ERR_NOMEM, "out of host memory for the training state's copy");
-    }
-    dcl_buffer *src[4] = {dcl_net_params(m->net)->buf, m->ema.buf, b ? b->adam_m.buf : NULL,
-                          b ? b->adam_v.buf : NULL};
+static dcl_status snapshot_take(struct snapshot *sn, dcl_model *m, struct bufs *b, int n_losses,
+                                const dcl__train_counters *c) {
+    size_t P = sn->P;
+    dcl_buffer *src[4] = {dcl_net_params(m->net)->buf, m->ema.buf, b->adam_m.buf, b->adam_v.buf};
     for (int i = 0; i < 4; i++) {
-        float *dst = sn->next + (size_t)i * P;
-        dcl_status s = src[i] ? dcl_buffer_read(src[i], 0, P, dst) : DCL_OK;
-        if (!src[i]) memset(dst, 0, P * sizeof *dst);
+        dcl_status s = dcl_buffer_read(src[i], 0, P, sn->next + (size_t)i * P);
         if (s != DCL_OK) return s;
     }
     float *t = sn->cur;
     sn->cur = sn->next, sn->next = t;
-    sn->step = m->cfg.step, sn->n_losses = n_losses;
+    sn->step = m->cfg.step, sn->n_losses = n_losses, sn->c = *c;
     return DCL_OK;
+}
+
+// The first copy: m's weights and EMA weights, and the moments and counters of the checkpoint
+// `resume` (zero when NULL).
+static dcl_status snapshot_init(struct snapshot *sn, dcl_model *m, const char *resume) {
+    size_t P = dcl_net_params(m->net)->n;
+    sn->P = P, sn->step = -1;
+    sn->cur = malloc(4 * P * sizeof *sn->cur), sn->next = malloc(4 * P * sizeof *sn->next);
+    if (!sn->cur || !sn->next)
+        return dcl__fail(DCL_ERR_NOMEM, "out of host memory for the training state's copy");
+    memset(&sn->c, 0, sizeof sn->c);
+    memset(sn->cur + 2 * P, 0, 2 * P * sizeof *sn->cur);
+    dcl_status s = dcl_buffer_read(dcl_net_params(m->net)->buf, 0, P, sn->cur);
+    if (s == DCL_OK) s = dcl_buffer_read(m->ema.buf, 0, P, sn->cur + P);
+    if (s == DCL_OK && resume)
+        s = dcl__train_load(resume, m, sn->cur + 2 * P, sn->cur + 3 * P, &sn->c);
+    if (s == DCL_OK) sn->step = m->cfg.step, sn->n_losses = 0;
+    return s;
 }
 
 static void snapshot_free(struct snapshot *sn) {
     free(sn->cur), free(sn->next);
     memset(sn, 0, sizeof *sn);
+}
+
+// Puts the snapshot back on m's device.
+static dcl_status snapshot_restore(const struct snapshot *sn, dcl_model *m, struct bufs *b) {
+    dcl_buffer *dst[4] = {dcl_net_params(m->net)->buf, m->ema.buf, b->adam_m.buf, b->adam_v.buf};
+    dcl_status s = DCL_OK;
+    for (int i = 0; i < 4 && s == DCL_OK; i++)
+        s = dcl_buffer_write(dst[i], 0, sn->P, sn->cur + i * sn->P);
+    m->cfg.step = sn->step;
+    return s;
 }
 
 // Moves the run to device `to`: frees the model and buffers on the failed device and rebuilds
@@ -315,83 +344,192 @@ static dcl_status move_to(dcl_device *to, dcl_model *m, struct bufs *b, const st
                           size_t N, size_t D, size_t window) {
     dcl_model_config cfg = m->cfg;
     cfg.step = sn->step;
-    size_t max_batch = m->max_batch, P = sn->P;
+    size_t max_batch = m->max_batch;
     bufs_free(b);
     dcl_model_free(m);
     dcl_status s = dcl_model_init(m, to, &cfg, max_batch);
     if (s == DCL_OK) s = bufs_init(b, to, m, N, D, window);
-    dcl_buffer *dst[4] = {s == DCL_OK ? dcl_net_params(m->net)->buf : NULL, m->ema.buf,
-                          b->adam_m.buf, b->adam_v.buf};
-    for (int i = 0; i < 4 && s == DCL_OK; i++) s = dcl_buffer_write(dst[i], 0, P, sn->cur + i * P);
+    if (s == DCL_OK) s = snapshot_restore(sn, m, b);
     return s;
 }
 
-// The end of a log window (step k of this call, its loss in `slot`): the window's losses in one
-// read, the report, and a new copy of the last consistent state.
-static dcl_status read_back(dcl_model *m, const dcl_train_opts *o, struct bufs *b,
-                            struct snapshot *sn, int64_t k, size_t slot, int64_t total,
-                            dcl_train_log_fn log, void *log_ctx, float *losses, int *n_losses,
-                            double t0) {
+// One training run's context.
+struct trainer {
+    dcl_device *dev;
+    dcl_model *m;
+    dcl_dataset *ds;
+    const dcl_train_opts *o;
+    struct bufs b;
+    struct verifier v;
+    struct snapshot sn;
+    int64_t first, end, horizon; // the step dcl_train began at, its last, the schedule's horizon
+    int64_t *skip;               // steps found non-finite since the snapshot: not run on replay
+    int n_skip, cap_skip;
+    dcl_train_log_fn log;
+    void *log_ctx;
+    float *losses;
+    int *n_losses;
+    double t0;
+};
+
+static int must_skip(const struct trainer *t, int64_t g) {
+    for (int i = 0; i < t->n_skip; i++)
+        if (t->skip[i] == g) return 1;
+    return 0;
+}
+
+static dcl_status add_skip(struct trainer *t, int64_t g) {
+    if (t->n_skip == t->cap_skip) {
+        int cap = t->cap_skip ? 2 * t->cap_skip : 16;
+        int64_t *p = realloc(t->skip, (size_t)cap * sizeof *p);
+        if (!p) return dcl__fail(DCL_ERR_NOMEM, "out of host memory");
+        t->skip = p, t->cap_skip = cap;
+    }
+    t->skip[t->n_skip++] = g;
+    return DCL_OK;
+}
+
+// A read-back at m->cfg.step: the steps since the snapshot, their losses and gradient norms in
+// one read. All finite: the counters advance, a log window that ends here is reported, and a new
+// snapshot is taken. The first non-finite step: it is marked to be skipped, the snapshot goes
+// back on the device and *rolled is set (the caller replays from the snapshot's step; every step
+// is a function of the state and its index, so the replayed steps are the same bits).
+static dcl_status read_back(struct trainer *t, int *rolled) {
+    dcl_model *m = t->m;
+    const dcl_train_opts *o = t->o;
+    struct bufs *b = &t->b;
     size_t N = (size_t)o->batch, D = dcl_net_dim(&m->cfg.net);
-    dcl_status s = dcl_buffer_read(b->losses, 0, slot + 1, b->hloss);
-    double sum = 0;
-    for (size_t i = 0; i <= slot; i++) sum += b->hloss[i];
-    double loss = sum / ((double)(slot + 1) * (double)(N * D));
-    // No status names a diverged run; MISMATCH ("results were wrong", exit 1 in the CLI) is the
-    // closest, and the message says what happened.
-    if (s == DCL_OK && !isfinite(loss))
-        s = dcl__fail(DCL_ERR_MISMATCH,
-                      "training diverged at step %lld: the loss is %g; try a lower "
-                      "--lr or --clip (no checkpoint was written)",
-                      (long long)m->cfg.step, loss);
+    size_t n = (size_t)(m->cfg.step - t->sn.step);
+    *rolled = 0;
+    dcl_status s = n ? dcl_buffer_read(b->losses, 0, n, b->hloss) : DCL_OK;
+    if (s == DCL_OK && n) s = dcl_buffer_read(b->gsq, 0, n, b->hgsq);
     if (s != DCL_OK) return s;
-    if (losses && n_losses) losses[(*n_losses)++] = (float)loss;
-    if (log) {
-        dcl_train_report r = {.step = k + 1,
-                              .total = total,
-                              .loss = loss,
-                              .steps_per_s = (double)(k + 1) / fmax(now() - t0, 1e-9)};
-        s = bucket_losses(b, N, D, r.bucket_loss);
-        if (s == DCL_OK) s = log(log_ctx, &r);
+    dcl__train_counters c = t->sn.c;
+    for (size_t i = 0; i < n; i++) {
+        if (b->skipped[i]) {
+            c.skipped++, c.run_skips++;
+            continue;
+        }
+        if (isfinite(b->hloss[i]) && isfinite(b->hgsq[i])) {
+            c.win_sum += b->hloss[i], c.win_n++, c.run_skips = 0;
+            continue;
+        }
+        int64_t g = t->sn.step + (int64_t)i;
+        dcl_log(DCL_LOG_INFO,
+                "warning: step %lld: the loss (%g) or the gradient norm (%g) is not finite; the "
+                "step is skipped (%lld in a row, %lld in all)",
+                (long long)g + 1, b->hloss[i] / (double)(N * D), sqrt(b->hgsq[i]),
+                (long long)c.run_skips + 1, (long long)c.skipped + 1);
+        if (c.run_skips + 1 >= o->max_skips)
+            return dcl__fail(DCL_ERR_DIVERGED,
+                             "training diverged: %lld steps in a row up to step %lld had a "
+                             "non-finite loss or gradient; try a lower --lr or --clip",
+                             (long long)c.run_skips + 1, (long long)g + 1);
+        s = add_skip(t, g);
+        if (s == DCL_OK) s = snapshot_restore(&t->sn, m, b);
+        if (t->n_losses) *t->n_losses = t->sn.n_losses;
+        *rolled = 1;
+        return s;
     }
-    if (s == DCL_OK && sn) s = snapshot_take(sn, m, b, n_losses ? *n_losses : 0);
+    // A log window ends here (or the run does): report the mean over its finite steps. At the end
+    // of a run the window's sums stay in the state, so a resumed run reports the same windows.
+    int64_t g = m->cfg.step;
+    if (g % o->log_every == 0 || g == t->end) {
+        double loss = c.win_n ? c.win_sum / ((double)c.win_n * (double)(N * D)) : NAN;
+        if (c.win_n && t->losses && t->n_losses) t->losses[(*t->n_losses)++] = (float)loss;
+        if (c.win_n && t->log) {
+            dcl_train_report r = {.step = g - t->first,
+                                  .total = t->end - t->first,
+                                  .loss = loss,
+                                  .global_step = g,
+                                  .skipped = c.skipped,
+                                  .steps_per_s =
+                                      (double)(g - t->first) / fmax(now() - t->t0, 1e-9)};
+            s = bucket_losses(b, N, D, r.bucket_loss);
+            if (s == DCL_OK) s = t->log(t->log_ctx, &r);
+        }
+        if (g % o->log_every == 0) c.win_sum = 0, c.win_n = 0;
+    }
+    t->n_skip = 0;
+    if (s == DCL_OK) s = snapshot_take(&t->sn, m, b, t->n_losses ? *t->n_losses : 0, &c);
     return s;
 }
 
-// Steps from m->cfg.step to `end` on dev; k counts steps from `first`, the step dcl_train began
-// at, so log windows keep their places across a move.
-static dcl_status run(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
-                      struct bufs *b, struct verifier *v, struct snapshot *sn, int64_t first,
-                      int64_t end, dcl_train_log_fn log, void *log_ctx, float *losses,
-                      int *n_losses, double t0) {
+// Writes the snapshot, with its training state, to path.
+static dcl_status save_snapshot(const struct trainer *t, const char *path) {
+    const struct snapshot *sn = &t->sn;
+    dcl__train_tensors ts = {sn->cur, sn->cur + sn->P, sn->cur + 2 * sn->P, sn->cur + 3 * sn->P};
+    return dcl__train_save(t->m, &ts, sn->step, &sn->c, t->o, t->end, t->horizon,
+                           dcl_device_get_info(t->dev)->spec, path);
+}
+
+// --save-every: a periodic checkpoint, then the older ones beyond keep go. A failed save is a
+// warning: training goes on to the next save, and the previous checkpoints stay.
+static void save_periodic(const struct trainer *t) {
+    char path[4096];
+    dcl_train_checkpoint_name(t->o->out, t->sn.step, path, sizeof path);
+    if (save_snapshot(t, path) != DCL_OK) {
+        dcl_log(DCL_LOG_INFO, "warning: step %lld: %s; training goes on", (long long)t->sn.step,
+                dcl_last_error());
+        return;
+    }
+    dcl_log(DCL_LOG_VERBOSE, "step %lld: saved %s", (long long)t->sn.step, path);
+    dcl__train_prune(t->o->out, t->o->keep);
+}
+
+// Steps from m->cfg.step to t->end on t->dev.
+static dcl_status run(struct trainer *t) {
+    dcl_model *m = t->m;
+    const dcl_train_opts *o = t->o;
     size_t N = (size_t)o->batch, D = dcl_net_dim(&m->cfg.net);
-    int reference = dcl_device_get_info(dev)->backend == DCL_BACKEND_CPU;
+    int reference = dcl_device_get_info(t->dev)->backend == DCL_BACKEND_CPU;
     dcl_status s = DCL_OK;
-    for (int64_t g = m->cfg.step; g < end && s == DCL_OK; g++) {
-        int64_t k = g - first;
-        size_t slot = (size_t)(k % o->log_every);
-        int verify = !reference && o->verify_every > 0 && (k + 1) % o->verify_every == 0;
-        if (verify) s = verify_begin(v, m, N, D);
-        if (s == DCL_OK) s = step(dev, m, ds, o, b, g, slot);
-        if (s == DCL_OK && verify) s = verify_end(v, m, ds, o, g);
+    for (int64_t g = m->cfg.step; g < t->end && s == DCL_OK;) {
+        size_t slot = (size_t)(g - t->sn.step);
+        int skip = t->b.skipped[slot] = (unsigned char)must_skip(t, g);
+        double lr = dcl_train_lr(o, g, t->horizon);
+        int verify = !skip && !reference && o->verify_every > 0 && (g + 1) % o->verify_every == 0;
+        if (verify) s = verify_begin(&t->v, m, N, D);
+        if (s == DCL_OK && !skip) s = step(t->dev, m, t->ds, o, &t->b, g, slot, lr);
+        if (s == DCL_OK && verify) s = verify_end(&t->v, m, t->ds, o, g, lr);
         if (s != DCL_OK) break;
-        m->cfg.step = g + 1;
-        if (slot + 1 == (size_t)o->log_every || g + 1 == end)
-            s = read_back(m, o, b, sn, k, slot, end - first, log, log_ctx, losses, n_losses, t0);
-        if (s == DCL_OK && o->progress && o->progress(o->progress_ctx, k + 1, end - first))
+        m->cfg.step = ++g;
+        int cancel = o->progress && o->progress(o->progress_ctx, g - t->first, t->end - t->first);
+        int save = o->save_every > 0 && o->out && g % o->save_every == 0 && g < t->end;
+        if (!(g % o->log_every == 0 || g == t->end || save || cancel)) continue;
+        int rolled = 0;
+        s = read_back(t, &rolled);
+        if (s == DCL_OK && cancel)
             s = dcl__fail(DCL_ERR_CANCELLED, "training stopped after step %lld",
-                          (long long)m->cfg.step);
+                          (long long)t->sn.step);
+        if (s == DCL_OK && rolled) g = t->sn.step;
+        else if (s == DCL_OK && save) save_periodic(t);
     }
     return s;
+}
+
+// After a failure: what can be saved is the last consistent state, with its own step count.
+static void save_on_failure(struct trainer *t, dcl_status s) {
+    char why[2048];
+    snprintf(why, sizeof why, "%s", dcl_last_error());
+    if (save_snapshot(t, t->o->out) == DCL_OK) {
+        dcl__fail(s, "%s\nthe last consistent state (step %lld of %lld) was saved to %s", why,
+                  (long long)t->sn.step, (long long)t->end, t->o->out);
+        return;
+    }
+    char also[1024];
+    snprintf(also, sizeof also, "%s", dcl_last_error());
+    dcl__fail(s, "%s\nsaving the last consistent state to %s failed too: %s", why, t->o->out, also);
 }
 
 dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
                      dcl_train_log_fn log, void *log_ctx, float *losses, int *n_losses) {
-    if (o->steps < 0 || o->batch < 1 || o->log_every < 1 || !(o->lr > 0))
+    if (o->steps < 0 || o->batch < 1 || o->log_every < 1 || !(o->lr > 0) || o->save_every < 0 ||
+        o->max_skips < 1)
         return dcl__fail(DCL_ERR_ARG,
-                         "training needs steps >= 0, batch >= 1, log_every >= 1 and "
-                         "lr > 0 (got %d, %d, %d, %g)",
-                         o->steps, o->batch, o->log_every, o->lr);
+                         "training needs steps >= 0, batch >= 1, log_every >= 1, lr > 0, "
+                         "save_every >= 0 and max_skips >= 1 (got %d, %d, %d, %g, %d, %d)",
+                         o->steps, o->batch, o->log_every, o->lr, o->save_every, o->max_skips);
     size_t D = dcl_net_dim(&m->cfg.net);
     if (dcl_dataset_dim(ds) != D)
         return dcl__fail(DCL_ERR_ARG, "dataset '%s' has %zu values per example but the model %zu",
@@ -402,57 +540,49 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
                          "labels",
                          dcl_dataset_spec(ds));
     size_t N = (size_t)o->batch, window = (size_t)o->log_every;
-    int64_t first = m->cfg.step, end = first + o->steps;
-    int guarded = dcl_device_get_info(dev)->backend != DCL_BACKEND_CPU && (o->fallback || o->out);
-    struct bufs b = {0};
-    struct verifier v = {0};
-    struct snapshot sn = {.step = -1};
+    struct trainer t = {.dev = dev,
+                        .m = m,
+                        .ds = ds,
+                        .o = o,
+                        .sn = {.step = -1},
+                        .first = m->cfg.step,
+                        .end = m->cfg.step + o->steps,
+                        .log = log,
+                        .log_ctx = log_ctx,
+                        .losses = losses,
+                        .n_losses = n_losses,
+                        .t0 = now()};
+    t.horizon = o->lr_horizon > 0 ? o->lr_horizon : t.end;
     if (n_losses) *n_losses = 0;
-    double t0 = now();
-    dcl_status s = guarded ? snapshot_take(&sn, m, NULL, 0) : DCL_OK;
-    if (s == DCL_OK) s = bufs_init(&b, dev, m, N, D, window);
-    if (s == DCL_OK)
-        s = run(dev, m, ds, o, &b, &v, guarded ? &sn : NULL, first, end, log, log_ctx, losses,
-                n_losses, t0);
+    // The first copy comes before the buffers, so a device that fails setting them up falls back
+    // too: the weights from the device, the moments zero or the checkpoint's.
+    dcl_status s = snapshot_init(&t.sn, m, o->resume);
+    if (s == DCL_OK) s = bufs_init(&t.b, dev, m, N, D, window);
+    if (s == DCL_OK && o->resume) s = snapshot_restore(&t.sn, m, &t.b);
+    if (s == DCL_OK) s = run(&t);
     // A device failure: go on from the last consistent state on the fallback device, if any.
-    while (s != DCL_OK && dcl_status_is_device_failure(s) && sn.step >= 0 && o->fallback &&
-           dev != o->fallback) {
+    while (s != DCL_OK && dcl_status_is_device_failure(s) && t.sn.step >= 0 && o->fallback &&
+           t.dev != o->fallback) {
         dcl_log(DCL_LOG_ERROR, "device %s failed after %lld of %lld steps: %s",
-                dcl_device_get_info(dev)->spec, (long long)(m->cfg.step - first),
+                dcl_device_get_info(t.dev)->spec, (long long)(m->cfg.step - t.first),
                 (long long)o->steps, dcl_last_error());
         dcl_log(DCL_LOG_ERROR,
                 "continuing on the CPU reference from step %lld, the last consistent state "
                 "(--device auto falls back; name a device to stop instead)",
-                (long long)sn.step);
-        dev = o->fallback;
-        if (n_losses) *n_losses = sn.n_losses;
-        s = move_to(dev, m, &b, &sn, N, D, window);
-        if (s == DCL_OK)
-            s = run(dev, m, ds, o, &b, &v, &sn, first, end, log, log_ctx, losses, n_losses, t0);
+                (long long)t.sn.step);
+        t.dev = o->fallback;
+        if (n_losses) *n_losses = t.sn.n_losses;
+        t.n_skip = 0;
+        s = move_to(t.dev, m, &t.b, &t.sn, N, D, window);
+        if (s == DCL_OK) s = run(&t);
     }
-    if (s == DCL_OK && o->out)
-        s = guarded ? dcl__model_save_host(m, sn.cur, sn.cur + sn.P, o->out) // the final state
-                    : dcl_model_save(m, o->out);
-    else if (dcl_status_is_device_failure(s) && sn.step >= 0 && o->out && m->net) {
-        // What can be saved: the last consistent state, with its own step count.
-        char why[2048];
-        snprintf(why, sizeof why, "%s", dcl_last_error());
-        int64_t at = m->cfg.step;
-        m->cfg.step = sn.step;
-        dcl_status saved = dcl__model_save_host(m, sn.cur, sn.cur + sn.P, o->out);
-        m->cfg.step = at;
-        if (saved == DCL_OK)
-            dcl__fail(s, "%s\nthe last consistent state (step %lld of %lld) was saved to %s", why,
-                      (long long)sn.step, (long long)end, o->out);
-        else {
-            char also[1024];
-            snprintf(also, sizeof also, "%s", dcl_last_error());
-            dcl__fail(s, "%s\nsaving the last consistent state to %s failed too: %s", why, o->out,
-                      also);
-        }
-    }
-    bufs_free(&b);
-    verifier_free(&v);
-    snapshot_free(&sn);
+    if (s == DCL_OK && o->out) s = save_snapshot(&t, o->out); // the final state
+    else if ((dcl_status_is_device_failure(s) || s == DCL_ERR_CANCELLED || s == DCL_ERR_DIVERGED) &&
+             t.sn.step >= 0 && o->out && m->net)
+        save_on_failure(&t, s);
+    bufs_free(&t.b);
+    verifier_free(&t.v);
+    snapshot_free(&t.sn);
+    free(t.skip);
     return s;
 }

@@ -18,7 +18,8 @@
     X(ERR_UNSUPPORTED, -10, "not supported")                                                       \
     X(ERR_NO_OPENCL, -11, "no OpenCL platform is available")                                       \
     X(ERR_MISMATCH, -12, "a device's results disagree with the CPU reference")                     \
-    X(ERR_CANCELLED, -13, "stopped at the caller's request")
+    X(ERR_CANCELLED, -13, "stopped at the caller's request")                                       \
+    X(ERR_DIVERGED, -14, "training diverged: too many non-finite steps in a row")
 
 typedef enum dcl_status {
 #define DCL_STATUS_ENUM(name, value, text) DCL_##name = value,

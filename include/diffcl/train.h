@@ -16,6 +16,9 @@ typedef struct dcl_train_opts {
     int batch;           // N (default 1024)
     double lr;           // peak learning rate (default 1e-3)
     int warmup;          // linear warm-up steps (default 100)
+    int lr_schedule;     // after the warm-up: DCL_LR_CONSTANT (default), _COSINE or _LINEAR
+    double lr_min;       // cosine and linear: the rate at lr_horizon and after (0)
+    int64_t lr_horizon;  // cosine and linear: the step the decay ends at; 0: the run's last step
     double beta1, beta2; // Adam (0.9, 0.999)
     double weight_decay; // AdamW decoupled decay (0)
     double clip;         // global gradient-norm clip, 0 = off (1)
@@ -25,15 +28,29 @@ typedef struct dcl_train_opts {
     double snr_gamma;    // γ of Min-SNR (5)
     int verify_every;    // every this many steps, the CPU reference repeats the step (0: never)
     int verify_strict;   // a disagreement stops training (DCL_ERR_MISMATCH) instead of a warning
-    // Device failures. On an OpenCL device with fallback or out set, the trainer keeps the last
-    // consistent state on the host (weights, EMA weights, Adam moments: taken at the start and at
-    // every loss read-back, so at most log_every steps are lost). After a failure of the device
+    // Device failures. The trainer keeps the last consistent state on the host (weights, EMA
+    // weights, Adam moments, counters: taken at the start and at every read-back, every
+    // log_every steps and at every save, so at most log_every steps are lost). After a failure of the device
     // (DCL_ERR_OPENCL, DCL_ERR_BUILD, DCL_ERR_DEVICE_MEM, DCL_ERR_BLAS) training
     dcl_device *fallback; // goes on from that state on this device (dcl_device_open_fallback),
                           // and the model lives there afterwards; or, when NULL,
     const char *out;      // stops after saving that state here (a checkpoint at its own step).
                           // out is also where the checkpoint is written at the end.
-    // Progress: called after every step with the steps done in this call and o->steps. It costs
+    // Checkpoints (out must be set): every save_every steps (0: only at the end) a checkpoint
+    // with the training state goes to dcl_train_checkpoint_name(out, step), and the newest keep
+    // (default 2) of those are kept, older ones removed after the new one is committed. The final
+    // state, the state at a cancellation, at a divergence and after a device failure go to out.
+    int save_every;
+    int keep;
+    // Non-finite steps: a step whose loss or gradient norm is NaN or Inf is skipped (weights, EMA
+    // and moments as before it); max_skips consecutive skips stop training with
+    // DCL_ERR_DIVERGED (default 10).
+    int max_skips;
+    // A checkpoint written by dcl_train to continue from: its Adam moments, skip counters and
+    // log-window position are loaded (m must already hold its weights: dcl_model_load).
+    const char *resume;
+    // Progress: called after every step with the steps done in this call and o->steps; non-zero
+    // stops training after that step (the state saved to out, DCL_ERR_CANCELLED). It costs
     // no device synchronisation (a step counter; each step's uploads wait for the previous step's
     // work, so the count runs at most one step ahead of the device). NULL: none.
     dcl_progress_fn progress;
@@ -50,10 +67,13 @@ double dcl_loss_weight(const dcl_model_config *c, const dcl_train_opts *o, doubl
 
 #define DCL_TRAIN_BUCKETS 4
 
-// What the trainer reports every log_every steps and at the end.
+// What the trainer reports every log_every steps and at the end. Windows are aligned to global
+// steps (m->cfg.step a multiple of log_every), so a resumed run reports the same windows.
 typedef struct dcl_train_report {
     int64_t step, total; // steps done in this call, of o->steps
-    double loss;         // mean (unweighted) squared error over the steps since the last report
+    double loss;         // mean (unweighted) squared error over the window's finite steps
+    int64_t global_step; // m->cfg.step at this report
+    int64_t skipped;     // non-finite steps skipped in the whole run so far
     double steps_per_s;  // since the start of this call
     // The last step's squared error by t: bucket i holds t in [i/4, (i+1)/4) (NaN if empty).
     double bucket_loss[DCL_TRAIN_BUCKETS];
@@ -63,10 +83,42 @@ typedef struct dcl_train_report {
 // sample grids from here with --sample-every).
 typedef dcl_status (*dcl_train_log_fn)(void *ctx, const dcl_train_report *r);
 
+// Learning-rate schedules after the linear warm-up.
+enum { DCL_LR_CONSTANT, DCL_LR_COSINE, DCL_LR_LINEAR };
+// "constant", "cosine", "linear" → the enum; DCL_ERR_ARG otherwise.
+dcl_status dcl_lr_schedule_parse(const char *name, int *kind);
+const char *dcl_lr_schedule_name(int kind);
+// The learning rate of global step g (0-based) for a run whose decay ends at `horizon`:
+// warm-up lr (g + 1) / warmup for g < warmup, then with p = (g − warmup) / (horizon − warmup)
+// clamped to [0, 1]: constant lr; cosine lr_min + (lr − lr_min)(1 + cos πp) / 2; linear
+// lr + (lr_min − lr) p.
+double dcl_train_lr(const dcl_train_opts *o, int64_t g, int64_t horizon);
+
+// The name of the periodic checkpoint of `out` at `step`: "run.safetensors" →
+// "run-step00000500.safetensors" (the step in at least 8 digits, so names sort by step).
+void dcl_train_checkpoint_name(const char *out, int64_t step, char *buf, size_t size);
+
+// What a checkpoint's training state says (its "diffcl_train" metadata entry).
+typedef struct dcl_train_info {
+    int64_t step, end;    // steps done; the last step of the run it belongs to
+    int64_t skipped;      // non-finite steps skipped so far
+    dcl_train_opts opts;  // the run's optimizer options (pointers NULL)
+    uint64_t config_hash; // FNV-1a of the model config (step left out)
+    char device[160];     // the device that wrote it
+} dcl_train_info;
+// Reads the training state of a checkpoint; DCL_ERR_FORMAT (naming the file) when it has none.
+dcl_status dcl_train_info_read(const char *path, dcl_train_info *info);
+// The checkpoint to resume from for PATH: PATH itself when it is a file; for a folder, or a file
+// name that does not exist, the checkpoint with training state and the highest step among the
+// folder's *.safetensors files (or PATH's periodic checkpoints); temporary files are ignored.
+// DCL_ERR_IO when there is none.
+dcl_status dcl_train_find_resume(const char *path, char *buf, size_t size);
+
 // Trains m (already initialised) on ds for o->steps steps from m->cfg.step on; updates m->cfg.step.
 // losses, when not NULL, receives the loss at each log point (capacity steps / log_every + 2).
-// A loss that is not finite stops training with DCL_ERR_MISMATCH (the run's results went wrong;
-// the message says at which step and what to try).
+// A non-finite step is skipped (see max_skips); DCL_ERR_DIVERGED after max_skips in a row, with
+// the last finite state saved to out. After a cancellation by o->progress (at a complete step)
+// the state is saved to out too and DCL_ERR_CANCELLED returned.
 dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
                      dcl_train_log_fn log, void *log_ctx, float *losses, int *n_losses);
 
