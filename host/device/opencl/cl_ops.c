@@ -369,6 +369,11 @@ static dcl_status cl_conv_output(void *ctx, const struct dcl_op_args *a) {
     return run(&c, a->out_len[0]);
 }
 
+// Whole convolutions: the U-Net runs them on OpenCL as im2col + CLBlast GEMM + conv_output
+// (nn/layers.c), so these have no kernel yet.
+#define cl_conv2d_forward NULL
+#define cl_conv2d_backward NULL
+
 // Every op of DCL_OP_MAP: cl_<name> for OWN ops, cl_map for MAP1 and MAP2 ops. An OWN op without
 // an OpenCL version yet is `#define cl_<name> NULL` here: the dispatcher runs it on the CPU
 // reference.
