@@ -2,6 +2,9 @@
 // and the parameter initialisation and layout check the networks share.
 #include "nn/layers.h"
 
+#include <stdlib.h> // getenv
+#include <string.h> // strcmp
+
 #include "core/error.h" // TRY, dcl__fail
 #include "diffcl/ops.h" // dcl_gemm, dcl_bias_*, dcl_im2col, dcl_col2im, dcl_swap01, dcl_conv_output,
                         // channel bias, dcl_conv2d_*
@@ -39,10 +42,10 @@ size_t dcl__conv2d_col_size(const dcl__conv2d_shape *s) {
 
 size_t dcl__conv2d_out_size(const dcl__conv2d_shape *s) { return s->co * s->Ho * s->Wo; }
 
-// The CPU reference convolves with its whole-convolution ops (per sample, columns in cache);
-// OpenCL devices run im2col + GEMM over chunks of samples (CLBlast's GEMM wants large operands).
-static int whole_conv(dcl_device *dev) {
-    return dcl_device_get_info(dev)->backend == DCL_BACKEND_CPU;
+int dcl__conv2d_uses_columns(const dcl_device *dev) {
+    const char *env = getenv("DIFFCL_CONV_COLUMNS");
+    if (env && strcmp(env, "1") == 0) return 1;
+    return dcl_device_get_info(dev)->backend != DCL_BACKEND_CPU;
 }
 
 dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_ptr cnhw, dcl_ptr in,
@@ -50,7 +53,7 @@ dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_pt
                                const dcl__conv2d_shape *s, size_t chunk) {
     size_t ci = s->ci, co = s->co, k = s->k, kk = ci * k * k;
     size_t ri = s->H * s->W, ro = s->Ho * s->Wo;
-    if (whole_conv(dev))
+    if (!col.buf)
         return dcl_conv2d_forward(dev, out, in, w, b, sbias, res, N, ci, s->H, s->W, co, k,
                                   s->stride, s->pad);
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
@@ -74,7 +77,7 @@ dcl_status dcl__conv2d_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dw, dcl_pt
     size_t ci = s->ci, co = s->co, k = s->k, kk = ci * k * k;
     size_t ri = s->H * s->W, ro = s->Ho * s->Wo;
     if (db.buf) TRY(dcl_channel_bias_backward(dev, db, dout, N, co, ro, 0));
-    if (whole_conv(dev))
+    if (!col.buf)
         return dcl_conv2d_backward(dev, dw, din, dout, in, w, N, ci, s->H, s->W, co, k, s->stride,
                                    s->pad);
     for (size_t n0 = 0; n0 < N; n0 += chunk) {

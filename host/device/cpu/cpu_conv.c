@@ -83,12 +83,14 @@ static void im2col1(const struct geom *g, float *col, const float *x) {
                     float *dst = row + oy * Wo;
                     size_t y = oy * s + ky; // + pad: the padded row
                     if (y < pad || y - pad >= H) {
-                        memset(dst, 0, Wo * sizeof *dst);
+                        for (size_t ox = 0; ox < Wo; ox++) dst[ox] = 0.0f;
                         continue;
                     }
+                    // Rows are short (Wo of 7 to 28 in the U-Net): inline loops, no memcpy call.
                     const float *src = plane + (y - pad) * W + lo * s + kx - pad;
                     for (size_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                    if (s == 1) memcpy(dst + lo, src, (hi - lo) * sizeof *dst);
+                    if (s == 1)
+                        for (size_t ox = lo; ox < hi; ox++) dst[ox] = src[ox - lo];
                     else
                         for (size_t ox = lo; ox < hi; ox++, src += s) dst[ox] = *src;
                     for (size_t ox = hi; ox < Wo; ox++) dst[ox] = 0.0f;
