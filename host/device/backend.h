@@ -68,8 +68,9 @@
     X(EMBEDDING_FORWARD, embedding_forward, OWN, "embedding.cl", "embedding_forward", NULL)        \
     X(EMBEDDING_BACKWARD, embedding_backward, OWN, "embedding.cl", "embedding_backward", NULL)     \
     X(CONV_OUTPUT, conv_output, OWN, "conv.cl", "conv_output", NULL)                               \
-    X(CONV2D_FORWARD, conv2d_forward, OWN, NULL, NULL, NULL)                                       \
-    X(CONV2D_BACKWARD, conv2d_backward, OWN, NULL, NULL, NULL)
+    X(CONV2D_FORWARD, conv2d_forward, OWN, "conv.cl", "conv2d_forward", NULL)                      \
+    X(CONV2D_BACKWARD, conv2d_backward, OWN, "conv.cl", "conv2d_backward_weight",                  \
+      "conv2d_backward_data")
 // clang-format on
 
 // clang-format off
