@@ -14,10 +14,12 @@
 
 static float *fptr(dcl_ptr p) { return (float *)p.buf->handle + p.off; }
 
-// Samples are cut into at most MAX_CHUNKS chunks of equal size (the last one shorter), a number
-// that depends only on the batch: each chunk has its own columns and, for the weight gradient, its
-// own partial sum, combined in chunk order.
+// Samples are cut into at most MAX_CHUNKS chunks of equal size (the last one shorter), fewer when
+// their scratch would pass SCRATCH_FLOATS (64 MiB; at least one chunk): a number that depends
+// only on the sizes. Each chunk has its own columns and, for the weight gradient, its own partial
+// sum, combined in chunk order.
 #define MAX_CHUNKS ((size_t)16)
+#define SCRATCH_FLOATS ((size_t)1 << 24)
 
 struct geom {
     size_t N, C, H, W, k, stride, pad, Ho, Wo, Co;
@@ -206,10 +208,12 @@ static void backward_chunk(void *arg, size_t chunk) {
 static dcl_status job_init(struct job *j, const struct dcl_op_args *a, size_t extra,
                            size_t *n_chunks) {
     j->a = a, j->g = geom_of(a);
-    size_t N = j->g.N, chunks = N < MAX_CHUNKS ? N : MAX_CHUNKS;
+    j->stride = (j->g.kk * j->g.ro + extra + 15) & ~(size_t)15;
+    size_t N = j->g.N, fit = SCRATCH_FLOATS / j->stride;
+    size_t chunks = fit < MAX_CHUNKS ? (fit ? fit : 1) : MAX_CHUNKS;
+    if (chunks > N) chunks = N;
     j->per_chunk = chunks ? (N + chunks - 1) / chunks : 1;
     *n_chunks = chunks ? (N + j->per_chunk - 1) / j->per_chunk : 0;
-    j->stride = (j->g.kk * j->g.ro + extra + 15) & ~(size_t)15;
     j->scratch = *n_chunks ? malloc(*n_chunks * j->stride * sizeof(float)) : NULL;
     if (*n_chunks && !j->scratch)
         return dcl__fail(DCL_ERR_NOMEM, "op %s: out of host memory for %zu chunks of columns",
