@@ -46,7 +46,7 @@ static void sgemm(int ta, int tb, size_t M, size_t N, size_t K, const float *A, 
         return;
     }
 #ifdef DIFFCL_HAVE_CBLAS
-    // The wrapper keeps every size below 2^32 elements; dimensions of one sample fit CBLAS's int.
+    // job_init keeps every dimension of a sample's GEMMs below 2^31 (CBLAS's int).
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 #else
@@ -208,6 +208,10 @@ static void backward_chunk(void *arg, size_t chunk) {
 static dcl_status job_init(struct job *j, const struct dcl_op_args *a, size_t extra,
                            size_t *n_chunks) {
     j->a = a, j->g = geom_of(a);
+    const size_t lim = (size_t)1 << 31; // CBLAS's int
+    if (j->g.kk >= lim || j->g.ro >= lim || j->g.Co >= lim)
+        return dcl__fail(DCL_ERR_ARG, "op %s: a sample's GEMM (%zu × %zu × %zu) passes 2^31",
+                         dcl__op_name(a->op), j->g.Co, j->g.ro, j->g.kk);
     j->stride = (j->g.kk * j->g.ro + extra + 15) & ~(size_t)15;
     size_t N = j->g.N, fit = SCRATCH_FLOATS / j->stride;
     size_t chunks = fit < MAX_CHUNKS ? (fit ? fit : 1) : MAX_CHUNKS;
@@ -224,7 +228,7 @@ static dcl_status job_init(struct job *j, const struct dcl_op_args *a, size_t ex
 dcl_status dcl__cpu_conv2d_forward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     struct job j;
-    size_t chunks;
+    size_t chunks = 0;
     TRY(job_init(&j, a, a->p.conv.Co * a->p.conv.Ho * a->p.conv.Wo, &chunks));
     size_t work = a->out_len[0] * (j.g.kk ? j.g.kk : 1);
     dcl__cpu_parallel(chunks, work, forward_chunk, &j);
@@ -235,7 +239,7 @@ dcl_status dcl__cpu_conv2d_forward(void *ctx, const struct dcl_op_args *a) {
 dcl_status dcl__cpu_conv2d_backward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     struct job j;
-    size_t chunks, nw = a->out_len[0];
+    size_t chunks = 0, nw = a->out_len[0];
     TRY(job_init(&j, a, nw, &chunks));
     size_t work = a->in_len[0] * (j.g.kk ? j.g.kk : 1) * (a->out_len[1] ? 2 : 1);
     dcl__cpu_parallel(chunks, work, backward_chunk, &j);
