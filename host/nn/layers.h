@@ -56,9 +56,9 @@ int dcl__conv2d_uses_columns(const dcl_device *dev);
 // out (N, co, Ho, Wo) = conv(in (N, ci, H, W)) with w (co, ci, k, k) and b (co), + sbias (N, co)
 // per sample and channel, + res (N, co, Ho, Wo); each of b, sbias, res is left out when its buf is
 // NULL, and res may be out. With col.buf NULL it is one dcl_conv2d_forward op. Otherwise the batch
-// goes in chunks of at most `chunk` samples: im2col into col
-// (ci·k·k, n·Ho·Wo), one GEMM w × col into cnhw (co, n, Ho·Wo), then dcl_conv_output swaps cnhw
-// into out and adds the terms in the same pass. col and cnhw are scratch of chunk ×
+// goes in chunks of at most `chunk` samples: im2col into col (ci·k·k, n·Ho·Wo), one GEMM w × col
+// into cnhw (co, n, Ho·Wo), then dcl_conv_output swaps cnhw into out and adds the terms in the
+// same pass. col and cnhw are scratch of chunk ×
 // dcl__conv2d_col_size and chunk × dcl__conv2d_out_size elements.
 dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_ptr cnhw, dcl_ptr in,
                                dcl_ptr w, dcl_ptr b, dcl_ptr sbias, dcl_ptr res, size_t N,

@@ -504,15 +504,15 @@ static dcl_ptr saved(const dcl_unet *u, size_t off) { return dcl_at(u->saved, of
 static dcl_ptr work(const dcl_unet *u, size_t off) { return dcl_at(u->work, off); }
 static dcl_ptr param(const dcl_arena *p, int view) { return dcl_arena_ptr(p, view); }
 
-// The layers with u's scratch: im2col columns and the GEMM's CNHW output in u->cols, convolutions
-// in chunks of samples whose columns fit the budget. conv_add also adds sbias (N, co) per sample
-// and channel and res (N, co, Ho, Wo) in the pass that writes out (either left out: buf NULL).
 // A view of the columns scratch at off, or an empty view when convolutions do not use it.
 static dcl_ptr cols(const dcl_unet *u, size_t off) {
     dcl_ptr none = {NULL, 0};
     return u->columns ? dcl_at(u->cols, off) : none;
 }
 
+// The layers with u's scratch: im2col columns and the GEMM's CNHW output in u->cols, convolutions
+// in chunks of samples whose columns fit the budget. conv_add also adds sbias (N, co) per sample
+// and channel and res (N, co, Ho, Wo) in the pass that writes out (either left out: buf NULL).
 static dcl_status conv_add(dcl_unet *u, const dcl_arena *p, const struct conv *c, dcl_ptr out,
                            dcl_ptr in, dcl_ptr sbias, dcl_ptr res, size_t N) {
     return dcl__conv2d_forward(u->dev, out, cols(u, u->col), cols(u, u->cnhw), in, param(p, c->w),
