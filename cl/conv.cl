@@ -1,6 +1,7 @@
 // Convolution as GEMM on NCHW images: im2col and its adjoint col2im (the GEMM runs in CLBlast;
 // the CNHW <-> NCHW swap is cl/layout.cl's swap01, the bias cl/bias.cl's channel_bias_*, or both at
-// once: conv_output below). Sizes are below 2^32 (the host checks), so indices are uint; no %
+// once: conv_output below), and whole convolutions as direct kernels (last). Sizes are below 2^32
+// (the host checks), so indices are uint; no %
 // beside a / (cl/README.md).
 
 // col (C·k·k, N·Ho·Wo): col[(c·k + ky)·k + kx, (n·Ho + oy)·Wo + ox] =
@@ -71,5 +72,99 @@ kernel void conv_output(global float *out, uint out_off, global const float *cnh
         if (has & 2u) v += sbias[sbias_off + nc];
         if (has & 4u) v += res[res_off + i];
         out[out_off + i] = v;
+    }
+}
+
+// Whole convolutions (conv2d_forward, conv2d_backward), direct: each work-item one output element
+// and its whole dot product, so no columns are stored. The U-Net runs im2col + CLBlast's GEMM on
+// OpenCL instead (host/nn/layers.c); these give the ops an OpenCL version to check the CPU
+// reference's against (host/crosscheck/cases.c). Geometry as im2col; w (Co, C, k, k).
+
+// out (N, Co, Ho, Wo) = Σ_{c, ky, kx} w[o, c, ky, kx]·in[n, c, oy·s − pad + ky, ox·s − pad + kx],
+// then + bias[o], + sbias[n, o], + res[n, o, r] as conv_output adds them (`has` as there); res may
+// be out (read before written, by the same work-item).
+kernel void conv2d_forward(global float *out, uint out_off, global const float *in, uint in_off,
+                           global const float *w, uint w_off, global const float *bias,
+                           uint bias_off, global const float *sbias, uint sbias_off,
+                           global const float *res, uint res_off, uint N, uint C, uint H, uint W,
+                           uint k, uint s, uint pad, uint Ho, uint Wo, uint Co, uint has) {
+    uint HWo = Ho * Wo;
+    FOR_EACH(i, (size_t)N * Co * HWo) {
+        uint t = (uint)i, no = t / HWo, r = t - no * HWo, n = no / Co, o = no - n * Co;
+        uint oy = r / Wo, ox = r - oy * Wo;
+        float acc = 0.0f;
+        for (uint c = 0; c < C; c++) {
+            global const float *img = in + in_off + (n * C + c) * H * W;
+            global const float *wk = w + w_off + (o * C + c) * k * k;
+            // In padded coordinates (y + pad), so everything stays unsigned.
+            for (uint ky = 0; ky < k; ky++) {
+                uint yp = oy * s + ky;
+                if (yp < pad || yp - pad >= H) continue;
+                for (uint kx = 0; kx < k; kx++) {
+                    uint xp = ox * s + kx;
+                    if (xp < pad || xp - pad >= W) continue;
+                    acc += wk[ky * k + kx] * img[(yp - pad) * W + (xp - pad)];
+                }
+            }
+        }
+        if (has & 1u) acc += bias[bias_off + o];
+        if (has & 2u) acc += sbias[sbias_off + no];
+        if (has & 4u) acc += res[res_off + i];
+        out[out_off + i] = acc;
+    }
+}
+
+// dw (Co, C, k, k) += Σ_{n, oy, ox} dout[n, o, oy, ox]·in[n, c, oy·s − pad + ky, ox·s − pad + kx]:
+// one work-item per weight, looping over the whole batch.
+kernel void conv2d_backward_weight(global float *dw, uint dw_off, global const float *dout,
+                                   uint dout_off, global const float *in, uint in_off, uint N,
+                                   uint C, uint H, uint W, uint k, uint s, uint pad, uint Ho,
+                                   uint Wo, uint Co) {
+    uint kk = k * k, HWo = Ho * Wo;
+    FOR_EACH(i, (size_t)Co * C * kk) {
+        uint t = (uint)i, oc = t / kk, q = t - oc * kk, o = oc / C, c = oc - o * C;
+        uint ky = q / k, kx = q - ky * k;
+        float acc = 0.0f;
+        for (uint n = 0; n < N; n++) {
+            global const float *img = in + in_off + (n * C + c) * H * W;
+            global const float *dy = dout + dout_off + (n * Co + o) * HWo;
+            for (uint oy = 0; oy < Ho; oy++) {
+                uint yp = oy * s + ky;
+                if (yp < pad || yp - pad >= H) continue;
+                for (uint ox = 0; ox < Wo; ox++) {
+                    uint xp = ox * s + kx;
+                    if (xp < pad || xp - pad >= W) continue;
+                    acc += dy[oy * Wo + ox] * img[(yp - pad) * W + (xp - pad)];
+                }
+            }
+        }
+        dw[dw_off + i] += acc;
+    }
+}
+
+// din (N, C, H, W) = Σ over the (ky, kx, o) that saw the pixel of w[o, c, ky, kx]·dout[n, o, oy, ox]
+// (overwrites): col2im's gather of wᵀ·dout, without the columns.
+kernel void conv2d_backward_data(global float *din, uint din_off, global const float *dout,
+                                 uint dout_off, global const float *w, uint w_off, uint N, uint C,
+                                 uint H, uint W, uint k, uint s, uint pad, uint Ho, uint Wo,
+                                 uint Co) {
+    uint HW = H * W, HWo = Ho * Wo;
+    FOR_EACH(i, (size_t)N * C * HW) {
+        uint t = (uint)i, nc = t / HW, q = t - nc * HW, y = q / W, x = q - y * W;
+        uint n = nc / C, c = nc - n * C;
+        uint yp = y + pad, xp = x + pad, oy0 = yp / s, ox0 = xp / s;
+        uint ky0 = yp - oy0 * s, kx0 = xp - ox0 * s;
+        float acc = 0.0f;
+        // As col2im: ky <= yp keeps oy >= 0 (oy wraps only after the last pass, unused).
+        for (uint ky = ky0, oy = oy0; ky < k && ky <= yp; ky += s, oy--) {
+            if (oy >= Ho) continue;
+            for (uint kx = kx0, ox = ox0; kx < k && kx <= xp; kx += s, ox--) {
+                if (ox >= Wo) continue;
+                for (uint o = 0; o < Co; o++)
+                    acc += w[w_off + ((o * C + c) * k + ky) * k + kx] *
+                           dout[dout_off + (n * Co + o) * HWo + oy * Wo + ox];
+            }
+        }
+        din[din_off + i] = acc;
     }
 }

@@ -2,6 +2,8 @@
 // every usable OpenCL device, against a direct convolution in double on the host:
 //   forward:  col = im2col(x); y' = W (Co, C·k·k) × col (CNHW); y = swap01(y') (NCHW); y += b
 //   backward: db += Σ dy; dy' = swap01(dy); dW = dy' × colᵀ; dcol = Wᵀ × dy'; dx = col2im(dcol)
+// and as the whole-convolution ops dcl_conv2d_forward and dcl_conv2d_backward (the CPU
+// reference's path, which OpenCL devices may run as a CPU fallback).
 // Exit 77 only when the build has OpenCL but the machine has no OpenCL platform.
 #include <math.h>
 #include <stdio.h>
@@ -117,13 +119,13 @@ static void compare(const char *spec, const char *what, const struct shape *s, c
 }
 
 // Device buffers of one run, freed on every path.
-enum { X, WT, B, COL, YC, Y, DY, DYC, DW, DB, DCOL, DX, N_BUF };
+enum { X, WT, B, COL, YC, Y, DY, DYC, DW, DB, DCOL, DX, Y2, DW2, DX2, N_BUF };
 
 static void run_layer(dcl_device *dev, const char *spec, const struct layer *l) {
     const struct shape *s = &l->s;
     size_t nx = s->N * s->C * s->H * s->W, ny = s->N * s->Co * l->R, nw = s->Co * l->KK;
     size_t ncol = l->KK * l->P;
-    size_t len[N_BUF] = {nx, nw, s->Co, ncol, ny, ny, ny, ny, nw, s->Co, ncol, nx};
+    size_t len[N_BUF] = {nx, nw, s->Co, ncol, ny, ny, ny, ny, nw, s->Co, ncol, nx, ny, nw, nx};
     dcl_buffer *buf[N_BUF] = {0};
     float *h = malloc((ny > nx ? (ny > nw ? ny : nw) : (nx > nw ? nx : nw)) * sizeof *h);
     dcl_status st = h ? DCL_OK : DCL_ERR_NOMEM;
@@ -153,6 +155,13 @@ static void run_layer(dcl_device *dev, const char *spec, const struct layer *l) 
     CHECK(dcl_gemm(dev, P(DCOL), P(WT), P(DYC), 1, 0, l->KK, l->P, s->Co, 1.0f, 0.0f) == DCL_OK);
     CHECK(dcl_col2im(dev, P(DX), P(DCOL), s->N, s->C, s->H, s->W, s->k, s->stride, s->pad) ==
           DCL_OK);
+    // The same as whole convolutions (dw accumulates onto 0).
+    dcl_ptr none = {NULL, 0};
+    CHECK(dcl_conv2d_forward(dev, P(Y2), P(X), P(WT), P(B), none, none, s->N, s->C, s->H, s->W,
+                             s->Co, s->k, s->stride, s->pad) == DCL_OK);
+    CHECK(dcl_fill(dev, P(DW2), zero, nw) == DCL_OK);
+    CHECK(dcl_conv2d_backward(dev, P(DW2), P(DX2), P(DY), P(X), P(WT), s->N, s->C, s->H, s->W,
+                              s->Co, s->k, s->stride, s->pad) == DCL_OK);
 #undef P
     CHECK(dcl_buffer_read(buf[Y], 0, ny, h) == DCL_OK);
     compare(spec, "y", s, h, l->y, l->sy, ny, l->KK + 1);
@@ -163,6 +172,12 @@ static void run_layer(dcl_device *dev, const char *spec, const struct layer *l) 
     // dx: col2im adds up to k² partial sums of Co terms each.
     CHECK(dcl_buffer_read(buf[DX], 0, nx, h) == DCL_OK);
     compare(spec, "dx", s, h, l->dx, l->sdx, nx, s->Co + s->k * s->k);
+    CHECK(dcl_buffer_read(buf[Y2], 0, ny, h) == DCL_OK);
+    compare(spec, "y2", s, h, l->y, l->sy, ny, l->KK + 1);
+    CHECK(dcl_buffer_read(buf[DW2], 0, nw, h) == DCL_OK);
+    compare(spec, "dW2", s, h, l->dw, l->sdw, nw, l->P);
+    CHECK(dcl_buffer_read(buf[DX2], 0, nx, h) == DCL_OK);
+    compare(spec, "dx2", s, h, l->dx, l->sdx, nx, s->Co + s->k * s->k);
 done:
     for (int i = 0; i < N_BUF; i++) dcl_buffer_free(buf[i]);
     free(h);

@@ -444,6 +444,44 @@ done:
         tensor_free(&dsbias);
 }
 
+// conv2d_forward (a whole convolution, bias + sbias + res as conv_output) is linear in in and in
+// w; conv2d_backward gives dw (accumulated onto 0) and din. 3×3, stride 1, pad 1, 3 samples (3
+// chunks of samples, whose partial dw are combined): h = 1/8, the rounding of the Co·R entries
+// one element touches, each a float sum of 18 products: tol 1e-4 as check_gemm.
+struct conv2d {
+    struct tensor in, w, bias, out;
+    size_t N, C, H, W, Co;
+};
+
+static void conv2d_forward(void *p) {
+    struct conv2d *c = p;
+    dcl_ptr none = {NULL, 0};
+    put(&c->in), put(&c->w), put(&c->bias);
+    CHECK(dcl_conv2d_forward(dev, P(&c->out), P(&c->in), P(&c->w), P(&c->bias), none, none, c->N,
+                             c->C, c->H, c->W, c->Co, 3, 1, 1) == DCL_OK);
+    get(&c->out);
+}
+
+static void check_conv2d(void) {
+    struct conv2d c = {.N = 3, .C = 2, .H = 5, .W = 4, .Co = 3};
+    size_t nx = c.N * c.C * c.H * c.W, nw = c.Co * c.C * 9, ny = c.N * c.Co * c.H * c.W;
+    struct tensor dout, din, dw;
+    if (!tensor_init(&c.in, nx, 1) || !tensor_init(&c.w, nw, 2) || !tensor_init(&c.bias, c.Co, 3) ||
+        !tensor_init(&c.out, ny, 4) || !tensor_init(&dout, ny, 5) || !tensor_init(&din, nx, 6) ||
+        !tensor_init(&dw, nw, 7))
+        goto done;
+    for (size_t i = 0; i < nw; i++) dw.h[i] = 0.0f;
+    put(&c.in), put(&c.w), put(&dout), put(&dw), poison(&din);
+    CHECK(dcl_conv2d_backward(dev, P(&dw), P(&din), P(&dout), P(&c.in), P(&c.w), c.N, c.C, c.H, c.W,
+                              c.Co, 3, 1, 1) == DCL_OK);
+    get(&dw), get(&din);
+    check_against_fd("conv2d: in", &c.in, din.h, conv2d_forward, &c, &dout, &c.out, 0.125f, 1e-4);
+    check_against_fd("conv2d: w", &c.w, dw.h, conv2d_forward, &c, &dout, &c.out, 0.125f, 1e-4);
+done:
+    tensor_free(&c.in), tensor_free(&c.w), tensor_free(&c.bias), tensor_free(&c.out),
+        tensor_free(&dout), tensor_free(&din), tensor_free(&dw);
+}
+
 // GroupNorm: L = Σ w ⊙ out is smooth in in. The CPU forward computes in double and rounds out to
 // float, so L carries ~√48·u·|w·out| ≈ 3e-7 of rounding noise, ~3e-5 in a difference with
 // h = 1e-2; the truncation h²/6·|∂³L| with |∂³L| <~ 10 (rstd ~ 1/2) adds ~2e-4: tol 1e-3.
@@ -649,6 +687,7 @@ int main(int argc, char **argv) {
     check_channel_bias(0);
     check_channel_bias(1);
     check_conv_output();
+    check_conv2d();
     check_group_norm();
     check_upsample();
     check_split();

@@ -442,27 +442,40 @@ static void check_device(const char *spec, int small) {
 }
 
 // Convolutions in chunks of one sample (DIFFCL_UNET_COL_BUDGET=1) against whole batches on the
-// CPU: the same sums in other GEMM groupings.
+// CPU, both on the im2col + GEMM path (DIFFCL_CONV_COLUMNS=1): the same sums in other GEMM
+// groupings; and the CPU's default whole-convolution ops against that path.
 static void check_chunks(int small) {
     dcl_unet_config cfg = small_config(small);
     struct data d;
-    struct net a, b;
-    struct result ra, rb;
+    struct net a, b, w;
+    struct result ra, rb, rw;
     if (!unet_data_init(&d, &cfg, 3, 77)) return;
-    if (!unet_init(&a, "cpu", &cfg, 5, &d, 3)) {
+    setenv("DIFFCL_CONV_COLUMNS", "1", 1);
+    int ok_a = unet_init(&a, "cpu", &cfg, 5, &d, 3);
+    setenv("DIFFCL_UNET_COL_BUDGET", "1", 1);
+    int ok = ok_a && unet_init(&b, "cpu", &cfg, 5, &d, 3);
+    unsetenv("DIFFCL_UNET_COL_BUDGET");
+    unsetenv("DIFFCL_CONV_COLUMNS");
+    if (!ok_a) {
         data_free(&d);
         return;
     }
-    setenv("DIFFCL_UNET_COL_BUDGET", "1", 1);
-    int ok = unet_init(&b, "cpu", &cfg, 5, &d, 3);
-    unsetenv("DIFFCL_UNET_COL_BUDGET");
+    int ok_w = unet_init(&w, "cpu", &cfg, 5, &d, 3);
     if (ok && run_model(&a, &d, &ra) && run_model(&b, &d, &rb)) {
         double e_out,
             e_grad = compare("chunked", &rb, &ra, dcl_unet_params(a.u), 3 * d.D, 1e-5, &e_out);
         printf("%-4s cpu chunks of 1 sample vs whole batch: outputs %.2e, grads %.2e (tol 1e-05)\n",
                e_out <= 1e-5 && e_grad <= 1e-5 ? "ok" : "FAIL", e_out, e_grad);
+        if (ok_w && run_model(&w, &d, &rw)) {
+            e_grad = compare("whole conv", &rw, &ra, dcl_unet_params(a.u), 3 * d.D, 1e-5, &e_out);
+            printf("%-4s cpu whole-convolution ops vs im2col + GEMM: outputs %.2e, grads %.2e (tol "
+                   "1e-05)\n",
+                   e_out <= 1e-5 && e_grad <= 1e-5 ? "ok" : "FAIL", e_out, e_grad);
+            result_free(&rw);
+        }
         result_free(&ra), result_free(&rb);
     }
+    if (ok_w) net_free(&w);
     // A malformed budget is an error naming the variable.
     setenv("DIFFCL_UNET_COL_BUDGET", "lots", 1);
     dcl_unet *bad = (dcl_unet *)1;

@@ -646,6 +646,73 @@ static dcl_status run_conv_output(dcl_device *dev, const struct problem *p, cons
     return dcl_conv_output(dev, t[0], t[1], bias, sbias, res, p->N, p->C, p->R);
 }
 
+// conv2d_forward / conv2d_backward: whole convolutions, on the geometries of conv_shape with
+// Co = D output channels. Each output is a dot product of length L (C·k·k forward; N·Ho·Wo for
+// dw, at most Co·k² terms for din) accumulated in float in the device's order (OpenBLAS blocks on
+// the CPU), plus up to three adds (bias, sbias, res) or the accumulation into dw: as gemm,
+// atol = 16u·S with S = L + 2√L + 12 the sum of magnitudes, rtol = 16u. Forward variants: 0
+// all three terms, W = n; 1 bias only, stride 2, N = n (many sample chunks); 2 no term, 1×1,
+// C = n; 3 res in place (out is res), 4×4 stride 3 pad 2. Backward: 0, 1, 3 with din, 2 dw only.
+static size_t conv2d_setup(const struct check_case *c, size_t n, struct problem *p) {
+    if (c->variant == 1)
+        p->N = n, p->C = 2, p->H = 5, p->W = 6, p->k = 3, p->stride = 2, p->pad = 1;
+    else conv_shape(c->variant, n, p);
+    p->D = c->variant == 2 ? 4 : 3 + (size_t)c->variant;
+    size_t Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1;
+    size_t Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
+    return Ho * Wo;
+}
+
+static void conv2d_tolerance(struct problem *p, double L, double flops) {
+    p->atol = 16 * U * (L + 2 * sqrt(L) + 12);
+    p->rtol = 16 * U;
+    p->flops = flops;
+}
+
+static void setup_conv2d_forward(const struct check_case *c, size_t n, struct problem *p) {
+    static const int has[4] = {7, 1, 0, 4};
+    size_t ro = conv2d_setup(c, n, p), Co = p->D, kk = p->C * p->k * p->k;
+    size_t len = p->N * Co * ro;
+    int h = p->per_sample = has[c->variant];
+    if (c->variant == 3) add(p, "x", len, INOUT, GEN_NORMAL);
+    else add(p, "out", len, OUT, GEN_NORMAL);
+    add(p, "in", p->N * p->C * p->H * p->W, IN, GEN_NORMAL);
+    add(p, "w", Co * kk, IN, GEN_NORMAL);
+    if (h & 1) add(p, "bias", Co, IN, GEN_NORMAL);
+    if (h & 2) add(p, "sbias", p->N * Co, IN, GEN_NORMAL);
+    if ((h & 4) && c->variant != 3) add(p, "res", len, IN, GEN_NORMAL);
+    conv2d_tolerance(p, (double)kk, 2.0 * (double)len * (double)kk);
+}
+
+static void setup_conv2d_backward(const struct check_case *c, size_t n, struct problem *p) {
+    size_t ro = conv2d_setup(c, n, p), Co = p->D, kk = p->C * p->k * p->k;
+    p->per_sample = c->variant != 2; // din wanted
+    add(p, "dw", Co * kk, INOUT, GEN_NORMAL);
+    if (p->per_sample) add(p, "din", p->N * p->C * p->H * p->W, OUT, GEN_NORMAL);
+    add(p, "dout", p->N * Co * ro, IN, GEN_NORMAL);
+    add(p, "in", p->N * p->C * p->H * p->W, IN, GEN_NORMAL);
+    add(p, "w", Co * kk, IN, GEN_NORMAL);
+    double L = (double)(p->N * ro > Co * p->k * p->k ? p->N * ro : Co * p->k * p->k);
+    conv2d_tolerance(p, L, 2.0 * (double)(p->N * Co * ro * kk) * (p->per_sample ? 2 : 1));
+}
+
+static dcl_status run_conv2d_forward(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    dcl_ptr none = {NULL, 0}, bias = none, sbias = none, res = none;
+    int h = p->per_sample, k = 3;
+    if (h & 1) bias = t[k++];
+    if (h & 2) sbias = t[k++];
+    if (h & 4) res = p->t[0].role == INOUT ? t[0] : t[k++];
+    return dcl_conv2d_forward(dev, t[0], t[1], t[2], bias, sbias, res, p->N, p->C, p->H, p->W, p->D,
+                              p->k, p->stride, p->pad);
+}
+
+static dcl_status run_conv2d_backward(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
+    dcl_ptr none = {NULL, 0};
+    int k = p->per_sample ? 2 : 1;
+    return dcl_conv2d_backward(dev, t[0], p->per_sample ? t[1] : none, t[k], t[k + 1], t[k + 2],
+                               p->N, p->C, p->H, p->W, p->D, p->k, p->stride, p->pad);
+}
+
 // Every op of DCL_OP_MAP has at least one row named after it ("gemm" → "gemm_nn"); tests/test_ops.c
 // checks that. {name, setup, run, trans_a, trans_b, variant, derive}
 const struct check_case dcl__check_cases[] = {
@@ -746,6 +813,14 @@ const struct check_case dcl__check_cases[] = {
     {"conv_output_bias_batch", setup_conv_output, run_conv_output, 0, 0, 1, NULL},
     {"conv_output_residual_inplace", setup_conv_output, run_conv_output, 0, 0, 2, NULL},
     {"conv_output_swap", setup_conv_output, run_conv_output, 0, 0, 3, NULL},
+    {"conv2d_forward", setup_conv2d_forward, run_conv2d_forward, 0, 0, 0, NULL},
+    {"conv2d_forward_batch", setup_conv2d_forward, run_conv2d_forward, 0, 0, 1, NULL},
+    {"conv2d_forward_1x1", setup_conv2d_forward, run_conv2d_forward, 0, 0, 2, NULL},
+    {"conv2d_forward_residual_inplace", setup_conv2d_forward, run_conv2d_forward, 0, 0, 3, NULL},
+    {"conv2d_backward", setup_conv2d_backward, run_conv2d_backward, 0, 0, 0, NULL},
+    {"conv2d_backward_batch", setup_conv2d_backward, run_conv2d_backward, 0, 0, 1, NULL},
+    {"conv2d_backward_1x1_dw", setup_conv2d_backward, run_conv2d_backward, 0, 0, 2, NULL},
+    {"conv2d_backward_k4s3p2", setup_conv2d_backward, run_conv2d_backward, 0, 0, 3, NULL},
 };
 
 const int dcl__check_n_cases = (int)(sizeof dcl__check_cases / sizeof dcl__check_cases[0]);

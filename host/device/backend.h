@@ -67,7 +67,10 @@
     X(SPLIT_CHANNELS, split_channels, OWN, "layout.cl", "split_channels", NULL)                    \
     X(EMBEDDING_FORWARD, embedding_forward, OWN, "embedding.cl", "embedding_forward", NULL)        \
     X(EMBEDDING_BACKWARD, embedding_backward, OWN, "embedding.cl", "embedding_backward", NULL)     \
-    X(CONV_OUTPUT, conv_output, OWN, "conv.cl", "conv_output", NULL)
+    X(CONV_OUTPUT, conv_output, OWN, "conv.cl", "conv_output", NULL)                               \
+    X(CONV2D_FORWARD, conv2d_forward, OWN, "conv.cl", "conv2d_forward", NULL)                      \
+    X(CONV2D_BACKWARD, conv2d_backward, OWN, "conv.cl", "conv2d_backward_weight",                  \
+      "conv2d_backward_data")
 // clang-format on
 
 // clang-format off
@@ -137,6 +140,11 @@ struct dcl_op_args {
             size_t N, C, H, W;             // the image (N, C, H, W)
             size_t k, stride, pad, Ho, Wo; // im2col, col2im: the patches and the output grid
         } img;                             // im2col, col2im, upsample2x_*
+        struct {
+            size_t N, C, H, W;             // the input (N, C, H, W)
+            size_t k, stride, pad, Ho, Wo; // as img
+            size_t Co;                     // output channels
+        } conv;                            // conv2d_forward, conv2d_backward
         struct {
             size_t A, B, R;
         } swap;

@@ -566,3 +566,68 @@ dcl_status dcl_conv_output(dcl_device *dev, dcl_ptr out, dcl_ptr cnhw, dcl_ptr b
     a.p.chan.N = N, a.p.chan.C = C, a.p.chan.R = R;
     return dcl__op_run(dev, &a);
 }
+
+// Whether view p of np elements and view q of nq elements share an element.
+static int spans(dcl_ptr p, size_t np, dcl_ptr q, size_t nq) {
+    return np && nq && p.buf && p.buf == q.buf && p.off < q.off + nq && q.off < p.off + np;
+}
+
+// Packs conv2d_*: the geometry as im2col's, and the sizes of in, w (Co, C·k·k) and out
+// (N, Co, Ho, Wo).
+static dcl_status conv2d_args(struct dcl_op_args *a, size_t N, size_t C, size_t H, size_t W,
+                              size_t Co, size_t k, size_t stride, size_t pad, size_t *img,
+                              size_t *w, size_t *out) {
+    size_t col;
+    dcl_status s = conv_args(a, N, C, H, W, k, stride, pad, img, &col);
+    if (s == DCL_OK) s = elements(a->op, "weights", Co, C, k, k, w);
+    if (s == DCL_OK) s = elements(a->op, "output", N, Co, a->p.img.Ho, a->p.img.Wo, out);
+    if (s != DCL_OK) return s;
+    size_t Ho = a->p.img.Ho, Wo = a->p.img.Wo;
+    a->p.conv.N = N, a->p.conv.C = C, a->p.conv.H = H, a->p.conv.W = W;
+    a->p.conv.k = k, a->p.conv.stride = stride, a->p.conv.pad = pad;
+    a->p.conv.Ho = Ho, a->p.conv.Wo = Wo, a->p.conv.Co = Co;
+    return DCL_OK;
+}
+
+dcl_status dcl_conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr w, dcl_ptr bias,
+                              dcl_ptr sbias, dcl_ptr res, size_t N, size_t C, size_t H, size_t W,
+                              size_t Co, size_t k, size_t stride, size_t pad) {
+    struct dcl_op_args a = {.op = DCL_OP_CONV2D_FORWARD, .n_out = 1, .n_in = 5};
+    size_t ni = 0, nw = 0, no = 0; // set by conv2d_args on success
+    dcl_status s = conv2d_args(&a, N, C, H, W, Co, k, stride, pad, &ni, &nw, &no);
+    if (s != DCL_OK) return s;
+    if (spans(out, no, in, ni) || spans(out, no, w, nw))
+        return dcl__fail(DCL_ERR_ARG, "op conv2d_forward: out overlaps in or w in tensor '%s'",
+                         out.buf->name);
+    if (overlap(out, res, no) && out.off != res.off)
+        return dcl__fail(
+            DCL_ERR_ARG,
+            "op conv2d_forward: res overlaps out in tensor '%s' (it may be out itself)",
+            out.buf->name);
+    // A term left out is an empty view (in_len 0), which the backends skip.
+    a.out[0] = out, a.out_len[0] = no;
+    a.in[0] = in, a.in_len[0] = ni, a.in[1] = w, a.in_len[1] = nw;
+    a.in[2] = bias.buf ? bias : in, a.in_len[2] = bias.buf ? Co : 0;
+    a.in[3] = sbias.buf ? sbias : in, a.in_len[3] = sbias.buf ? N * Co : 0;
+    a.in[4] = res.buf ? res : in, a.in_len[4] = res.buf ? no : 0;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_conv2d_backward(dcl_device *dev, dcl_ptr dw, dcl_ptr din, dcl_ptr dout, dcl_ptr in,
+                               dcl_ptr w, size_t N, size_t C, size_t H, size_t W, size_t Co,
+                               size_t k, size_t stride, size_t pad) {
+    struct dcl_op_args a = {.op = DCL_OP_CONV2D_BACKWARD, .n_out = 2, .n_in = 3};
+    size_t ni = 0, nw = 0, no = 0; // set by conv2d_args on success
+    dcl_status s = conv2d_args(&a, N, C, H, W, Co, k, stride, pad, &ni, &nw, &no);
+    if (s != DCL_OK) return s;
+    size_t nd = din.buf ? ni : 0;
+    if (spans(dw, nw, dout, no) || spans(dw, nw, in, ni) || spans(dw, nw, w, nw) ||
+        spans(din, nd, dout, no) || spans(din, nd, in, ni) || spans(din, nd, w, nw) ||
+        spans(din, nd, dw, nw))
+        return dcl__fail(DCL_ERR_ARG, "op conv2d_backward: dw or din overlaps another tensor");
+    a.out[0] = dw, a.out_len[0] = nw;
+    a.out[1] = din.buf ? din : dw, a.out_len[1] = nd;
+    a.in[0] = dout, a.in_len[0] = no, a.in[1] = in, a.in_len[1] = ni;
+    a.in[2] = w, a.in_len[2] = nw;
+    return dcl__op_run(dev, &a);
+}

@@ -2,9 +2,12 @@
 // and the parameter initialisation and layout check the networks share.
 #include "nn/layers.h"
 
+#include <stdlib.h> // getenv
+#include <string.h> // strcmp
+
 #include "core/error.h" // TRY, dcl__fail
 #include "diffcl/ops.h" // dcl_gemm, dcl_bias_*, dcl_im2col, dcl_col2im, dcl_swap01, dcl_conv_output,
-                        // channel bias
+                        // channel bias, dcl_conv2d_*
 #include "diffcl/rng.h" // DCL_RNG_INIT
 
 dcl_status dcl__linear_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr w, dcl_ptr b,
@@ -39,11 +42,20 @@ size_t dcl__conv2d_col_size(const dcl__conv2d_shape *s) {
 
 size_t dcl__conv2d_out_size(const dcl__conv2d_shape *s) { return s->co * s->Ho * s->Wo; }
 
+int dcl__conv2d_uses_columns(const dcl_device *dev) {
+    const char *env = getenv("DIFFCL_CONV_COLUMNS");
+    if (env && strcmp(env, "1") == 0) return 1;
+    return dcl_device_get_info(dev)->backend != DCL_BACKEND_CPU;
+}
+
 dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_ptr cnhw, dcl_ptr in,
                                dcl_ptr w, dcl_ptr b, dcl_ptr sbias, dcl_ptr res, size_t N,
                                const dcl__conv2d_shape *s, size_t chunk) {
     size_t ci = s->ci, co = s->co, k = s->k, kk = ci * k * k;
     size_t ri = s->H * s->W, ro = s->Ho * s->Wo;
+    if (!col.buf)
+        return dcl_conv2d_forward(dev, out, in, w, b, sbias, res, N, ci, s->H, s->W, co, k,
+                                  s->stride, s->pad);
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         size_t n = N - n0 < chunk ? N - n0 : chunk;
         TRY(dcl_im2col(dev, col, dcl_ptr_add(in, n0 * ci * ri), n, ci, s->H, s->W, k, s->stride,
@@ -65,6 +77,9 @@ dcl_status dcl__conv2d_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dw, dcl_pt
     size_t ci = s->ci, co = s->co, k = s->k, kk = ci * k * k;
     size_t ri = s->H * s->W, ro = s->Ho * s->Wo;
     if (db.buf) TRY(dcl_channel_bias_backward(dev, db, dout, N, co, ro, 0));
+    if (!col.buf)
+        return dcl_conv2d_backward(dev, dw, din, dout, in, w, N, ci, s->H, s->W, co, k, s->stride,
+                                   s->pad);
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         size_t n = N - n0 < chunk ? N - n0 : chunk;
         TRY(dcl_swap01(dev, cnhw, dcl_ptr_add(dout, n0 * co * ro), n, co, ro));

@@ -45,18 +45,28 @@ dcl__conv2d_shape dcl__conv2d_shape_make(size_t ci, size_t co, size_t k, size_t 
 size_t dcl__conv2d_col_size(const dcl__conv2d_shape *s);
 size_t dcl__conv2d_out_size(const dcl__conv2d_shape *s);
 
+// Whether convolutions on dev should use the col and cnhw scratch below: OpenCL devices (CLBlast's
+// GEMM wants large operands), or any device when the environment sets DIFFCL_CONV_COLUMNS=1 (to
+// test that path on the CPU). The CPU reference otherwise runs each convolution as one
+// dcl_conv2d_forward / dcl_conv2d_backward op, which keeps one sample's columns at a time in its
+// own cache-sized scratch (host/README.md, "Convolutions on the CPU"); callers then pass col and
+// cnhw with buf NULL.
+int dcl__conv2d_uses_columns(const dcl_device *dev);
+
 // out (N, co, Ho, Wo) = conv(in (N, ci, H, W)) with w (co, ci, k, k) and b (co), + sbias (N, co)
 // per sample and channel, + res (N, co, Ho, Wo); each of b, sbias, res is left out when its buf is
-// NULL, and res may be out. The batch goes in chunks of at most `chunk` samples: im2col into col
-// (ci·k·k, n·Ho·Wo), one GEMM w × col into cnhw (co, n, Ho·Wo), then dcl_conv_output swaps cnhw
-// into out and adds the terms in the same pass. col and cnhw are scratch of chunk ×
+// NULL, and res may be out. With col.buf NULL it is one dcl_conv2d_forward op. Otherwise the batch
+// goes in chunks of at most `chunk` samples: im2col into col (ci·k·k, n·Ho·Wo), one GEMM w × col
+// into cnhw (co, n, Ho·Wo), then dcl_conv_output swaps cnhw into out and adds the terms in the
+// same pass. col and cnhw are scratch of chunk ×
 // dcl__conv2d_col_size and chunk × dcl__conv2d_out_size elements.
 dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_ptr cnhw, dcl_ptr in,
                                dcl_ptr w, dcl_ptr b, dcl_ptr sbias, dcl_ptr res, size_t N,
                                const dcl__conv2d_shape *s, size_t chunk);
 // Given dout (N, co, Ho, Wo) for dcl__conv2d_forward(in, w): db (co) += Σ dout first; then per
 // chunk dout is swapped into cnhw, col is recomputed from in, dw (co, ci, k, k) += cnhw colᵀ and,
-// when din.buf is set, din (N, ci, H, W) = col2im(wᵀ cnhw) (overwrites). Scratch as the forward.
+// when din.buf is set, din (N, ci, H, W) = col2im(wᵀ cnhw) (overwrites). Scratch as the forward;
+// with col.buf NULL, db then one dcl_conv2d_backward op.
 dcl_status dcl__conv2d_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dw, dcl_ptr db, dcl_ptr col,
                                 dcl_ptr cnhw, dcl_ptr dout, dcl_ptr in, dcl_ptr w, size_t N,
                                 const dcl__conv2d_shape *s, size_t chunk);

@@ -114,6 +114,7 @@ struct dcl_unet {
     // gradient; dta (N, T) the gradient of SiLU(temb); tt1, tt2 (N, T) time-path scratch.
     size_t ga, gb, t1, t2, s, e, dta, tt1, tt2;
     size_t col, cnhw; // offsets into cols
+    int columns;      // convolutions use cols (else whole-convolution ops, nn/layers.h)
     size_t saved_n;   // batch of the last own forward (0: none to differentiate)
 };
 
@@ -384,14 +385,15 @@ static dcl_status layout(dcl_unet *u) {
     TRY(alloc(&u->work, u, top, "unet.work"));
 
     size_t col = 0, out = 0;
-    for (int i = 0; i < u->n_convs; i++) {
+    u->columns = dcl__conv2d_uses_columns(u->dev);
+    for (int i = 0; i < u->n_convs && u->columns; i++) {
         size_t n = chunk(u, B, u->conv_cols[i]);
         if (n * u->conv_cols[i] > col) col = n * u->conv_cols[i];
         if (n * u->conv_outs[i] > out) out = n * u->conv_outs[i];
     }
-    top = 0;
+    top = 0; // stays 0 on the CPU reference, whose convolutions need no columns
     u->col = take(&top, col), u->cnhw = take(&top, out);
-    TRY(alloc(&u->cols, u, top, "unet.columns"));
+    TRY(alloc(&u->cols, u, top ? top : 1, "unet.columns"));
 
     // The null class for forwards without labels: uint32 bits K, written once.
     if (c->num_classes > 0) {
@@ -514,13 +516,19 @@ static dcl_ptr saved(const dcl_unet *u, size_t off) { return dcl_at(u->saved, of
 static dcl_ptr work(const dcl_unet *u, size_t off) { return dcl_at(u->work, off); }
 static dcl_ptr param(const dcl_arena *p, int view) { return dcl_arena_ptr(p, view); }
 
+// A view of the columns scratch at off, or an empty view when convolutions do not use it.
+static dcl_ptr cols(const dcl_unet *u, size_t off) {
+    dcl_ptr none = {NULL, 0};
+    return u->columns ? dcl_at(u->cols, off) : none;
+}
+
 // The layers with u's scratch: im2col columns and the GEMM's CNHW output in u->cols, convolutions
 // in chunks of samples whose columns fit the budget. conv_add also adds sbias (N, co) per sample
 // and channel and res (N, co, Ho, Wo) in the pass that writes out (either left out: buf NULL).
 static dcl_status conv_add(dcl_unet *u, const dcl_arena *p, const struct conv *c, dcl_ptr out,
                            dcl_ptr in, dcl_ptr sbias, dcl_ptr res, size_t N) {
-    return dcl__conv2d_forward(u->dev, out, dcl_at(u->cols, u->col), dcl_at(u->cols, u->cnhw), in,
-                               param(p, c->w), param(p, c->b), sbias, res, N, &c->s,
+    return dcl__conv2d_forward(u->dev, out, cols(u, u->col), cols(u, u->cnhw), in, param(p, c->w),
+                               param(p, c->b), sbias, res, N, &c->s,
                                chunk(u, N, dcl__conv2d_col_size(&c->s)));
 }
 
@@ -652,9 +660,8 @@ dcl_status dcl_unet_forward(dcl_unet *u, const dcl_arena *params, dcl_ptr out, d
 static dcl_status conv_backward(dcl_unet *u, const struct conv *c, dcl_ptr dy, dcl_ptr in,
                                 dcl_ptr dx, size_t N) {
     return dcl__conv2d_backward(u->dev, dx, param(&u->grads, c->w), param(&u->grads, c->b),
-                                dcl_at(u->cols, u->col), dcl_at(u->cols, u->cnhw), dy, in,
-                                param(&u->params, c->w), N, &c->s,
-                                chunk(u, N, dcl__conv2d_col_size(&c->s)));
+                                cols(u, u->col), cols(u, u->cnhw), dy, in, param(&u->params, c->w),
+                                N, &c->s, chunk(u, N, dcl__conv2d_col_size(&c->s)));
 }
 
 // Given dy (N, out) for l(in) with the model's weights: dW += dyᵀ in, db += Σ dy and, when

@@ -178,4 +178,21 @@ dcl_status dcl_embedding_backward(dcl_device *dev, dcl_ptr dtable, dcl_ptr dout,
 dcl_status dcl_conv_output(dcl_device *dev, dcl_ptr out, dcl_ptr cnhw, dcl_ptr bias, dcl_ptr sbias,
                            dcl_ptr res, size_t N, size_t C, size_t R);
 
+// A whole convolution in one op: out = the convolution of in (N, C, H, W) with w (Co, C, k, k)
+// (im2col's geometry), + bias[c] + sbias[n, c] + res[n, c, r] as dcl_conv_output adds them. Each
+// output is a dot product of length C·k·k whose rounding is the device's GEMM's (as the
+// im2col + dcl_gemm + dcl_conv_output sequence, which it equals within the GEMM's tolerance).
+// out (N, Co, Ho, Wo), must not overlap in or w; res may be out itself. The CPU reference runs it
+// per sample, with the sample's columns in cache (host/README.md, "Convolutions on the CPU").
+dcl_status dcl_conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr w, dcl_ptr bias,
+                              dcl_ptr sbias, dcl_ptr res, size_t N, size_t C, size_t H, size_t W,
+                              size_t Co, size_t k, size_t stride, size_t pad);
+// Its backward (without the bias): dw (Co, C, k, k) += Σ_n dout_n · col_nᵀ, and, when din.buf is
+// not NULL, din (N, C, H, W) = col2im(wᵀ · dout_n) (overwritten). The sum over samples runs in
+// chunks of samples fixed by the sizes, combined in chunk order, so it does not depend on the
+// thread count. dout (N, Co, Ho, Wo); in as dcl_conv2d_forward; din must not overlap the others.
+dcl_status dcl_conv2d_backward(dcl_device *dev, dcl_ptr dw, dcl_ptr din, dcl_ptr dout, dcl_ptr in,
+                               dcl_ptr w, size_t N, size_t C, size_t H, size_t W, size_t Co,
+                               size_t k, size_t stride, size_t pad);
+
 #endif

@@ -369,6 +369,40 @@ static dcl_status cl_conv_output(void *ctx, const struct dcl_op_args *a) {
     return run(&c, a->out_len[0]);
 }
 
+// Whole convolutions, direct kernels (cl/conv.cl): the geometry (N, C, H, W, k, stride, pad, Ho,
+// Wo, Co) after the tensors.
+static void conv2d_geometry(struct call *c, const struct dcl_op_args *a) {
+    u32(c, a->p.conv.N), u32(c, a->p.conv.C), u32(c, a->p.conv.H), u32(c, a->p.conv.W);
+    u32(c, a->p.conv.k), u32(c, a->p.conv.stride), u32(c, a->p.conv.pad);
+    u32(c, a->p.conv.Ho), u32(c, a->p.conv.Wo), u32(c, a->p.conv.Co);
+}
+
+static dcl_status cl_conv2d_forward(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, a, 0)) return c.s;
+    tensor(&c, a->out[0]);
+    for (int i = 0; i < 5; i++) tensor(&c, a->in[i]);
+    conv2d_geometry(&c, a);
+    // The terms present (non-empty views): bit 0 bias, 1 sbias, 2 res.
+    u32(&c, (a->in_len[2] ? 1u : 0u) | (a->in_len[3] ? 2u : 0u) | (a->in_len[4] ? 4u : 0u));
+    return run(&c, a->out_len[0]);
+}
+
+static dcl_status cl_conv2d_backward(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (a->out_len[0]) { // dw += ...
+        if (begin(&c, ctx, a, 0)) return c.s;
+        tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+        conv2d_geometry(&c, a);
+        TRY(run(&c, a->out_len[0]));
+    }
+    if (!a->out_len[1]) return DCL_OK;
+    if (begin(&c, ctx, a, 1)) return c.s; // din = ...
+    tensor(&c, a->out[1]), tensor(&c, a->in[0]), tensor(&c, a->in[2]);
+    conv2d_geometry(&c, a);
+    return run(&c, a->out_len[1]);
+}
+
 // Every op of DCL_OP_MAP: cl_<name> for OWN ops, cl_map for MAP1 and MAP2 ops. An OWN op without
 // an OpenCL version yet is `#define cl_<name> NULL` here: the dispatcher runs it on the CPU
 // reference.
