@@ -1,8 +1,9 @@
 // The CPU reference gives the same bits on any number of threads: every op case of
 // host/crosscheck/ at sizes that span many chunks, a few training steps of the MLP (batch 1024)
 // and of a small class-conditional U-Net with sampling afterwards, each run with 1, 2 and 3
-// threads and compared word for word with the 1-thread run. Also: dcl_cpu_set_threads' range,
-// that the runs with more threads did use the pool, and that a forked child can use it.
+// threads and compared word for word with the 1-thread run. Also: a time embedding whose t
+// repeats row after row, dcl_cpu_set_threads' range, that the runs with more threads did use the
+// pool, and that a forked child can use it.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,36 @@ static void run_boundary_sums(dcl_device *dev, struct record *r, int i) {
         dcl_buffer_free(b), dcl_buffer_free(o);
         free(x);
     }
+}
+
+// A time embedding whose t repeats in runs (as a sampler's batch does; the CPU copies such rows)
+// across chunk boundaries, with ±0 and NaN: every row must equal the row computed alone.
+static void run_time_embedding_runs(dcl_device *dev, struct record *r, int i) {
+    (void)i;
+    size_t N = 5000, E = 32;
+    float *t = malloc(N * sizeof *t), *all = malloc(N * E * sizeof *all), one[32];
+    dcl_buffer *bt = NULL, *bo = NULL;
+    dcl_status s = t && all ? DCL_OK : DCL_ERR_NOMEM;
+    for (size_t n = 0; s == DCL_OK && n < N; n++)
+        t[n] = n % 700 == 3 ? -0.0f : n % 700 == 4 ? 0.0f : n % 900 == 5 ? NAN : (n / 37) * 1e-3f;
+    if (s == DCL_OK) s = dcl_buffer_alloc(&bt, dev, N, "t");
+    if (s == DCL_OK) s = dcl_buffer_alloc(&bo, dev, N * E, "temb");
+    if (s == DCL_OK) s = dcl_buffer_write(bt, 0, N, t);
+    if (s == DCL_OK) s = dcl_time_embedding(dev, dcl_at(bo, 0), dcl_at(bt, 0), N, E);
+    if (s == DCL_OK) s = dcl_buffer_read(bo, 0, N * E, all);
+    size_t bad = 0;
+    for (size_t n = 0; s == DCL_OK && n < N; n += 7) { // every 7th row, alone
+        s = dcl_time_embedding(dev, dcl_at(bo, 0), dcl_at(bt, n), 1, E);
+        if (s == DCL_OK) s = dcl_buffer_read(bo, 0, E, one);
+        if (s == DCL_OK && memcmp(one, all + n * E, sizeof one) != 0 && bad++ < 5)
+            fprintf(stderr, "FAIL time embedding row %zu (t = %g) differs from the row alone\n", n,
+                    (double)t[n]);
+    }
+    CHECK_EQ(s, DCL_OK);
+    CHECK_EQ(bad, 0);
+    if (s == DCL_OK) record_add(r, "time_embedding_runs", all, N * E);
+    dcl_buffer_free(bt), dcl_buffer_free(bo);
+    free(t), free(all);
 }
 
 #if defined(__GNUC__)
@@ -366,6 +397,10 @@ int main(void) {
     }
     across_threads(run_boundary_sums, 0);
     printf("%-4s sums whose value depends on every chunk boundary\n",
+           check_failures == failed ? "ok" : "FAIL");
+    failed = check_failures;
+    across_threads(run_time_embedding_runs, 0);
+    printf("%-4s time embedding of repeated t: each row as computed alone\n",
            check_failures == failed ? "ok" : "FAIL");
     failed = check_failures;
     across_threads(run_mlp, 0);

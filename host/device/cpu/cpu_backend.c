@@ -317,17 +317,30 @@ static dcl_status cpu_concat_cols(void *ctx, const struct dcl_op_args *a) {
 
 // out (N, E): [sin(arg_j), cos(arg_j)] with arg_j = 1000 t freq_j, freq_j = exp(−ln(10⁴) j/half).
 // Every step is float and in the order of cl/embedding.cl, so the two sides differ only by the
-// devices' exp, sin and cos.
+// devices' exp, sin and cos. freq_j depends on j alone, so a chunk computes the first TEMB_FREQS
+// once; a row whose t has the bits of the row before (a sampler's batch shares one t) copies it.
+#define TEMB_FREQS 128
+
+static float temb_freq(size_t j, size_t half) {
+    return expf(-9.21034037f * (float)j / (float)half);
+}
+
 static void time_embedding_rows(const struct dcl_op_args *a, size_t lo, size_t hi) {
-    size_t E = a->p.rows.D, half = E / 2;
+    size_t E = a->p.rows.D, half = E / 2, nf = half < TEMB_FREQS ? half : TEMB_FREQS;
     float *out = fptr(a->out[0]);
     const float *t = fptr(a->in[0]);
+    float freq[TEMB_FREQS];
+    for (size_t j = 0; j < nf; j++) freq[j] = temb_freq(j, half);
     for (size_t r = lo; r < hi; r++) {
+        float *o = out + r * E;
+        if (r > lo && memcmp(&t[r], &t[r - 1], sizeof *t) == 0) {
+            memcpy(o, o - E, E * sizeof *o);
+            continue;
+        }
         for (size_t j = 0; j < half; j++) {
-            float freq = expf(-9.21034037f * (float)j / (float)half);
-            float arg = 1000.0f * t[r] * freq;
-            out[r * E + j] = sinf(arg);
-            out[r * E + half + j] = cosf(arg);
+            float arg = 1000.0f * t[r] * (j < nf ? freq[j] : temb_freq(j, half));
+            o[j] = sinf(arg);
+            o[half + j] = cosf(arg);
         }
     }
 }
@@ -645,19 +658,34 @@ static dcl_status cpu_channel_bias_add(void *ctx, const struct dcl_op_args *a) {
     return DCL_OK;
 }
 
+// Sums that run side by side: a double sum is a chain of dependent adds (4 cycles each), so the
+// loops below advance SIDE independent sums at once (rows, channels or samples), each still in
+// its own order, which gives the same bits as one at a time, several times faster.
+#define SIDE 4
+
 // per_sample 0: dbias[c] += Σ_{n,r} dout; per_sample 1: dbias[n, c] = Σ_r dout. Sums in double,
-// per channel: a chunk is a block of channels.
+// per channel: a chunk is a block of channels. The per-sample sums of SIDE samples run side by
+// side, then add to the channel's total in sample order.
 static void channel_bias_backward_channels(const struct dcl_op_args *a, size_t c0, size_t c1) {
     size_t N = a->p.chan.N, C = a->p.chan.C, R = a->p.chan.R;
     float *dbias = fptr(a->out[0]);
     const float *dout = fptr(a->in[0]);
     for (size_t c = c0; c < c1; c++) {
         double total = 0.0;
-        for (size_t n = 0; n < N; n++) {
-            double acc = 0.0;
-            for (size_t r = 0; r < R; r++) acc += dout[(n * C + c) * R + r];
-            if (a->p.chan.per_sample) dbias[n * C + c] = (float)acc;
-            total += acc;
+        for (size_t n = 0; n < N; n += SIDE) {
+            size_t k = N - n < SIDE ? N - n : SIDE;
+            double acc[SIDE] = {0.0};
+            const float *x = dout + (n * C + c) * R; // sample n + q at x + q·C·R
+            if (k == SIDE)
+                for (size_t r = 0; r < R; r++)
+                    for (size_t q = 0; q < SIDE; q++) acc[q] += x[q * C * R + r];
+            else
+                for (size_t q = 0; q < k; q++)
+                    for (size_t r = 0; r < R; r++) acc[q] += x[q * C * R + r];
+            for (size_t q = 0; q < k; q++) {
+                if (a->p.chan.per_sample) dbias[(n + q) * C + c] = (float)acc[q];
+                total += acc[q];
+            }
         }
         if (!a->p.chan.per_sample) dbias[c] = (float)(dbias[c] + total);
     }
@@ -672,25 +700,41 @@ static dcl_status cpu_channel_bias_backward(void *ctx, const struct dcl_op_args 
 
 // GroupNorm forward: two passes in double over each (n, group) block of M = C/G·R consecutive
 // elements (mean, then the mean square deviation), so the reference is the accurate side. A chunk
-// is a block of (n, group) rows.
+// is a block of (n, group) rows; the sums of SIDE rows run side by side.
 static void group_norm_forward_rows(const struct dcl_op_args *a, size_t lo, size_t hi) {
     size_t C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
     size_t Cg = C / G, M = Cg * R;
     float *out = fptr(a->out[0]), *mean = fptr(a->out[1]), *rstd = fptr(a->out[2]);
     const float *in = fptr(a->in[0]), *gamma = fptr(a->in[1]), *beta = fptr(a->in[2]);
-    for (size_t row = lo; row < hi; row++) {
-        const float *x = in + row * M;
-        double mu = 0.0, var = 0.0;
-        for (size_t j = 0; j < M; j++) mu += x[j];
-        mu /= (double)M;
-        for (size_t j = 0; j < M; j++) var += (x[j] - mu) * (x[j] - mu);
-        var /= (double)M;
-        double rs = 1.0 / sqrt(var + a->p.chan.eps);
-        mean[row] = (float)mu, rstd[row] = (float)rs;
-        size_t c0 = (row % G) * Cg;
-        for (size_t j = 0; j < M; j++) {
-            size_t c = c0 + j / R;
-            out[row * M + j] = (float)((x[j] - mu) * rs * gamma[c] + beta[c]);
+    for (size_t row0 = lo; row0 < hi; row0 += SIDE) {
+        size_t k = hi - row0 < SIDE ? hi - row0 : SIDE;
+        const float *x = in + row0 * M; // row row0 + q at x + q·M
+        double mu[SIDE] = {0.0}, var[SIDE] = {0.0};
+        if (k == SIDE)
+            for (size_t j = 0; j < M; j++)
+                for (size_t q = 0; q < SIDE; q++) mu[q] += x[q * M + j];
+        else
+            for (size_t q = 0; q < k; q++)
+                for (size_t j = 0; j < M; j++) mu[q] += x[q * M + j];
+        for (size_t q = 0; q < k; q++) mu[q] /= (double)M;
+        if (k == SIDE)
+            for (size_t j = 0; j < M; j++)
+                for (size_t q = 0; q < SIDE; q++)
+                    var[q] += (x[q * M + j] - mu[q]) * (x[q * M + j] - mu[q]);
+        else
+            for (size_t q = 0; q < k; q++)
+                for (size_t j = 0; j < M; j++)
+                    var[q] += (x[q * M + j] - mu[q]) * (x[q * M + j] - mu[q]);
+        for (size_t q = 0; q < k; q++) {
+            size_t row = row0 + q, c0 = (row % G) * Cg;
+            double m = mu[q], rs = 1.0 / sqrt(var[q] / (double)M + a->p.chan.eps);
+            mean[row] = (float)m, rstd[row] = (float)rs;
+            for (size_t c = 0; c < Cg; c++) {
+                const float *xc = x + q * M + c * R;
+                float *o = out + row * M + c * R;
+                double g = gamma[c0 + c], b = beta[c0 + c];
+                for (size_t r = 0; r < R; r++) o[r] = (float)((xc[r] - m) * rs * g + b);
+            }
         }
     }
 }
@@ -705,25 +749,51 @@ static dcl_status cpu_group_norm_forward(void *ctx, const struct dcl_op_args *a)
 
 // GroupNorm backward with the saved (float) mean and rstd, sums in double:
 // din = rstd (g − Σg/M − x̂ Σ g x̂/M), g = gamma·dout; dgamma += Σ dout x̂; dbeta += Σ dout.
-// din by blocks of (n, group) rows, then dgamma and dbeta by blocks of channels.
+// din by blocks of (n, group) rows, then dgamma and dbeta by blocks of channels; the sums of SIDE
+// rows (channels) run side by side.
 static void group_norm_backward_rows(const struct dcl_op_args *a, size_t lo, size_t hi) {
     size_t C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
     size_t Cg = C / G, M = Cg * R;
     float *din = fptr(a->out[0]);
     const float *dout = fptr(a->in[0]), *in = fptr(a->in[1]), *mean = fptr(a->in[2]);
     const float *rstd = fptr(a->in[3]), *gamma = fptr(a->in[4]);
-    for (size_t row = lo; row < hi; row++) {
-        size_t c0 = (row % G) * Cg, base = row * M;
-        double mu = mean[row], rs = rstd[row], sg = 0.0, sgx = 0.0;
-        for (size_t j = 0; j < M; j++) {
-            double g = (double)gamma[c0 + j / R] * dout[base + j];
-            sg += g;
-            sgx += g * ((in[base + j] - mu) * rs);
+    for (size_t row0 = lo; row0 < hi; row0 += SIDE) {
+        size_t k = hi - row0 < SIDE ? hi - row0 : SIDE;
+        double mu[SIDE], rs[SIDE], sg[SIDE] = {0.0}, sgx[SIDE] = {0.0};
+        const float *gm[SIDE]; // gamma of row row0 + q's group
+        for (size_t q = 0; q < k; q++)
+            mu[q] = mean[row0 + q], rs[q] = rstd[row0 + q], gm[q] = gamma + (row0 + q) % G * Cg;
+        const float *x = in + row0 * M, *dy = dout + row0 * M; // row row0 + q at + q·M
+        for (size_t c = 0; c < Cg; c++) {
+            size_t base = c * R;
+            if (k == SIDE)
+                for (size_t r = 0; r < R; r++)
+                    for (size_t q = 0; q < SIDE; q++) {
+                        size_t i = q * M + base + r;
+                        double g = (double)gm[q][c] * dy[i];
+                        sg[q] += g;
+                        sgx[q] += g * ((x[i] - mu[q]) * rs[q]);
+                    }
+            else
+                for (size_t q = 0; q < k; q++)
+                    for (size_t r = 0; r < R; r++) {
+                        size_t i = q * M + base + r;
+                        double g = (double)gm[q][c] * dy[i];
+                        sg[q] += g;
+                        sgx[q] += g * ((x[i] - mu[q]) * rs[q]);
+                    }
         }
-        sg /= (double)M, sgx /= (double)M;
-        for (size_t j = 0; j < M; j++) {
-            double g = (double)gamma[c0 + j / R] * dout[base + j];
-            din[base + j] = (float)(rs * (g - sg - (in[base + j] - mu) * rs * sgx));
+        for (size_t q = 0; q < k; q++) {
+            double m = mu[q], r_s = rs[q], s_g = sg[q] / (double)M, s_gx = sgx[q] / (double)M;
+            for (size_t c = 0; c < Cg; c++) {
+                size_t base = q * M + c * R;
+                double gc = gm[q][c];
+                float *o = din + row0 * M + base;
+                for (size_t r = 0; r < R; r++) {
+                    double g = gc * dy[base + r];
+                    o[r] = (float)(r_s * (g - s_g - (x[base + r] - m) * r_s * s_gx));
+                }
+            }
         }
     }
 }
@@ -733,19 +803,35 @@ static void group_norm_backward_channels(const struct dcl_op_args *a, size_t lo,
     float *dgamma = fptr(a->out[1]), *dbeta = fptr(a->out[2]);
     const float *dout = fptr(a->in[0]), *in = fptr(a->in[1]), *mean = fptr(a->in[2]);
     const float *rstd = fptr(a->in[3]);
-    for (size_t c = lo; c < hi; c++) {
-        double sdg = 0.0, sdb = 0.0;
+    for (size_t c0 = lo; c0 < hi; c0 += SIDE) {
+        size_t k = hi - c0 < SIDE ? hi - c0 : SIDE;
+        double sdg[SIDE] = {0.0}, sdb[SIDE] = {0.0};
         for (size_t n = 0; n < N; n++) {
-            size_t row = n * G + c / Cg;
-            double mu = mean[row], rs = rstd[row];
-            for (size_t r = 0; r < R; r++) {
-                size_t i = (n * C + c) * R + r;
-                sdg += dout[i] * ((in[i] - mu) * rs);
-                sdb += dout[i];
+            double mu[SIDE], rs[SIDE];
+            for (size_t q = 0; q < k; q++) {
+                size_t row = n * G + (c0 + q) / Cg;
+                mu[q] = mean[row], rs[q] = rstd[row];
             }
+            const float *x = in + (n * C + c0) * R, *dy = dout + (n * C + c0) * R;
+            if (k == SIDE)
+                for (size_t r = 0; r < R; r++)
+                    for (size_t q = 0; q < SIDE; q++) {
+                        size_t i = q * R + r;
+                        sdg[q] += dy[i] * ((x[i] - mu[q]) * rs[q]);
+                        sdb[q] += dy[i];
+                    }
+            else
+                for (size_t q = 0; q < k; q++)
+                    for (size_t r = 0; r < R; r++) {
+                        size_t i = q * R + r;
+                        sdg[q] += dy[i] * ((x[i] - mu[q]) * rs[q]);
+                        sdb[q] += dy[i];
+                    }
         }
-        dgamma[c] = (float)(dgamma[c] + sdg);
-        dbeta[c] = (float)(dbeta[c] + sdb);
+        for (size_t q = 0; q < k; q++) {
+            dgamma[c0 + q] = (float)(dgamma[c0 + q] + sdg[q]);
+            dbeta[c0 + q] = (float)(dbeta[c0 + q] + sdb[q]);
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 // thread count (DIFFCL_THREADS, dcl_cpu_set_threads), the pinning of OpenBLAS to one thread and
 // the loop over fixed chunks of items that the ops use (dcl__cpu_for).
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -14,6 +16,20 @@
 
 #define MAX_THREADS 256
 
+// How long a thread polls before it sleeps on a condition variable: a worker for the next job
+// after its last chunk, the caller for the chunks other threads still run. The jobs of a training
+// step follow each other within microseconds, and a futex wake-up per job cost the spiral MLP a
+// fifth of its time; polling longer would only take a core from other processes while diffcl has
+// nothing to run.
+#define SPIN_NS 100000
+
+// The job word packs what a thread needs to take a chunk, so that one compare-and-swap both checks
+// and takes it: the job's generation (16 bits), its chunk count and the next chunk to take (24
+// bits each). Jobs of more chunks run on the calling thread.
+#define GEN_SHIFT 48
+#define COUNT_SHIFT 24
+#define FIELD_MASK ((UINT64_C(1) << 24) - 1)
+
 #if defined(DIFFCL_HAVE_CBLAS) && defined(__GNUC__)
 // OpenBLAS's own call, weak so that another CBLAS (which lacks it) links and leaves it NULL.
 extern void openblas_set_num_threads(int num_threads) __attribute__((weak));
@@ -21,47 +37,108 @@ extern void openblas_set_num_threads(int num_threads) __attribute__((weak));
 
 // One job at a time runs on the pool: `run` is held by its caller for the whole job, and a second
 // caller that finds it taken runs its job alone instead of waiting (no thread ever waits on
-// another's job, so none can deadlock on it).
+// another's job, so none can deadlock on it). A thread that takes a chunk reads fn and arg after
+// its compare-and-swap on `job` succeeded: the caller does not change them before every chunk is
+// done, so a worker that wakes late finds the job's chunks all taken (or a later job's word) and
+// never holds the caller up.
 static struct {
     pthread_mutex_t run;
-    pthread_mutex_t lock; // guards everything below
-    pthread_cond_t wake;  // workers: a new generation, or stop
-    pthread_cond_t done;  // the caller: busy reached 0
+    pthread_mutex_t lock; // guards users, want, threads, workers, n_workers, started; sleeping
+    pthread_cond_t wake;  // workers: a job to take, or stop
+    pthread_cond_t done;  // the caller: every chunk done
     int users;            // open CPU devices
     int want;             // dcl_cpu_set_threads (0: DIFFCL_THREADS or every core)
     int threads;          // what want resolved to; 0 until the first job or dcl_cpu_threads
     pthread_t *workers;   // threads − 1 of them once started
-    int n_workers, started, stop;
-    unsigned gen; // bumped per job
-    int busy;     // workers still in the current job
+    int n_workers, started;
     void (*fn)(void *arg, size_t chunk);
     void *arg;
-    size_t n_chunks;
-    atomic_size_t next; // the next chunk to take
-    size_t jobs;        // jobs that ran on more than one thread (dcl__cpu_pool_jobs)
+    uint64_t gen;           // the caller's count of jobs (under run)
+    _Atomic uint64_t job;   // generation | chunks | next chunk (GEN_SHIFT, COUNT_SHIFT)
+    atomic_size_t finished; // chunks of the current job done
+    atomic_int sleepers;    // workers asleep on wake (or about to be)
+    atomic_int waiting;     // the caller is asleep on done (or about to be)
+    atomic_int stop;        // workers: return
+    atomic_size_t jobs;     // jobs handed to the pool (dcl__cpu_pool_jobs)
 } pool = {.run = PTHREAD_MUTEX_INITIALIZER,
           .lock = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER,
           .done = PTHREAD_COND_INITIALIZER};
 
+// A hint to the core that this thread polls (frees the sibling hyper-thread, saves power).
+static inline void cpu_relax(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#elif defined(__GNUC__) && defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// Polls until pred() holds or SPIN_NS have passed; returns pred()'s last value. After a few
+// pause instructions it polls between sched_yield calls: on a machine busier than its cores a
+// polling thread then hands its core to whoever waits for it (the thread it waits on, often).
+static int spin_until(int (*pred)(void)) {
+    int64_t t0 = 0;
+    for (unsigned i = 0;; i++) {
+        if (pred()) return 1;
+        if (i < 64) cpu_relax();
+        else sched_yield();
+        if (i % 16 == 15) {
+            int64_t t = now_ns();
+            if (!t0) t0 = t;
+            else if (t - t0 > SPIN_NS) return pred();
+        }
+    }
+}
+
+// seq_cst: a worker that goes to sleep reads the job word after counting itself in sleepers.
+static int chunk_left(void) {
+    uint64_t s = atomic_load(&pool.job);
+    return (s & FIELD_MASK) < (s >> COUNT_SHIFT & FIELD_MASK);
+}
+
+static int work_or_stop(void) { return chunk_left() || atomic_load(&pool.stop); }
+
+// Takes and runs chunks of the current job until none is left.
 static void take_chunks(void) {
-    for (size_t c; (c = atomic_fetch_add(&pool.next, 1)) < pool.n_chunks;) pool.fn(pool.arg, c);
+    uint64_t s = atomic_load_explicit(&pool.job, memory_order_acquire);
+    for (;;) {
+        size_t c = s & FIELD_MASK, n = s >> COUNT_SHIFT & FIELD_MASK;
+        if (c >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&pool.job, &s, s + 1, memory_order_acquire,
+                                                   memory_order_acquire))
+            continue;
+        pool.fn(pool.arg, c);
+        // seq_cst, then waiting: the caller sets waiting before it reads finished (Dekker), so
+        // either it sees this chunk done or this thread sees it waiting and wakes it.
+        if (atomic_fetch_add(&pool.finished, 1) + 1 == n && atomic_load(&pool.waiting)) {
+            pthread_mutex_lock(&pool.lock);
+            pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        s = atomic_load_explicit(&pool.job, memory_order_acquire);
+    }
 }
 
 static void *worker_main(void *arg) {
-    unsigned seen = (unsigned)(uintptr_t)arg; // the generation current when it was started
-    pthread_mutex_lock(&pool.lock);
+    (void)arg;
     for (;;) {
-        while (!pool.stop && pool.gen == seen) pthread_cond_wait(&pool.wake, &pool.lock);
-        if (pool.stop) break;
-        seen = pool.gen;
-        pthread_mutex_unlock(&pool.lock);
+        if (!spin_until(work_or_stop)) {
+            pthread_mutex_lock(&pool.lock);
+            atomic_fetch_add(&pool.sleepers, 1); // before the check: the caller's side of Dekker
+            while (!work_or_stop()) pthread_cond_wait(&pool.wake, &pool.lock);
+            atomic_fetch_sub(&pool.sleepers, 1);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        if (atomic_load(&pool.stop)) return NULL;
         take_chunks();
-        pthread_mutex_lock(&pool.lock);
-        if (--pool.busy == 0) pthread_cond_signal(&pool.done);
     }
-    pthread_mutex_unlock(&pool.lock);
-    return NULL;
 }
 
 // The thread count want asks for. Called with pool.lock held.
@@ -80,14 +157,15 @@ static int resolve_threads(int want) {
 
 // Joins the workers. Called with pool.run held (no job runs) and pool.lock not held.
 static void stop_workers(void) {
+    atomic_store(&pool.stop, 1);
     pthread_mutex_lock(&pool.lock);
-    pool.stop = 1;
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
     for (int i = 0; i < pool.n_workers; i++) pthread_join(pool.workers[i], NULL);
     free(pool.workers);
     pthread_mutex_lock(&pool.lock);
-    pool.workers = NULL, pool.n_workers = 0, pool.started = 0, pool.stop = 0;
+    pool.workers = NULL, pool.n_workers = 0, pool.started = 0;
+    atomic_store(&pool.stop, 0);
     pthread_mutex_unlock(&pool.lock);
 }
 
@@ -99,36 +177,53 @@ static void start_workers(void) {
     if (want < 1) return;
     pool.workers = malloc((size_t)want * sizeof *pool.workers);
     if (!pool.workers) return;
-    while (pool.n_workers < want && pthread_create(&pool.workers[pool.n_workers], NULL, worker_main,
-                                                   (void *)(uintptr_t)pool.gen) == 0)
+    while (pool.n_workers < want &&
+           pthread_create(&pool.workers[pool.n_workers], NULL, worker_main, NULL) == 0)
         pool.n_workers++;
+}
+
+static size_t finished_n; // the chunk count all_finished waits for (under run)
+
+static int all_finished(void) { return atomic_load(&pool.finished) == finished_n; }
+
+// Publishes the job, takes chunks of it along with the workers and returns when all are done.
+// Called with pool.run held.
+static void run_job(size_t n_chunks, void (*fn)(void *arg, size_t chunk), void *arg) {
+    pool.fn = fn, pool.arg = arg;
+    atomic_store(&pool.finished, 0);
+    pool.gen++;
+    atomic_fetch_add(&pool.jobs, 1);
+    atomic_store(&pool.job, pool.gen << GEN_SHIFT | (uint64_t)n_chunks << COUNT_SHIFT);
+    // After the store (seq_cst): a worker counts itself asleep before it checks for work, so
+    // either it sees this job or this thread sees it asleep and wakes it.
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.lock);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.lock);
+    }
+    take_chunks();
+    finished_n = n_chunks;
+    if (spin_until(all_finished)) return;
+    pthread_mutex_lock(&pool.lock);
+    atomic_store(&pool.waiting, 1);
+    while (!all_finished()) pthread_cond_wait(&pool.done, &pool.lock);
+    atomic_store(&pool.waiting, 0);
+    pthread_mutex_unlock(&pool.lock);
 }
 
 void dcl__cpu_parallel(size_t n_chunks, size_t work, void (*fn)(void *arg, size_t chunk),
                        void *arg) {
-    int pooled =
-        n_chunks > 1 && work >= DCL_CPU_MIN_PARALLEL && pthread_mutex_trylock(&pool.run) == 0;
+    int pooled = n_chunks > 1 && n_chunks <= FIELD_MASK && work >= DCL_CPU_MIN_PARALLEL &&
+                 pthread_mutex_trylock(&pool.run) == 0;
     if (pooled) {
         pthread_mutex_lock(&pool.lock);
         if (!pool.threads) pool.threads = resolve_threads(pool.want);
         if (pool.users > 0 && !pool.started && pool.threads > 1) start_workers();
-        if (pool.users > 0 && pool.n_workers > 0) {
-            pool.fn = fn, pool.arg = arg, pool.n_chunks = n_chunks;
-            atomic_store(&pool.next, 0);
-            pool.busy = pool.n_workers;
-            pool.gen++;
-            pool.jobs++;
-            pthread_cond_broadcast(&pool.wake);
-            pthread_mutex_unlock(&pool.lock);
-            take_chunks();
-            pthread_mutex_lock(&pool.lock);
-            while (pool.busy > 0) pthread_cond_wait(&pool.done, &pool.lock);
-            pthread_mutex_unlock(&pool.lock);
-            pthread_mutex_unlock(&pool.run);
-            return;
-        }
+        int ready = pool.users > 0 && pool.n_workers > 0;
         pthread_mutex_unlock(&pool.lock);
+        if (ready) run_job(n_chunks, fn, arg);
         pthread_mutex_unlock(&pool.run);
+        if (ready) return;
     }
     for (size_t c = 0; c < n_chunks; c++) fn(arg, c);
 }
@@ -169,7 +264,9 @@ static void fork_parent(void) {
 }
 
 static void fork_child(void) {
-    pool.workers = NULL, pool.n_workers = 0, pool.started = 0, pool.busy = 0;
+    pool.workers = NULL, pool.n_workers = 0, pool.started = 0;
+    atomic_store(&pool.sleepers, 0);
+    atomic_store(&pool.waiting, 0);
     // The condition variables may still count the parent's waiting workers, which a broadcast
     // would wait for in vain: fresh ones.
     pthread_cond_init(&pool.wake, NULL);
@@ -202,12 +299,7 @@ void dcl__cpu_pool_release(void) {
     pthread_mutex_unlock(&pool.run);
 }
 
-size_t dcl__cpu_pool_jobs(void) {
-    pthread_mutex_lock(&pool.lock);
-    size_t jobs = pool.jobs;
-    pthread_mutex_unlock(&pool.lock);
-    return jobs;
-}
+size_t dcl__cpu_pool_jobs(void) { return atomic_load(&pool.jobs); }
 
 dcl_status dcl_cpu_set_threads(int n) {
     if (n < 0 || n > MAX_THREADS)

@@ -38,7 +38,7 @@ size_t dcl__cpu_grain(size_t per_item);
 void dcl__cpu_pool_acquire(void);
 void dcl__cpu_pool_release(void);
 
-// Test hook: the number of jobs that ran on more than one thread since the process started.
+// Test hook: the number of jobs handed to the pool since the process started.
 size_t dcl__cpu_pool_jobs(void);
 
 #endif
