@@ -111,7 +111,7 @@ int cli_cmd_classify(int argc, char **argv) {
          0},
         {"test", 0, CLI_OPT_STRING, (void *)&test, "SPEC", "labelled images to report accuracy on",
          "fashion-mnist:split=test for fashion-mnist", 0, 0},
-        {"steps", 0, CLI_OPT_U64, &steps, "N", "optimizer steps", "3000", 1, 10000000},
+        {"steps", 0, CLI_OPT_U64, &steps, "N", "optimizer steps", "2000", 1, 10000000},
         {"batch", 'b', CLI_OPT_U64, &batch, "N", "images per step", "128", 1, 4096},
         {"lr", 0, CLI_OPT_DOUBLE, &lr, "X", "peak learning rate (warm-up, cosine decay)", "0.003",
          0, 0},

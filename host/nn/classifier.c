@@ -59,7 +59,7 @@ void dcl_classifier_config_default(dcl_classifier_config *c, int C, int H, int W
 
 void dcl_classifier_train_opts_default(dcl_classifier_train_opts *o) {
     memset(o, 0, sizeof *o);
-    o->steps = 3000, o->batch = 128, o->lr = 3e-3, o->warmup = 100;
+    o->steps = 2000, o->batch = 128, o->lr = 3e-3, o->warmup = 100;
     o->beta1 = 0.9, o->beta2 = 0.999, o->weight_decay = 1e-4, o->clip = 1.0;
     o->log_every = 100;
 }

@@ -62,7 +62,7 @@ dcl_status dcl_classifier_features(dcl_classifier *c, dcl_ptr x, size_t N, dcl_p
 dcl_status dcl_classifier_predict(dcl_classifier *c, dcl_ptr x, size_t N, int32_t *pred);
 
 typedef struct dcl_classifier_train_opts {
-    int steps;           // optimizer steps (3000)
+    int steps;           // optimizer steps (2000: 4.3 epochs of Fashion-MNIST)
     int batch;           // N (128)
     double lr;           // peak learning rate (3e-3), after a linear warm-up, cosine decay to 0
     int warmup;          // warm-up steps (100)
