@@ -40,15 +40,16 @@ struct dcl_classifier {
     dcl_arena_view views[N_VIEWS];
     uint64_t shape[N_VIEWS][4];
     int ndim[N_VIEWS];
+    float bound[N_VIEWS]; // U(−bound, bound) initialisation, 1/√fan_in; 0 for GroupNorm's views
+    float fill[N_VIEWS];  // GroupNorm's: weight 1, bias 0
     dcl_arena params, grads, m, v;
     dcl_buffer *saved; // activations backward reads, the input and labels of a training step
     dcl_buffer *work;  // gradients, scratch, the columns of the convolutions
     // Offsets: into saved, x (N, C, H, W), lab (N), feats (N, F), logits (N, K), loss (N); into
-    // work, ga, gb (N, max tensor) gradients, df (N, F), dlogits (N, K), ones (R4) the pooling's
-    // ones vector, gsq (1), col and cnhw the convolutions' scratch.
+    // work, ga, gb (N, max tensor) gradients, df (N, F), dlogits (N, K), gsq (1) Σ grads², col
+    // and cnhw the convolutions' scratch.
     size_t x, lab, feats, logits, loss;
-    size_t ga, gb, df, dlogits, ones, gsq, col, cnhw;
-    size_t saved_n; // batch of the last forward with saved activations
+    size_t ga, gb, df, dlogits, gsq, col, cnhw;
 };
 
 void dcl_classifier_config_default(dcl_classifier_config *c, int C, int H, int W, int K) {
@@ -80,11 +81,14 @@ static dcl_status check_config(const dcl_classifier_config *c) {
     return DCL_OK;
 }
 
-static int add_view(dcl_classifier *c, int *count, const char *name, int ndim, uint64_t a,
-                    uint64_t b, uint64_t d2, uint64_t d3) {
+// View i: its name, shape (ndim of a, b, d2, d3) and initialisation (bound > 0: uniform; else
+// the constant fill).
+static int add_view(dcl_classifier *c, int *count, const char *name, float bound, float fill,
+                    int ndim, uint64_t a, uint64_t b, uint64_t d2, uint64_t d3) {
     int i = (*count)++;
     DCL_ASSERT(i < N_VIEWS);
     snprintf(c->views[i].name, sizeof c->views[i].name, "%s", name);
+    c->bound[i] = bound, c->fill[i] = fill;
     uint64_t s[4] = {a, b, d2, d3};
     size_t n = 1;
     for (int d = 0; d < ndim; d++) n *= (size_t)(c->shape[i][d] = s[d]);
@@ -102,20 +106,22 @@ static void plan(dcl_classifier *c) {
     char name[DCL_ARENA_NAME_MAX];
     for (int i = 0; i < N_CONVS; i++) {
         struct layer *l = &c->l[i];
+        float bound = (float)(1.0 / sqrt((double)(ci * 9))); // fan_in = ci·3·3
         l->s = dcl__conv2d_shape_make(ci, co[i], 3, i == 0 ? 1 : 2, 1, H, W);
         snprintf(name, sizeof name, "conv%d.weight", i + 1);
-        l->conv_w = add_view(c, &count, name, 4, co[i], ci, 3, 3);
+        l->conv_w = add_view(c, &count, name, bound, 0, 4, co[i], ci, 3, 3);
         snprintf(name, sizeof name, "conv%d.bias", i + 1);
-        l->conv_b = add_view(c, &count, name, 1, co[i], 0, 0, 0);
+        l->conv_b = add_view(c, &count, name, bound, 0, 1, co[i], 0, 0, 0);
         snprintf(name, sizeof name, "norm%d.weight", i + 1);
-        l->norm_w = add_view(c, &count, name, 1, co[i], 0, 0, 0);
+        l->norm_w = add_view(c, &count, name, 0, 1, 1, co[i], 0, 0, 0);
         snprintf(name, sizeof name, "norm%d.bias", i + 1);
-        l->norm_b = add_view(c, &count, name, 1, co[i], 0, 0, 0);
+        l->norm_b = add_view(c, &count, name, 0, 0, 1, co[i], 0, 0, 0);
         ci = co[i], H = l->s.Ho, W = l->s.Wo;
     }
     c->F = ci, c->K = (size_t)g->classes, c->G = (size_t)g->groups;
-    c->fc_w = add_view(c, &count, "fc.weight", 2, c->K, c->F, 0, 0);
-    c->fc_b = add_view(c, &count, "fc.bias", 1, c->K, 0, 0, 0);
+    float bound = (float)(1.0 / sqrt((double)c->F));
+    c->fc_w = add_view(c, &count, "fc.weight", bound, 0, 2, c->K, c->F, 0, 0);
+    c->fc_b = add_view(c, &count, "fc.bias", bound, 0, 1, c->K, 0, 0, 0);
 }
 
 static size_t take(size_t *top, size_t n) {
@@ -161,33 +167,20 @@ static dcl_status layout(dcl_classifier *c) {
     top = 0;
     c->ga = take(&top, B * big), c->gb = take(&top, B * big);
     c->df = take(&top, B * c->F), c->dlogits = take(&top, B * c->K);
-    const dcl__conv2d_shape *last = &c->l[N_CONVS - 1].s;
-    size_t R4 = last->Ho * last->Wo;
-    c->ones = take(&top, R4), c->gsq = take(&top, 1);
+    c->gsq = take(&top, 1);
     c->col = take(&top, c->chunk * col), c->cnhw = take(&top, c->chunk * out);
-    TRY(alloc(&c->work, c, top, "classifier.work"));
-    return dcl_fill(c->dev, dcl_at(c->work, c->ones), 1.0f, R4);
+    return alloc(&c->work, c, top, "classifier.work");
 }
 
-// PyTorch's defaults from Philox (seed, DCL_RNG_INIT, view index); gradients as scratch.
+// PyTorch's defaults from Philox (seed, DCL_RNG_INIT, view index), bitwise equal on every
+// device; the gradient arena is scratch (zeroed after).
 static dcl_status init_params(dcl_classifier *c, uint64_t seed) {
     for (int k = 0; k < c->params.count; k++) {
         size_t n = c->params.views[k].n;
         dcl_ptr w = dcl_arena_ptr(&c->params, k), ones = dcl_arena_ptr(&c->grads, k);
-        int is_norm = 0;
-        for (int i = 0; i < N_CONVS; i++) is_norm |= k == c->l[i].norm_w || k == c->l[i].norm_b;
-        if (is_norm) {
-            int one = 0;
-            for (int i = 0; i < N_CONVS; i++) one |= k == c->l[i].norm_w;
-            TRY(dcl_fill(c->dev, w, one ? 1.0f : 0.0f, n));
-            continue;
-        }
-        // fan_in: a convolution's ci·3·3, the linear layer's F.
-        size_t fan_in = c->ndim[k] == 4 ? (size_t)(c->shape[k][1] * 9)
-                        : k >= c->fc_w  ? c->F
-                                        : (size_t)(c->shape[k - 1][1] * 9);
-        float bound = (float)(1.0 / sqrt((double)fan_in));
-        TRY(dcl__init_uniform(c->dev, w, ones, bound, seed, (uint32_t)k, n));
+        if (c->bound[k] > 0)
+            TRY(dcl__init_uniform(c->dev, w, ones, c->bound[k], seed, (uint32_t)k, n));
+        else TRY(dcl_fill(c->dev, w, c->fill[k], n));
     }
     return dcl_fill(c->dev, dcl_at(c->grads.buf, 0), 0.0f, c->grads.n);
 }
@@ -257,10 +250,12 @@ static dcl_status forward(dcl_classifier *c, const dcl_arena *p, dcl_ptr x, size
         TRY(dcl_silu_forward(dev, saved(c, l->act), saved(c, l->gn), n * co * R));
         in = saved(c, l->act);
     }
-    // Global average pooling as a GEMM: feats (n·F, 1) = act (n·F, R4) · ones (R4, 1) / R4.
+    // Global average pooling: feats[n, f] = Σ_r act[n, f, r] (the per-sample channel-bias
+    // gradient, a sum over positions), then · 1/R4.
     const dcl__conv2d_shape *s = &c->l[N_CONVS - 1].s;
     size_t R4 = s->Ho * s->Wo;
-    TRY(dcl_gemm(dev, feats, in, work(c, c->ones), 0, 0, n * c->F, 1, R4, (float)(1.0 / R4), 0.0f));
+    TRY(dcl_channel_bias_backward(dev, feats, in, n, c->F, R4, 1));
+    TRY(dcl_axpby(dev, feats, feats, feats, (float)(1.0 / R4), 0.0f, n * c->F));
     if (!logits.buf) return DCL_OK;
     return dcl__linear_forward(dev, logits, feats, dcl_arena_ptr(p, c->fc_w),
                                dcl_arena_ptr(p, c->fc_b), n, c->F, c->K);
@@ -275,11 +270,14 @@ static dcl_status backward(dcl_classifier *c, size_t n) {
     TRY(dcl__linear_backward(dev, work(c, c->df), dcl_arena_ptr(g, c->fc_w),
                              dcl_arena_ptr(g, c->fc_b), work(c, c->dlogits), saved(c, c->feats),
                              dcl_arena_ptr(p, c->fc_w), n, c->F, c->K, DCL__GRAD_SET));
-    // The pooling's gradient: ga (n·F, R4) = df (n·F, 1) · onesᵀ (1, R4) / R4.
+    // The pooling's gradient: ga[n, f, r] = df[n, f] / R4 at every position r (a per-sample
+    // channel bias added to zeros).
     const dcl__conv2d_shape *s4 = &c->l[N_CONVS - 1].s;
     size_t R4 = s4->Ho * s4->Wo;
-    TRY(dcl_gemm(dev, ga, work(c, c->df), work(c, c->ones), 0, 0, n * c->F, R4, 1,
-                 (float)(1.0 / R4), 0.0f));
+    dcl_ptr df = work(c, c->df);
+    TRY(dcl_axpby(dev, df, df, df, (float)(1.0 / R4), 0.0f, n * c->F));
+    TRY(dcl_fill(dev, ga, 0.0f, n * c->F * R4));
+    TRY(dcl_channel_bias_add(dev, ga, ga, df, n, c->F, R4, 1));
     // Layer by layer from the top: ga holds the gradient of the layer's output (act).
     for (int i = N_CONVS; i-- > 0;) {
         const struct layer *l = &c->l[i];
@@ -318,7 +316,6 @@ static dcl_status forward_chunks(dcl_classifier *c, const dcl_arena *p, dcl_ptr 
     if (!p) p = &c->params;
     const dcl_classifier_config *g = &c->cfg;
     size_t D = (size_t)g->channels * g->height * g->width;
-    c->saved_n = 0;
     for (size_t n0 = 0; n0 < N; n0 += c->max_batch) {
         size_t n = N - n0 < c->max_batch ? N - n0 : c->max_batch;
         dcl_ptr f = feats.buf ? dcl_ptr_add(feats, n0 * c->F) : saved(c, c->feats);
@@ -379,7 +376,6 @@ dcl_status dcl_classifier_train_step(dcl_classifier *c, const dcl_classifier_tra
     TRY(dcl_copy(dev, saved(c, c->x), x, N * D));
     TRY(dcl_copy(dev, saved(c, c->lab), labels, N));
     TRY(forward(c, &c->params, saved(c, c->x), N, saved(c, c->feats), saved(c, c->logits)));
-    c->saved_n = N;
     TRY(dcl_softmax_cross_entropy(dev, saved(c, c->loss), work(c, c->dlogits), saved(c, c->logits),
                                   saved(c, c->lab), N, c->K));
     if (loss.buf) TRY(dcl_sum(dev, loss, saved(c, c->loss), N));
