@@ -17,12 +17,13 @@
 #include "diffcl/sample.h"   // samplers
 #include "diffcl/schedule.h" // forward processes and predictions
 
+#include "diffcl/mlp.h"   // the MLP denoiser
+#include "diffcl/model.h" // a network with its EMA weights and configuration, checkpoints
+#include "diffcl/net.h"   // either network behind one interface
+#include "diffcl/train.h" // the training loop
+#include "diffcl/unet.h"  // the U-Net denoiser
+
 #include "diffcl/classifier.h" // the image classifier of sample metrics
-#include "diffcl/mlp.h"        // the MLP denoiser
-#include "diffcl/model.h"      // a network with its EMA weights and configuration, checkpoints
-#include "diffcl/net.h"        // either network behind one interface
-#include "diffcl/train.h"      // the training loop
-#include "diffcl/unet.h"       // the U-Net denoiser
 
 #include "diffcl/data.h"        // datasets
 #include "diffcl/eval.h"        // distribution distances
