@@ -33,6 +33,7 @@ int cli_cmd_sample(int argc, char **argv);
 int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_data(int argc, char **argv);
 int cli_cmd_tune(int argc, char **argv);
+int cli_cmd_classify(int argc, char **argv);
 // Their names, summaries and help texts.
 extern const cli_command cli_devices_command;
 extern const cli_command cli_check_command;
@@ -42,6 +43,7 @@ extern const cli_command cli_sample_command;
 extern const cli_command cli_eval_command;
 extern const cli_command cli_tune_command;
 extern const cli_command cli_data_command;
+extern const cli_command cli_classify_command;
 
 // The exit code for a library status (main.c: the only mapping). DCL_ERR_CANCELLED after a signal
 // is 128 + the signal (130 SIGINT, 143 SIGTERM).

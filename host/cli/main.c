@@ -27,10 +27,11 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {&cli_train_command, cli_cmd_train},     {&cli_sample_command, cli_cmd_sample},
-    {&cli_eval_command, cli_cmd_eval},       {&cli_data_command, cli_cmd_data},
-    {&cli_devices_command, cli_cmd_devices}, {&cli_check_command, cli_cmd_check},
-    {&cli_bench_command, cli_cmd_bench},     {&cli_tune_command, cli_cmd_tune},
+    {&cli_train_command, cli_cmd_train},       {&cli_sample_command, cli_cmd_sample},
+    {&cli_eval_command, cli_cmd_eval},         {&cli_data_command, cli_cmd_data},
+    {&cli_devices_command, cli_cmd_devices},   {&cli_check_command, cli_cmd_check},
+    {&cli_bench_command, cli_cmd_bench},       {&cli_tune_command, cli_cmd_tune},
+    {&cli_classify_command, cli_cmd_classify},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

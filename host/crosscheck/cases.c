@@ -228,6 +228,27 @@ static void setup_mse_backward(const struct check_case *c, size_t n, struct prob
         2 * (double)(p->N * p->D) + (double)p->N; // a subtract and a product; scale·w per row
 }
 
+// softmax_cross_entropy with logits of GEN_WIDE (every 8th ×30: the max subtraction must keep
+// exp finite) and labels 0..9 plus 0xffffffff (ignored rows); variant 0: N = n rows of K = 10
+// classes, variant 1: N = 3 rows of K = n (most labels valid once n > 9). The device's exp and
+// log may err by 3 ulp (OpenCL 1.2) against glibc's < 1 ulp, and S = Σ of K terms in [0, 1]
+// (S in [1, K]) by (K − 1)u relative, the same order on both sides. loss = log S − (x_y − m),
+// where x_y − m is the same rounding on both sides: |err| <= 2((K + 6)u + 3u·ln K) + 2u|loss|,
+// atol = 4u(K + 6 + 3 ln K), rtol 4u. dlogits = (e/S − [k = y])/N: e/S within (K + 9)u
+// relative of a value <= 1 on each side, so its own atol is 4u(K + 10)/N.
+// Measured on PoCL: see the row's results in tests/test_ops (loss 4.8e-7, dlogits 6e-8 at K = 10).
+static void setup_softmax_cross_entropy(const struct check_case *c, size_t n, struct problem *p) {
+    if (c->variant == 0) p->N = n, p->K = 10;
+    else p->N = 3, p->K = n;
+    double K = (double)p->K, N = (double)p->N;
+    add(p, "loss", p->N, OUT, GEN_NORMAL);
+    add(p, "dlogits", p->N * p->K, OUT, GEN_NORMAL);
+    add(p, "logits", p->N * p->K, IN, GEN_WIDE);
+    add(p, "labels", p->N, IN, GEN_LABEL);
+    p->atol = 4 * U * (K + 6 + 3 * log(K)), p->rtol = 4 * U;
+    p->t[1].atol = 4 * U * (K + 10) / N;
+}
+
 // adamw_step at step 3 (bias corrections 0.271 and 0.003) with v, gsq >= 0.5 (so the update
 // is at most ~0.02 and nothing cancels). The device's sqrt (3 ulp) and divides (2.5 ulp each, the
 // clip scale's included) against correctly rounded host ones: m and v within ~8u relative, the
@@ -554,6 +575,10 @@ static dcl_status run_forward_process(dcl_device *dev, const struct problem *p, 
 static dcl_status run_mse_backward(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
     return dcl_mse_backward(dev, t[0], t[1], t[2], t[3], p->N, p->D);
 }
+static dcl_status run_softmax_cross_entropy(dcl_device *dev, const struct problem *p,
+                                            const dcl_ptr *t) {
+    return dcl_softmax_cross_entropy(dev, t[0], t[1], t[2], t[3], p->N, p->K);
+}
 static dcl_status run_adamw_step(dcl_device *dev, const struct problem *p, const dcl_ptr *t) {
     return dcl_adamw_step(dev, t[0], t[1], t[2], t[3], t[4], p->n, p->lr, p->beta1, p->beta2,
                           p->eps, p->wd, p->clip, p->adam_step);
@@ -750,6 +775,10 @@ const struct check_case dcl__check_cases[] = {
     {"forward_process_wide", setup_forward_process, run_forward_process, 0, 0, 1, NULL},
     {"mse_backward", setup_mse_backward, run_mse_backward, 0, 0, 0, NULL},
     {"mse_backward_wide", setup_mse_backward, run_mse_backward, 0, 0, 1, NULL},
+    {"softmax_cross_entropy", setup_softmax_cross_entropy, run_softmax_cross_entropy, 0, 0, 0,
+     NULL},
+    {"softmax_cross_entropy_wide", setup_softmax_cross_entropy, run_softmax_cross_entropy, 0, 0, 1,
+     NULL},
     {"adamw_step", setup_adamw, run_adamw_step, 0, 0, 0, NULL},
     {"adamw_step_clip", setup_adamw, run_adamw_step, 0, 0, 1, NULL},
     {"adamw_step_noclip", setup_adamw, run_adamw_step, 0, 0, 2, NULL},

@@ -49,6 +49,7 @@
     X(TIME_EMBEDDING, time_embedding, OWN, "embedding.cl", "time_embedding", NULL)                 \
     X(FORWARD_PROCESS, forward_process, OWN, "diffusion.cl", "forward_process", NULL)              \
     X(MSE_BACKWARD, mse_backward, OWN, "diffusion.cl", "mse_backward", NULL)                       \
+    X(SOFTMAX_CROSS_ENTROPY, softmax_cross_entropy, OWN, "loss.cl", "softmax_cross_entropy", NULL) \
     X(ADAMW_STEP, adamw_step, OWN, "adam.cl", "adamw_step", NULL)                                  \
     X(RNG_BITS, rng_bits, OWN, "rng.cl", "rng_bits", NULL)                                         \
     X(RNG_UNIFORM, rng_uniform, OWN, "rng.cl", "rng_uniform", NULL)                                \

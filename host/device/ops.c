@@ -189,6 +189,24 @@ dcl_status dcl_mse_backward(dcl_device *dev, dcl_ptr dout, dcl_ptr pred, dcl_ptr
     return dcl__op_run(dev, &a);
 }
 
+dcl_status dcl_softmax_cross_entropy(dcl_device *dev, dcl_ptr loss, dcl_ptr dlogits, dcl_ptr logits,
+                                     dcl_ptr labels, size_t N, size_t K) {
+    dcl_status s = check_rows(DCL_OP_SOFTMAX_CROSS_ENTROPY, N, K);
+    if (s != DCL_OK) return s;
+    if (K == 0 && N > 0)
+        return dcl__fail(DCL_ERR_ARG, "op softmax_cross_entropy: needs at least one class");
+    struct dcl_op_args a = {.op = DCL_OP_SOFTMAX_CROSS_ENTROPY,
+                            .n_out = 2,
+                            .n_in = 2,
+                            .out = {loss, dlogits},
+                            .out_len = {N, N * K},
+                            .in = {logits, labels},
+                            .in_len = {N * K, N}};
+    a.p.rows.N = N, a.p.rows.D = K;
+    a.p.rows.scale = N ? (float)(1.0 / (double)N) : 0.0f; // the mean's 1/N, rounded once
+    return dcl__op_run(dev, &a);
+}
+
 dcl_status dcl_adamw_step(dcl_device *dev, dcl_ptr params, dcl_ptr m, dcl_ptr v, dcl_ptr grads,
                           dcl_ptr gsq, size_t n, float lr, float beta1, float beta2, float eps,
                           float weight_decay, float clip, int64_t step) {

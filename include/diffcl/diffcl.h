@@ -23,6 +23,8 @@
 #include "diffcl/train.h" // the training loop
 #include "diffcl/unet.h"  // the U-Net denoiser
 
+#include "diffcl/classifier.h" // the image classifier of sample metrics
+
 #include "diffcl/data.h"        // datasets
 #include "diffcl/eval.h"        // distribution distances
 #include "diffcl/image.h"       // sample grids

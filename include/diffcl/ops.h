@@ -62,6 +62,15 @@ dcl_status dcl_forward_process(dcl_device *dev, dcl_ptr xt, dcl_ptr target, dcl_
 // dout, pred, target (N, D); w (N)
 dcl_status dcl_mse_backward(dcl_device *dev, dcl_ptr dout, dcl_ptr pred, dcl_ptr target, dcl_ptr w,
                             size_t N, size_t D);
+// Softmax cross-entropy of a classifier's logits, its mean's gradient in the same pass. Per row
+// r, with m = max_k logits[r, k] and S = Σ_k exp(logits[r, k] − m) (max subtracted: no overflow):
+// loss[r] = log S − (logits[r, y] − m) = −log softmax(logits[r])[y], y = labels[r], and
+// dlogits[r, k] = (exp(logits[r, k] − m) / S − [k = y]) / N, the gradient of Σ_r loss[r] / N
+// (activation gradient: overwrites). labels (N) holds uint32 bits; a label >= K is ignored: loss
+// 0 and a zero row of dlogits (dcl_embedding_forward's convention for kernels, which cannot
+// report errors). loss (N); dlogits, logits (N, K); K >= 1. dlogits must not overlap logits.
+dcl_status dcl_softmax_cross_entropy(dcl_device *dev, dcl_ptr loss, dcl_ptr dlogits, dcl_ptr logits,
+                                     dcl_ptr labels, size_t N, size_t K);
 // One decoupled AdamW step (Loshchilov & Hutter) in torch.optim.AdamW's order of operations, with
 // gradient-norm clipping folded in. gsq[0] = Σ grads² (from dcl_sumsq, still on the device);
 // scale = (clip > 0 && √gsq > clip) ? clip/√gsq : 1 and g = scale·grads (clip_grad_norm_

@@ -7,6 +7,8 @@
 
 dcl_status dcl__cpu_conv_output(void *ctx, const struct dcl_op_args *a);
 #define cpu_conv_output dcl__cpu_conv_output
+dcl_status dcl__cpu_softmax_cross_entropy(void *ctx, const struct dcl_op_args *a); // cpu_loss.c
+#define cpu_softmax_cross_entropy dcl__cpu_softmax_cross_entropy
 
 // cpu_conv.c
 dcl_status dcl__cpu_conv2d_forward(void *ctx, const struct dcl_op_args *a);

@@ -136,6 +136,14 @@ static dcl_status cl_mse_backward(void *ctx, const struct dcl_op_args *a) {
     return run(&c, a->p.rows.N * a->p.rows.D);
 }
 
+static dcl_status cl_softmax_cross_entropy(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, a, 0)) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->out[1]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    f32(&c, a->p.rows.scale), u32(&c, a->p.rows.N), u32(&c, a->p.rows.D);
+    return run(&c, a->p.rows.N);
+}
+
 static dcl_status cl_adamw_step(void *ctx, const struct dcl_op_args *a) {
     struct call c;
     if (begin(&c, ctx, a, 0)) return c.s;
