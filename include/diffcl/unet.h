@@ -38,7 +38,8 @@
 // except conv_out, whose weight and bias start at zero (as in DDPM/ADM implementations): the
 // untrained network predicts 0, and the first steps train the head before the body.
 //
-// Memory: a convolution unfolds its input with im2col into one shared column buffer. Batches
+// Memory: on OpenCL a convolution unfolds its input with im2col into one shared column buffer
+// (the CPU reference's conv2d ops unfold one sample at a time into their own scratch). Batches
 // whose columns would exceed DCL_UNET_COL_BUDGET elements (default 2^24, 64 MiB; the environment
 // variable DIFFCL_UNET_COL_BUDGET overrides it at dcl_unet_init) are convolved in chunks of
 // samples. Backward recomputes the columns and the SiLU outputs instead of saving them.
