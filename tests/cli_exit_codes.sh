@@ -180,6 +180,22 @@ else
     echo "note: no OpenCL device; planted-bug and device-failure cases not run"
 fi
 
+# eval --classifier: refused for a points model; on a (barely trained) Fashion-MNIST U-Net with a
+# (barely trained) classifier it prints class accuracy and the Fréchet distance with its floor.
+expect 2 "Fashion-MNIST images" -- eval --device cpu --model "$T/m.safetensors" --n 50 --steps 2 \
+    --classifier "$T/m.safetensors"
+if [[ -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ||
+    -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte ]]; then
+    expect 0 "" -- train --device cpu --data fashion-mnist --steps 2 --batch 8 --out "$T/fm.safetensors"
+    expect 0 "" -- classify --device cpu --data fashion-mnist --test fashion-mnist:split=test,n=100 \
+        --steps 5 --batch 16 --out "$T/clf.safetensors"
+    expect 0 "" -- eval --device cpu --model "$T/fm.safetensors" --classifier "$T/clf.safetensors" \
+        --n 20 --steps 2 --sampler dpm++2m
+    grep -qE "^class acc\. .*%" "$T/out" && grep -qE "^Fréchet dist\. +[0-9.]+ " "$T/out" &&
+        grep -qE "^Fréchet floor +[0-9.]+ " "$T/out" ||
+        { echo "FAIL: eval --classifier printed no metrics" >&2; failures=$((failures + 1)); }
+fi
+
 # bench train: a bad --model, then two timed MLP steps on the CPU reference, which never waits.
 expect 2 "use mlp, unet or both" -- bench train --model cnn
 expect 0 "" -- bench train --device cpu --model mlp --steps 2

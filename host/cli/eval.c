@@ -7,18 +7,19 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/json.h"     // cli_json_string
-#include "cli/progress.h" // cli_bar
-#include "core/error.h"   // dcl__fail
-#include "diffcl/data.h"  // dcl_dataset_*
-#include "diffcl/eval.h"  // dcl_sw2, dcl_memorised_fraction, dcl_nearest_rms
-#include "diffcl/log.h"   // dcl_log
+#include "cli/json.h"          // cli_json_string
+#include "cli/progress.h"      // cli_bar
+#include "core/error.h"        // dcl__fail
+#include "diffcl/classifier.h" // dcl_classifier_*
+#include "diffcl/data.h"       // dcl_dataset_*
+#include "diffcl/eval.h"       // dcl_sw2, dcl_memorised_fraction, dcl_nearest_rms
+#include "diffcl/log.h"        // dcl_log
 
 const cli_command cli_eval_command = {
     .name = "eval",
     .summary = "compare samples with the data: sliced W2 and memorisation",
     .usage = "diffcl eval (--model FILE [sampler flags] | --samples CSV) [--data SPEC]\n"
-             "            [--projections N] [--radius R] [--json]",
+             "            [--projections N] [--radius R] [--classifier FILE] [--json]",
     .details =
         "With --model, draws samples as 'diffcl sample' does (same flags, same defaults); with\n"
         "--samples, reads them from a CSV file. --data defaults to the model's dataset (and is\n"
@@ -32,10 +33,20 @@ const cli_command cli_eval_command = {
         "--radius of a training point, and the same fraction for fresh data as the baseline:\n"
         "a model that memorised its training set puts most samples on it. For images it prints\n"
         "each sample's RMS distance to the nearest training image instead (beside held-out\n"
-        "test images' for Fashion-MNIST); the SW2 then compares whole images.\n",
+        "test images' for Fashion-MNIST); the SW2 then compares whole images.\n"
+        "\n"
+        "--classifier FILE (a 'diffcl classify' checkpoint; Fashion-MNIST models) adds the\n"
+        "fraction of samples the classifier assigns to the label they were drawn with (overall\n"
+        "and per class), and the Frechet distance between Gaussians fitted to its penultimate\n"
+        "features of the samples and of as many test images (at most 5000) - FID's formula in\n"
+        "this classifier's feature space, not Inception-FID, so comparable only between runs\n"
+        "evaluated with the same classifier and n - beside the floor: the same distance between\n"
+        "two disjoint sets of test images of that size.\n",
     .examples = "  diffcl eval --model spiral.safetensors\n"
                 "  diffcl eval --samples samples.csv --data spiral\n"
-                "  diffcl eval --model memorise.safetensors --radius 0.05 --json\n",
+                "  diffcl eval --model memorise.safetensors --radius 0.05 --json\n"
+                "  diffcl eval --model fm.safetensors --classifier clf.safetensors --n 1000 "
+                "--guidance 3 \\\n      --sampler ddim --steps 50\n",
 };
 
 // Fresh points from the (unfixed) distribution behind spec: n of them, from stream `salt`.
@@ -91,6 +102,108 @@ static dcl_status image_memorisation(dcl_dataset *ds, const char *spec, const fl
     return s;
 }
 
+#define MAX_CLASSES 64
+
+// What a classifier says of image samples: the fraction classified as their conditioning label
+// (overall and per class), and the Fréchet distance between its penultimate features of the
+// samples and of as many held-out test images, beside the distance between two disjoint sets of
+// test images of that size (the floor).
+typedef struct clf_result {
+    int done, K;
+    double accuracy, fd, fd_floor;
+    int64_t correct[MAX_CLASSES], count[MAX_CLASSES];
+    size_t F, n_ref;
+} clf_result;
+
+// Features (n, F) on the host of the host images x (n, D), in chunks of the classifier's batch.
+static dcl_status features(dcl_classifier *c, dcl_device *dev, const float *x, size_t n, size_t D,
+                           float *out) {
+    size_t F = dcl_classifier_feature_dim(c), B = 256;
+    dcl_buffer *buf = NULL;
+    dcl_status s = dcl_buffer_alloc(&buf, dev, B * (D + F), "eval.features");
+    for (size_t i = 0; s == DCL_OK && i < n; i += B) {
+        size_t k = n - i < B ? n - i : B;
+        s = dcl_buffer_write(buf, 0, k * D, x + i * D);
+        if (s == DCL_OK) s = dcl_classifier_features(c, dcl_at(buf, 0), k, dcl_at(buf, B * D));
+        if (s == DCL_OK) s = dcl_buffer_read(buf, B * D, k * F, out + i * F);
+    }
+    dcl_buffer_free(buf);
+    return s;
+}
+
+static dcl_status frechet(const float *a, size_t na, const float *b, size_t nb, size_t F,
+                          double *out) {
+    double *m = malloc(2 * F * (F + 1) * sizeof *m);
+    if (!m) return dcl__fail(DCL_ERR_NOMEM, "eval: no memory for %zu features", F);
+    double *ma = m, *ca = m + F, *mb = ca + F * F, *cb = mb + F;
+    dcl_status s = dcl_gaussian_fit(a, na, F, ma, ca);
+    if (s == DCL_OK) s = dcl_gaussian_fit(b, nb, F, mb, cb);
+    if (s == DCL_OK) s = dcl_frechet_distance(ma, ca, mb, cb, F, out);
+    free(m);
+    return s;
+}
+
+// The classifier's metrics of samples x (N, D) with labels (N, may be NULL: no accuracy). The
+// reference images are the first N of the Fashion-MNIST test split, the floor set the next N.
+static dcl_status classify_samples(const char *path, const char *device, const float *x,
+                                   const int32_t *labels, size_t N, size_t D, clf_result *r) {
+    dcl_device *dev = NULL, *fallback = NULL;
+    dcl_classifier *c = NULL;
+    dcl_dataset *test = NULL;
+    float *f = NULL;
+    int32_t *pred = NULL;
+    size_t n_ref = N < 5000 ? N : 5000;
+    dcl_status s = cli_open_device(device, &dev, &fallback);
+    if (s == DCL_OK) s = dcl_classifier_load(&c, dev, path, 256);
+    if (s == DCL_OK) {
+        const dcl_classifier_config *cc = dcl_classifier_get_config(c);
+        r->K = cc->classes, r->F = dcl_classifier_feature_dim(c);
+        if ((size_t)cc->channels * cc->height * cc->width != D || r->K > MAX_CLASSES)
+            s = dcl__fail(DCL_ERR_ARG,
+                          "--classifier %s classifies %dx%dx%d images of %d classes; "
+                          "the samples have %zu values each",
+                          path, cc->channels, cc->height, cc->width, r->K, D);
+    }
+    char spec[64];
+    snprintf(spec, sizeof spec, "fashion-mnist:split=test,n=%zu", 2 * n_ref);
+    if (s == DCL_OK) s = dcl_dataset_open(&test, spec, 0);
+    if (s == DCL_OK && dcl_dataset_size(test) < 2 * n_ref)
+        s = dcl__fail(DCL_ERR_ARG, "eval: --n %zu needs %zu test images, the test split has %zu", N,
+                      2 * n_ref, dcl_dataset_size(test));
+    if (s == DCL_OK && !(f = malloc((N + 2 * n_ref) * r->F * sizeof *f)))
+        s = dcl__fail(DCL_ERR_NOMEM, "eval: no memory for the features");
+    if (s == DCL_OK) s = features(c, dev, x, N, D, f);
+    if (s == DCL_OK) s = features(c, dev, dcl_dataset_points(test), 2 * n_ref, D, f + N * r->F);
+    if (s == DCL_OK) s = frechet(f, N, f + N * r->F, n_ref, r->F, &r->fd);
+    if (s == DCL_OK)
+        s = frechet(f + (N + n_ref) * r->F, n_ref, f + N * r->F, n_ref, r->F, &r->fd_floor);
+    if (s == DCL_OK && labels) {
+        // Accuracy: the samples' predicted classes against the labels they were drawn with.
+        dcl_buffer *buf = NULL;
+        pred = malloc(N * sizeof *pred);
+        s = pred ? dcl_buffer_alloc(&buf, dev, N * D, "eval.samples") : DCL_ERR_NOMEM;
+        if (s == DCL_OK) s = dcl_buffer_write(buf, 0, N * D, x);
+        if (s == DCL_OK) s = dcl_classifier_predict(c, dcl_at(buf, 0), N, pred);
+        dcl_buffer_free(buf);
+        int64_t hit = 0, total = 0;
+        for (size_t i = 0; s == DCL_OK && i < N; i++) {
+            if (labels[i] < 0 || labels[i] >= r->K) continue; // unconditional samples
+            r->count[labels[i]]++, total++;
+            if (pred[i] == labels[i]) r->correct[labels[i]]++, hit++;
+        }
+        r->accuracy = total ? (double)hit / (double)total : NAN;
+    } else {
+        r->accuracy = NAN;
+    }
+    r->n_ref = n_ref, r->done = s == DCL_OK;
+    free(f), free(pred);
+    dcl_dataset_free(test);
+    dcl_classifier_free(c);
+    dcl_device_free(dev);
+    dcl_device_free(fallback);
+    return s;
+}
+
 // What eval measures.
 typedef struct eval_result {
     char title[256];       // where the samples come from
@@ -100,11 +213,12 @@ typedef struct eval_result {
     double mem, mem_base; // memorised fractions (points, fixed training set); -1: not measured
     int image;
     nearest_stats near, near_base; // images
+    clf_result clf;                // --classifier
 } eval_result;
 
 typedef struct eval_flags {
     cli_sample_flags f;
-    const char *samples_csv, *data_spec;
+    const char *samples_csv, *data_spec, *classifier;
     uint64_t projections;
     double radius;
     int json;
@@ -147,6 +261,15 @@ static dcl_status eval_compute(const eval_flags *e, const char *device, eval_res
         s = image_memorisation(ds, r->data_spec, x, N, D, &r->near, &r->near_base);
     if (s == DCL_OK && cli_signal_pending())
         s = dcl__fail(DCL_ERR_CANCELLED, "eval stopped by a signal");
+    if (s == DCL_OK && e->classifier &&
+        (!r->image || strncmp(r->data_spec, "fashion-mnist", 13) != 0))
+        s = dcl__fail(DCL_ERR_ARG,
+                      "--classifier measures Fashion-MNIST images against its test "
+                      "split; these samples are of %s",
+                      r->data_spec);
+    if (s == DCL_OK && e->classifier)
+        s = classify_samples(e->classifier, device, x, e->f.model ? smp.labels : NULL, N, D,
+                             &r->clf);
     if (s == DCL_OK) s = fresh_points(ds, N, 2, &data);
     if (s == DCL_OK) s = fresh_points(ds, N, 3, &floor_set);
     if (s == DCL_OK) {
@@ -182,7 +305,33 @@ static void print_json(const eval_flags *e, const eval_result *r) {
     if (r->image && r->near_base.n)
         printf(", \"nearest_train_rms_held_out\": {\"mean\": %.6g, \"min\": %.6g}",
                r->near_base.mean, r->near_base.min);
+    if (r->clf.done) {
+        printf(", \"classifier\": ");
+        cli_json_string(stdout, e->classifier);
+        printf(", \"class_accuracy\": %.6g, \"class_accuracy_per_class\": [", r->clf.accuracy);
+        for (int k = 0; k < r->clf.K; k++)
+            printf("%s%.6g", k ? ", " : "",
+                   r->clf.count[k] ? (double)r->clf.correct[k] / (double)r->clf.count[k] : NAN);
+        printf("], \"frechet_distance\": %.6g, \"frechet_distance_floor\": %.6g, "
+               "\"feature_dim\": %zu, \"reference_images\": %zu",
+               r->clf.fd, r->clf.fd_floor, r->clf.F, r->clf.n_ref);
+    }
     printf("}\n");
+}
+
+static void print_classifier(const eval_flags *e, const clf_result *c) {
+    if (c->accuracy == c->accuracy) {
+        printf("class acc.    %.1f%% of samples classified as their label (%s)\n",
+               100 * c->accuracy, e->classifier);
+        printf("per class    ");
+        for (int k = 0; k < c->K; k++)
+            if (c->count[k]) printf(" %d:%.0f%%", k, 100.0 * c->correct[k] / c->count[k]);
+        printf("\n");
+    }
+    printf("Fréchet dist. %.4f   (the classifier's %zu-d penultimate features, NOT Inception-FID; "
+           "against %zu test images)\n",
+           c->fd, c->F, c->n_ref);
+    printf("Fréchet floor %.4f   (test images vs %zu other test images)\n", c->fd_floor, c->n_ref);
 }
 
 static void print_text(const eval_flags *e, const eval_result *r) {
@@ -207,6 +356,7 @@ static void print_text(const eval_flags *e, const eval_result *r) {
                    "does not copy its training set gives)\n",
                    r->near_base.mean, r->near_base.min, r->near_base.n);
     }
+    if (r->clf.done) print_classifier(e, &r->clf);
 }
 
 int cli_cmd_eval(int argc, char **argv) {
@@ -223,6 +373,8 @@ int cli_cmd_eval(int argc, char **argv) {
          1, 100000},
         {"radius", 0, CLI_OPT_DOUBLE, &e.radius, "R", "memorisation: distance to a training point",
          "0.05", 0, 0},
+        {"classifier", 0, CLI_OPT_STRING, &e.classifier, "FILE",
+         "images: class accuracy and Fréchet distance with a 'diffcl classify' model", NULL, 0, 0},
         {"json", 'j', CLI_OPT_FLAG, &e.json, NULL, "print the results as JSON", NULL, 0, 0},
     };
     cli_common common = {0};
