@@ -136,19 +136,6 @@ struct job {
     size_t stride;    // floats of scratch per chunk
 };
 
-// One output row o[r] = x[r] (+ b) (+ s) (+ y[r]), the additions of dcl_conv_output in its order;
-// called with constant flags, so each call compiles to a branch-free loop. y may be o.
-static inline void output_row(float *o, const float *x, const float *y, float b, float s, size_t R,
-                              int has_b, int has_s, int has_y) {
-    for (size_t r = 0; r < R; r++) {
-        float v = x[r];
-        if (has_b) v += b;
-        if (has_s) v += s;
-        if (has_y) v += y[r];
-        o[r] = v;
-    }
-}
-
 static void forward_chunk(void *arg, size_t chunk) {
     const struct job *j = arg;
     const struct dcl_op_args *a = j->a;
@@ -170,16 +157,7 @@ static void forward_chunk(void *arg, size_t chunk) {
             float *o = out + nc * R;
             const float *x = tmp + c * R, *y = res ? res + nc * R : NULL;
             float b = bias ? bias[c] : 0.0f, s = sbias ? sbias[nc] : 0.0f;
-            switch (has) {
-            case 0: output_row(o, x, y, b, s, R, 0, 0, 0); break;
-            case 1: output_row(o, x, y, b, s, R, 1, 0, 0); break;
-            case 2: output_row(o, x, y, b, s, R, 0, 1, 0); break;
-            case 3: output_row(o, x, y, b, s, R, 1, 1, 0); break;
-            case 4: output_row(o, x, y, b, s, R, 0, 0, 1); break;
-            case 5: output_row(o, x, y, b, s, R, 1, 0, 1); break;
-            case 6: output_row(o, x, y, b, s, R, 0, 1, 1); break;
-            default: output_row(o, x, y, b, s, R, 1, 1, 1); break;
-            }
+            dcl__cpu_conv_output_plane(o, x, y, b, s, R, has);
         }
     }
 }

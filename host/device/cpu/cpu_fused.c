@@ -17,6 +17,20 @@ static inline void conv_output_row(float *o, const float *x, const float *y, flo
     }
 }
 
+void dcl__cpu_conv_output_plane(float *o, const float *x, const float *y, float b, float s,
+                                size_t R, int has) {
+    switch (has) {
+    case 0: conv_output_row(o, x, y, b, s, R, 0, 0, 0); break;
+    case 1: conv_output_row(o, x, y, b, s, R, 1, 0, 0); break;
+    case 2: conv_output_row(o, x, y, b, s, R, 0, 1, 0); break;
+    case 3: conv_output_row(o, x, y, b, s, R, 1, 1, 0); break;
+    case 4: conv_output_row(o, x, y, b, s, R, 0, 0, 1); break;
+    case 5: conv_output_row(o, x, y, b, s, R, 1, 0, 1); break;
+    case 6: conv_output_row(o, x, y, b, s, R, 0, 1, 1); break;
+    default: conv_output_row(o, x, y, b, s, R, 1, 1, 1); break;
+    }
+}
+
 // out[n, c, r] = cnhw[c, n, r] (+ bias[c]) (+ sbias[n, c]) (+ res[n, c, r]); a term is present
 // when its view is not empty. res may be out.
 dcl_status dcl__cpu_conv_output(void *ctx, const struct dcl_op_args *a) {
@@ -33,16 +47,7 @@ dcl_status dcl__cpu_conv_output(void *ctx, const struct dcl_op_args *a) {
             float *o = out + nc * R;
             const float *x = cnhw + (c * N + n) * R, *y = res ? res + nc * R : NULL;
             float b = bias ? bias[c] : 0.0f, s = sbias ? sbias[nc] : 0.0f;
-            switch (has) {
-            case 0: conv_output_row(o, x, y, b, s, R, 0, 0, 0); break;
-            case 1: conv_output_row(o, x, y, b, s, R, 1, 0, 0); break;
-            case 2: conv_output_row(o, x, y, b, s, R, 0, 1, 0); break;
-            case 3: conv_output_row(o, x, y, b, s, R, 1, 1, 0); break;
-            case 4: conv_output_row(o, x, y, b, s, R, 0, 0, 1); break;
-            case 5: conv_output_row(o, x, y, b, s, R, 1, 0, 1); break;
-            case 6: conv_output_row(o, x, y, b, s, R, 0, 1, 1); break;
-            default: conv_output_row(o, x, y, b, s, R, 1, 1, 1); break;
-            }
+            dcl__cpu_conv_output_plane(o, x, y, b, s, R, has);
         }
     return DCL_OK;
 }

@@ -6,6 +6,10 @@
 #include "device/backend.h" // struct dcl_op_args
 
 dcl_status dcl__cpu_conv_output(void *ctx, const struct dcl_op_args *a);
+// One plane o[r] = x[r] (+ b if has & 1) (+ s if has & 2) (+ y[r] if has & 4), r < R, in that
+// order (conv_output's roundings; cpu_conv.c adds its outputs the same way). y may be o.
+void dcl__cpu_conv_output_plane(float *o, const float *x, const float *y, float b, float s,
+                                size_t R, int has);
 #define cpu_conv_output dcl__cpu_conv_output
 dcl_status dcl__cpu_softmax_cross_entropy(void *ctx, const struct dcl_op_args *a); // cpu_loss.c
 #define cpu_softmax_cross_entropy dcl__cpu_softmax_cross_entropy
