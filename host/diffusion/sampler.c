@@ -47,28 +47,33 @@ static dcl_status progress_pace_step(struct progress_pace *pp, dcl_device *dev) 
 
 static const char *const sampler_names[] = {"ddpm", "ddim", "euler", "heun", "dpm++2m"};
 #define N_SAMPLERS (int)(sizeof sampler_names / sizeof *sampler_names)
-
-dcl_status dcl_sampler_parse(const char *name, dcl_sampler_kind *out) {
-    for (int i = 0; name && i < N_SAMPLERS; i++) {
-        if (strcmp(name, sampler_names[i]) != 0) continue;
-        *out = (dcl_sampler_kind)i;
-        return DCL_OK;
-    }
-    return dcl__fail(DCL_ERR_ARG, "unknown sampler '%s': use ddpm, ddim, euler, heun or dpm++2m",
-                     name ? name : "(null)");
-}
-
 static const char *const schedule_names[] = {"uniform", "logsnr", "karras"};
 #define N_SCHEDULES (int)(sizeof schedule_names / sizeof *schedule_names)
 
+// The index of name in names (n), or -1.
+static int name_index(const char *const *names, int n, const char *name) {
+    for (int i = 0; name && i < n; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+dcl_status dcl_sampler_parse(const char *name, dcl_sampler_kind *out) {
+    int i = name_index(sampler_names, N_SAMPLERS, name);
+    if (i < 0)
+        return dcl__fail(DCL_ERR_ARG,
+                         "unknown sampler '%s': use ddpm, ddim, euler, heun or dpm++2m",
+                         name ? name : "(null)");
+    *out = (dcl_sampler_kind)i;
+    return DCL_OK;
+}
+
 dcl_status dcl_schedule_parse(const char *name, dcl_time_schedule *out) {
-    for (int i = 0; name && i < N_SCHEDULES; i++) {
-        if (strcmp(name, schedule_names[i]) != 0) continue;
-        *out = (dcl_time_schedule)i;
-        return DCL_OK;
-    }
-    return dcl__fail(DCL_ERR_ARG, "unknown schedule '%s': use uniform, logsnr or karras",
-                     name ? name : "(null)");
+    int i = name_index(schedule_names, N_SCHEDULES, name);
+    if (i < 0)
+        return dcl__fail(DCL_ERR_ARG, "unknown schedule '%s': use uniform, logsnr or karras",
+                         name ? name : "(null)");
+    *out = (dcl_time_schedule)i;
+    return DCL_OK;
 }
 
 const char *dcl_schedule_name(dcl_time_schedule s) {
