@@ -194,7 +194,26 @@ if [[ -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ||
     grep -qE "^class acc\. .*%" "$T/out" && grep -qE "^Fréchet dist\. +[0-9.]+ " "$T/out" &&
         grep -qE "^Fréchet floor +[0-9.]+ " "$T/out" ||
         { echo "FAIL: eval --classifier printed no metrics" >&2; failures=$((failures + 1)); }
+    # A guidance sweep: one JSON point per value, each with the classifier's metrics, and a plot.
+    expect 0 "" -- eval --device cpu --model "$T/fm.safetensors" --classifier "$T/clf.safetensors" \
+        --n 20 --steps 2 --sweep guidance=0,3 --plot "$T/sweep.png" --json
+    [[ $(grep -o '"class_accuracy"' "$T/out" | wc -l) -eq 2 && -s "$T/sweep.png" ]] ||
+        { echo "FAIL: eval --sweep guidance: no 2-point table or no plot" >&2; failures=$((failures + 1)); }
 fi
+
+# eval --sweep: bad lists, a plot without a sweep, guidance on an unconditional model are usage
+# errors; a steps sweep gives at each value the SW2 that a single eval at that value gives.
+expect 2 "guidance=W1,W2" -- eval --device cpu --model "$T/m.safetensors" --sweep eta=0,1
+expect 2 "0 is not a whole number" -- eval --device cpu --model "$T/m.safetensors" --sweep steps=0,4
+expect 2 "give --sweep too" -- eval --device cpu --model "$T/m.safetensors" --plot "$T/p.png"
+expect 2 "unconditional" -- eval --device cpu --model "$T/m.safetensors" --sweep guidance=1,3
+expect 0 "" -- eval --device cpu --model "$T/m.safetensors" --n 200 --sweep steps=2,10 --json \
+    --plot "$T/steps.png"
+sweep_sw2=$(grep -oE '"steps": 10, "sw2": [0-9.e+-]+' "$T/out" | grep -oE '[0-9.e+-]+$')
+expect 0 "" -- eval --device cpu --model "$T/m.safetensors" --n 200 --steps 10 --json
+single_sw2=$(grep -oE '"sw2": [0-9.e+-]+' "$T/out" | grep -oE '[0-9.e+-]+$')
+[[ -n "$sweep_sw2" && "$sweep_sw2" == "$single_sw2" && -s "$T/steps.png" ]] ||
+    { echo "FAIL: eval --sweep steps: SW2 at 10 steps '$sweep_sw2', alone '$single_sw2'" >&2; failures=$((failures + 1)); }
 
 # bench train: a bad --model, then two timed MLP steps on the CPU reference, which never waits.
 expect 2 "use mlp, unet or both" -- bench train --model cnn

@@ -153,6 +153,41 @@ static void test_curve(void) {
     remove(path);
 }
 
+// Two stacked panels: the first with a rising blue series and a flat orange one (both labelled,
+// so a legend at its top right), the second with a falling blue series.
+static void test_panels(void) {
+    float x[5] = {0, 1, 2, 3, 5}, up[5] = {1, 2, 3, 4, 6}, flat[5] = {2, 2, 2, 2, 2},
+          down[5] = {90, 70, 50, 30, 10};
+    dcl_plot_series top[2] = {{"rising", x, up, 5}, {"floor", x, flat, 5}};
+    dcl_plot_series bottom = {NULL, x, down, 5};
+    dcl_plot_panel panels[2] = {{"distance", top, 2, 0}, {"accuracy", &bottom, 1, 0}};
+    char path[512];
+    path_of(path, sizeof path, "panels.png");
+    dcl_status s = dcl_plot_panels(path, "sweep", "guidance", panels, 2);
+    if (s != DCL_OK) fprintf(stderr, "panels: %s\n", dcl_last_error());
+    CHECK_EQ(s, DCL_OK);
+    image im = read_png(path);
+    CHECK(im.rgb != NULL);
+    if (im.rgb) {
+        // Areas: x 100..776; y 48..348 (first panel), 436..736 (second).
+        CHECK_EQ(im.w, 800);
+        CHECK_EQ(im.h, 48 + 2 * (300 + 60) + 28);
+        CHECK(count(&im, 100, 48, 776, 348, is_orange) > 100); // the floor and its legend dot
+        CHECK(count(&im, 100, 436, 776, 736, is_orange) == 0); // no orange series below
+        CHECK(count(&im, 110, 436, 200, 520, is_blue) > 5);    // falling: high at the left
+        CHECK(count(&im, 680, 640, 776, 736, is_blue) > 5);    // and low at the right
+        CHECK(count(&im, 600, 50, 776, 100, is_ink) > 40);     // the legend's text
+        CHECK(count(&im, 0, 436, 30, 736, is_ink) > 20);       // the second y label
+        free(im.rgb);
+    }
+    CHECK_EQ(dcl_plot_panels(path, "none", "x", panels, 0), DCL_ERR_ARG);
+    float nan_y[1] = {NAN};
+    dcl_plot_series empty = {NULL, x, nan_y, 1};
+    dcl_plot_panel bad = {"y", &empty, 1, 0};
+    CHECK_EQ(dcl_plot_panels(path, "nan", "x", &bad, 1), DCL_ERR_ARG);
+    remove(path);
+}
+
 static void test_png_errors(void) {
     unsigned char rgb[4 * 3 * 3] = {0};
     rgb[0] = 255;
@@ -181,6 +216,7 @@ int main(void) {
     test_scatter();
     test_trajectories();
     test_curve();
+    test_panels();
     test_png_errors();
     rmdir(tmpdir);
     return check_exit();

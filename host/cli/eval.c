@@ -14,12 +14,14 @@
 #include "diffcl/data.h"       // dcl_dataset_*
 #include "diffcl/eval.h"       // dcl_sw2, dcl_memorised_fraction, dcl_nearest_rms
 #include "diffcl/log.h"        // dcl_log
+#include "diffcl/plot.h"       // dcl_plot_panels
 
 const cli_command cli_eval_command = {
     .name = "eval",
     .summary = "compare samples with the data: sliced W2 and memorisation",
     .usage = "diffcl eval (--model FILE [sampler flags] | --samples CSV) [--data SPEC]\n"
-             "            [--projections N] [--radius R] [--classifier FILE] [--json]",
+             "            [--projections N] [--radius R] [--classifier FILE]\n"
+             "            [--sweep guidance=W,...|steps=K,... [--plot FILE.png]] [--json]",
     .details =
         "With --model, draws samples as 'diffcl sample' does (same flags, same defaults); with\n"
         "--samples, reads them from a CSV file. --data defaults to the model's dataset (and is\n"
@@ -41,12 +43,21 @@ const cli_command cli_eval_command = {
         "features of the samples and of as many test images (at most 5000) - FID's formula in\n"
         "this classifier's feature space, not Inception-FID, so comparable only between runs\n"
         "evaluated with the same classifier and n - beside the floor: the same distance between\n"
-        "two disjoint sets of test images of that size.\n",
+        "two disjoint sets of test images of that size.\n"
+        "\n"
+        "--sweep guidance=0,1,2,3,5 (class-conditional models) or steps=5,10,20,50 repeats the\n"
+        "evaluation at each value of that sampling flag, the others as given, and prints one\n"
+        "row per value: SW2, and with --classifier the class accuracy and Frechet distance, then\n"
+        "the floors; --plot FILE.png draws them against the swept value (the Frechet distance\n"
+        "beside its floor, and the class accuracy; SW2 and its floor without a classifier).\n"
+        "The nearest-image search is skipped in a sweep.\n",
     .examples = "  diffcl eval --model spiral.safetensors\n"
                 "  diffcl eval --samples samples.csv --data spiral\n"
                 "  diffcl eval --model memorise.safetensors --radius 0.05 --json\n"
                 "  diffcl eval --model fm.safetensors --classifier clf.safetensors --n 1000 "
-                "--guidance 3 \\\n      --sampler ddim --steps 50\n",
+                "--guidance 3 \\\n      --sampler ddim --steps 50\n"
+                "  diffcl eval --model fm.safetensors --classifier clf.safetensors --n 1000 "
+                "--sweep guidance=0,1,2,3,5 \\\n      --sampler ddim --steps 50 --plot sweep.png\n",
 };
 
 // Fresh points from the (unfixed) distribution behind spec: n of them, from stream `salt`.
@@ -219,9 +230,11 @@ typedef struct eval_result {
 typedef struct eval_flags {
     cli_sample_flags f;
     const char *samples_csv, *data_spec, *classifier;
+    const char *sweep, *plot; // --sweep NAME=V1,V2,...; --plot FILE.png
     uint64_t projections;
     double radius;
     int json;
+    int sweeping; // inside a sweep: skip the nearest-image search
 } eval_flags;
 
 // Draws or reads the samples and measures them against the data. DCL_ERR_ARG: a bad flag.
@@ -257,7 +270,7 @@ static dcl_status eval_compute(const eval_flags *e, const char *device, eval_res
     float *data = NULL, *floor_set = NULL;
     size_t N = r->N, D = r->D;
     r->image = s == DCL_OK && dcl_dataset_image_shape(ds, NULL, NULL, NULL);
-    if (s == DCL_OK && r->image)
+    if (s == DCL_OK && r->image && !e->sweeping)
         s = image_memorisation(ds, r->data_spec, x, N, D, &r->near, &r->near_base);
     if (s == DCL_OK && cli_signal_pending())
         s = dcl__fail(DCL_ERR_CANCELLED, "eval stopped by a signal");
@@ -299,7 +312,7 @@ static void print_json(const eval_flags *e, const eval_result *r) {
     if (r->mem >= 0)
         printf(", \"radius\": %g, \"memorised\": %.6g, \"memorised_fresh_data\": %.6g", e->radius,
                r->mem, r->mem_base);
-    if (r->image)
+    if (r->image && r->near.n)
         printf(", \"nearest_train_rms\": {\"mean\": %.6g, \"min\": %.6g}", r->near.mean,
                r->near.min);
     if (r->image && r->near_base.n)
@@ -347,7 +360,7 @@ static void print_text(const eval_flags *e, const eval_result *r) {
                100 * r->mem, e->radius, r->n_train, 100 * r->mem_base,
                r->mem > 0.5 && r->mem > 2 * r->mem_base ? "the model reproduces its training set"
                                                         : "no sign of memorisation");
-    if (r->image) {
+    if (r->image && r->near.n) {
         printf("nearest train %.4f mean, %.4f min (RMS per pixel, [-1, 1] scale, over %zu "
                "samples)\n",
                r->near.mean, r->near.min, r->N);
@@ -357,6 +370,120 @@ static void print_text(const eval_flags *e, const eval_result *r) {
                    r->near_base.mean, r->near_base.min, r->near_base.n);
     }
     if (r->clf.done) print_classifier(e, &r->clf);
+}
+
+// ---- --sweep: one evaluation per value of a sampling flag, a table and a plot ----------------------
+
+#define MAX_SWEEP 16
+
+typedef struct sweep {
+    int steps; // the swept flag: 1 --steps, 0 --guidance
+    float v[MAX_SWEEP];
+    size_t n;
+    eval_result r[MAX_SWEEP];
+} sweep;
+
+// Parses "guidance=0,1,3" or "steps=5,10,20" into sw. DCL_ERR_ARG with a message on a bad list.
+static dcl_status parse_sweep(const char *arg, sweep *sw) {
+    const char *eq = strchr(arg, '=');
+    size_t len = eq ? (size_t)(eq - arg) : 0;
+    if (eq && len == 8 && strncmp(arg, "guidance", 8) == 0) sw->steps = 0;
+    else if (eq && len == 5 && strncmp(arg, "steps", 5) == 0) sw->steps = 1;
+    else return dcl__fail(DCL_ERR_ARG, "'%s': use guidance=W1,W2,... or steps=K1,K2,...", arg);
+    sw->n = 0;
+    for (const char *p = eq + 1;;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || (*end != ',' && *end != '\0'))
+            return dcl__fail(DCL_ERR_ARG, "'%s': '%s' is not a number", arg, p);
+        if (sw->n == MAX_SWEEP)
+            return dcl__fail(DCL_ERR_ARG, "'%s': at most %d values", arg, MAX_SWEEP);
+        if (sw->steps ? !(v >= 1 && v <= 100000 && v == floor(v)) : !(v >= 0 && v <= 100))
+            return dcl__fail(DCL_ERR_ARG, "'%s': %g is not %s", arg, v,
+                             sw->steps ? "a whole number of steps in 1..100000"
+                                       : "a guidance weight in [0, 100]");
+        sw->v[sw->n++] = (float)v;
+        if (*end == '\0') break;
+        p = end + 1;
+    }
+    return DCL_OK;
+}
+
+static dcl_status sweep_run(eval_flags *e, const char *device, sweep *sw) {
+    e->sweeping = 1;
+    for (size_t i = 0; i < sw->n; i++) {
+        if (sw->steps) e->f.steps = (uint64_t)sw->v[i];
+        else e->f.guidance = sw->v[i];
+        dcl_log(DCL_LOG_INFO, "sweep %zu/%zu: %s %g", i + 1, sw->n,
+                sw->steps ? "steps" : "guidance", (double)sw->v[i]);
+        dcl_status s = eval_compute(e, device, &sw->r[i]);
+        if (s != DCL_OK) return s;
+    }
+    return DCL_OK;
+}
+
+static void sweep_print(const eval_flags *e, const sweep *sw) {
+    const char *name = sw->steps ? "steps" : "guidance";
+    const eval_result *r0 = &sw->r[0];
+    if (e->json) {
+        printf("{\"samples\": ");
+        cli_json_string(stdout, e->f.model);
+        printf(", \"data\": ");
+        cli_json_string(stdout, r0->data_spec);
+        printf(", \"n\": %zu, \"sweep\": \"%s\", \"points\": [", r0->N, name);
+        for (size_t i = 0; i < sw->n; i++) {
+            const eval_result *r = &sw->r[i];
+            printf("%s{\"%s\": %g, \"sw2\": %.6g, \"sw2_floor\": %.6g", i ? ", " : "", name,
+                   (double)sw->v[i], r->sw2, r->sw2_floor);
+            if (r->clf.done)
+                printf(", \"class_accuracy\": %.6g, \"frechet_distance\": %.6g, "
+                       "\"frechet_distance_floor\": %.6g",
+                       r->clf.accuracy, r->clf.fd, r->clf.fd_floor);
+            printf("}");
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("samples       %zu per point from %s\n", r0->N, e->f.model);
+    printf("data          %s\n", r0->data_spec);
+    printf("\n%-10s SW2%s\n", name, r0->clf.done ? "       class acc.  Fréchet dist." : "");
+    for (size_t i = 0; i < sw->n; i++) {
+        const eval_result *r = &sw->r[i];
+        printf("%-10g %.4f", (double)sw->v[i], r->sw2);
+        if (r->clf.done) printf("    %5.1f%%      %.4f", 100 * r->clf.accuracy, r->clf.fd);
+        printf("\n");
+    }
+    printf("\nfloors        SW2 %.4f (data vs data)", r0->sw2_floor);
+    if (r0->clf.done)
+        printf(", Fréchet %.4f (test vs test images; the classifier's %zu-d features, NOT "
+               "Inception-FID)",
+               r0->clf.fd_floor, r0->clf.F);
+    printf("\n");
+}
+
+// The plot: Fréchet distance (with its floor) and class accuracy against the swept value with a
+// classifier, else SW2 and its floor.
+static dcl_status sweep_plot(const eval_flags *e, const sweep *sw) {
+    float y[4][MAX_SWEEP];
+    int clf = sw->r[0].clf.done;
+    for (size_t i = 0; i < sw->n; i++) {
+        const eval_result *r = &sw->r[i];
+        y[0][i] = (float)(clf ? r->clf.fd : r->sw2);
+        y[1][i] = (float)(clf ? r->clf.fd_floor : r->sw2_floor);
+        y[2][i] = (float)(clf ? 100 * r->clf.accuracy : 0);
+    }
+    const dcl_plot_series dist[2] = {{"samples", sw->v, y[0], sw->n},
+                                     {"floor (data vs data)", sw->v, y[1], sw->n}};
+    const dcl_plot_series acc = {NULL, sw->v, y[2], sw->n};
+    const dcl_plot_panel panels[2] = {
+        {clf ? "Frechet distance" : "sliced W2", dist, 2, 0},
+        {"class accuracy (%)", &acc, 1, 0},
+    };
+    char title[160];
+    snprintf(title, sizeof title, "%s sweep, %zu samples per point",
+             sw->steps ? "steps" : "guidance", sw->r[0].N);
+    return dcl_plot_panels(e->plot, title, sw->steps ? "sampler steps" : "guidance weight", panels,
+                           clf ? 2 : 1);
 }
 
 int cli_cmd_eval(int argc, char **argv) {
@@ -375,6 +502,10 @@ int cli_cmd_eval(int argc, char **argv) {
          "0.05", 0, 0},
         {"classifier", 0, CLI_OPT_STRING, &e.classifier, "FILE",
          "images: class accuracy and Fréchet distance with a 'diffcl classify' model", NULL, 0, 0},
+        {"sweep", 0, CLI_OPT_STRING, &e.sweep, "NAME=LIST",
+         "evaluate at each value: guidance=0,1,3 or steps=5,10,20", NULL, 0, 0},
+        {"plot", 0, CLI_OPT_STRING, &e.plot, "FILE.png", "--sweep: draw the metrics against it",
+         NULL, 0, 0},
         {"json", 'j', CLI_OPT_FLAG, &e.json, NULL, "print the results as JSON", NULL, 0, 0},
     };
     cli_common common = {0};
@@ -387,11 +518,33 @@ int cli_cmd_eval(int argc, char **argv) {
     if (!(e.radius > 0)) return cli_usage_error("eval", "--radius must be > 0");
     // --data defaults to the model's dataset.
     dcl_model_config cfg;
-    if (e.f.model && !e.data_spec) {
+    if (e.f.model) {
         dcl_status s = dcl_model_read_config(e.f.model, &cfg);
         if (s != DCL_OK) return cli_report(s);
-        e.data_spec = cfg.data;
+        if (!e.data_spec) e.data_spec = cfg.data;
     }
+    if (e.sweep) {
+        static sweep sw; // 16 results with their per-class counts: too large for the stack
+        if (!e.f.model) return cli_usage_error("eval", "--sweep needs --model FILE");
+        if (parse_sweep(e.sweep, &sw) != DCL_OK)
+            return cli_usage_error("eval", "--sweep %s", dcl_last_error());
+        if (!sw.steps && dcl_net_num_classes(&cfg.net) == 0)
+            return cli_usage_error("eval", "--sweep guidance: %s is unconditional (no classes)",
+                                   e.f.model);
+        if (e.plot) {
+            dcl_status s = cli_check_output_as("--plot", e.plot, ".png");
+            if (s != DCL_OK) return cli_report(s);
+        }
+        dcl_status s = sweep_run(&e, common.device, &sw);
+        if (s == DCL_ERR_ARG) return cli_usage_error("eval", "%s", dcl_last_error());
+        if (s == DCL_ERR_CANCELLED) return cli_report_cancelled();
+        if (s != DCL_OK) return cli_report(s);
+        sweep_print(&e, &sw);
+        if (e.plot && (s = sweep_plot(&e, &sw)) != DCL_OK) return cli_report(s);
+        if (e.plot) dcl_log(DCL_LOG_INFO, "wrote %s", e.plot);
+        return CLI_EXIT_OK;
+    }
+    if (e.plot) return cli_usage_error("eval", "--plot draws a --sweep; give --sweep too");
     eval_result r;
     dcl_status s = eval_compute(&e, common.device, &r);
     if (s == DCL_ERR_ARG && e.f.model) return cli_usage_error("eval", "%s", dcl_last_error());

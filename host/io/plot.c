@@ -14,8 +14,7 @@ typedef struct rgb {
 } rgb;
 
 static const rgb INK = {40, 40, 40}, GRID = {232, 232, 232}, FRAME = {120, 120, 120},
-                 DATA_COLOR = {90, 120, 170}, SAMPLE_COLOR = {240, 120, 20},
-                 CURVE_COLOR = {31, 100, 180};
+                 DATA_COLOR = {90, 120, 170}, SAMPLE_COLOR = {240, 120, 20};
 
 // Text is the 5x7 font at twice its size: 12 px per character, 14 px tall.
 #define TEXT_SCALE 2
@@ -449,52 +448,115 @@ dcl_status dcl_plot_trajectories(const char *path, const char *title_text, const
 
 // ---- curves ------------------------------------------------------------------------------------
 
-dcl_status dcl_plot_curve(const char *path, const char *title_text, const char *xlabel,
-                          const char *ylabel, const float *x, const float *y, size_t n, int log_y) {
-    if (!path || !*path || !x || !y || n == 0)
-        return bad_arg(path, "a curve needs a path and at least one point");
-    double box[4] = {0, 0, 0, 0};
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        double xi = x[i], yi = log_y ? (y[i] > 0 ? log10(y[i]) : NAN) : y[i];
+// Series colours in order: the first is the single curve's blue.
+static const rgb SERIES_COLOR[] = {{31, 100, 180}, {230, 110, 20}, {40, 150, 70},
+                                   {200, 50, 60},  {130, 90, 180}, {120, 120, 120}};
+#define N_SERIES_COLORS (sizeof SERIES_COLOR / sizeof SERIES_COLOR[0])
+
+// Extends box (xmin, xmax, ymin, ymax) by the drawable points of one series; returns how many.
+static size_t series_box(const dcl_plot_series *sr, int log_y, double box[4], size_t k) {
+    for (size_t i = 0; i < sr->n; i++) {
+        double xi = sr->x[i], yi = log_y ? (sr->y[i] > 0 ? log10(sr->y[i]) : NAN) : sr->y[i];
         if (!isfinite(xi) || !isfinite(yi)) continue;
         if (k++ == 0) box[0] = box[1] = xi, box[2] = box[3] = yi;
         box[0] = fmin(box[0], xi), box[1] = fmax(box[1], xi);
         box[2] = fmin(box[2], yi), box[3] = fmax(box[3], yi);
     }
-    if (k == 0)
-        return bad_arg(path, log_y ? "no point with finite x and positive finite y to draw"
-                                   : "no point with finite x and y to draw");
-    canvas c;
-    dcl_status s = canvas_init(&c, 800, 500, 100, 48, 24, 60);
-    if (s != DCL_OK) return s;
-    c.log_y = log_y;
+    return k;
+}
+
+// One panel: axes fitted to its series, each series a line through its points (dots where there
+// are few), a legend at the top right when any series has a label.
+static void draw_panel(canvas *c, const char *xlabel, const dcl_plot_panel *p,
+                       const double box_in[4]) {
+    double box[4] = {box_in[0], box_in[1], box_in[2], box_in[3]};
+    c->log_y = p->log_y;
     // A single x or a flat y still gets a range around it.
     if (!(box[1] > box[0])) {
         double pad = fmax(fabs(box[0]) * 0.1, 1.0);
         box[0] -= pad, box[1] += pad;
     }
     if (!(box[3] > box[2])) {
-        double pad = log_y ? 0.5 : fmax(fabs(box[2]) * 0.1, 1e-3);
+        double pad = p->log_y ? 0.5 : fmax(fabs(box[2]) * 0.1, 1e-3);
         box[2] -= pad, box[3] += pad;
     }
     double sy = box[3] - box[2];
-    c.xmin = box[0], c.xmax = box[1];
-    c.ymin = box[2] - 0.05 * sy, c.ymax = box[3] + 0.05 * sy;
-    axes_grid(&c, xlabel, ylabel);
-    clip_to_area(&c, 1);
-    double px = NAN, py = NAN;
-    for (size_t i = 0; i < n; i++) {
-        double qx = map_x(&c, x[i]), qy = map_y(&c, y[i]);
-        if (!isfinite(qx) || !isfinite(qy)) {
-            px = py = NAN; // a gap where the curve has no value
-            continue;
+    c->xmin = box[0], c->xmax = box[1];
+    c->ymin = box[2] - 0.05 * sy, c->ymax = box[3] + 0.05 * sy;
+    // Head room for the legend, so that no curve runs under it.
+    int labels = 0;
+    for (size_t k = 0; k < p->n_series; k++) labels += p->series[k].label && *p->series[k].label;
+    double room = labels ? (labels * (TEXT_H + 8) + 12.0) / (c->y1 - c->y0) : 0;
+    if (room > 0 && room < 0.5) c->ymax += (c->ymax - c->ymin) * room / (1 - room);
+    axes_grid(c, xlabel, p->ylabel);
+    clip_to_area(c, 1);
+    for (size_t k = 0; k < p->n_series; k++) {
+        const dcl_plot_series *sr = &p->series[k];
+        rgb col = SERIES_COLOR[k % N_SERIES_COLORS];
+        double px = NAN, py = NAN;
+        for (size_t i = 0; i < sr->n; i++) {
+            double qx = map_x(c, sr->x[i]), qy = map_y(c, sr->y[i]);
+            if (!isfinite(qx) || !isfinite(qy)) {
+                px = py = NAN; // a gap where the curve has no value
+                continue;
+            }
+            if (isfinite(px)) line(c, px, py, qx, qy, col, 1.0);
+            if (sr->n <= 60 || !isfinite(px)) dot(c, qx, qy, 2.5, col, 1.0);
+            px = qx, py = qy;
         }
-        if (isfinite(px)) line(&c, px, py, qx, qy, CURVE_COLOR, 1.0);
-        if (n <= 60 || !isfinite(px)) dot(&c, qx, qy, 2.5, CURVE_COLOR, 1.0);
-        px = qx, py = qy;
     }
-    frame(&c);
+    frame(c);
+    // The legend: one entry per labelled series, right-aligned inside the top of the area.
+    clip_to_area(c, 0);
+    int y = c->y0 + 8;
+    for (size_t k = 0; k < p->n_series; k++) {
+        const char *label = p->series[k].label;
+        if (!label || !*label) continue;
+        int x = c->x1 - 12 - 16 - text_width(label);
+        fill_rect(c, x - 4, y - 3, c->x1 - 8 - (x - 4), TEXT_H + 6, (rgb){255, 255, 255});
+        legend_entry(c, x, y, SERIES_COLOR[k % N_SERIES_COLORS], label);
+        y += TEXT_H + 8;
+    }
+}
+
+dcl_status dcl_plot_panels(const char *path, const char *title_text, const char *xlabel,
+                           const dcl_plot_panel *panels, size_t n_panels) {
+    if (!path || !*path || !panels || n_panels == 0 || n_panels > 8)
+        return bad_arg(path, "a plot needs a path and 1 to 8 panels");
+    double box[8][4];
+    for (size_t p = 0; p < n_panels; p++) {
+        size_t k = 0;
+        for (size_t i = 0; i < panels[p].n_series; i++) {
+            const dcl_plot_series *sr = &panels[p].series[i];
+            if (sr->n && (!sr->x || !sr->y)) return bad_arg(path, "a series without its points");
+            k = series_box(sr, panels[p].log_y, box[p], k);
+        }
+        if (k == 0)
+            return bad_arg(path, panels[p].log_y
+                                     ? "no point with finite x and positive finite y to draw"
+                                     : "no point with finite x and y to draw");
+    }
+    // One panel is 800x500 with a 392-pixel-high area; more panels stack areas of 300 pixels,
+    // each with its own x axis, under one title.
+    const int top = 48, bottom = 60, gap = 28, area = n_panels == 1 ? 392 : 300;
+    int h = top + (int)n_panels * (area + bottom) + (int)(n_panels - 1) * gap;
+    canvas c;
+    dcl_status s = canvas_init(&c, 800, h, 100, top, 24, bottom);
+    if (s != DCL_OK) return s;
+    for (size_t p = 0; p < n_panels; p++) {
+        c.y0 = top + (int)p * (area + bottom + gap), c.y1 = c.y0 + area;
+        draw_panel(&c, xlabel, &panels[p], box[p]);
+    }
+    clip_to_area(&c, 0);
     title(&c, title_text);
     return finish(&c, path);
+}
+
+dcl_status dcl_plot_curve(const char *path, const char *title_text, const char *xlabel,
+                          const char *ylabel, const float *x, const float *y, size_t n, int log_y) {
+    if (!path || !*path || !x || !y || n == 0)
+        return bad_arg(path, "a curve needs a path and at least one point");
+    dcl_plot_series one = {NULL, x, y, n};
+    dcl_plot_panel panel = {ylabel, &one, 1, log_y};
+    return dcl_plot_panels(path, title_text, xlabel, &panel, 1);
 }

@@ -23,6 +23,23 @@ dcl_status dcl_plot_trajectories(const char *path, const char *title, const floa
 dcl_status dcl_plot_curve(const char *path, const char *title, const char *xlabel,
                           const char *ylabel, const float *x, const float *y, size_t n, int log_y);
 
+// Several curves on shared axes, and several such panels stacked under one title (800 wide; one
+// panel 800x500): each panel has its own y axis and x ticks, the same x label, and a legend of the
+// series that have a label. Series colours follow their order (blue, orange, green, red, ...).
+typedef struct dcl_plot_series {
+    const char *label; // legend text, or NULL
+    const float *x, *y;
+    size_t n;
+} dcl_plot_series;
+typedef struct dcl_plot_panel {
+    const char *ylabel;
+    const dcl_plot_series *series;
+    size_t n_series;
+    int log_y;
+} dcl_plot_panel;
+dcl_status dcl_plot_panels(const char *path, const char *title, const char *xlabel,
+                           const dcl_plot_panel *panels, size_t n_panels);
+
 // Writes an 8-bit RGB image (h, w, 3) as PNG (host/io/png.c).
 dcl_status dcl_png_write_rgb(const char *path, const unsigned char *rgb, int w, int h);
 
