@@ -194,6 +194,18 @@ if [[ -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ||
     grep -qE "^class acc\. .*%" "$T/out" && grep -qE "^Fréchet dist\. +[0-9.]+ " "$T/out" &&
         grep -qE "^Fréchet floor +[0-9.]+ " "$T/out" ||
         { echo "FAIL: eval --classifier printed no metrics" >&2; failures=$((failures + 1)); }
+    # Reproducible: the same seed gives the same numbers; PoCL gives them to the printed precision.
+    metrics() { grep -E "^(SW2 |class acc|per class|Fréchet)" "$T/out"; }
+    ev=(eval --model "$T/fm.safetensors" --classifier "$T/clf.safetensors" --n 20 --steps 2)
+    expect 0 "" -- "${ev[@]}" --device cpu && metrics >"$T/m1"
+    expect 0 "" -- "${ev[@]}" --device cpu && metrics >"$T/m2"
+    [[ -s "$T/m1" ]] && cmp -s "$T/m1" "$T/m2" ||
+        { echo "FAIL: eval --classifier twice, different numbers" >&2; failures=$((failures + 1)); }
+    if "$D" devices --device cl >/dev/null 2>&1; then
+        expect 0 "" -- "${ev[@]}" --device cl && metrics >"$T/m3"
+        cmp -s "$T/m1" "$T/m3" ||
+            { echo "FAIL: eval --classifier, cpu and OpenCL differ:" >&2; diff "$T/m1" "$T/m3" >&2; failures=$((failures + 1)); }
+    fi
     # A guidance sweep: one JSON point per value, each with the classifier's metrics, and a plot.
     expect 0 "" -- eval --device cpu --model "$T/fm.safetensors" --classifier "$T/clf.safetensors" \
         --n 20 --steps 2 --sweep guidance=0,3 --plot "$T/sweep.png" --json
