@@ -34,6 +34,17 @@ static double reach(int label) {
     }
 }
 
+// The radius of the disc around the centre that lies wholly inside each class, over r (0: none).
+static double core(int label) {
+    switch (label) {
+    case 0: return 1.0;
+    case 1: return SQUARE_HALF;
+    case 2: return 0.5 * TRIANGLE_R;
+    case 4: return CROSS_HALF_WIDTH;
+    default: return 0.0; // the ring's centre is its hole
+    }
+}
+
 // Rotations that give every distinct pose of a class once: [0, period).
 static double period(int label) {
     switch (label) {
@@ -104,6 +115,7 @@ void dcl__shapes_params(int side, uint64_t seed, uint32_t step, uint64_t index, 
     sh->cx = lerp(m, S - m, u[2]);
     sh->cy = lerp(m, S - m, u[3]);
     sh->angle = period(sh->label) * u[4];
+    sh->cos_a = cos(sh->angle), sh->sin_a = sin(sh->angle);
     // Contrast: a light shape on a dark background or a dark one on a light background, their
     // luminances at least 0.25 apart (the noise moves a pixel by at most DCL_SHAPES_NOISE).
     int dark_bg = u[5] < 0.5;
@@ -138,13 +150,21 @@ static int inside(int label, double r, double u, double v) {
     }
 }
 
+static double max2(double a, double b) { return a > b ? a : b; }
+
 double dcl__shapes_coverage(const dcl__shape *sh, int x, int y) {
-    // Pixels wholly outside the shape's reach are empty without sampling.
-    double ex = fmax(fmax(x - sh->cx, sh->cx - (x + 1)), 0.0);
-    double ey = fmax(fmax(y - sh->cy, sh->cy - (y + 1)), 0.0);
-    double far = reach(sh->label) * sh->r;
-    if (ex * ex + ey * ey > far * far) return 0.0;
-    double ca = cos(sh->angle), sa = sin(sh->angle);
+    // Pixels wholly outside the shape's reach, inside its core or inside the ring's hole give
+    // what all 16 samples would give, without sampling.
+    double nx = max2(max2(x - sh->cx, sh->cx - (x + 1)), 0.0); // to the pixel's nearest point
+    double ny = max2(max2(y - sh->cy, sh->cy - (y + 1)), 0.0);
+    double fx = max2(fabs(x - sh->cx), fabs(x + 1 - sh->cx)); // to its farthest corner
+    double fy = max2(fabs(y - sh->cy), fabs(y + 1 - sh->cy));
+    double near2 = nx * nx + ny * ny, far2 = fx * fx + fy * fy;
+    double out = reach(sh->label) * sh->r, in = core(sh->label) * sh->r;
+    double hole = sh->label == 3 ? RING_INNER * sh->r : 0.0;
+    if (near2 > out * out || far2 < hole * hole) return 0.0;
+    if (far2 < in * in) return 1.0;
+    double ca = sh->cos_a, sa = sh->sin_a;
     int hits = 0;
     for (int j = 0; j < SUB; j++)
         for (int i = 0; i < SUB; i++) {
@@ -155,12 +175,13 @@ double dcl__shapes_coverage(const dcl__shape *sh, int x, int y) {
 }
 
 static unsigned to_byte(double v) {
-    double b = floor(v * 255.0 + 0.5);
-    return b <= 0.0 ? 0u : b >= 255.0 ? 255u : (unsigned)b;
+    double b = v * 255.0 + 0.5;
+    return b < 1.0 ? 0u : b >= 255.0 ? 255u : (unsigned)b; // (unsigned) floors positive b
 }
 
-// Image `index` into x (3, S, S); returns its label.
-static int draw_one(int side, uint64_t seed, uint32_t step, uint64_t index, float *x) {
+// Image `index` into x (3, S, S) with value[p] = dcl__pixel_to_float(p); returns its label.
+static int draw_one(int side, uint64_t seed, uint32_t step, uint64_t index, const float *value,
+                    float *x) {
     dcl__shape sh;
     dcl__shapes_params(side, seed, step, index, &sh);
     size_t HW = (size_t)side * (size_t)side;
@@ -168,17 +189,22 @@ static int draw_one(int side, uint64_t seed, uint32_t step, uint64_t index, floa
     stream planes[3]; // one cached block per channel: the noise of plane c starts at c · S²
     for (int c = 0; c < 3; c++) stream_init(&planes[c], seed, step);
     double gx = cos(sh.phi) / side, gy = sin(sh.phi) / side, half = 0.5 * side;
+    // The pixels the shape can touch (it stays a pixel inside the border).
+    double far = reach(sh.label) * sh.r;
+    int x0 = (int)(sh.cx - far), x1 = (int)(sh.cx + far), y0 = (int)(sh.cy - far),
+        y1 = (int)(sh.cy + far);
     for (int y = 0; y < side; y++)
         for (int xx = 0; xx < side; xx++) {
-            double cov = dcl__shapes_coverage(&sh, xx, y);
+            int near = xx >= x0 && xx <= x1 && y >= y0 && y <= y1;
+            double cov = near ? dcl__shapes_coverage(&sh, xx, y) : 0.0;
             double t = 0.5 + (xx + 0.5 - half) * gx + (y + 0.5 - half) * gy;
-            t = fmin(fmax(t, 0.0), 1.0);
+            t = t < 0.0 ? 0.0 : t > 1.0 ? 1.0 : t;
             size_t p = (size_t)y * (size_t)side + (size_t)xx;
             for (int c = 0; c < 3; c++) {
                 double bg = lerp(sh.bg0[c], sh.bg1[c], t);
                 uint32_t w = stream_word(&planes[c], noise0 + c * HW + p);
                 double noise = DCL_SHAPES_NOISE * (2.0 * (double)dcl_u01(w) - 1.0);
-                x[c * HW + p] = dcl__pixel_to_float(to_byte(lerp(bg, sh.fg[c], cov) + noise));
+                x[c * HW + p] = value[to_byte(lerp(bg, sh.fg[c], cov) + noise)];
             }
         }
     return sh.label;
@@ -187,8 +213,10 @@ static int draw_one(int side, uint64_t seed, uint32_t step, uint64_t index, floa
 void dcl__shapes_draw(int side, uint64_t seed, uint32_t step, uint64_t first, float *x,
                       int32_t *labels, size_t n) {
     size_t D = 3 * (size_t)side * (size_t)side;
+    float value[256];
+    for (unsigned p = 0; p < 256; p++) value[p] = dcl__pixel_to_float(p);
     for (size_t i = 0; i < n; i++) {
-        int label = draw_one(side, seed, step, first + i, x + i * D);
+        int label = draw_one(side, seed, step, first + i, value, x + i * D);
         if (labels) labels[i] = label;
     }
 }
