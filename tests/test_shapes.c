@@ -106,6 +106,22 @@ static void test_reproducible_and_independent(void) {
     CHECK(memcmp(five + 2 * D32, xa + 37 * D32, sizeof one) == 0);
     CHECK_EQ(l1, dcl_dataset_labels(a)[37]);
     CHECK_EQ(l5[2], l1);
+    // The test split: reproducible, labelled, and none of its images in the training split.
+    dcl_dataset *t1 = open_ok("shapes32:split=test,n=16", 3),
+                *t2 = open_ok("shapes32:n=16,split=test", 3);
+    dcl_dataset *train = open_ok("shapes32:split=train,n=64", 3);
+    if (t1 && t2 && train) {
+        const float *xt = dcl_dataset_points(t1);
+        CHECK(memcmp(xt, dcl_dataset_points(t2), 16 * D32 * sizeof(float)) == 0);
+        CHECK(memcmp(dcl_dataset_points(train), xa, 64 * D32 * sizeof(float)) == 0);
+        CHECK_EQ(dcl_dataset_num_classes(t1), DCL_SHAPES_CLASSES);
+        for (int i = 0; i < 16; i++) {
+            CHECK(dcl_dataset_labels(t1)[i] >= 0 && dcl_dataset_labels(t1)[i] < DCL_SHAPES_CLASSES);
+            for (int k = 0; k < 64; k++)
+                CHECK(memcmp(xt + i * D32, xa + k * D32, D32 * sizeof(float)) != 0);
+        }
+    }
+    dcl_dataset_free(t1), dcl_dataset_free(t2), dcl_dataset_free(train);
     // Another step of the stream gives other images.
     dcl__shapes_draw(S32, 3, 0, 37, one, NULL, 1);
     CHECK(memcmp(one, xa + 37 * D32, sizeof one) != 0);
@@ -263,11 +279,12 @@ static void test_specs(void) {
     expect_error("shapes8", DCL_ERR_ARG, "16..256");
     expect_error("shapes300", DCL_ERR_ARG, "(shapes32, shapes64)");
     expect_error("shapesx", DCL_ERR_ARG, "shapes32");
-    expect_error("shapes32:", DCL_ERR_ARG, "nothing after ':' (options: n=K)");
-    expect_error("shapes32:size=3", DCL_ERR_ARG, "unknown option 'size=3'; options: n=K");
+    expect_error("shapes32:", DCL_ERR_ARG, "nothing after ':' (options: split=test, n=K)");
+    expect_error("shapes32:size=3", DCL_ERR_ARG, "unknown option 'size=3'; options: split");
+    expect_error("shapes32:split=val", DCL_ERR_ARG, "split must be train or test");
     expect_error("shapes32:n=0", DCL_ERR_ARG, "n must be");
     expect_error("shapes32:n=5,", DCL_ERR_ARG, "nothing after the last ','");
-    expect_error("shapes32:foo", DCL_ERR_ARG, "expected shapesS[:n=K]");
+    expect_error("shapes32:foo", DCL_ERR_ARG, "expected shapesS[:split=train|test][,n=K]");
     expect_error("shapes256:n=10000", DCL_ERR_ARG, "n=2730 would fit");
     expect_error("spirl", DCL_ERR_ARG, "shapes32");
 }

@@ -14,6 +14,8 @@
 // The step of the data stream (purpose DCL_RNG_DATA) that draws the fixed training set: the
 // built-in points (dataset.c) and the images a subset n=K keeps (image_read.c).
 #define DCL_STEP_FIXED_SET UINT32_MAX
+// The step that draws the test split of a generated image set (shapesS:split=test).
+#define DCL_STEP_TEST_SPLIT (UINT32_MAX - 2u)
 
 // Philox elements one built-in point takes: 4 uniforms (one counter block) and 4 normals (the next).
 #define DCL_TOY2D_ELEMENTS 8
@@ -117,7 +119,8 @@ double dcl__shapes_coverage(const dcl__shape *sh, int x, int y);
 // (seed, step, first + i).
 void dcl__shapes_draw(int side, uint64_t seed, uint32_t step, uint64_t first, float *x,
                       int32_t *labels, size_t n);
-// The set shapesS of n images 0..n-1 of step DCL_STEP_FIXED_SET, with labels and class names.
-dcl_status dcl__shapes_open(dcl__image_set *out, int side, size_t n, uint64_t seed);
+// The set shapesS of n images 0..n-1 of step DCL_STEP_FIXED_SET (the training split) or
+// DCL_STEP_TEST_SPLIT (test: 1), with labels and class names.
+dcl_status dcl__shapes_open(dcl__image_set *out, int side, size_t n, int test, uint64_t seed);
 
 #endif

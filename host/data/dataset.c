@@ -13,7 +13,8 @@
 #include "diffcl/rng.h" // dcl_rng_bits_at, DCL_RNG_DATA
 
 // Reserved steps of the data stream (above DCL_DATA_MAX_STEP): DCL_STEP_FIXED_SET
-// (data_internal.h) draws the fixed training set, STEP_FRESH the evaluation points.
+// (data_internal.h) draws the fixed training set, STEP_FRESH the evaluation points and
+// DCL_STEP_TEST_SPLIT a generated image set's test split.
 #define STEP_FRESH (UINT32_MAX - 1u)
 // dcl_dataset_fresh's salt selects a range of 2^40 elements of STEP_FRESH.
 #define SALT_SHIFT 40

@@ -81,7 +81,8 @@ static int parse_option(image_opts *o, const char *kind, const char *spec, const
         o->classes = (int)x;
         return 1;
     }
-    if (strcmp(kind, "fashion-mnist") == 0 && key == 5 && memcmp(seg, "split", 5) == 0) {
+    if ((strcmp(kind, "fashion-mnist") == 0 || strcmp(kind, "shapes") == 0) && key == 5 &&
+        memcmp(seg, "split", 5) == 0) {
         if (vlen == 5 && memcmp(v, "train", 5) == 0) o->test = 0;
         else if (vlen == 4 && memcmp(v, "test", 4) == 0) o->test = 1;
         else
@@ -90,9 +91,10 @@ static int parse_option(image_opts *o, const char *kind, const char *spec, const
         return 1;
     }
     if (strcmp(kind, "png") == 0 || strcmp(kind, "idx") == 0) return 0; // maybe a path
-    *s = dcl__fail(
-        DCL_ERR_ARG, "dataset '%s': unknown option '%.*s'; options: %s", spec, (int)len, seg,
-        strcmp(kind, "shapes") == 0 ? "n=K (images, default 10000)" : "split=train|test, n=K");
+    *s = dcl__fail(DCL_ERR_ARG,
+                   "dataset '%s': unknown option '%.*s'; options: split=train|test, "
+                   "n=K",
+                   spec, (int)len, seg);
     return 1;
 }
 
@@ -111,7 +113,7 @@ static dcl_status parse_spec(image_opts *o, const char *kind, const char *spec, 
                                  max_paths == 2   ? "idx:IMAGES[,LABELS][,n=K][,classes=K]"
                                  : max_paths == 1 ? "png:FOLDER[,n=K]"
                                  : strcmp(kind, "shapes") == 0
-                                     ? "shapesS[:n=K]"
+                                     ? "shapesS[:split=train|test][,n=K]"
                                      : "fashion-mnist[:split=train|test][,n=K]");
             char *p = dup_n(rest, len);
             if (!p) return dcl__fail(DCL_ERR_NOMEM, "dataset '%s': out of memory", spec);
@@ -188,7 +190,7 @@ static int shapes_side(const char *spec, size_t kind_len) {
         side < DCL_SHAPES_MIN_SIDE) {
         dcl__fail(DCL_ERR_ARG,
                   "dataset '%s': the shapes set is shapesS with S the side in pixels, %d..%d "
-                  "(shapes32, shapes64), then options :n=K",
+                  "(shapes32, shapes64), then options :split=train|test,n=K",
                   spec, DCL_SHAPES_MIN_SIDE, DCL_SHAPES_MAX_SIDE);
         return 0;
     }
@@ -210,11 +212,11 @@ dcl_status dcl__image_set_open(dcl__image_set *out, const char *spec, uint64_t s
     kind[kind_len] = '\0';
     if (side) strcpy(kind, "shapes");
     if (colon && !colon[1] && (side || strcmp(kind, "fashion-mnist") == 0))
-        return dcl__fail(DCL_ERR_ARG, "dataset '%s': nothing after ':' (options: %s)", spec,
-                         side ? "n=K" : "split=test, n=K");
+        return dcl__fail(DCL_ERR_ARG, "dataset '%s': nothing after ':' (options: split=test, n=K)",
+                         spec);
     dcl_status s = parse_spec(&o, kind, spec, colon ? colon + 1 : NULL);
     if (s == DCL_OK) {
-        if (side) s = dcl__shapes_open(out, side, o.n ? o.n : DCL_SHAPES_DEFAULT_N, seed);
+        if (side) s = dcl__shapes_open(out, side, o.n ? o.n : DCL_SHAPES_DEFAULT_N, o.test, seed);
         else if (strcmp(kind, "fashion-mnist") == 0) s = open_fashion(out, &o, seed);
         else if (strcmp(kind, "png") == 0) s = dcl__pngdir_read(out, o.images, o.n, seed);
         else {

@@ -221,7 +221,7 @@ void dcl__shapes_draw(int side, uint64_t seed, uint32_t step, uint64_t first, fl
     }
 }
 
-dcl_status dcl__shapes_open(dcl__image_set *out, int side, size_t n, uint64_t seed) {
+dcl_status dcl__shapes_open(dcl__image_set *out, int side, size_t n, int test, uint64_t seed) {
     memset(out, 0, sizeof *out);
     size_t D = 3 * (size_t)side * (size_t)side;
     if ((uint64_t)n * D > DCL_IMAGE_MAX_VALUES)
@@ -245,7 +245,8 @@ dcl_status dcl__shapes_open(dcl__image_set *out, int side, size_t n, uint64_t se
         dcl__image_set_free(out);
         return dcl__fail(DCL_ERR_NOMEM, "dataset shapes%d: out of memory for %zu images", side, n);
     }
-    dcl__shapes_draw(side, seed, DCL_STEP_FIXED_SET, 0, out->x, out->labels, n);
+    uint32_t step = test ? DCL_STEP_TEST_SPLIT : DCL_STEP_FIXED_SET;
+    dcl__shapes_draw(side, seed, step, 0, out->x, out->labels, n);
     out->n = n, out->C = 3, out->H = side, out->W = side, out->shapes = 1;
     return DCL_OK;
 }

@@ -6,7 +6,7 @@
 //   fashion-mnist, fashion-mnist:split=test,n=1000          Fashion-MNIST (DCL_FASHION_MNIST_DIR)
 //   idx:IMAGES[,LABELS][,n=K][,classes=K]                   an IDX pair (MNIST...), gzip or raw
 //   png:FOLDER[,n=K]                                        FOLDER/*.png, or FOLDER/CLASS/*.png
-//   shapes32, shapes64:n=2000                               built-in labelled colour shapes
+//   shapes32, shapes64:n=2000, shapes32:split=test          built-in labelled colour shapes
 // All randomness comes from Philox (purpose DCL_RNG_DATA), so a (spec, seed) pair always gives the
 // same points on every machine. Points are computed in double and stored as float.
 //
@@ -34,8 +34,10 @@
 //           per channel, anti-aliased by 4×4 sub-pixel samples, rounded to bytes like a PNG. The
 //           set is images 0..K-1 of the stream (seed, DATA, the fixed set's step), K = n (default
 //           10000; 123 MB of floats at 32, 492 MB at 64); image i depends only on (seed, i), so
-//           n=500 is the first 500 images of n=1000. Evaluation points (dcl_dataset_fresh) are
-//           fresh images of the same distribution. Drawn on the host (about 20000 images/s at 32).
+//           n=500 is the first 500 images of n=1000. split=test draws the set from another
+//           (reserved) step: images no training set of the seed holds. Evaluation points
+//           (dcl_dataset_fresh) are fresh images of the same distribution. Drawn on the host
+//           (about 10000 images/s on one core at 32).
 //
 // Dimension legend: N batch (points), D features (2 for the built-in sets, the CSV's columns,
 // C·H·W for images), C channels, H height, W width.
@@ -55,7 +57,8 @@
 // Largest size of a built-in fixed training set (spiral:n=N).
 #define DCL_DATA_MAX_FIXED 10000000
 // Largest training step dcl_dataset_batch takes; the Philox steps above it are reserved (the fixed
-// training set is drawn at step UINT32_MAX, evaluation points at UINT32_MAX - 1).
+// training set is drawn at step UINT32_MAX, evaluation points at UINT32_MAX - 1, the test split of
+// shapesS at UINT32_MAX - 2).
 #define DCL_DATA_MAX_STEP 0xFFFFFFEFu
 // Largest salt of dcl_dataset_fresh.
 #define DCL_DATA_MAX_SALT 0xFFFFFFu
