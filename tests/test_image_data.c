@@ -1,7 +1,8 @@
-// Image datasets: IDX pairs (raw and gzip) and PNG folders written into a temp folder are read back
-// exactly (0 -> -1, 255 -> 1), with labels, seed-drawn subsets and reproducible batches; a reject
-// table of malformed files (and every truncation of small ones) fails with DCL_ERR_FORMAT or
-// DCL_ERR_IO naming the file; Fashion-MNIST is checked when Debian's package is installed.
+// Image datasets: IDX pairs (raw and gzip) and PNG folders written into a temp folder (among them
+// 64x64 RGB images of shapes64) are read back exactly (0 -> -1, 255 -> 1), with labels, seed-drawn
+// subsets and reproducible batches; a reject table of malformed files (and every truncation of
+// small ones) fails with DCL_ERR_FORMAT or DCL_ERR_IO naming the file; Fashion-MNIST is checked
+// when Debian's package is installed.
 #include <png.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -729,6 +730,76 @@ static void swap_file(const char *folder) {
     free(big);
 }
 
+// 64x64 RGB PNGs rendered from the built-in shapes64 read back bit for bit: a flat folder (with a
+// grey 64x64 image, repeated over the three channels) and class sub-folders named after the
+// shapes (labels follow the folder names' order).
+static void test_png_folder_rgb64(void) {
+    enum { S = 64, N = 10, HW = S * S };
+    dcl_dataset *src = open_ok("shapes64:n=10", 4);
+    if (!src) return;
+    const float *sx = dcl_dataset_points(src);
+    const int32_t *sl = dcl_dataset_labels(src);
+    char flat[300], classes[300], p[400], spec[500];
+    unsigned char rgb[HW * 3], g[HW];
+    make_dir("rgb64", flat, sizeof flat);
+    make_dir("rgb64classes", classes, sizeof classes);
+    for (int i = 0; i < N; i++) {
+        for (int q = 0; q < HW; q++)
+            for (int c = 0; c < 3; c++) {
+                long b = lround(((double)sx[i * 3 * HW + c * HW + q] + 1.0) * 127.5);
+                rgb[q * 3 + c] = (unsigned char)b;
+            }
+        snprintf(p, sizeof p, "%s/%02d.png", flat, i);
+        CHECK_EQ(dcl_png_write_rgb(p, rgb, S, S), DCL_OK);
+        snprintf(p, sizeof p, "%s/%s", classes, dcl_dataset_class_name(src, sl[i]));
+        mkdir(p, 0700);
+        snprintf(p, sizeof p, "%s/%s/%02d.png", classes, dcl_dataset_class_name(src, sl[i]), i);
+        CHECK_EQ(dcl_png_write_rgb(p, rgb, S, S), DCL_OK);
+    }
+    grey(g, S, S, 3);
+    snprintf(p, sizeof p, "%s/99grey.png", flat);
+    write_png(p, S, S, PNG_COLOR_TYPE_GRAY, 8, g);
+
+    snprintf(spec, sizeof spec, "png:%s", flat);
+    dcl_dataset *ds = open_ok(spec, 0);
+    if (ds) {
+        int C, H, W;
+        CHECK_EQ(dcl_dataset_image_shape(ds, &C, &H, &W), 1);
+        CHECK_EQ(C, 3);
+        CHECK_EQ(H, S);
+        CHECK_EQ(W, S);
+        CHECK_EQ(dcl_dataset_size(ds), N + 1);
+        const float *x = dcl_dataset_points(ds);
+        CHECK(memcmp(x, sx, (size_t)N * 3 * HW * sizeof *x) == 0);
+        for (int c = 0; c < 3; c++)
+            for (int q = 0; q < HW; q++) CHECK(x[(size_t)N * 3 * HW + c * HW + q] == px(g[q]));
+        dcl_dataset_free(ds);
+    }
+
+    snprintf(spec, sizeof spec, "png:%s", classes);
+    ds = open_ok(spec, 0);
+    if (ds) {
+        CHECK_EQ(dcl_dataset_size(ds), N);
+        int K = dcl_dataset_num_classes(ds), seen = 0;
+        CHECK(K >= 2 && K <= 5);
+        // The images come class by class (folder names in byte order), each in file order.
+        const float *x = dcl_dataset_points(ds);
+        const int32_t *l = dcl_dataset_labels(ds);
+        for (int k = 0; k < K; k++)
+            for (int i = 0; i < N; i++) {
+                if (strcmp(dcl_dataset_class_name(src, sl[i]), dcl_dataset_class_name(ds, k)) != 0)
+                    continue;
+                CHECK_EQ(l[seen], k);
+                CHECK(memcmp(x + (size_t)seen * 3 * HW, sx + (size_t)i * 3 * HW,
+                             3 * HW * sizeof *x) == 0);
+                seen++;
+            }
+        CHECK_EQ(seen, N);
+        dcl_dataset_free(ds);
+    }
+    dcl_dataset_free(src);
+}
+
 static void test_png_changed_between_passes(void) {
     enum { W = 4, H = 3 };
     unsigned char g[W * H];
@@ -851,6 +922,7 @@ int main(void) {
     test_rejects();
     test_spec_errors();
     test_png_folder();
+    test_png_folder_rgb64();
     test_png_changed_between_passes();
     test_not_regular_and_declared_size();
     test_fashion_mnist();

@@ -1,6 +1,7 @@
 // What host/data/dataset.c uses from its sources: the built-in 2D sets (toy2d.c), the CSV
 // reader (csv.c) and image sets (image_set.c, over the IDX reader idx.c and pngdir.c, which share
-// image_read.c). Calls go one way: dataset.c → image_set.c → idx.c, pngdir.c → image_read.c.
+// image_read.c, and the shapes generator shapes.c). Calls go one way: dataset.c → image_set.c →
+// idx.c, pngdir.c, shapes.c → image_read.c; dataset.c also draws fresh shapes (shapes.c).
 #ifndef DIFFCL_DATA_INTERNAL_H
 #define DIFFCL_DATA_INTERNAL_H
 
@@ -13,6 +14,8 @@
 // The step of the data stream (purpose DCL_RNG_DATA) that draws the fixed training set: the
 // built-in points (dataset.c) and the images a subset n=K keeps (image_read.c).
 #define DCL_STEP_FIXED_SET UINT32_MAX
+// The step that draws the test split of a generated image set (shapesS:split=test).
+#define DCL_STEP_TEST_SPLIT (UINT32_MAX - 2u)
 
 // Philox elements one built-in point takes: 4 uniforms (one counter block) and 4 normals (the next).
 #define DCL_TOY2D_ELEMENTS 8
@@ -42,6 +45,7 @@ typedef struct dcl__image_set {
     int C, H, W;        // C is 1 or 3
     int n_classes;      // 0 when unlabelled
     char **class_names; // n_classes malloc'ed names, or NULL
+    int shapes;         // 1: drawn by shapes.c (H = W is its side), which also draws fresh images
 } dcl__image_set;
 
 // Pixel p of 0..255 as a float in [-1, 1]: p / 127.5 - 1, exact at 0 and 255.
@@ -80,5 +84,43 @@ dcl_status dcl__pngdir_read(dcl__image_set *out, const char *folder, size_t k, u
 // Test hook: when set, dcl__pngdir_read calls it between the header pass and the pixel pass (a
 // test rewrites a file there, as another process could).
 extern void (*dcl__pngdir_between_passes)(const char *folder);
+
+// shapes.c: the built-in colour shapes (diffcl/data.h's shapesS). Classes, in label order:
+// disc, square, triangle, ring, cross.
+#define DCL_SHAPES_CLASSES 5
+#define DCL_SHAPES_MIN_SIDE 16
+#define DCL_SHAPES_MAX_SIDE 256
+#define DCL_SHAPES_DEFAULT_N 10000 // images of a shapes set without n=K
+
+// One image's draw: the shape (pixel units, x right, y down, the image [0, S]²) and the colours
+// in [0, 1] (linear in the bytes written). The background at pixel centre p is
+// bg0 + t (bg1 − bg0) with t = clamp(0.5 + (p − S/2)·(cos φ, sin φ) / S, 0, 1); the pixel is
+// background·(1 − coverage) + fg·coverage plus uniform noise in ±DCL_SHAPES_NOISE per channel,
+// rounded to a byte.
+typedef struct dcl__shape {
+    int label;                    // 0..DCL_SHAPES_CLASSES-1
+    double cx, cy, r, angle;      // centre, size and rotation (radians)
+    double cos_a, sin_a;          // of angle
+    double fg[3], bg0[3], bg1[3]; // RGB of the shape and the two ends of the gradient
+    double phi;                   // direction of the gradient
+} dcl__shape;
+#define DCL_SHAPES_NOISE 0.04
+
+// Philox elements one image of side S takes (its parameters, then its noise).
+uint64_t dcl__shapes_elements(int side);
+// The shape of image `index` of stream (seed, DCL_RNG_DATA, step): elements
+// index · dcl__shapes_elements(side) + 0..15.
+void dcl__shapes_params(int side, uint64_t seed, uint32_t step, uint64_t index, dcl__shape *sh);
+// Fraction of pixel (x, y) (the square [x, x+1] × [y, y+1]) inside the shape, from 4 × 4
+// sub-pixel samples.
+double dcl__shapes_coverage(const dcl__shape *sh, int x, int y);
+// Images first .. first+n-1 of stream (seed, DCL_RNG_DATA, step) into x (n, 3, S, S) scaled as
+// dcl__pixel_to_float, and their labels (n) when labels is not NULL. Image i depends only on
+// (seed, step, first + i).
+void dcl__shapes_draw(int side, uint64_t seed, uint32_t step, uint64_t first, float *x,
+                      int32_t *labels, size_t n);
+// The set shapesS of n images 0..n-1 of step DCL_STEP_FIXED_SET (the training split) or
+// DCL_STEP_TEST_SPLIT (test: 1), with labels and class names.
+dcl_status dcl__shapes_open(dcl__image_set *out, int side, size_t n, int test, uint64_t seed);
 
 #endif

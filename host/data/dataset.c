@@ -8,12 +8,13 @@
 #include <string.h>
 
 #include "core/error.h"         // dcl__fail
-#include "data/data_internal.h" // dcl__toy2d_*, dcl__csv_read, dcl__image_set_*, DCL_STEP_FIXED_SET
+#include "data/data_internal.h" // dcl__toy2d_*, dcl__csv_read, dcl__image_set_*, dcl__shapes_draw
 #include "diffcl/data.h"
 #include "diffcl/rng.h" // dcl_rng_bits_at, DCL_RNG_DATA
 
 // Reserved steps of the data stream (above DCL_DATA_MAX_STEP): DCL_STEP_FIXED_SET
-// (data_internal.h) draws the fixed training set, STEP_FRESH the evaluation points.
+// (data_internal.h) draws the fixed training set, STEP_FRESH the evaluation points and
+// DCL_STEP_TEST_SPLIT a generated image set's test split.
 #define STEP_FRESH (UINT32_MAX - 1u)
 // dcl_dataset_fresh's salt selects a range of 2^40 elements of STEP_FRESH.
 #define SALT_SHIFT 40
@@ -38,8 +39,8 @@ static char *dup_string(const char *s) {
 
 static dcl_status unknown_name(const char *spec, size_t len) {
     return dcl__fail(DCL_ERR_ARG,
-                     "unknown dataset '%.*s'; built-in: %s, or csv:PATH, fashion-mnist, "
-                     "idx:IMAGES[,LABELS], png:FOLDER",
+                     "unknown dataset '%.*s'; built-in: %s, shapes32 (colour images), or csv:PATH, "
+                     "fashion-mnist, idx:IMAGES[,LABELS], png:FOLDER",
                      (int)len, spec, dcl__toy2d_list());
 }
 
@@ -119,8 +120,8 @@ dcl_status dcl_dataset_open(dcl_dataset **out, const char *spec, uint64_t seed) 
     *out = NULL;
     if (!spec || !*spec)
         return dcl__fail(DCL_ERR_ARG,
-                         "no dataset given; built-in: %s, or csv:PATH, fashion-mnist, "
-                         "idx:IMAGES[,LABELS], png:FOLDER",
+                         "no dataset given; built-in: %s, shapes32 (colour images), or csv:PATH, "
+                         "fashion-mnist, idx:IMAGES[,LABELS], png:FOLDER",
                          dcl__toy2d_list());
     dcl_dataset *ds = calloc(1, sizeof *ds);
     if (!ds || !(ds->spec = dup_string(spec))) {
@@ -232,6 +233,9 @@ dcl_status dcl_dataset_fresh(dcl_dataset *ds, float *x, size_t N, uint64_t salt)
     if (ds->toy >= 0)
         dcl__toy2d_generate(ds->toy, ds->noise, ds->seed, STEP_FRESH, first / DCL_TOY2D_ELEMENTS, x,
                             N);
+    else if (ds->img.shapes)
+        dcl__shapes_draw(ds->img.H, ds->seed, STEP_FRESH, first / dcl__shapes_elements(ds->img.H),
+                         x, NULL, N);
     else gather(ds, x, NULL, N, STEP_FRESH, first);
     return DCL_OK;
 }

@@ -1,5 +1,6 @@
-// Image sets behind dataset specs: parsing "fashion-mnist:split=test,n=100", "idx:IMAGES,LABELS"
-// and "png:FOLDER", finding the Fashion-MNIST files and class names, and calling the reader.
+// Image sets behind dataset specs: parsing "fashion-mnist:split=test,n=100", "idx:IMAGES,LABELS",
+// "png:FOLDER" and "shapes32:n=500", finding the Fashion-MNIST files and class names, and calling
+// the reader or the shapes generator.
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,8 @@ static const char *const fashion_classes[10] = {
 
 int dcl__image_spec(const char *spec) {
     return strncmp(spec, "idx:", 4) == 0 || strncmp(spec, "png:", 4) == 0 ||
-           strcmp(spec, "fashion-mnist") == 0 || strncmp(spec, "fashion-mnist:", 14) == 0;
+           strcmp(spec, "fashion-mnist") == 0 || strncmp(spec, "fashion-mnist:", 14) == 0 ||
+           strncmp(spec, "shapes", 6) == 0;
 }
 
 // The options of an image spec.
@@ -79,7 +81,8 @@ static int parse_option(image_opts *o, const char *kind, const char *spec, const
         o->classes = (int)x;
         return 1;
     }
-    if (strcmp(kind, "fashion-mnist") == 0 && key == 5 && memcmp(seg, "split", 5) == 0) {
+    if ((strcmp(kind, "fashion-mnist") == 0 || strcmp(kind, "shapes") == 0) && key == 5 &&
+        memcmp(seg, "split", 5) == 0) {
         if (vlen == 5 && memcmp(v, "train", 5) == 0) o->test = 0;
         else if (vlen == 4 && memcmp(v, "test", 4) == 0) o->test = 1;
         else
@@ -109,7 +112,9 @@ static dcl_status parse_spec(image_opts *o, const char *kind, const char *spec, 
                                  (int)len, rest,
                                  max_paths == 2   ? "idx:IMAGES[,LABELS][,n=K][,classes=K]"
                                  : max_paths == 1 ? "png:FOLDER[,n=K]"
-                                                  : "fashion-mnist[:split=train|test][,n=K]");
+                                 : strcmp(kind, "shapes") == 0
+                                     ? "shapesS[:split=train|test][,n=K]"
+                                     : "fashion-mnist[:split=train|test][,n=K]");
             char *p = dup_n(rest, len);
             if (!p) return dcl__fail(DCL_ERR_NOMEM, "dataset '%s': out of memory", spec);
             if (paths++ == 0) o->images = p;
@@ -178,6 +183,20 @@ static dcl_status open_fashion(dcl__image_set *out, const image_opts *o, uint64_
     return s;
 }
 
+// The side S of "shapesS" (kind_len characters of spec), or 0 with the error set.
+static int shapes_side(const char *spec, size_t kind_len) {
+    unsigned long long side = 0;
+    if (!parse_count(spec + 6, kind_len - 6, DCL_SHAPES_MAX_SIDE, &side) ||
+        side < DCL_SHAPES_MIN_SIDE) {
+        dcl__fail(DCL_ERR_ARG,
+                  "dataset '%s': the shapes set is shapesS with S the side in pixels, %d..%d "
+                  "(shapes32, shapes64), then options :split=train|test,n=K",
+                  spec, DCL_SHAPES_MIN_SIDE, DCL_SHAPES_MAX_SIDE);
+        return 0;
+    }
+    return (int)side;
+}
+
 dcl_status dcl__image_set_open(dcl__image_set *out, const char *spec, uint64_t seed) {
     memset(out, 0, sizeof *out);
     image_opts o = {0};
@@ -185,15 +204,20 @@ dcl_status dcl__image_set_open(dcl__image_set *out, const char *spec, uint64_t s
     char kind[16];
     size_t kind_len = (size_t)(colon - spec);
     if (!colon) kind_len = strlen(spec);
+    int side = 0;
+    if (strncmp(spec, "shapes", 6) == 0 && !(side = shapes_side(spec, kind_len)))
+        return DCL_ERR_ARG;
     if (kind_len >= sizeof kind) kind_len = sizeof kind - 1;
     memcpy(kind, spec, kind_len);
     kind[kind_len] = '\0';
-    if (colon && !colon[1] && strcmp(kind, "fashion-mnist") == 0)
+    if (side) strcpy(kind, "shapes");
+    if (colon && !colon[1] && (side || strcmp(kind, "fashion-mnist") == 0))
         return dcl__fail(DCL_ERR_ARG, "dataset '%s': nothing after ':' (options: split=test, n=K)",
                          spec);
     dcl_status s = parse_spec(&o, kind, spec, colon ? colon + 1 : NULL);
     if (s == DCL_OK) {
-        if (strcmp(kind, "fashion-mnist") == 0) s = open_fashion(out, &o, seed);
+        if (side) s = dcl__shapes_open(out, side, o.n ? o.n : DCL_SHAPES_DEFAULT_N, o.test, seed);
+        else if (strcmp(kind, "fashion-mnist") == 0) s = open_fashion(out, &o, seed);
         else if (strcmp(kind, "png") == 0) s = dcl__pngdir_read(out, o.images, o.n, seed);
         else {
             int classes = o.classes ? o.classes : 10;

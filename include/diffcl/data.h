@@ -6,6 +6,7 @@
 //   fashion-mnist, fashion-mnist:split=test,n=1000          Fashion-MNIST (DCL_FASHION_MNIST_DIR)
 //   idx:IMAGES[,LABELS][,n=K][,classes=K]                   an IDX pair (MNIST...), gzip or raw
 //   png:FOLDER[,n=K]                                        FOLDER/*.png, or FOLDER/CLASS/*.png
+//   shapes32, shapes64:n=2000, shapes32:split=test          built-in labelled colour shapes
 // All randomness comes from Philox (purpose DCL_RNG_DATA), so a (spec, seed) pair always gives the
 // same points on every machine. Points are computed in double and stored as float.
 //
@@ -25,6 +26,18 @@
 //           When FOLDER holds sub-folders and no PNG files, each sub-folder (by name, in byte
 //           order; at most DCL_IMAGE_MAX_CLASSES) is a class and holds its images (FOLDER/CLASS/
 //           *.png, nothing deeper); hidden entries and other files are ignored.
+//   shapesS: built-in, no file: S×S RGB images (S = 16..256; shapes32, shapes64) of one shape
+//           each, the label: 0 disc, 1 square, 2 triangle, 3 ring, 4 cross (uniform at random).
+//           Random position (a pixel inside the border), size (radius 5/32..12/32 of S), rotation
+//           and colour (light on a dark background or dark on a light one) over a two-colour
+//           linear gradient in a random direction, with uniform noise of ±0.04 (of the 0..1 range)
+//           per channel, anti-aliased by 4×4 sub-pixel samples, rounded to bytes like a PNG. The
+//           set is images 0..K-1 of the stream (seed, DATA, the fixed set's step), K = n (default
+//           10000; 123 MB of floats at 32, 492 MB at 64); image i depends only on (seed, i), so
+//           n=500 is the first 500 images of n=1000. split=test draws the set from another
+//           (reserved) step: images no training set of the seed holds. Evaluation points
+//           (dcl_dataset_fresh) are fresh images of the same distribution. Drawn on the host
+//           (about 10000 images/s on one core at 32).
 //
 // Dimension legend: N batch (points), D features (2 for the built-in sets, the CSV's columns,
 // C·H·W for images), C channels, H height, W width.
@@ -44,7 +57,8 @@
 // Largest size of a built-in fixed training set (spiral:n=N).
 #define DCL_DATA_MAX_FIXED 10000000
 // Largest training step dcl_dataset_batch takes; the Philox steps above it are reserved (the fixed
-// training set is drawn at step UINT32_MAX, evaluation points at UINT32_MAX - 1).
+// training set is drawn at step UINT32_MAX, evaluation points at UINT32_MAX - 1, the test split of
+// shapesS at UINT32_MAX - 2).
 #define DCL_DATA_MAX_STEP 0xFFFFFFEFu
 // Largest salt of dcl_dataset_fresh.
 #define DCL_DATA_MAX_SALT 0xFFFFFFu
@@ -88,7 +102,7 @@ dcl_status dcl_dataset_batch_labels(dcl_dataset *ds, float *x, int32_t *labels, 
 // points of the underlying distribution (also for spiral:n=40), drawn at the reserved step
 // UINT32_MAX - 1; different salts (≤ DCL_DATA_MAX_SALT) give independent points. A CSV has no
 // distribution beyond its rows, so for a CSV or an image set these are rows (images) drawn with
-// replacement.
+// replacement (shapesS draws fresh images).
 dcl_status dcl_dataset_fresh(dcl_dataset *ds, float *x, size_t N, uint64_t salt);
 
 // Writes points x (n, D) as CSV ("x0,x1,..." header then one row per point, %.9g), atomically.
