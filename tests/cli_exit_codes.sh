@@ -182,7 +182,7 @@ fi
 
 # eval --classifier: refused for a points model; on a (barely trained) Fashion-MNIST U-Net with a
 # (barely trained) classifier it prints class accuracy and the Fréchet distance with its floor.
-expect 2 "Fashion-MNIST images" -- eval --device cpu --model "$T/m.safetensors" --n 50 --steps 2 \
+expect 2 "a set with a test split" -- eval --device cpu --model "$T/m.safetensors" --n 50 --steps 2 \
     --classifier "$T/m.safetensors"
 if [[ -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ||
     -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte ]]; then

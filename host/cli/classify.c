@@ -26,7 +26,7 @@ const cli_command cli_classify_command = {
         "config to --out, then classifies every image of --test and prints the accuracy,\n"
         "overall and per class. Its 4*base-dimensional pooled features are what a Frechet\n"
         "distance of image samples is computed in (in this classifier's feature space, not\n"
-        "Inception's). --test defaults to fashion-mnist:split=test for --data fashion-mnist.\n",
+        "Inception's). --test defaults to the test split for --data fashion-mnist and shapesS.\n",
     .examples = "  diffcl classify --data fashion-mnist --out clf.safetensors\n"
                 "  diffcl classify --data fashion-mnist --out clf.safetensors --steps 500 "
                 "--device cpu\n",
@@ -45,10 +45,16 @@ static dcl_status on_log(void *ctx, const dcl_classifier_report *r) {
     return DCL_OK;
 }
 
-// The test split: --test, or the train spec's test split for Fashion-MNIST; NULL for none.
-static const char *test_spec(const char *data, const char *test) {
+// The test split: --test, or the train spec's test split for Fashion-MNIST and shapesS (its
+// default size, 10000 images); NULL for none.
+static const char *test_spec(const char *data, const char *test, char *buf, size_t cap) {
     if (test) return test;
     if (strcmp(data, "fashion-mnist") == 0) return "fashion-mnist:split=test";
+    size_t len = strcspn(data, ":");
+    if (len > 6 && len < 32 && strncmp(data, "shapes", 6) == 0) {
+        snprintf(buf, cap, "%.*s:split=test", (int)len, data);
+        return buf;
+    }
     return NULL;
 }
 
@@ -110,7 +116,7 @@ int cli_cmd_classify(int argc, char **argv) {
         {"out", 'o', CLI_OPT_STRING, (void *)&out, "FILE", "the classifier (.safetensors)", NULL, 0,
          0},
         {"test", 0, CLI_OPT_STRING, (void *)&test, "SPEC", "labelled images to report accuracy on",
-         "fashion-mnist:split=test for fashion-mnist", 0, 0},
+         "the test split of fashion-mnist and shapesS", 0, 0},
         {"steps", 0, CLI_OPT_U64, &steps, "N", "optimizer steps", "2000", 1, 10000000},
         {"batch", 'b', CLI_OPT_U64, &batch, "N", "images per step", "128", 1, 4096},
         {"lr", 0, CLI_OPT_DOUBLE, &lr, "X", "peak learning rate (warm-up, cosine decay)", "0.003",
@@ -172,7 +178,8 @@ int cli_cmd_classify(int argc, char **argv) {
     }
     if (s == DCL_OK) s = dcl_classifier_save(c, out, data);
     if (s == DCL_OK) dcl_log(DCL_LOG_INFO, "wrote %s (trained in %.1f s)", out, cli_now() - t0);
-    const char *ts = test_spec(data, test);
+    char ts_buf[64];
+    const char *ts = test_spec(data, test, ts_buf, sizeof ts_buf);
     if (s == DCL_OK && ts) s = evaluate(c, ts, seed, dcl_log_get_level() < DCL_LOG_INFO);
     else if (s == DCL_OK) dcl_log(DCL_LOG_INFO, "no --test set given: test accuracy not measured");
     dcl_classifier_free(c);

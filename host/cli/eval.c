@@ -35,9 +35,10 @@ const cli_command cli_eval_command = {
         "--radius of a training point, and the same fraction for fresh data as the baseline:\n"
         "a model that memorised its training set puts most samples on it. For images it prints\n"
         "each sample's RMS distance to the nearest training image instead (beside held-out\n"
-        "test images' for Fashion-MNIST); the SW2 then compares whole images.\n"
+        "test images' for Fashion-MNIST and shapesS); the SW2 then compares whole images.\n"
         "\n"
-        "--classifier FILE (a 'diffcl classify' checkpoint; Fashion-MNIST models) adds the\n"
+        "--classifier FILE (a 'diffcl classify' checkpoint of the same images; models of\n"
+        "fashion-mnist or shapesS, whose test split is the reference) adds the\n"
         "fraction of samples the classifier assigns to the label they were drawn with (overall\n"
         "and per class), and the Frechet distance between Gaussians fitted to its penultimate\n"
         "features of the samples and of as many test images (at most 5000) - FID's formula in\n"
@@ -93,17 +94,27 @@ static void nearest(const char *label, const float *x, size_t n, const float *tr
     free(d);
 }
 
+// The spec of n held-out images of the image set `spec` into out: for the sets with a test split
+// (fashion-mnist, shapesS), unless spec already is that split; 0 for the others.
+static int test_split_spec(const char *spec, size_t n, char *out, size_t cap) {
+    size_t len = strcspn(spec, ":");
+    int has = (len == 13 && strncmp(spec, "fashion-mnist", 13) == 0) ||
+              (len > 6 && strncmp(spec, "shapes", 6) == 0);
+    if (!has || strstr(spec, "split=test") || len > 64) return 0;
+    snprintf(out, cap, "%.*s:split=test,n=%zu", (int)len, spec, n);
+    return 1;
+}
+
 // Images: each sample's distance to its nearest training image (memorisation shows as ≈ 0), and
-// for Fashion-MNIST the same for as many held-out test images, the level of a model that
-// generalises.
+// for a set with a test split the same for as many held-out test images, the level of a model
+// that generalises.
 static dcl_status image_memorisation(dcl_dataset *ds, const char *spec, const float *x, size_t N,
                                      size_t D, nearest_stats *near, nearest_stats *base) {
     dcl_log(DCL_LOG_INFO, "nearest training image for %zu samples among %zu", N,
             dcl_dataset_size(ds));
     nearest("nearest", x, N, dcl_dataset_points(ds), dcl_dataset_size(ds), D, near);
-    if (strncmp(spec, "fashion-mnist", 13) != 0 || strstr(spec, "split=test")) return DCL_OK;
-    char test_spec[64];
-    snprintf(test_spec, sizeof test_spec, "fashion-mnist:split=test,n=%zu", N < 10000 ? N : 10000);
+    char test_spec[128];
+    if (!test_split_spec(spec, N < 10000 ? N : 10000, test_spec, sizeof test_spec)) return DCL_OK;
     dcl_dataset *test = NULL;
     dcl_status s = dcl_dataset_open(&test, test_spec, 0);
     if (s == DCL_OK)
@@ -155,9 +166,10 @@ static dcl_status frechet(const float *a, size_t na, const float *b, size_t nb, 
 }
 
 // The classifier's metrics of samples x (N, D) with labels (N, may be NULL: no accuracy). The
-// reference images are the first N of the Fashion-MNIST test split, the floor set the next N.
-static dcl_status classify_samples(const char *path, const char *device, const float *x,
-                                   const int32_t *labels, size_t N, size_t D, clf_result *r) {
+// reference images are the first N of the data's test split, the floor set the next N.
+static dcl_status classify_samples(const char *path, const char *device, const char *data_spec,
+                                   const float *x, const int32_t *labels, size_t N, size_t D,
+                                   clf_result *r) {
     dcl_device *dev = NULL, *fallback = NULL;
     dcl_classifier *c = NULL;
     dcl_dataset *test = NULL;
@@ -175,8 +187,8 @@ static dcl_status classify_samples(const char *path, const char *device, const f
                           "the samples have %zu values each",
                           path, cc->channels, cc->height, cc->width, r->K, D);
     }
-    char spec[64];
-    snprintf(spec, sizeof spec, "fashion-mnist:split=test,n=%zu", 2 * n_ref);
+    char spec[128];
+    test_split_spec(data_spec, 2 * n_ref, spec, sizeof spec);
     if (s == DCL_OK) s = dcl_dataset_open(&test, spec, 0);
     if (s == DCL_OK && dcl_dataset_size(test) < 2 * n_ref)
         s = dcl__fail(DCL_ERR_ARG, "eval: --n %zu needs %zu test images, the test split has %zu", N,
@@ -274,15 +286,16 @@ static dcl_status eval_compute(const eval_flags *e, const char *device, eval_res
         s = image_memorisation(ds, r->data_spec, x, N, D, &r->near, &r->near_base);
     if (s == DCL_OK && cli_signal_pending())
         s = dcl__fail(DCL_ERR_CANCELLED, "eval stopped by a signal");
+    char unused[128];
     if (s == DCL_OK && e->classifier &&
-        (!r->image || strncmp(r->data_spec, "fashion-mnist", 13) != 0))
+        (!r->image || !test_split_spec(r->data_spec, 1, unused, sizeof unused)))
         s = dcl__fail(DCL_ERR_ARG,
-                      "--classifier measures Fashion-MNIST images against its test "
-                      "split; these samples are of %s",
+                      "--classifier measures images of a set with a test split (fashion-mnist, "
+                      "shapesS) against that split; these samples are of %s",
                       r->data_spec);
     if (s == DCL_OK && e->classifier)
-        s = classify_samples(e->classifier, device, x, e->f.model ? smp.labels : NULL, N, D,
-                             &r->clf);
+        s = classify_samples(e->classifier, device, r->data_spec, x, e->f.model ? smp.labels : NULL,
+                             N, D, &r->clf);
     if (s == DCL_OK) s = fresh_points(ds, N, 2, &data);
     if (s == DCL_OK) s = fresh_points(ds, N, 3, &floor_set);
     if (s == DCL_OK) {
