@@ -16,7 +16,8 @@ int main(int argc, char **argv) {
     double tol = atof(argv[3]);
     const char *prefix = argc > 4 ? argv[4] : "";
     dcl_st_file *a = NULL, *b = NULL;
-    if (dcl_safetensors_read(&a, argv[1]) != DCL_OK || dcl_safetensors_read(&b, argv[2]) != DCL_OK) {
+    if (dcl_safetensors_read(&a, argv[1]) != DCL_OK ||
+        dcl_safetensors_read(&b, argv[2]) != DCL_OK) {
         fprintf(stderr, "mpi_compare: cannot read %s or %s\n", argv[1], argv[2]);
         return 2;
     }

@@ -115,8 +115,8 @@ void cli_mpi_device(const dcl_device *dev) {
     if (!mp.active || !dev) return;
     const dcl_device_info *d = dcl_device_get_info(dev);
     snprintf(mp.device, sizeof mp.device, "%s (%s)", d->spec, d->name);
-    dcl_log(DCL_LOG_INFO, "rank %d of %d (local rank %d of %d) trains on %s", mp.rank, mp.size,
-            mp.local_rank, mp.local_size, mp.device);
+    dcl_log(DCL_LOG_INFO, "trains on %s (rank %d of %d; %d of %d on this machine)", mp.device,
+            mp.rank, mp.size, mp.local_rank, mp.local_size);
     // Devices of different kinds round differently: their states are re-synced, not compared.
     char kind[400];
     snprintf(kind, sizeof kind, "%d|%s|%s|%s", (int)d->backend, d->name, d->platform_name,
