@@ -26,7 +26,11 @@ failures=0
 # Root in CI containers; 2 ranks on 2 cores; one CPU-reference thread per rank (results do not
 # depend on the thread count) so the ranks do not fight over the cores.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 DIFFCL_THREADS=1
-MPI=("$MPIRUN" --oversubscribe)
+# Under AddressSanitizer (tools/test.sh's asan stage) the ranks run without LeakSanitizer: Open
+# MPI's plugins, loaded and unloaded by MPI_Init/MPI_Finalize, leave ~116 KB of their own
+# allocations at exit whose stacks end in the unloaded modules, so no suppression can name them.
+# Memory errors are still caught, and the single-process runs here keep leak checking.
+MPI=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$MPIRUN" --oversubscribe)
 
 fail() {
     echo "FAIL: $*" >&2
