@@ -2,7 +2,8 @@
 // forked processes on the CPU reference, each training its half of the batch, sum their gradients
 // through pipes. Their weights must stay bit for bit equal; their global gradient must match one
 // process's within the summation-order bound; the sync hook must see every read-back; a shard's
-// examples must be those rows of the whole batch (dcl_dataset_batch_at); bad shards are refused.
+// examples must be those rows of the whole batch (dcl_dataset_batch_at); bad shards are refused;
+// another process's stop flag ends training with the last consistent state saved.
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,6 +77,12 @@ static dcl_status reduce(void *ctx, float *data, size_t n) {
     }
     for (size_t i = 0; i < n; i++) data[i] = p->rank == 0 ? data[i] + other[i] : other[i] + data[i];
     free(other);
+    return DCL_OK;
+}
+
+// One process whose "other" raises the stop flag at its third reduction.
+static dcl_status reduce_stop(void *ctx, float *data, size_t n) {
+    if (++*(int *)ctx == 3) data[n - 1] += 1;
     return DCL_OK;
 }
 
@@ -237,6 +244,21 @@ int main(void) {
     CHECK_EQ(dcl_train(dev, &m, ds, &o, NULL, NULL, NULL, NULL), DCL_ERR_ARG);
     o.reduce = reduce, o.verify_every = 1; // cannot verify
     CHECK_EQ(dcl_train(dev, &m, ds, &o, NULL, NULL, NULL, NULL), DCL_ERR_ARG);
+
+    // A stop flag from another process ends training at that step (DCL_ERR_CANCELLED) with the
+    // last consistent state (the read-back at step 2) saved to out.
+    char dir[] = "/tmp/diffcl-test-shard-XXXXXX", out[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(out, sizeof out, "%s/stop.safetensors", dir);
+    int calls = 0;
+    o = opts(10);
+    o.log_every = 2, o.reduce = reduce_stop, o.reduce_ctx = &calls, o.out = out;
+    CHECK_EQ(dcl_train(dev, &m, ds, &o, NULL, NULL, NULL, NULL), DCL_ERR_CANCELLED);
+    CHECK_EQ(calls, 3);
+    dcl_train_info info;
+    CHECK_EQ(dcl_train_info_read(out, &info), DCL_OK);
+    CHECK_EQ(info.step, 2);
+    unlink(out), rmdir(dir);
     dcl_model_free(&m);
     dcl_dataset_free(ds);
     dcl_device_free(dev);
