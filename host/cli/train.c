@@ -59,6 +59,9 @@ const cli_command cli_train_command = {
         "CPU reference from that copy; a named device stops with exit 5 after saving the copy to\n"
         "--out (a checkpoint at the step it reached, which --resume continues).\n"
         "\n"
+        "Under mpirun (a build with MPI): data-parallel training, each rank on its share of\n"
+        "--batch (which must divide by the ranks), rank 0 alone writing (README: MPI).\n"
+        "\n"
         "Progress goes to stderr: a bar with steps/s and ETA on a terminal, else a line every\n"
         "10% (and at least every 30 s), with the loss read back every --log-every steps. The\n"
         "folders of --out and --loss-plot are checked before training starts (exit 4).\n",
