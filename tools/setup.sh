@@ -10,13 +10,15 @@
 
 # Debian packages: compiler and build tools, OpenCL headers + ICD loader + CLBlast, PNG, zlib
 # (gzipped IDX files), OpenBLAS, JSON, PoCL (an OpenCL device on any CPU), clinfo, Oclgrind
-# (OpenCL checker), clang-format, Fashion-MNIST (the fashion-mnist dataset, ~31 MB).
+# (OpenCL checker), clang-format, Fashion-MNIST (the fashion-mnist dataset, ~31 MB), Open MPI
+# (data-parallel `diffcl train` under mpirun, and its test).
 DIFFCL_PACKAGES=(
     build-essential cmake pkg-config
     ocl-icd-opencl-dev opencl-c-headers libclblast-dev
     libpng-dev zlib1g-dev libopenblas-dev libjansson-dev
     pocl-opencl-icd clinfo oclgrind clang-format
     dataset-fashion-mnist
+    libopenmpi-dev openmpi-bin
 )
 
 # Prints the packages among "$@" that are not fully installed, one per line.

@@ -488,6 +488,7 @@ static dcl_status train_steps(dcl_device *dev, dcl_model *m, dcl_dataset *ds, in
     o.steps = steps, o.batch = batch;
     o.log_every = m->cfg.net.kind == DCL_NET_UNET ? 25 : 100; // as `diffcl train`
     o.progress = st ? on_step : NULL, o.progress_ctx = st;
+    cli_mpi_train_opts(&o); // MPI: under mpirun, this rank's shard of the batch
     if (st) dcl_device_stats_get(dev, &st->last);
     double t0 = cli_now();
     dcl_status s = dcl_train(dev, m, ds, &o, NULL, NULL, NULL, NULL);
@@ -575,6 +576,7 @@ static dcl_status bench_train_model(dcl_device *dev, int unet, const bench_opts 
         printf("train   %10.2f steps/s  %10.1f %s/s  (%d steps after %d warm-up, %.2f s)\n",
                steps / secs, steps * (double)batch / secs, unet ? "images" : "examples", steps,
                warm, secs);
+        cli_mpi_bench_report(secs, steps); // MPI: the all-reduce's share
         printf("sample  %10.1f samples/s  %10.1f evaluations/s  (euler %d steps, %zu %s, EMA "
                "weights, %.2f s)\n",
                (double)sample_n / sample_secs, evals / sample_secs, sample_steps, sample_n,
@@ -678,6 +680,7 @@ int cli_cmd_bench(int argc, char **argv) {
     if (strcmp(subject, "unet") == 0 && o.batch > 4096)
         return cli_usage_error("bench", "unet: --batch is at most 4096");
 
+    if (strcmp(subject, "train") == 0) cli_mpi_bench_begin(); // MPI: rank 0 alone prints
     bench_train_data data = {0};
     dcl_status s = DCL_OK;
     if (strcmp(subject, "train") == 0 && strcmp(o.model, "mlp") != 0) {
@@ -701,5 +704,5 @@ int cli_cmd_bench(int argc, char **argv) {
     }
     cli_targets_free(&t);
     dcl_dataset_free(data.ds);
-    return cli_exit_code(first);
+    return cli_mpi_end(cli_exit_code(first));
 }

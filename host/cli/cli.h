@@ -181,4 +181,44 @@ void cli_samples_free(cli_samples *s);
 // "flow/velocity on spiral, euler 100 steps" for titles.
 void cli_samples_title(const cli_samples *s, char *buf, size_t size);
 
+// ---- data-parallel training under mpirun (mpi.c, built with DIFFCL_MPI; else these do nothing) --
+//
+// Not started by mpirun (or mpiexec), or built without MPI, the commands run as one process.
+struct dcl_train_opts;
+#ifdef DIFFCL_MPI
+// `train`, after its flags: initialises MPI; usage errors (exit 2) when --batch does not divide by
+// the ranks, --verify-every is given or the ranks' training flags differ; resolves --device for
+// this rank (cl:gpu with several GPUs: the one of index local rank mod their count); ranks other
+// than 0 write no --loss-plot and no sample grid. CLI_PARSED to go on.
+int cli_mpi_train_begin(struct dcl_train_opts *o, const char **device, const char **loss_plot,
+                        uint64_t *sample_every);
+// After the device is open: each rank logs it; then ranks other than 0 log only errors.
+void cli_mpi_device(const dcl_device *dev);
+// Just before dcl_train: this rank's shard, the gradient reduce and the state check; no device
+// fallback; ranks other than 0 write no checkpoint.
+void cli_mpi_train_opts(struct dcl_train_opts *o);
+// Whether this process writes outputs and results (rank 0, or no MPI).
+int cli_mpi_writes(void);
+// `bench`: initialises MPI; ranks other than 0 print nothing.
+void cli_mpi_bench_begin(void);
+// `bench train`: the all-reduce's time per step of the last dcl_train (rank 0 prints it).
+void cli_mpi_bench_report(double seconds, int steps);
+// The end of the command with exit code rc: every rank meets the others (a rank that failed and
+// cannot, within seconds, aborts the job naming its rank and device), the job's worst exit code
+// is returned everywhere, MPI is finalised.
+int cli_mpi_end(int rc);
+#else
+static inline int cli_mpi_train_begin(struct dcl_train_opts *o, const char **device,
+                                      const char **loss_plot, uint64_t *sample_every) {
+    (void)o, (void)device, (void)loss_plot, (void)sample_every;
+    return CLI_PARSED;
+}
+static inline void cli_mpi_device(const dcl_device *dev) { (void)dev; }
+static inline void cli_mpi_train_opts(struct dcl_train_opts *o) { (void)o; }
+static inline int cli_mpi_writes(void) { return 1; }
+static inline void cli_mpi_bench_begin(void) {}
+static inline void cli_mpi_bench_report(double seconds, int steps) { (void)seconds, (void)steps; }
+static inline int cli_mpi_end(int rc) { return rc; }
+#endif
+
 #endif

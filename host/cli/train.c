@@ -59,6 +59,9 @@ const cli_command cli_train_command = {
         "CPU reference from that copy; a named device stops with exit 5 after saving the copy to\n"
         "--out (a checkpoint at the step it reached, which --resume continues).\n"
         "\n"
+        "Under mpirun (a build with MPI): data-parallel training, each rank on its share of\n"
+        "--batch (which must divide by the ranks), rank 0 alone writing (README: MPI).\n"
+        "\n"
         "Progress goes to stderr: a bar with steps/s and ETA on a terminal, else a line every\n"
         "10% (and at least every 30 s), with the loss read back every --log-every steps. The\n"
         "folders of --out and --loss-plot are checked before training starts (exit 4).\n",
@@ -450,6 +453,7 @@ static dcl_status run_training(const train_flags *f, const char *device, train_r
     int n_losses = 0;
     float *losses = malloc(((size_t)r->o.steps / (size_t)r->o.log_every + 2) * sizeof *losses);
     dcl_status s = losses ? cli_open_device(device, &dev, &fallback) : DCL_ERR_NOMEM;
+    if (s == DCL_OK) cli_mpi_device(dev); // MPI: each rank logs its device
     if (s == DCL_OK)
         s = r->o.resume ? dcl_model_load(&m, dev, r->o.resume, r->max_batch)
                         : dcl_model_init(&m, dev, &r->cfg, r->max_batch);
@@ -479,6 +483,7 @@ static dcl_status run_training(const train_flags *f, const char *device, train_r
         cli_bar_start(&l.bar, "train", "step", r->o.steps, dcl_log_get_level() < DCL_LOG_INFO);
         r->o.fallback = fallback;
         r->o.progress = cli_bar_progress, r->o.progress_ctx = &l.bar;
+        cli_mpi_train_opts(&r->o); // MPI: this rank's shard, the gradient reduce, state checks
         s = dcl_train(dcl_buffer_device(dcl_net_params(m.net)->buf), &m, r->ds, &r->o, on_log, &l,
                       losses, &n_losses);
         if (s == DCL_OK) {
@@ -595,21 +600,24 @@ int cli_cmd_train(int argc, char **argv) {
     cli_common common = {0};
     int rc = cli_parse(&cli_train_command, opts, CLI_COUNT(opts), argc, argv, &common);
     if (rc == CLI_PARSED) rc = resolve_train(&f, &r);
+    // MPI (host/cli/mpi.c): under mpirun, data-parallel training; rank 0 alone writes.
+    if (rc == CLI_PARSED)
+        rc = cli_mpi_train_begin(&r.o, &common.device, &f.loss_plot, &f.sample_every);
     if (rc != CLI_PARSED) {
         dcl_dataset_free(r.ds);
-        return rc;
+        return cli_mpi_end(rc);
     }
     int64_t steps = 0;
     int moved = 0;
     dcl_status s = run_training(&f, common.device, &r, &steps, &moved);
-    if (s == DCL_OK) report_training(&f, common.device, &r, steps, moved);
+    if (s == DCL_OK && cli_mpi_writes()) report_training(&f, common.device, &r, steps, moved);
     dcl_dataset_free(r.ds);
-    if (s == DCL_OK) return CLI_EXIT_OK;
+    if (s == DCL_OK) return cli_mpi_end(CLI_EXIT_OK);
     rc = cli_report(s);
     // A state was saved: say how to go on from it.
     if ((s == DCL_ERR_CANCELLED || s == DCL_ERR_DIVERGED || dcl_status_is_device_failure(s)) &&
         strstr(dcl_last_error(), "was saved to"))
         dcl_log(DCL_LOG_ERROR, "resume with: diffcl train --resume %s --out %s%s%s", f.out, f.out,
                 common.device ? " --device " : "", common.device ? common.device : "");
-    return rc;
+    return cli_mpi_end(rc);
 }

@@ -205,15 +205,20 @@ static dcl_status check_out(const dcl_dataset *ds, const float *x, size_t N, con
 
 dcl_status dcl_dataset_batch_labels(dcl_dataset *ds, float *x, int32_t *labels, size_t N,
                                     uint64_t step) {
+    return dcl_dataset_batch_at(ds, x, labels, 0, N, step);
+}
+
+dcl_status dcl_dataset_batch_at(dcl_dataset *ds, float *x, int32_t *labels, uint64_t first,
+                                size_t N, uint64_t step) {
     dcl_status s = check_out(ds, x, N, "dcl_dataset_batch");
     if (s != DCL_OK) return s;
     if (step > DCL_DATA_MAX_STEP)
         return dcl__fail(DCL_ERR_ARG, "dataset '%s': step %llu is beyond the last one (%u)",
                          ds->spec, (unsigned long long)step, DCL_DATA_MAX_STEP);
     if (ds->points) {
-        gather(ds, x, labels, N, (uint32_t)step, 0);
+        gather(ds, x, labels, N, (uint32_t)step, first);
     } else {
-        dcl__toy2d_generate(ds->toy, ds->noise, ds->seed, (uint32_t)step, 0, x, N);
+        dcl__toy2d_generate(ds->toy, ds->noise, ds->seed, (uint32_t)step, first, x, N);
         if (labels) memset(labels, 0, N * sizeof *labels);
     }
     return DCL_OK;

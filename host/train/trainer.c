@@ -55,6 +55,7 @@ struct bufs {
     dcl_arena adam_m, adam_v;
     float *hx0, *ht, *hw, *hcoef, *hloss; // host staging: (N, D), (N), (N), (N, 4), (window)
     int32_t *hlabels;                     // (N)
+    float *hred;                          // (P + 2): o->reduce's data; NULL without it
 };
 
 static void bufs_free(struct bufs *b) {
@@ -64,12 +65,13 @@ static void bufs_free(struct bufs *b) {
     if (b->adam_m.buf) dcl_arena_free(&b->adam_m);
     if (b->adam_v.buf) dcl_arena_free(&b->adam_v);
     free(b->hx0), free(b->ht), free(b->hw), free(b->hcoef), free(b->hloss), free(b->hlabels);
-    free(b->hgsq), free(b->skipped);
+    free(b->hgsq), free(b->skipped), free(b->hred);
     memset(b, 0, sizeof *b);
 }
 
+// N is this process's shard of the batch; reduce: o->reduce is set.
 static dcl_status bufs_init(struct bufs *b, dcl_device *dev, dcl_model *m, size_t N, size_t D,
-                            size_t window) {
+                            size_t window, int reduce) {
     memset(b, 0, sizeof *b);
     struct {
         dcl_buffer **buf;
@@ -94,39 +96,84 @@ static dcl_status bufs_init(struct bufs *b, dcl_device *dev, dcl_model *m, size_
     b->hw = malloc(N * sizeof *b->hw), b->hcoef = malloc(4 * N * sizeof *b->hcoef);
     b->hloss = malloc(window * sizeof *b->hloss), b->hlabels = malloc(N * sizeof *b->hlabels);
     b->hgsq = malloc(window * sizeof *b->hgsq), b->skipped = calloc(window, 1);
-    if (s == DCL_OK &&
-        !(b->hx0 && b->ht && b->hw && b->hcoef && b->hloss && b->hlabels && b->hgsq && b->skipped))
+    if (reduce) b->hred = malloc((dcl_net_params(m->net)->n + 2) * sizeof *b->hred);
+    if (s == DCL_OK && !(b->hx0 && b->ht && b->hw && b->hcoef && b->hloss && b->hlabels &&
+                         b->hgsq && b->skipped && (b->hred || !reduce)))
         s = dcl__fail(DCL_ERR_NOMEM, "out of host memory for training");
+    return s;
+}
+
+// Data parallelism: this process's share of the batch and the index of its first example.
+static size_t shard_count(const dcl_train_opts *o) {
+    return o->shard_count > 1 ? (size_t)o->shard_count : 1;
+}
+static size_t shard_size(const dcl_train_opts *o) { return (size_t)o->batch / shard_count(o); }
+static size_t shard_first(const dcl_train_opts *o) {
+    return shard_count(o) > 1 ? shard_size(o) * (size_t)o->shard_rank : 0;
+}
+
+// Data parallelism, between the backward pass and AdamW: the shard's gradient, its Σ (pred −
+// target)² and a failure flag (s not DCL_OK) go through o->reduce; the sums come back to the
+// device, the gradient divided by the shard count (the shards' gradients are of their own means;
+// exact for a power of two), and Σ g² of the global gradient is taken here on the host in one
+// fixed order, so every process clips and tests finiteness on the same bits. Returns s when s
+// already failed (after the flag went out), so no process is left waiting in the reduction.
+static dcl_status reduce_step(const dcl_train_opts *o, dcl_arena *grads, struct bufs *b,
+                              size_t slot, dcl_status s) {
+    size_t P = grads->n;
+    float *h = b->hred;
+    if (s == DCL_OK) s = dcl_buffer_read(grads->buf, 0, P, h);
+    if (s == DCL_OK) s = dcl_buffer_read(b->losses, slot, 1, h + P);
+    if (s != DCL_OK) memset(h, 0, (P + 1) * sizeof *h);
+    h[P + 1] = s != DCL_OK;
+    dcl_status r = o->reduce(o->reduce_ctx, h, P + 2);
+    if (s != DCL_OK) return s;
+    if (r != DCL_OK) return r;
+    if (h[P + 1] > 0)
+        return dcl__fail(DCL_ERR_CANCELLED,
+                         "training stopped: %.0f other process(es) failed or were interrupted",
+                         (double)h[P + 1]);
+    float count = (float)shard_count(o);
+    double gsq = 0;
+    for (size_t i = 0; i < P; i++) {
+        h[i] /= count;
+        gsq += (double)h[i] * h[i];
+    }
+    h[P + 1] = (float)gsq;
+    s = dcl_buffer_write(grads->buf, 0, P, h);
+    if (s == DCL_OK) s = dcl_buffer_write(b->losses, slot, 1, h + P);
+    if (s == DCL_OK) s = dcl_buffer_write(b->gsq, slot, 1, h + P + 1);
     return s;
 }
 
 // One optimizer step at global step g (0-based) with learning rate lr: draw x0 and t, form x_t
 // and the target, take the loss's gradient through the network, then AdamW and the EMA update.
-// The step's Σ (pred − target)² and Σ g² go to slot of the window buffers.
+// The step's Σ (pred − target)² and Σ g² go to slot of the window buffers. With a shard, the
+// examples are [first, first + N) of the global batch, and o->reduce sums the gradients.
 static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_train_opts *o,
                        struct bufs *b, int64_t g, size_t slot, double lr) {
     const dcl_model_config *c = &m->cfg;
-    size_t N = (size_t)o->batch, D = dcl_net_dim(&c->net);
+    size_t N = shard_size(o), first = shard_first(o), D = dcl_net_dim(&c->net);
     dcl_arena *params = dcl_net_params(m->net), *grads = dcl_net_grads(m->net);
     int K = dcl_net_num_classes(&c->net);
     uint32_t sg = (uint32_t)g;
 
     // Data, per-example t and the schedule's coefficients come from the host (small uploads);
     // x_t = a x0 + b ε and the target are formed on the device.
-    dcl_status s = dcl_dataset_batch_labels(ds, b->hx0, K ? b->hlabels : NULL, N, (uint64_t)g);
+    dcl_status s = dcl_dataset_batch_at(ds, b->hx0, K ? b->hlabels : NULL, first, N, (uint64_t)g);
     // Classifier-free guidance training: each label becomes the null class K with probability
     // cond_drop (Philox LABEL_DROP), so one network learns ε̂(x, y) and ε̂(x, ∅).
     for (size_t n = 0; K && n < N && s == DCL_OK; n++) {
         if (b->hlabels[n] < 0 || b->hlabels[n] >= K)
             s = dcl__fail(DCL_ERR_FORMAT, "dataset '%s' has label %d; the model has %d classes",
                           dcl_dataset_spec(ds), (int)b->hlabels[n], K);
-        else if (dcl_rng_uniform_at(c->seed, DCL_RNG_LABEL_DROP, sg, n) < c->cond_drop)
+        else if (dcl_rng_uniform_at(c->seed, DCL_RNG_LABEL_DROP, sg, first + n) < c->cond_drop)
             b->hlabels[n] = K;
     }
     if (s == DCL_OK && K) s = dcl_buffer_write(b->labels, 0, N, b->hlabels);
     for (size_t n = 0; n < N && s == DCL_OK; n++) {
-        double t =
-            dcl_process_train_t(&c->process, dcl_rng_uniform_at(c->seed, DCL_RNG_TIME, sg, n));
+        double t = dcl_process_train_t(&c->process,
+                                       dcl_rng_uniform_at(c->seed, DCL_RNG_TIME, sg, first + n));
         double k[4];
         dcl_target_train_coefs(&c->process, c->pred, t, c->prev_dt, k);
         b->ht[n] = (float)t;
@@ -138,7 +185,7 @@ static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl
     if (s == DCL_OK) s = dcl_buffer_write(b->coef, 0, N * 4, b->hcoef);
     if (s == DCL_OK && o->min_snr) s = dcl_buffer_write(b->w, 0, N, b->hw);
     if (s == DCL_OK)
-        s = dcl_rng_normal(dev, dcl_at(b->eps, 0), c->seed, DCL_RNG_NOISE, sg, 0, N * D);
+        s = dcl_rng_normal(dev, dcl_at(b->eps, 0), c->seed, DCL_RNG_NOISE, sg, first * D, N * D);
     if (s == DCL_OK)
         s = dcl_forward_process(dev, dcl_at(b->xt, 0), dcl_at(b->target, 0), dcl_at(b->x0, 0),
                                 dcl_at(b->eps, 0), dcl_at(b->coef, 0), N, D);
@@ -156,9 +203,11 @@ static dcl_status step(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl
                              dcl_at(b->w, 0), N, D);
     if (s == DCL_OK) s = dcl_fill(dev, dcl_at(grads->buf, 0), 0.0f, grads->n);
     if (s == DCL_OK) s = dcl_net_backward(m->net, dcl_at(b->dpred, 0), N);
+    if (o->reduce) s = reduce_step(o, grads, b, slot, s);
 
     // AdamW (the rate from dcl_train_lr); the clip factor is computed on the device from Σ g².
-    if (s == DCL_OK) s = dcl_sumsq(dev, dcl_at(b->gsq, slot), dcl_at(grads->buf, 0), grads->n);
+    if (s == DCL_OK && !o->reduce)
+        s = dcl_sumsq(dev, dcl_at(b->gsq, slot), dcl_at(grads->buf, 0), grads->n);
     if (s == DCL_OK)
         s = dcl_adamw_step(dev, dcl_at(params->buf, 0), dcl_at(b->adam_m.buf, 0),
                            dcl_at(b->adam_v.buf, 0), dcl_at(grads->buf, 0), dcl_at(b->gsq, slot),
@@ -221,7 +270,7 @@ static dcl_status verify_begin(struct verifier *v, dcl_model *m, size_t N, size_
     if (!v->cpu) {
         s = dcl_device_open(&v->cpu, "cpu");
         if (s == DCL_OK) s = dcl_model_init(&v->m, v->cpu, &m->cfg, N);
-        if (s == DCL_OK) s = bufs_init(&v->b, v->cpu, &v->m, N, D, 1);
+        if (s == DCL_OK) s = bufs_init(&v->b, v->cpu, &v->m, N, D, 1, 0);
         v->dev_grads = malloc(p->n * sizeof *v->dev_grads);
         v->cpu_grads = malloc(p->n * sizeof *v->cpu_grads);
         if (s == DCL_OK && (!v->dev_grads || !v->cpu_grads))
@@ -348,7 +397,7 @@ static dcl_status move_to(dcl_device *to, dcl_model *m, struct bufs *b, const st
     bufs_free(b);
     dcl_model_free(m);
     dcl_status s = dcl_model_init(m, to, &cfg, max_batch);
-    if (s == DCL_OK) s = bufs_init(b, to, m, N, D, window);
+    if (s == DCL_OK) s = bufs_init(b, to, m, N, D, window, 0);
     if (s == DCL_OK) s = snapshot_restore(sn, m, b);
     return s;
 }
@@ -387,6 +436,15 @@ static dcl_status add_skip(struct trainer *t, int64_t g) {
     }
     t->skip[t->n_skip++] = g;
     return DCL_OK;
+}
+
+// Data parallelism: o->sync compares the processes' copies of the state (and may replace this
+// one, which then goes back on the device).
+static dcl_status sync_state(struct trainer *t) {
+    if (!t->o->sync) return DCL_OK;
+    int r = t->o->sync(t->o->sync_ctx, t->sn.cur, 4 * t->sn.P, t->sn.step);
+    if (r < 0) return (dcl_status)r;
+    return r == 1 ? snapshot_restore(&t->sn, t->m, &t->b) : DCL_OK;
 }
 
 // A read-back at m->cfg.step: the steps since the snapshot, their losses and gradient norms in
@@ -445,13 +503,14 @@ static dcl_status read_back(struct trainer *t, int *rolled) {
                                   .skipped = c.skipped,
                                   .steps_per_s =
                                       (double)(g - t->first) / fmax(now() - t->t0, 1e-9)};
-            s = bucket_losses(b, N, D, r.bucket_loss);
+            s = bucket_losses(b, shard_size(o), D, r.bucket_loss); // this process's shard
             if (s == DCL_OK) s = t->log(t->log_ctx, &r);
         }
         if (g % o->log_every == 0) c.win_sum = 0, c.win_n = 0;
     }
     t->n_skip = 0;
     if (s == DCL_OK) s = snapshot_take(&t->sn, m, b, t->n_losses ? *t->n_losses : 0, &c);
+    if (s == DCL_OK) s = sync_state(t);
     return s;
 }
 
@@ -495,7 +554,8 @@ static dcl_status run(struct trainer *t) {
         if (s != DCL_OK) break;
         m->cfg.step = ++g;
         int cancel = o->progress && o->progress(o->progress_ctx, g - t->first, t->end - t->first);
-        int save = o->save_every > 0 && o->out && g % o->save_every == 0 && g < t->end;
+        // Every process reads back at the same steps (o->sync is collective), with or without out.
+        int save = o->save_every > 0 && g % o->save_every == 0 && g < t->end;
         if (!(g % o->log_every == 0 || g == t->end || save || cancel)) continue;
         int rolled = 0;
         s = read_back(t, &rolled);
@@ -503,7 +563,7 @@ static dcl_status run(struct trainer *t) {
             s = dcl__fail(DCL_ERR_CANCELLED, "training stopped after step %lld",
                           (long long)t->sn.step);
         if (s == DCL_OK && rolled) g = t->sn.step;
-        else if (s == DCL_OK && save) save_periodic(t);
+        else if (s == DCL_OK && save && o->out) save_periodic(t);
     }
     return s;
 }
@@ -530,6 +590,15 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
                          "training needs steps >= 0, batch >= 1, log_every >= 1, lr > 0, "
                          "save_every >= 0 and max_skips >= 1 (got %d, %d, %d, %g, %d, %d)",
                          o->steps, o->batch, o->log_every, o->lr, o->save_every, o->max_skips);
+    if (o->shard_count > 1 && (o->shard_rank < 0 || o->shard_rank >= o->shard_count ||
+                               o->batch % o->shard_count || !o->reduce))
+        return dcl__fail(DCL_ERR_ARG,
+                         "a shard needs 0 <= shard_rank < shard_count, a batch that divides by "
+                         "shard_count and a reduce function (got rank %d of %d, batch %d)",
+                         o->shard_rank, o->shard_count, o->batch);
+    if (o->reduce && (o->verify_every > 0 || o->fallback))
+        return dcl__fail(DCL_ERR_ARG, "data-parallel training (a reduce function) cannot verify "
+                                      "steps or fall back to another device");
     size_t D = dcl_net_dim(&m->cfg.net);
     if (dcl_dataset_dim(ds) != D)
         return dcl__fail(DCL_ERR_ARG, "dataset '%s' has %zu values per example but the model %zu",
@@ -539,7 +608,7 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
                          "the model is class-conditional but dataset '%s' has no "
                          "labels",
                          dcl_dataset_spec(ds));
-    size_t N = (size_t)o->batch, window = (size_t)o->log_every;
+    size_t N = shard_size(o), window = (size_t)o->log_every;
     struct trainer t = {.dev = dev,
                         .m = m,
                         .ds = ds,
@@ -557,8 +626,9 @@ dcl_status dcl_train(dcl_device *dev, dcl_model *m, dcl_dataset *ds, const dcl_t
     // The first copy comes before the buffers, so a device that fails setting them up falls back
     // too: the weights from the device, the moments zero or the checkpoint's.
     dcl_status s = snapshot_init(&t.sn, m, o->resume);
-    if (s == DCL_OK) s = bufs_init(&t.b, dev, m, N, D, window);
+    if (s == DCL_OK) s = bufs_init(&t.b, dev, m, N, D, window, o->reduce != NULL);
     if (s == DCL_OK && o->resume) s = snapshot_restore(&t.sn, m, &t.b);
+    if (s == DCL_OK) s = sync_state(&t); // every process starts from the same state
     if (s == DCL_OK) s = run(&t);
     // A device failure: go on from the last consistent state on the fallback device, if any.
     while (s != DCL_OK && dcl_status_is_device_failure(s) && t.sn.step >= 0 && o->fallback &&

@@ -98,6 +98,10 @@ dcl_status dcl_dataset_batch(dcl_dataset *ds, float *x, size_t N, uint64_t step)
 // NULL; unlabelled sets write 0.
 dcl_status dcl_dataset_batch_labels(dcl_dataset *ds, float *x, int32_t *labels, size_t N,
                                     uint64_t step);
+// Examples first .. first + N − 1 of step's batch (the same bits as those rows of a
+// dcl_dataset_batch_labels of first + N examples): one process's shard of a data-parallel batch.
+dcl_status dcl_dataset_batch_at(dcl_dataset *ds, float *x, int32_t *labels, uint64_t first,
+                                size_t N, uint64_t step);
 // N evaluation points x (N, D), independent of every training batch and of the fixed set: fresh
 // points of the underlying distribution (also for spiral:n=40), drawn at the reserved step
 // UINT32_MAX - 1; different salts (≤ DCL_DATA_MAX_SALT) give independent points. A CSV has no

@@ -55,6 +55,28 @@ typedef struct dcl_train_opts {
     // work, so the count runs at most one step ahead of the device). NULL: none.
     dcl_progress_fn progress;
     void *progress_ctx;
+    // Data parallelism (the CLI's MPI mode: host/cli/mpi.c; the library knows no MPI). With
+    // shard_count > 1 this process computes examples [shard_rank·B/shard_count,
+    // (shard_rank + 1)·B/shard_count) of each step's global batch of B = batch examples, drawn
+    // from the same Philox elements as a single process's (batch must divide by shard_count).
+    int shard_rank, shard_count;
+    // Called in every step, between the backward pass and the AdamW step, with n = P + 2 host
+    // floats: the shard's gradient (P; the gradient of its examples' share of the global mean),
+    // its Σ (pred − target)² and a failure flag (1: this process failed before the call, the
+    // rest is 0). It must replace data by its sum over the processes, the same bits on each
+    // (MPI_Allreduce); a flag above 0 then stops training (DCL_ERR_CANCELLED, naming no rank:
+    // the failed one reports itself). The gradient-norm clip and the non-finite-step test use the
+    // summed values, so every process takes the same decisions. Needs shard_count >= 1.
+    dcl_status (*reduce)(void *ctx, float *data, size_t n);
+    void *reduce_ctx;
+    // Called at every read-back (every log_every steps, at saves and at the end) with the host
+    // copy of the state at `step` (4 P floats: weights, EMA weights, Adam m, Adam v), which is
+    // what checkpoints are written from. It compares the processes' copies: DCL_OK when they are
+    // the same bits; 1 after replacing state by one every process now holds (the trainer puts
+    // it back on the device: for processes on devices of different kinds, which drift apart in
+    // the last bits); an error status stops training.
+    int (*sync)(void *ctx, float *state, size_t n, int64_t step);
+    void *sync_ctx;
 } dcl_train_opts;
 
 void dcl_train_opts_default(dcl_train_opts *o);
