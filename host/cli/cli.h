@@ -32,6 +32,7 @@ int cli_cmd_train(int argc, char **argv);
 int cli_cmd_sample(int argc, char **argv);
 int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_data(int argc, char **argv);
+int cli_cmd_plot(int argc, char **argv);
 int cli_cmd_tune(int argc, char **argv);
 int cli_cmd_classify(int argc, char **argv);
 // Their names, summaries and help texts.
@@ -43,6 +44,7 @@ extern const cli_command cli_sample_command;
 extern const cli_command cli_eval_command;
 extern const cli_command cli_tune_command;
 extern const cli_command cli_data_command;
+extern const cli_command cli_plot_command;
 extern const cli_command cli_classify_command;
 
 // The exit code for a library status (main.c: the only mapping). DCL_ERR_CANCELLED after a signal

@@ -31,7 +31,7 @@ static const command commands[] = {
     {&cli_eval_command, cli_cmd_eval},         {&cli_data_command, cli_cmd_data},
     {&cli_devices_command, cli_cmd_devices},   {&cli_check_command, cli_cmd_check},
     {&cli_bench_command, cli_cmd_bench},       {&cli_tune_command, cli_cmd_tune},
-    {&cli_classify_command, cli_cmd_classify},
+    {&cli_classify_command, cli_cmd_classify}, {&cli_plot_command, cli_cmd_plot},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
