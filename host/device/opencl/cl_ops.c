@@ -411,6 +411,11 @@ static dcl_status cl_conv2d_backward(void *ctx, const struct dcl_op_args *a) {
     return run(&c, a->out_len[1]);
 }
 
+// ---- self-attention (cl/attention.cl) ------------------------------------------------------------
+#define cl_attention_forward NULL
+#define cl_attention_backward NULL
+// ---- end of self-attention ----------------------------------------------------------------------
+
 // Every op of DCL_OP_MAP: cl_<name> for OWN ops, cl_map for MAP1 and MAP2 ops. An OWN op without
 // an OpenCL version yet is `#define cl_<name> NULL` here: the dispatcher runs it on the CPU
 // reference.
