@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/error.h" // TRY, DCL_ASSERT, dcl__fail
-#include "diffcl/ops.h" // channel bias, group norm, SiLU, embeddings, up/downsampling, dcl_axpby
+#include "diffcl/ops.h" // channel bias, group norm, SiLU, embeddings, up/downsampling, attention
 #include "diffcl/rng.h" // DCL_RNG_INIT, dcl_rng_normal_at
 #include "diffcl/unet.h"
 #include "nn/layers.h" // dcl__linear_*, dcl__conv2d_*, dcl__init_uniform, dcl__check_param_layout
@@ -18,9 +18,6 @@
 #define MAX_CONVS 240 // the same blocks × (3 + 2) convolutions, the middle's 8 and 10 others
 #define MAX_RB DCL_UNET_MAX_RES_BLOCKS
 #define GN_EPS 1e-5f // PyTorch's GroupNorm default
-// TEMPORARY until the attention op lands.
-#define ATTENTION_FORWARD(...) dcl__fail(DCL_ERR_ARG, "unet: attention is not built yet")
-#define ATTENTION_BACKWARD(...) dcl__fail(DCL_ERR_ARG, "unet: attention is not built yet")
 
 enum init_kind { INIT_UNIFORM, INIT_ONE, INIT_ZERO, INIT_NORMAL };
 
@@ -790,7 +787,7 @@ static dcl_status attn_forward(dcl_unet *u, const dcl_arena *p, const struct att
     TRY(dcl_group_norm_forward(dev, hn, saved(u, a->mean), saved(u, a->rstd), x,
                                param(p, a->norm.w), param(p, a->norm.b), N, c, R, u->G, GN_EPS));
     TRY(conv_forward(u, p, &a->qkv, q, hn, N));
-    TRY(ATTENTION_FORWARD(dev, ao, saved(u, a->lse), q, N, c, R, (size_t)u->heads));
+    TRY(dcl_attention_forward(dev, ao, saved(u, a->lse), q, N, (size_t)u->heads, c, R));
     return conv_add(u, p, &a->proj, saved(u, a->out), ao, none, x, N);
 }
 
@@ -950,8 +947,8 @@ static dcl_status attn_backward(dcl_unet *u, const struct attn *a, dcl_ptr x, dc
     dcl_ptr hn = saved(u, a->hn), ao = saved(u, a->ao);
     // out = x + proj(ao): t1 = d ao; t2 = d[q | k | v]; t1 = d hn; t2 = GroupNorm's dx.
     TRY(conv_backward(u, &a->proj, dout, ao, t1, N));
-    TRY(ATTENTION_BACKWARD(dev, t2, t1, saved(u, a->q), ao, saved(u, a->lse), N, c, R,
-                           (size_t)u->heads));
+    TRY(dcl_attention_backward(dev, t2, t1, saved(u, a->q), ao, saved(u, a->lse), N,
+                               (size_t)u->heads, c, R));
     TRY(conv_backward(u, &a->qkv, t2, hn, t1, N));
     TRY(dcl_group_norm_backward(dev, t2, param(g, a->norm.w), param(g, a->norm.b), t1, x,
                                 saved(u, a->mean), saved(u, a->rstd), param(p, a->norm.w), N, c, R,
