@@ -482,14 +482,14 @@ dcl_status dcl_unet_check_memory(const dcl_unet_config *c, const dcl_device *dev
     else snprintf(what, sizeof what, "no batch fits: use a smaller --base or --mult");
     const double MiB = 1048576.0;
     return dcl__fail(DCL_ERR_ARG,
-                     "unet: training at batch %zu needs %.1f MiB of device memory (weights, "
-                     "gradients, EMA and Adam moments %.1f MiB, saved activations %.1f MiB, "
-                     "scratch %.1f MiB, batch %.1f MiB; largest buffer %.1f MiB), but device %s "
+                     "unet: training at batch %zu is too large for device %s: it needs %.1f MiB "
+                     "(weights, gradients, EMA and Adam moments %.1f MiB, saved activations %.1f "
+                     "MiB, scratch %.1f MiB, batch %.1f MiB; largest buffer %.1f MiB), the device "
                      "has %.1f MiB and at most %.1f MiB per buffer; %s",
-                     batch, (double)m.total / MiB, 5.0 * (double)m.params / MiB,
+                     batch, info->spec, (double)m.total / MiB, 5.0 * (double)m.params / MiB,
                      (double)m.saved / MiB, (double)(m.work + m.columns) / MiB,
-                     (double)m.batch / MiB, (double)m.largest / MiB, info->spec,
-                     (double)global / MiB, (double)single / MiB, what);
+                     (double)m.batch / MiB, (double)m.largest / MiB, (double)global / MiB,
+                     (double)single / MiB, what);
 }
 
 // Samples per chunk of a convolution with per_sample column elements, for a batch of N.
