@@ -388,6 +388,28 @@ static void check_attn_layout(void) {
     }
     data_free(&d);
 
+    // Non-square images: 2×16×24 (16×24 → 8×12 → 4×6) with attention at 8×12, forward and
+    // backward finite.
+    dcl_unet_config wide;
+    dcl_unet_config_default(&wide, 2, 16, 24);
+    wide.base = 8, wide.groups = 4, wide.emb_dim = 8, wide.attn = 2;
+    if (unet_data_init(&d, &wide, 2, 6) && unet_init(&n, "cpu", &wide, 10, &d, 2)) {
+        perturb(n.u);
+        CHECK(net_forward(&n, 2) == DCL_OK);
+        CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), 2) == DCL_OK);
+        float *o = malloc(d.N * d.D * sizeof *o), *g = read_arena(dcl_unet_grads(n.u));
+        CHECK(d.D == 2 * 16 * 24);
+        if (o && g && dcl_buffer_read(n.out, 0, d.N * d.D, o) == DCL_OK) {
+            double so = 0, sg = 0;
+            for (size_t i = 0; i < d.N * d.D; i++) so += fabs(o[i]);
+            for (size_t i = 0; i < dcl_unet_grads(n.u)->n; i++) sg += fabs(g[i]);
+            CHECK(isfinite(so) && so > 0 && isfinite(sg) && sg > 0);
+        }
+        free(o), free(g);
+        net_free(&n);
+    }
+    data_free(&d);
+
     // Impossible shapes: refused before anything is allocated, saying what would work.
     dcl_unet *bad = (dcl_unet *)1;
     dcl_unet_config e = c;

@@ -117,8 +117,10 @@ dcl_status dcl_unet_forward(dcl_unet *u, const dcl_arena *params, dcl_ptr out, d
 // Accumulates (+=) the parameter gradients of Σ dout ⊙ out for the last own forward into
 // dcl_unet_grads; N must be that forward's batch. dout (N, C, H, W) is only read.
 dcl_status dcl_unet_backward(dcl_unet *u, dcl_ptr dout, size_t N);
-// Forward FLOPs per image: 2 × the multiply-adds of every convolution and Linear layer (GroupNorm,
-// SiLU and element-wise work not counted). 0 for an invalid configuration.
+// Forward FLOPs per image: 2 × the multiply-adds of every convolution (the attention blocks' 1×1
+// ones included) and Linear layer, and of each attention head's two R×R×d products q kᵀ and P v
+// (4·R²·c per block of c channels); GroupNorm, SiLU, softmax and element-wise work not counted.
+// 0 for an invalid configuration.
 double dcl_unet_flops(const dcl_unet_config *c);
 // The number of parameters a U-Net of config c has, without building it (nothing is allocated on a
 // device): what a checkpoint reader compares with a file's tensors. DCL_ERR_ARG for a bad config.
