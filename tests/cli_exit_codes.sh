@@ -221,6 +221,7 @@ expect 2 "3 heads \(--heads\) do not divide the 16 channels at height 16" -- "${
 expect 2 "groups \(--groups 3\) must divide the base channels \(--base 8\)" -- "${unet[@]}" \
     --groups 3
 expect 2 "--mult takes at most 5 levels" -- "${unet[@]}" --mult 1,1,1,1,1,1
+expect 2 "--heads is for attention blocks: add --attn" -- "${unet[@]}" --heads 2
 expect 2 "--batch 1048576: .*use a batch of at most [0-9]+" -- "${unet[@]}" --batch 1048576
 expect 2 "--attn 12: the network's heights are 32, 16, 8" -- bench unet --device cpu \
     --image 1,32,32 --attn 12

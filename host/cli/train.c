@@ -131,6 +131,8 @@ static int make_net(const train_flags *f, dcl_dataset *ds, dcl_net_config *n) {
         for (int l = 0; l < f->mult.n; l++) u->mult[l] = (int)f->mult.v[l];
     }
     if (f->res_blocks) u->res_blocks = (int)f->res_blocks;
+    if (f->heads && !f->attn.n)
+        return cli_usage_error("train", "--heads is for attention blocks: add --attn LIST");
     if (f->heads) u->heads = (int)f->heads;
     u->num_classes = f->uncond ? 0 : dcl_dataset_num_classes(ds);
     // The shape first (H and W divisible by 2^(levels − 1)), then --attn's heights as levels.
