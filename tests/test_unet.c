@@ -410,6 +410,17 @@ static void check_attn_layout(void) {
     }
     data_free(&d);
 
+    // The largest layout: 5 levels, 4 blocks each, attention everywhere (the view and
+    // convolution tables' bounds), counted without a device.
+    dcl_unet_config most;
+    dcl_unet_config_default(&most, 3, 16, 16);
+    most.base = 4, most.groups = 2, most.emb_dim = 4, most.levels = DCL_UNET_MAX_LEVELS;
+    most.res_blocks = DCL_UNET_MAX_RES_BLOCKS, most.attn = (1u << DCL_UNET_MAX_LEVELS) - 1;
+    most.num_classes = 3;
+    size_t most_params = 0;
+    CHECK(dcl_unet_param_count(&most, &most_params) == DCL_OK && most_params > 0);
+    CHECK(dcl_unet_flops(&most) > 0);
+
     // Impossible shapes: refused before anything is allocated, saying what would work.
     dcl_unet *bad = (dcl_unet *)1;
     dcl_unet_config e = c;
