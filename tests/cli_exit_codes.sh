@@ -233,6 +233,39 @@ expect 0 "" -- bench train --device cpu --model mlp --steps 2
 grep -qE "median step +ops +[1-9][0-9.]* +launches +[1-9].* waits +0.00" "$T/out" ||
     { echo "FAIL: bench train printed no per-step counters" >&2; failures=$((failures + 1)); }
 
+# U-Net shapes: unlabelled IDX image sets of 8 random 32×32 and 30×30 images. Impossible shapes
+# are usage errors (exit 2) naming the flag and what would work; a tiny U-Net with two blocks per
+# level and attention at 16 and 8 trains, samples and resumes.
+idx() { # idx FILE SIDE_AS_PRINTF_ESCAPE SIDE: 8 images of SIDE×SIDE
+    printf '\x00\x00\x08\x03\x00\x00\x00\x08\x00\x00\x00'"$2"'\x00\x00\x00'"$2" >"$1"
+    head -c $((8 * $3 * $3)) /dev/urandom >>"$1"
+}
+idx "$T/i32.idx" '\x20' 32
+idx "$T/i30.idx" '\x1e' 30
+unet=(train --device cpu --data "idx:$T/i32.idx" --steps 2 --batch 4 --base 8 --groups 4)
+expect 2 "must be divisible by 2\^\(levels − 1\) = 4.*--mult with at most 2 levels.*28×28" -- \
+    train --device cpu --data "idx:$T/i30.idx" --steps 1
+expect 2 "--attn 12: .*heights are 32, 16, 8" -- "${unet[@]}" --attn 16,12
+expect 2 "--attn 4: .*heights are 32, 16" -- "${unet[@]}" --mult 1,2 --attn 4
+expect 2 "3 heads \(--heads\) do not divide the 16 channels at height 16" -- "${unet[@]}" \
+    --attn 16 --heads 3
+expect 2 "groups \(--groups 3\) must divide the base channels \(--base 8\)" -- "${unet[@]}" \
+    --groups 3
+expect 2 "--mult takes at most 5 levels" -- "${unet[@]}" --mult 1,1,1,1,1,1
+expect 2 "--heads is for attention blocks: add --attn" -- "${unet[@]}" --heads 2
+expect 2 "--batch 1048576: .*use a batch of at most [0-9]+" -- "${unet[@]}" --batch 1048576
+expect 2 "--attn 12: the network's heights are 32, 16, 8" -- bench unet --device cpu \
+    --image 1,32,32 --attn 12
+expect 0 "unet: [0-9]+ parameters, [0-9.]+ MFLOP per image" -- "${unet[@]}" --res-blocks 2 \
+    --attn 16,8 --heads 2 --out "$T/ua.safetensors"
+grep -q -- "--res-blocks 2 --attn 16,8 --heads 2" "$T/err" ||
+    { echo "FAIL: train did not print the U-Net's flags" >&2; failures=$((failures + 1)); }
+expect 0 "" -- sample --device cpu --model "$T/ua.safetensors" --n 4 --steps 2 --out "$T/ua.png"
+expect 2 "checkpoint's network is .*--res-blocks 2 --attn 16,8 --heads 2" -- train --device cpu \
+    --resume "$T/ua.safetensors" --steps 3 --attn 16
+expect 0 "resuming" -- train --device cpu --resume "$T/ua.safetensors" --steps 3 --res-blocks 2 \
+    --attn 8,16 --out "$T/ub.safetensors"
+
 if ((failures)); then
     echo "$failures case(s) failed" >&2
     exit 1

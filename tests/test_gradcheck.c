@@ -697,6 +697,146 @@ done:
     tensor_free(&e.table), tensor_free(&e.out), tensor_free(&w), tensor_free(&dtable);
 }
 
+// ---- self-attention ------------------------------------------------------------------------------
+
+struct attn {
+    struct tensor qkv, out, lse;
+    size_t N, heads, C, R;
+};
+
+static void attn_forward(void *p) {
+    struct attn *a = p;
+    put(&a->qkv);
+    CHECK(dcl_attention_forward(dev, P(&a->out), P(&a->lse), P(&a->qkv), a->N, a->heads, a->C,
+                                a->R) == DCL_OK);
+    get(&a->out);
+}
+
+// The forward in double on the host: out and lse of every (n, h, i) against the op's, within
+// float rounding (scores |S| < ~10, R <= 64: tol 2e-6 relative to 1 + |x|).
+static void check_attention_reference(struct attn *a) {
+    size_t d = a->C / a->heads, R = a->R;
+    get(&a->lse);
+    double worst = 0;
+    for (size_t n = 0; n < a->N; n++)
+        for (size_t h = 0; h < a->heads; h++)
+            for (size_t i = 0; i < R; i++) {
+                const float *q = a->qkv.h + (n * 3 * a->C + h * d) * R, *k = q + a->C * R,
+                            *v = k + a->C * R;
+                double s[64], m = -INFINITY, l = 0;
+                for (size_t j = 0; j < R; j++) {
+                    s[j] = 0;
+                    for (size_t c = 0; c < d; c++) s[j] += (double)q[c * R + i] * k[c * R + j];
+                    s[j] /= sqrt((double)d);
+                    m = fmax(m, s[j]);
+                }
+                for (size_t j = 0; j < R; j++) l += s[j] = exp(s[j] - m);
+                for (size_t c = 0; c < d; c++) {
+                    double o = 0;
+                    for (size_t j = 0; j < R; j++) o += s[j] / l * v[c * R + j];
+                    double got = a->out.h[(n * a->C + h * d + c) * R + i];
+                    worst = fmax(worst, fabs(got - o) / (1 + fabs(o)));
+                }
+                double L = m + log(l), got = a->lse.h[(n * a->heads + h) * R + i];
+                worst = fmax(worst, fabs(got - L) / (1 + fabs(L)));
+            }
+    CHECK(worst <= 2e-6);
+    printf("%-28s worst |op − double| / (1 + |x|) = %.2e (tol 2e-06)\n", "attention_forward",
+           worst);
+}
+
+// L = Σ w ⊙ out through softmax(q·k/√d)·v, inputs of scale 1.5 (scores up to ~10), h = 1e-2:
+// truncation h²/6 times L's third derivative (~10 here) ~ 2e-4, rounding ~u·Σ|w·out|/h
+// ~ 6e-8·60/1e-2 ≈ 4e-4 at worst: tol 2e-3. Two shapes: two heads of d = 3 over R = 7
+// positions, and one head of d = 4 over R = 1 (P = 1: dq = dk = 0 and dv = dout, asserted exactly).
+static void check_attention(size_t N, size_t heads, size_t C, size_t R) {
+    struct attn a = {.N = N, .heads = heads, .C = C, .R = R};
+    size_t n = N * C * R;
+    struct tensor w, dqkv;
+    if (!tensor_init(&a.qkv, 3 * n, 1) || !tensor_init(&a.out, n, 2) ||
+        !tensor_init(&a.lse, N * heads * R, 3) || !tensor_init(&w, n, 4) ||
+        !tensor_init(&dqkv, 3 * n, 5))
+        goto done;
+    for (size_t i = 0; i < a.qkv.n; i++) a.qkv.h[i] *= 1.5f;
+    attn_forward(&a);
+    check_attention_reference(&a);
+    put(&w), poison(&dqkv);
+    CHECK(dcl_attention_backward(dev, P(&dqkv), P(&w), P(&a.qkv), P(&a.out), P(&a.lse), N, heads, C,
+                                 R) == DCL_OK);
+    get(&dqkv);
+    char what[64];
+    snprintf(what, sizeof what, "attention_backward R=%zu", R);
+    check_against_fd(what, &a.qkv, dqkv.h, attn_forward, &a, &w, &a.out, 1e-2f, 2e-3);
+    if (R == 1)
+        for (size_t s = 0; s < N; s++)
+            for (size_t c = 0; c < 3 * C; c++) {
+                float g = dqkv.h[s * 3 * C + c];
+                CHECK(c < 2 * C ? g == 0.0f : g == w.h[s * C + c - 2 * C]);
+            }
+done:
+    tensor_free(&a.qkv), tensor_free(&a.out), tensor_free(&a.lse), tensor_free(&w);
+    tensor_free(&dqkv);
+}
+
+// Closed forms. With every key of a head equal, the scores of a row are all equal whatever the
+// query, so P is uniform and out is the mean of the values; queries ~1e3 make scores ~1e3 to 1e4,
+// far past exp's range, which only the max subtraction keeps finite, and lse = S + log R. With
+// heads = 1 and R = 1, out = v exactly (P = 1) and lse = q·k/√C.
+static void check_attention_closed_form(void) {
+    enum { N = 2, HEADS = 2, C = 6, R = 9, D = C / HEADS };
+    float qkv[N * 3 * C * R], out[N * C * R], lse[N * HEADS * R];
+    for (size_t i = 0; i < sizeof qkv / sizeof *qkv; i++)
+        qkv[i] = dcl_rng_normal_at(7, DCL_RNG_TEST, 1, i);
+    for (size_t n = 0; n < N; n++)
+        for (size_t c = 0; c < C; c++)
+            for (size_t r = 0; r < R; r++) {
+                qkv[(n * 3 * C + c) * R + r] *= 1000.0f;                         // queries
+                qkv[(n * 3 * C + C + c) * R + r] = qkv[(n * 3 * C + C + c) * R]; // keys
+            }
+    const size_t nq = sizeof qkv / 4, no = sizeof out / 4, nl = sizeof lse / 4;
+    dcl_buffer *b = NULL;
+    if (dcl_buffer_alloc(&b, dev, nq + no + nl, "closed form") != DCL_OK) {
+        check_failures++;
+        return;
+    }
+    dcl_ptr pq = dcl_at(b, 0), po = dcl_at(b, nq), pl = dcl_at(b, nq + no);
+    CHECK(dcl_buffer_write(b, 0, nq, qkv) == DCL_OK);
+    CHECK(dcl_attention_forward(dev, po, pl, pq, N, HEADS, C, R) == DCL_OK);
+    CHECK(dcl_buffer_read(b, nq, no, out) == DCL_OK);
+    CHECK(dcl_buffer_read(b, nq + no, nl, lse) == DCL_OK);
+    for (size_t n = 0; n < N; n++)
+        for (size_t c = 0; c < C; c++) {
+            const float *v = qkv + (n * 3 * C + 2 * C + c) * R;
+            double mean = 0;
+            for (size_t j = 0; j < R; j++) mean += v[j] / (double)R;
+            for (size_t i = 0; i < R; i++) CHECK_NEAR(out[(n * C + c) * R + i], mean, 1e-6, 1e-6);
+        }
+    // S rounds to float (a dot product of D terms ~1e3): ~D·u·Σ|q·k| <~ 2e-3 absolute.
+    for (size_t n = 0; n < N; n++)
+        for (size_t h = 0; h < HEADS; h++)
+            for (size_t i = 0; i < R; i++) {
+                double s = 0;
+                for (size_t c = 0; c < D; c++)
+                    s += (double)qkv[(n * 3 * C + h * D + c) * R + i] *
+                         qkv[(n * 3 * C + C + h * D + c) * R];
+                s /= sqrt((double)D);
+                CHECK_NEAR(lse[(n * HEADS + h) * R + i], s + log((double)R), 4e-3, 1e-6);
+            }
+    // heads = 1, R = 1 on the same buffer read as (N, 3C, 1).
+    CHECK(dcl_attention_forward(dev, po, pl, pq, N, 1, C, 1) == DCL_OK);
+    CHECK(dcl_buffer_read(b, nq, N * C, out) == DCL_OK);
+    CHECK(dcl_buffer_read(b, nq + no, N, lse) == DCL_OK);
+    for (size_t n = 0; n < N; n++) {
+        double s = 0;
+        for (size_t c = 0; c < C; c++) {
+            CHECK(out[n * C + c] == qkv[n * 3 * C + 2 * C + c]);
+            s += (double)qkv[n * 3 * C + c] * qkv[n * 3 * C + C + c];
+        }
+        CHECK_NEAR(lse[n], s / sqrt((double)C), 4e-3, 1e-6);
+    }
+    dcl_buffer_free(b);
+}
+
 // ---- argument checks ----------------------------------------------------------------------------
 
 // The image ops refuse sizes they cannot run, with DCL_ERR_ARG, before touching any data.
@@ -712,12 +852,16 @@ static void check_rejects(void) {
     CHECK(dcl_group_norm_forward(dev, p, p, p, p, p, p, 1, 6, 0, 3, 1e-5f) == DCL_ERR_ARG);
     CHECK(dcl_group_norm_forward(dev, p, p, p, p, p, p, 1, 6, 2, 3, -1.0f) == DCL_ERR_ARG);
     CHECK(dcl_group_norm_backward(dev, p, p, p, p, p, p, p, p, 1, 6, 2, 4) == DCL_ERR_ARG);
-    CHECK(dcl_im2col(dev, q, p, 1, 1, 1, 4, 3, 1, 0) == DCL_ERR_ARG);    // 3×3 on 1 row, no pad
-    CHECK(dcl_im2col(dev, q, p, 1, 1, 4, 4, 3, 0, 1) == DCL_ERR_ARG);    // stride 0
-    CHECK(dcl_col2im(dev, p, q, 1, 1, 4, 4, 0, 1, 1) == DCL_ERR_ARG);    // kernel size 0
-    CHECK(dcl_im2col(dev, q, p, 1, 1, 4, 4, 3, 1, 1) == DCL_ERR_ARG);    // col needs 144 > 32
-    CHECK(dcl_swap01(dev, dcl_at(b, 4), p, 2, 3, 2) == DCL_ERR_ARG);     // out overlaps in
-    CHECK(dcl_upsample2x_forward(dev, q, p, 1, 1, 4, 4) == DCL_ERR_ARG); // out needs 64 > 32
+    CHECK(dcl_im2col(dev, q, p, 1, 1, 1, 4, 3, 1, 0) == DCL_ERR_ARG);      // 3×3 on 1 row, no pad
+    CHECK(dcl_im2col(dev, q, p, 1, 1, 4, 4, 3, 0, 1) == DCL_ERR_ARG);      // stride 0
+    CHECK(dcl_col2im(dev, p, q, 1, 1, 4, 4, 0, 1, 1) == DCL_ERR_ARG);      // kernel size 0
+    CHECK(dcl_im2col(dev, q, p, 1, 1, 4, 4, 3, 1, 1) == DCL_ERR_ARG);      // col needs 144 > 32
+    CHECK(dcl_swap01(dev, dcl_at(b, 4), p, 2, 3, 2) == DCL_ERR_ARG);       // out overlaps in
+    CHECK(dcl_upsample2x_forward(dev, q, p, 1, 1, 4, 4) == DCL_ERR_ARG);   // out needs 64 > 32
+    CHECK(dcl_attention_forward(dev, q, q, p, 1, 4, 6, 1) == DCL_ERR_ARG); // 4 heads, 6 channels
+    CHECK(dcl_attention_forward(dev, q, q, p, 1, 0, 6, 1) == DCL_ERR_ARG); // no head
+    CHECK(dcl_attention_backward(dev, p, q, q, q, q, 1, 1, 0, 1) == DCL_ERR_ARG); // no channel
+    CHECK(dcl_attention_forward(dev, q, q, p, 1, 2, 8, 4) == DCL_ERR_ARG); // qkv needs 96 > 64
     dcl_buffer_free(b);
 }
 
@@ -749,6 +893,9 @@ int main(int argc, char **argv) {
     check_upsample();
     check_split();
     check_embedding();
+    check_attention(2, 2, 6, 7);
+    check_attention(3, 1, 4, 1);
+    check_attention_closed_form();
     check_rejects();
     dcl_device_free(dev);
     return check_exit();

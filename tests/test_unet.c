@@ -1,5 +1,7 @@
-// The U-Net (host/nn/unet.c): parameter layout, names, shapes, counts and FLOPs; finite-difference
-// gradients of the whole network on the CPU reference; batch chunking of the convolutions; and
+// The U-Net (host/nn/unet.c): parameter layout, names, shapes, counts and FLOPs (also with
+// several ResBlocks per level and attention blocks, at 32×32 and 64×64, and the memory estimate);
+// finite-difference gradients of the whole network, with and without attention, on the CPU
+// reference; batch chunking of the convolutions; and
 // forward + backward on every usable OpenCL device against the CPU from the same seed. Exit 77
 // only when the build has OpenCL but the machine has no OpenCL platform.
 // Throughput is a benchmark, not a test: `diffcl bench unet`.
@@ -40,15 +42,17 @@ static int unet_init(struct net *n, const char *spec, const dcl_unet_config *cfg
 }
 
 // Moves the parameters away from the initialisation, identically on every device: conv_out's zero
-// weights would make every other gradient zero, and GroupNorm's 1 and 0 hide its affine part.
-// conv_out ~ U(−0.3, 0.3), norm weights 1 + 0.2·N(0, 1), norm biases 0.2·N(0, 1).
+// weights would make every other gradient zero (and an attention block's zero proj its block's),
+// and GroupNorm's 1 and 0 hide its affine part. conv_out and proj ~ U(−0.3, 0.3), norm weights
+// 1 + 0.2·N(0, 1), norm biases 0.2·N(0, 1).
 static void perturb(dcl_unet *u) {
     dcl_arena *p = dcl_unet_params(u);
     float *w = read_arena(p);
     if (!w) return;
     for (int k = 0; k < p->count; k++) {
         const char *name = p->views[k].name;
-        int out = strncmp(name, "conv_out.", 9) == 0, norm = strstr(name, "norm") != NULL;
+        int out = strncmp(name, "conv_out.", 9) == 0 || strstr(name, ".proj.") != NULL;
+        int norm = strstr(name, "norm") != NULL;
         int weight = strstr(name, ".weight") != NULL;
         for (size_t j = 0; j < p->views[k].n; j++) {
             float *v = &w[p->views[k].off + j];
@@ -221,6 +225,222 @@ static void check_layout(void) {
     dcl_device_free(dev);
 }
 
+// ---- res_blocks and attention --------------------------------------------------------------
+
+// tiny with two ResBlocks per level and attention (2 heads) at both levels, hence in the middle.
+static dcl_unet_config tiny_attn(void) {
+    dcl_unet_config c = tiny;
+    c.res_blocks = 2, c.attn = 3, c.heads = 2;
+    return c;
+}
+
+// Parameters of an attention block of c channels: GroupNorm 2c, qkv 3c·c + 3c, proj c·c + c; and
+// of a ResBlock c → c with time-embedding width T: norms 4c, convs 2(9c² + c), emb T·c + c.
+static size_t attn_params(size_t c) { return 4 * c * c + 6 * c; }
+static size_t res_params(size_t c, size_t T) { return 4 * c + 2 * (9 * c * c + c) + T * c + c; }
+
+static size_t params_of(const dcl_unet_config *c) {
+    size_t n = 0;
+    CHECK(dcl_unet_param_count(c, &n) == DCL_OK);
+    return n;
+}
+
+// The 3×32×32 network with attention at 16 and 8 and two ResBlocks per level: names, shapes,
+// counts and FLOPs against closed forms, proj starting at zero, a forward and backward; a 3×64×64
+// network of 5 levels; memory estimates against what dcl_unet_init allocates; bad shapes.
+static void check_attn_layout(void) {
+    dcl_device *dev;
+    if (dcl_device_open(&dev, "cpu") != DCL_OK) {
+        check_failures++;
+        return;
+    }
+    dcl_unet_config c;
+    dcl_unet_config_default(&c, 3, 32, 32);
+    c.base = 8, c.groups = 4, c.emb_dim = 8, c.res_blocks = 2, c.attn = 6, c.heads = 2;
+    c.num_classes = 5;
+    dcl_unet_config plain = c, one = c, bottom = c, single = c;
+    plain.attn = 0, one.attn = 2, bottom.attn = 4, single.attn = 0, single.res_blocks = 1;
+    size_t T = 32, R1 = 16 * 16;
+    // Attention at level 1 of 3: 2 blocks down, 2 up; at the bottom level also the middle's
+    // attention block and its second ResBlock. A second ResBlock per level: 2 more per level.
+    CHECK_EQ(params_of(&one) - params_of(&plain), 4 * attn_params(16));
+    CHECK_EQ(params_of(&bottom) - params_of(&plain), 5 * attn_params(16) + res_params(16, T));
+    CHECK_EQ(params_of(&plain) - params_of(&single),
+             2 * (res_params(8, T) + res_params(16, T) + res_params(16, T)));
+    CHECK_EQ(params_of(&c), params_of(&one) + params_of(&bottom) - params_of(&plain));
+    // FLOPs: per attention block the 1×1 convolutions 2(3c² + c²)R and q kᵀ, p v 2·2R²c.
+    double fa = 2.0 * (3 * 16 * 16 + 16 * 16) * R1 + 4.0 * R1 * R1 * 16;
+    CHECK_NEAR(dcl_unet_flops(&one) - dcl_unet_flops(&plain), 4 * fa, 0, 1e-12);
+
+    dcl_unet *u = NULL;
+    CHECK(dcl_unet_init(&u, dev, &c, 7, 2) == DCL_OK);
+    if (u) {
+        const dcl_arena *p = dcl_unet_params(u);
+        size_t total = 0;
+        for (int i = 0; i < p->count; i++) total += p->views[i].n;
+        CHECK_EQ(total, params_of(&c));
+        static const struct {
+            const char *name;
+            int ndim;
+            uint64_t shape[4];
+        } want[] = {
+            {"down.0.res1.conv1.weight", 4, {8, 8, 3, 3}},
+            {"down.1.res.skip.weight", 4, {16, 8, 1, 1}},
+            {"down.1.attn.qkv.weight", 4, {48, 16, 1, 1}},
+            {"down.1.attn1.proj.weight", 4, {16, 16, 1, 1}},
+            {"down.2.attn1.norm.weight", 1, {16}},
+            {"mid.res.conv1.weight", 4, {16, 16, 3, 3}},
+            {"mid.attn.qkv.bias", 1, {48}},
+            {"mid.res1.conv2.weight", 4, {16, 16, 3, 3}},
+            {"up.2.res.conv1.weight", 4, {16, 32, 3, 3}},
+            {"up.2.res1.conv1.weight", 4, {16, 16, 3, 3}},
+            {"up.1.attn1.proj.bias", 1, {16}},
+            {"up.0.res.conv1.weight", 4, {8, 24, 3, 3}},
+            {"up.0.res1.norm1.weight", 1, {8}},
+            {"conv_out.weight", 4, {3, 8, 3, 3}},
+        };
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            int k = dcl_arena_find(p, want[i].name);
+            uint64_t shape[4] = {0, 0, 0, 0};
+            if (k < 0) {
+                fprintf(stderr, "missing view %s\n", want[i].name);
+                check_failures++;
+                continue;
+            }
+            CHECK_EQ(dcl_unet_tensor_shape(u, k, shape), want[i].ndim);
+            for (int d = 0; d < want[i].ndim; d++) CHECK_EQ(shape[d], want[i].shape[d]);
+        }
+        CHECK_EQ(dcl_arena_find(p, "down.0.attn.norm.weight"), -1); // no attention at 32
+        CHECK_EQ(dcl_arena_find(p, "up.0.attn1.qkv.weight"), -1);
+        CHECK_EQ(dcl_arena_find(p, "down.0.res2.conv1.weight"), -1);
+        // Order: a block's attention follows its ResBlock; proj starts at zero.
+        CHECK_EQ(dcl_arena_find(p, "down.1.attn.norm.weight"),
+                 dcl_arena_find(p, "down.1.res.skip.bias") + 1);
+        float *w = read_arena(p);
+        int projs = 0;
+        for (int i = 0; w && i < p->count; i++) {
+            if (!strstr(p->views[i].name, ".proj.")) continue;
+            projs++;
+            for (size_t j = 0; j < p->views[i].n; j++) CHECK(w[p->views[i].off + j] == 0.0f);
+        }
+        CHECK_EQ(projs, 2 * 9); // 4 + 4 blocks at each of 2 levels and the middle's, × w and b
+        free(w);
+        // What dcl_unet_memory_bytes counts is what dcl_unet_init allocated.
+        dcl_unet_memory m;
+        CHECK(dcl_unet_memory_bytes(&c, dev, 2, &m) == DCL_OK);
+        CHECK_EQ(2 * m.params + m.saved + m.work + m.columns, dcl_unet_device_bytes(u));
+        CHECK_EQ(m.total, 5 * m.params + m.saved + m.work + m.columns + m.batch);
+        CHECK_EQ(m.batch, 4 * 7 * 2 * 3 * 32 * 32);
+        dcl_unet_free(u);
+    }
+    // A batch that cannot fit names the largest that does, which fits.
+    size_t fits = 0;
+    CHECK(dcl_unet_check_memory(&c, dev, (size_t)1 << 30, &fits) == DCL_ERR_ARG);
+    CHECK(strstr(dcl_last_error(), "use a batch of at most") != NULL);
+    CHECK(fits > 0 && fits < (size_t)1 << 30);
+    CHECK(dcl_unet_check_memory(&c, dev, fits, NULL) == DCL_OK);
+    CHECK(dcl_unet_check_memory(&c, dev, fits + 1, NULL) == DCL_ERR_ARG);
+
+    // Forward and backward of the 3×32×32 network: outputs (N, 3, 32, 32), finite, non-zero
+    // gradients in every attention view.
+    struct data d;
+    struct net n;
+    if (unet_data_init(&d, &c, 2, 4) && unet_init(&n, "cpu", &c, 8, &d, 2)) {
+        perturb(n.u);
+        CHECK(net_forward(&n, 2) == DCL_OK);
+        CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), 2) == DCL_OK);
+        float *o = malloc(d.N * d.D * sizeof *o), *g = read_arena(dcl_unet_grads(n.u));
+        const dcl_arena *p = dcl_unet_grads(n.u);
+        CHECK(d.D == 3 * 32 * 32);
+        if (o && g && dcl_buffer_read(n.out, 0, d.N * d.D, o) == DCL_OK) {
+            double sum = 0;
+            for (size_t i = 0; i < d.N * d.D; i++) sum += fabs(o[i]);
+            CHECK(isfinite(sum) && sum > 0);
+            for (int k = 0; k < p->count; k++) {
+                double gs = 0;
+                for (size_t j = 0; j < p->views[k].n; j++) gs += fabs(g[p->views[k].off + j]);
+                CHECK(isfinite(gs));
+                if (strstr(p->views[k].name, "attn") && !(gs > 0))
+                    fprintf(stderr, "zero gradient at %s\n", p->views[k].name), check_failures++;
+            }
+        }
+        free(o), free(g);
+        net_free(&n);
+    }
+    data_free(&d);
+
+    // 3×64×64 with 5 levels (64 → 4) and attention at 16: a forward of finite outputs.
+    dcl_unet_config big;
+    dcl_unet_config_default(&big, 3, 64, 64);
+    big.base = 8, big.groups = 4, big.emb_dim = 8, big.levels = 5, big.attn = 4;
+    if (unet_data_init(&d, &big, 1, 5) && unet_init(&n, "cpu", &big, 9, &d, 1)) {
+        perturb(n.u);
+        CHECK(net_forward(&n, 1) == DCL_OK);
+        float *o = malloc(d.D * sizeof *o);
+        CHECK(d.D == 3 * 64 * 64);
+        if (o && dcl_buffer_read(n.out, 0, d.D, o) == DCL_OK) {
+            double sum = 0;
+            for (size_t i = 0; i < d.D; i++) sum += fabs(o[i]);
+            CHECK(isfinite(sum) && sum > 0);
+        }
+        free(o);
+        net_free(&n);
+    }
+    data_free(&d);
+
+    // Non-square images: 2×16×24 (16×24 → 8×12 → 4×6) with attention at 8×12, forward and
+    // backward finite.
+    dcl_unet_config wide;
+    dcl_unet_config_default(&wide, 2, 16, 24);
+    wide.base = 8, wide.groups = 4, wide.emb_dim = 8, wide.attn = 2;
+    if (unet_data_init(&d, &wide, 2, 6) && unet_init(&n, "cpu", &wide, 10, &d, 2)) {
+        perturb(n.u);
+        CHECK(net_forward(&n, 2) == DCL_OK);
+        CHECK(dcl_unet_backward(n.u, dcl_at(n.dout, 0), 2) == DCL_OK);
+        float *o = malloc(d.N * d.D * sizeof *o), *g = read_arena(dcl_unet_grads(n.u));
+        CHECK(d.D == 2 * 16 * 24);
+        if (o && g && dcl_buffer_read(n.out, 0, d.N * d.D, o) == DCL_OK) {
+            double so = 0, sg = 0;
+            for (size_t i = 0; i < d.N * d.D; i++) so += fabs(o[i]);
+            for (size_t i = 0; i < dcl_unet_grads(n.u)->n; i++) sg += fabs(g[i]);
+            CHECK(isfinite(so) && so > 0 && isfinite(sg) && sg > 0);
+        }
+        free(o), free(g);
+        net_free(&n);
+    }
+    data_free(&d);
+
+    // The largest layout: 5 levels, 4 blocks each, attention everywhere (the view and
+    // convolution tables' bounds), counted without a device.
+    dcl_unet_config most;
+    dcl_unet_config_default(&most, 3, 16, 16);
+    most.base = 4, most.groups = 2, most.emb_dim = 4, most.levels = DCL_UNET_MAX_LEVELS;
+    most.res_blocks = DCL_UNET_MAX_RES_BLOCKS, most.attn = (1u << DCL_UNET_MAX_LEVELS) - 1;
+    most.num_classes = 3;
+    size_t most_params = 0;
+    CHECK(dcl_unet_param_count(&most, &most_params) == DCL_OK && most_params > 0);
+    CHECK(dcl_unet_flops(&most) > 0);
+
+    // Impossible shapes: refused before anything is allocated, saying what would work.
+    dcl_unet *bad = (dcl_unet *)1;
+    dcl_unet_config e = c;
+    e.height = 30;
+    CHECK(dcl_unet_init(&bad, dev, &e, 1, 2) == DCL_ERR_ARG && bad == NULL);
+    CHECK(strstr(dcl_last_error(), "at most 2 levels") && strstr(dcl_last_error(), "28×32"));
+    e = c, e.attn = 8; // level 3 of 3
+    CHECK(dcl_unet_init(&bad, dev, &e, 1, 2) == DCL_ERR_ARG);
+    CHECK(strstr(dcl_last_error(), "--attn") && strstr(dcl_last_error(), "32, 16, 8"));
+    e = c, e.heads = 3;
+    CHECK(dcl_unet_init(&bad, dev, &e, 1, 2) == DCL_ERR_ARG);
+    CHECK(strstr(dcl_last_error(), "--heads") != NULL);
+    e = c, e.res_blocks = DCL_UNET_MAX_RES_BLOCKS + 1;
+    CHECK(dcl_unet_init(&bad, dev, &e, 1, 2) == DCL_ERR_ARG);
+    CHECK(strstr(dcl_last_error(), "--res-blocks") != NULL);
+    e = c, e.levels = DCL_UNET_MAX_LEVELS + 1;
+    CHECK(dcl_unet_param_count(&e, &fits) == DCL_ERR_ARG);
+    dcl_device_free(dev);
+}
+
 // The default configuration's size, printed for the README.
 static void print_default(void) {
     dcl_unet_config c;
@@ -267,11 +487,12 @@ static void print_default(void) {
 // Backward accumulates: a second backward doubles every gradient.
 #define FD_TOL 3e-3
 
-static void check_fd(void) {
+// picks: elements checked per view (up to 4).
+static void check_fd(const char *what, const dcl_unet_config *cfg, int picks) {
     struct data d;
     struct net n;
-    if (!unet_data_init(&d, &tiny, 2, 7)) return;
-    if (!unet_init(&n, "cpu", &tiny, 99, &d, 2)) {
+    if (!unet_data_init(&d, cfg, 2, 7)) return;
+    if (!unet_init(&n, "cpu", cfg, 99, &d, 2)) {
         data_free(&d);
         return;
     }
@@ -292,7 +513,7 @@ static void check_fd(void) {
             pick[2] = dcl_rng_bits_at(11, DCL_RNG_TEST, (uint32_t)k, 0) % nv;
             pick[3] = dcl_rng_bits_at(11, DCL_RNG_TEST, (uint32_t)k, 1) % nv;
             int any = 0;
-            for (int q = 0; q < 4; q++) {
+            for (int q = 0; q < picks; q++) {
                 size_t j = pick[q], at = p->views[k].off + j;
                 // The closer of the differences with h = 1e-2 and 3e-2 (see above).
                 double fd = 0, err = INFINITY;
@@ -324,9 +545,9 @@ static void check_fd(void) {
     // Every view has a non-zero gradient somewhere in its sample (the class rows of labels that
     // are absent could be zero; the sample includes row 0 and the null row K).
     CHECK(nonzero_views == (size_t)p->count);
-    printf("unet fd: %zu parameters from %d views (%zu with non-zero gradients), worst |fd − grad| "
-           "/ (0.1 + |grad|) = %.2e at %s (tol %.0e)\n",
-           count, p->count, nonzero_views, worst, worst_name, FD_TOL);
+    printf("unet fd %s: %zu parameters from %d views (%zu with non-zero gradients), worst "
+           "|fd − grad| / (0.1 + |grad|) = %.2e at %s (tol %.0e)\n",
+           what, count, p->count, nonzero_views, worst, worst_name, FD_TOL);
     free(out), free(grad), free(grad2), free(w);
     net_free(&n);
     data_free(&d);
@@ -406,10 +627,19 @@ static double compare(const char *what, const struct result *b, const struct res
 // largest entry on PoCL (see the printed figures); 2e-3 leaves room for other devices' GEMMs.
 #define UNET_TOL 2e-3
 
+// The attention network of the device comparison: 3×16×16, base 8, 3 levels, two ResBlocks per
+// level, attention with 2 heads at 8 and 4 (so in the middle too); with --small 3×8×8, base 4,
+// 2 levels, one block per level, attention at 4.
+static dcl_unet_config attn_config(int small) {
+    dcl_unet_config c = small_config(small);
+    c.channels = 3, c.attn = small ? 2 : 6, c.heads = 2, c.res_blocks = small ? 1 : 2;
+    return c;
+}
+
 // The same model (same seed) on the CPU and on spec: parameters bitwise equal, forward outputs
 // (with labels, with the null class, with EMA weights) and every gradient view within UNET_TOL.
-static void check_device(const char *spec, int small) {
-    dcl_unet_config cfg = small_config(small);
+static void check_device_config(const char *spec, const dcl_unet_config *config) {
+    dcl_unet_config cfg = *config;
     struct data d;
     struct net c, o;
     struct result rc, ro;
@@ -431,14 +661,21 @@ static void check_device(const char *spec, int small) {
         // The EMA and null-class forwards really differ from the plain one.
         CHECK(normwise(rc.out_ema, rc.out, N * d.D) > 1e-3);
         CHECK(normwise(rc.out_null, rc.out, N * d.D) > 1e-4);
-        printf("%-4s %-8s unet %dx%d base %d N=%zu: params bitwise %s, outputs %.2e, grads %.2e "
-               "(norm-wise, tol %.0e)\n",
-               e_out <= UNET_TOL && e_grad <= UNET_TOL ? "ok" : "FAIL", spec, cfg.height, cfg.width,
-               cfg.base, N, same ? "equal" : "DIFFER", e_out, e_grad, UNET_TOL);
+        printf("%-4s %-8s unet %dx%dx%d base %d blocks %d attn %#x N=%zu: params bitwise %s, "
+               "outputs %.2e, grads %.2e (norm-wise, tol %.0e)\n",
+               e_out <= UNET_TOL && e_grad <= UNET_TOL ? "ok" : "FAIL", spec, cfg.channels,
+               cfg.height, cfg.width, cfg.base, cfg.res_blocks ? cfg.res_blocks : 1, cfg.attn, N,
+               same ? "equal" : "DIFFER", e_out, e_grad, UNET_TOL);
     }
     result_free(&rc), result_free(&ro);
     net_free(&c), net_free(&o);
     data_free(&d);
+}
+
+static void check_device(const char *spec, int small) {
+    dcl_unet_config plain = small_config(small), attn = attn_config(small);
+    check_device_config(spec, &plain);
+    check_device_config(spec, &attn);
 }
 
 // Convolutions in chunks of one sample (DIFFCL_UNET_COL_BUDGET=1) against whole batches on the
@@ -493,8 +730,12 @@ int main(int argc, char **argv) {
     int small = argc > 1 && strcmp(argv[1], "--small") == 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     check_layout();
+    check_attn_layout();
     print_default();
-    check_fd();
+    check_fd("plain", &tiny, 4);
+    // With attention (175 views): the first and last element of each view.
+    dcl_unet_config ta = tiny_attn();
+    check_fd("attention", &ta, 2);
     check_chunks(small);
     // The harness against itself: a second CPU model must agree.
     check_device("cpu", small);

@@ -15,7 +15,7 @@
 #include "diffcl/ops.h"            // dcl_gemm, dcl_rng_normal, dcl_rng_uniform, dcl_fill
 #include "diffcl/rng.h"            // DCL_RNG_TEST
 #include "diffcl/train.h"          // dcl_train, dcl_model_*: bench train
-#include "diffcl/unet.h"           // dcl_unet_*: the default U-Net's throughput
+#include "diffcl/unet.h"           // dcl_unet_*: a U-Net's throughput
 
 const cli_command cli_bench_command = {
     .name = "bench",
@@ -42,7 +42,9 @@ const cli_command cli_bench_command = {
         "'unet' times the default class-conditional U-Net for 28x28 grey images (what\n"
         "'diffcl train --data fashion-mnist' builds) at --batch images: a training step's\n"
         "forward + backward (images/s) and a forward alone (network evaluations/s, the cost of\n"
-        "sampling).\n"
+        "sampling). --image C,H,W and the U-Net flags of 'diffcl train' (--base, --mult,\n"
+        "--groups, --res-blocks, --attn, --heads) choose another network; its parameters and\n"
+        "FLOPs per image are printed first.\n"
         "\n"
         "'train' runs real training steps (dcl_train: AdamW with warm-up, gradient clipping 1,\n"
         "EMA, the loss read back every 100 (mlp) or 25 (unet) steps) of the models 'diffcl\n"
@@ -62,6 +64,7 @@ const cli_command cli_bench_command = {
                 "  diffcl bench ops --device cl:gpu --size 4194304 --repeat 20\n"
                 "  diffcl bench gemm --device cl:gpu --sizes 512,4096\n"
                 "  diffcl bench unet --device all --batch 64\n"
+                "  diffcl bench unet --image 3,32,32 --base 32 --attn 16,8 --batch 32\n"
                 "  diffcl bench train --model both --device all\n"
                 "  diffcl bench train --model mlp --device cpu --steps 1000\n",
     .device_help = "device to time, or 'all' for cpu and every usable OpenCL device",
@@ -74,14 +77,17 @@ const cli_command cli_bench_command = {
 #define MAX_BATCH (1 << 20)
 
 typedef struct bench_opts {
-    uint64_t size;     // ops: every case's n (0: from elements)
-    uint64_t elements; // ops: words in all of a case's tensors
-    const char *only;  // ops: cases whose name starts with this
-    cli_sizes sizes;   // gemm
-    uint64_t repeat;   // 0: adaptive
-    uint64_t batch;    // unet, train (0: the model's default)
-    const char *model; // train: mlp, unet or both
-    uint64_t steps;    // train: timed steps (0: the model's default)
+    uint64_t size;                            // ops: every case's n (0: from elements)
+    uint64_t elements;                        // ops: words in all of a case's tensors
+    const char *only;                         // ops: cases whose name starts with this
+    cli_sizes sizes;                          // gemm
+    uint64_t repeat;                          // 0: adaptive
+    uint64_t batch;                           // unet, train (0: the model's default)
+    const char *model;                        // train: mlp, unet or both
+    uint64_t steps;                           // train: timed steps (0: the model's default)
+    cli_sizes image, mult, attn;              // unet: C,H,W; multipliers; attention heights
+    uint64_t base, groups, res_blocks, heads; // unet (0: the default)
+    uint64_t classes;                         // unet: K (default 10)
 } bench_opts;
 
 typedef dcl_status (*bench_fn)(void *ctx);
@@ -303,18 +309,18 @@ static dcl_status time_unet(dcl_device *dev, dcl_unet *u, dcl_buffer *const *b, 
     return s;
 }
 
-// The default class-conditional U-Net for 1×28×28 (Fashion-MNIST) at batch N: training (forward
-// + backward) and sampling (forward) throughput.
-static dcl_status bench_unet(const char *spec, size_t N) {
+// The U-Net of config c (by default the class-conditional one for 1×28×28, Fashion-MNIST) at
+// batch N: training (forward + backward) and sampling (forward) throughput.
+static dcl_status bench_unet(const char *spec, const dcl_unet_config *cfg, size_t N) {
     dcl_device *dev = NULL;
     dcl_unet *u = NULL;
     dcl_buffer *b[5] = {0}; // x, out, t, labels, dout
-    dcl_unet_config c;
-    dcl_unet_config_default(&c, 1, 28, 28);
-    c.num_classes = 10;
+    dcl_unet_config c = *cfg;
     dcl_status s = dcl_device_open(&dev, spec);
+    // Forward and backward at batch N: what the trainer needs, less the optimizer's state.
+    if (s == DCL_OK) s = dcl_unet_check_memory(&c, dev, N, NULL);
     if (s == DCL_OK) s = dcl_unet_init(&u, dev, &c, 1, N);
-    size_t D = 28 * 28, len[5] = {N * D, N * D, N, N, N * D};
+    size_t D = (size_t)c.channels * c.height * c.width, len[5] = {N * D, N * D, N, N, N * D};
     static const char *const names[5] = {"bench.x", "bench.out", "bench.t", "bench.labels",
                                          "bench.dout"};
     for (int i = 0; i < 5 && s == DCL_OK; i++) s = dcl_buffer_alloc(&b[i], dev, len[i], names[i]);
@@ -328,10 +334,19 @@ static dcl_status bench_unet(const char *spec, size_t N) {
         size_t params = 0;
         const dcl_arena *a = dcl_unet_params(u);
         for (int i = 0; i < a->count; i++) params += a->views[i].n;
-        printf("== %s  %s: U-Net 1x28x28, base %d, mult %d,%d,%d, %zu parameters, %.3f GFLOP "
-               "per image forward, batch %zu\n",
-               d->spec, d->name, c.base, c.mult[0], c.mult[1], c.mult[2], params,
-               dcl_unet_flops(&c) * 1e-9, N);
+        char mult[64] = "", attn[64] = "";
+        for (int l = 0, k = 0; l < c.levels; l++) {
+            size_t m = strlen(mult), a = strlen(attn);
+            snprintf(mult + m, sizeof mult - m, "%s%d", l ? "," : "", c.mult[l]);
+            if ((c.attn >> l) & 1)
+                snprintf(attn + a, sizeof attn - a, "%s%d", k++ ? "," : "", c.height >> l);
+        }
+        printf("== %s  %s: U-Net %dx%dx%d, base %d, mult %s, res-blocks %d, attn %s, heads %d, "
+               "%zu parameters, %.3f GFLOP per image forward, batch %zu, %.1f MiB\n",
+               d->spec, d->name, c.channels, c.height, c.width, c.base, mult,
+               c.res_blocks > 0 ? c.res_blocks : 1, c.attn ? attn : "none",
+               c.heads > 0 ? c.heads : 1, params, dcl_unet_flops(&c) * 1e-9, N,
+               (double)dcl_unet_device_bytes(u) / 1048576.0);
         cli_progress("bench %s: unet training step", d->spec);
         s = time_unet(dev, u, b, N, 1, &train);
         cli_progress("bench %s: unet forward", d->spec);
@@ -352,6 +367,42 @@ static dcl_status bench_unet(const char *spec, size_t N) {
     dcl_unet_free(u);
     dcl_device_free(dev);
     return s;
+}
+
+// bench unet's network from the flags: the default class-conditional U-Net for the image shape,
+// with the U-Net flags of `diffcl train`. Shapes the network refuses are usage errors.
+static int unet_config(const bench_opts *o, dcl_unet_config *c) {
+    if (o->image.n && o->image.n != 3)
+        return cli_usage_error("bench", "--image takes C,H,W (3 numbers), got %d", o->image.n);
+    int C = o->image.n ? (int)o->image.v[0] : 1, H = o->image.n ? (int)o->image.v[1] : 28;
+    int W = o->image.n ? (int)o->image.v[2] : 28;
+    dcl_unet_config_default(c, C, H, W);
+    c->num_classes = (int)o->classes;
+    if (o->base) c->base = (int)o->base, c->emb_dim = (int)o->base;
+    if (o->groups) c->groups = (int)o->groups;
+    if (o->mult.n > DCL_UNET_MAX_LEVELS)
+        return cli_usage_error("bench", "--mult takes at most %d levels", DCL_UNET_MAX_LEVELS);
+    if (o->mult.n) c->levels = o->mult.n;
+    for (int l = 0; l < o->mult.n; l++) c->mult[l] = (int)o->mult.v[l];
+    if (o->res_blocks) c->res_blocks = (int)o->res_blocks;
+    if (o->heads) c->heads = (int)o->heads;
+    size_t params;
+    if (dcl_unet_param_count(c, &params) != DCL_OK)
+        return cli_usage_error("bench", "%s", dcl_last_error());
+    for (int i = 0; i < o->attn.n; i++) {
+        int l = 0;
+        while (l < c->levels && (size_t)(c->height >> l) != o->attn.v[i]) l++;
+        if (l == c->levels) {
+            char have[64];
+            dcl_unet_attn_heights(c, have, sizeof have);
+            return cli_usage_error("bench", "--attn %zu: the network's heights are %s",
+                                   o->attn.v[i], have);
+        }
+        c->attn |= 1u << l;
+    }
+    if (dcl_unet_param_count(c, &params) != DCL_OK)
+        return cli_usage_error("bench", "%s", dcl_last_error());
+    return CLI_PARSED;
 }
 
 // ---- train: real training steps of the CLI's default models -----------------------------------
@@ -638,7 +689,10 @@ static int parse_subject(int *argc, char ***argv, const char **subject_out) {
 }
 
 int cli_cmd_bench(int argc, char **argv) {
-    bench_opts o = {0, DCL_CHECK_PERF_ELEMENTS, NULL, {{256, 1024, 2048}, 3}, 0, 0, "both", 0};
+    bench_opts o = {.elements = DCL_CHECK_PERF_ELEMENTS,
+                    .sizes = {{256, 1024, 2048}, 3},
+                    .model = "both",
+                    .classes = 10};
     const cli_opt opts[] = {
         // {name, short, kind, destination, metavar, help, default, min, max}
         {"size", 0, CLI_OPT_U64, &o.size, "N", "ops: run every case at size n", "per case", 1,
@@ -657,6 +711,19 @@ int cli_cmd_bench(int argc, char **argv) {
         {"model", 0, CLI_OPT_STRING, &o.model, "NAME", "train: mlp, unet or both", "both", 0, 0},
         {"steps", 0, CLI_OPT_U64, &o.steps, "N", "train: timed training steps after the warm-up",
          "300 (mlp), 10 (unet)", 1, 1000000},
+        {"image", 0, CLI_OPT_SIZES, &o.image, "C,H,W", "unet: image channels, height, width",
+         "1,28,28", 1, 4096},
+        {"base", 0, CLI_OPT_U64, &o.base, "C", "unet: channels at full resolution", "16", 1, 4096},
+        {"mult", 0, CLI_OPT_SIZES, &o.mult, "LIST", "unet: channel multiplier per resolution",
+         "1,2,2", 1, 64},
+        {"groups", 0, CLI_OPT_U64, &o.groups, "G", "unet: GroupNorm groups", "8", 1, 4096},
+        {"res-blocks", 0, CLI_OPT_U64, &o.res_blocks, "N", "unet: residual blocks per resolution",
+         "1", 1, DCL_UNET_MAX_RES_BLOCKS},
+        {"attn", 0, CLI_OPT_SIZES, &o.attn, "LIST",
+         "unet: self-attention at these resolutions (heights)", NULL, 1, 65536},
+        {"heads", 0, CLI_OPT_U64, &o.heads, "N", "unet: attention heads", "1", 1, 4096},
+        {"classes", 0, CLI_OPT_U64, &o.classes, "K", "unet: classes of the class embedding", "10",
+         0, 100000},
     };
     const char *subject;
     int rc = parse_subject(&argc, &argv, &subject);
@@ -680,6 +747,10 @@ int cli_cmd_bench(int argc, char **argv) {
     if (strcmp(subject, "unet") == 0 && o.batch > 4096)
         return cli_usage_error("bench", "unet: --batch is at most 4096");
 
+    dcl_unet_config uc;
+    rc = unet_config(&o, &uc);
+    if (rc != CLI_PARSED) return rc;
+
     if (strcmp(subject, "train") == 0) cli_mpi_bench_begin(); // MPI: rank 0 alone prints
     bench_train_data data = {0};
     dcl_status s = DCL_OK;
@@ -696,7 +767,7 @@ int cli_cmd_bench(int argc, char **argv) {
     dcl_status first = DCL_OK;
     for (int i = 0; i < t.n; i++) {
         if (strcmp(subject, "unet") == 0)
-            s = bench_unet(t.specs[i], o.batch ? (size_t)o.batch : 64);
+            s = bench_unet(t.specs[i], &uc, o.batch ? (size_t)o.batch : 64);
         else if (strcmp(subject, "train") == 0) s = bench_train(t.specs[i], &o, &data);
         else if (strcmp(subject, "gemm") == 0) s = bench_gemm(t.specs[i], &o);
         else s = bench_ops(t.specs[i], &o);

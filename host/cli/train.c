@@ -82,10 +82,11 @@ typedef struct train_flags {
     double sigma_q, lr, clip, ema, weight_decay, snr_gamma, cond_drop, lr_min;
     uint64_t steps, batch, warmup, width, depth, emb, seed, log_every, prev_steps;
     uint64_t base, groups, sample_every, verify_every, save_every, keep, max_skips;
+    uint64_t res_blocks, heads;
     int argc; // the command line, to tell which flags were given (--resume)
     char **argv;
     int verify_strict;
-    cli_sizes mult;
+    cli_sizes mult, attn;
     int uncond;
 } train_flags;
 
@@ -127,11 +128,37 @@ static int make_net(const train_flags *f, dcl_dataset *ds, dcl_net_config *n) {
     if (f->base) u->base = (int)f->base, u->emb_dim = (int)f->base;
     if (f->groups) u->groups = (int)f->groups;
     if (f->mult.n) {
-        if (f->mult.n > 4) return cli_usage_error("train", "--mult takes at most 4 levels");
+        if (f->mult.n > DCL_UNET_MAX_LEVELS)
+            return cli_usage_error("train", "--mult takes at most %d levels", DCL_UNET_MAX_LEVELS);
         u->levels = f->mult.n;
         for (int l = 0; l < f->mult.n; l++) u->mult[l] = (int)f->mult.v[l];
     }
+    if (f->res_blocks) u->res_blocks = (int)f->res_blocks;
+    if (f->heads && !f->attn.n)
+        return cli_usage_error("train", "--heads is for attention blocks: add --attn LIST");
+    if (f->heads) u->heads = (int)f->heads;
     u->num_classes = f->uncond ? 0 : dcl_dataset_num_classes(ds);
+    // The shape first (H and W divisible by 2^(levels − 1)), then --attn's heights as levels.
+    u->attn = 0;
+    size_t params;
+    if (dcl_unet_param_count(u, &params) != DCL_OK)
+        return cli_usage_error("train", "%s", dcl_last_error());
+    for (int i = 0; i < f->attn.n; i++) {
+        int l = 0;
+        while (l < u->levels && (size_t)(u->height >> l) != f->attn.v[i]) l++;
+        if (l == u->levels) {
+            char have[64];
+            dcl_unet_attn_heights(u, have, sizeof have);
+            return cli_usage_error("train",
+                                   "--attn %zu: the network has no resolution of height %zu; its "
+                                   "heights are %s (%d×%d images, %d levels of --mult)",
+                                   f->attn.v[i], f->attn.v[i], have, u->height, u->width,
+                                   u->levels);
+        }
+        u->attn |= 1u << l;
+    }
+    if (dcl_unet_param_count(u, &params) != DCL_OK)
+        return cli_usage_error("train", "%s", dcl_last_error());
     return CLI_PARSED;
 }
 
@@ -275,6 +302,37 @@ static void train_flags_default(train_flags *f, dcl_train_opts *o) {
     f->snr_gamma = o->snr_gamma;
 }
 
+static int unet_res_blocks(const dcl_unet_config *u) {
+    return u->res_blocks > 0 ? u->res_blocks : 1;
+}
+static int unet_heads(const dcl_unet_config *u) { return u->heads > 0 ? u->heads : 1; }
+
+// --attn's heights as the levels of u (bit l: height H/2^l); a height u lacks sets bit 31.
+static unsigned attn_bits(const train_flags *f, const dcl_unet_config *u) {
+    unsigned bits = 0;
+    for (int i = 0; i < f->attn.n; i++) {
+        int l = 0;
+        while (l < u->levels && (size_t)(u->height >> l) != f->attn.v[i]) l++;
+        bits |= l < u->levels ? 1u << l : 1u << 31;
+    }
+    return bits;
+}
+
+// The U-Net's flags, "--base 16 --mult 1,2,2 --groups 8 --res-blocks 1 --attn 16,8 --heads 1".
+static void unet_flags(const dcl_unet_config *u, char *buf, size_t size) {
+    size_t n = (size_t)snprintf(buf, size, "--base %d --mult ", u->base);
+    for (int l = 0; l < u->levels && n < size; l++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%d", l ? "," : "", u->mult[l]);
+    if (n < size)
+        n += (size_t)snprintf(buf + n, size - n, " --groups %d --res-blocks %d", u->groups,
+                              unet_res_blocks(u));
+    for (int l = 0, k = 0; l < u->levels && n < size; l++)
+        if ((u->attn >> l) & 1)
+            n +=
+                (size_t)snprintf(buf + n, size - n, "%s%d", k++ ? "," : " --attn ", u->height >> l);
+    if (u->attn && n < size) snprintf(buf + n, size - n, " --heads %d", unet_heads(u));
+}
+
 // Flags → dataset, model config and training options, every check before any expensive work
 // (the outputs' folders first, then the dataset). Returns CLI_PARSED or an exit code.
 // Whether --name (or its short form -c, when c is not 0) was given on the command line.
@@ -335,9 +393,14 @@ static int resolve_resume(train_flags *f, train_run *r) {
                  n->mlp.emb_dim);
     else if (n->kind == DCL_NET_UNET &&
              ((given(f, "base") && f->base != (uint64_t)n->unet.base) ||
-              (given(f, "groups") && f->groups != (uint64_t)n->unet.groups) || given(f, "mult")))
-        diff = "network", snprintf(want, sizeof want, "the U-Net of --base/--groups/--mult"),
-        snprintf(have, sizeof have, "--base %d --groups %d", n->unet.base, n->unet.groups);
+              (given(f, "groups") && f->groups != (uint64_t)n->unet.groups) || given(f, "mult") ||
+              (given(f, "res-blocks") && f->res_blocks != (uint64_t)unet_res_blocks(&n->unet)) ||
+              (given(f, "heads") && f->heads != (uint64_t)unet_heads(&n->unet)) ||
+              (given(f, "attn") && attn_bits(f, &n->unet) != n->unet.attn)))
+        diff = "network",
+        snprintf(want, sizeof want,
+                 "the U-Net of --base/--groups/--mult/--res-blocks/--attn/--heads"),
+        unet_flags(&n->unet, have, sizeof have);
     if (diff)
         return cli_usage_error("train",
                                "--resume %s: the checkpoint's %s is %s, not %s; resume without "
@@ -432,15 +495,27 @@ static int resolve_train(train_flags *f, train_run *r) {
 
 static void log_start(const train_flags *f, const train_run *r, const dcl_model *m) {
     const dcl_model_config *c = &r->cfg;
-    char shape[160];
-    if (c->net.kind == DCL_NET_UNET)
-        snprintf(shape, sizeof shape, "unet base %d, %d levels%s%s", c->net.unet.base,
-                 c->net.unet.levels, c->net.unet.num_classes ? ", class-conditional" : "",
-                 c->net.unet.num_classes ? (c->cond_drop > 0 ? " with label drop" : "") : "");
-    else snprintf(shape, sizeof shape, "mlp %dx%d", c->net.mlp.depth, c->net.mlp.width);
+    char shape[400];
+    if (c->net.kind == DCL_NET_UNET) {
+        const dcl_unet_config *u = &c->net.unet;
+        char flags[256];
+        unet_flags(u, flags, sizeof flags);
+        snprintf(shape, sizeof shape, "unet %d×%d×%d %s%s%s", u->channels, u->height, u->width,
+                 flags, u->num_classes ? ", class-conditional" : "",
+                 u->num_classes ? (c->cond_drop > 0 ? " with label drop" : "") : "");
+    } else snprintf(shape, sizeof shape, "mlp %dx%d", c->net.mlp.depth, c->net.mlp.width);
     dcl_log(DCL_LOG_INFO, "training %s/%s on %s: %d steps of %d, %s (%zu parameters)",
             dcl_process_name(c->process.kind), dcl_prediction_name(c->pred), f->data, r->o.steps,
             r->o.batch, shape, dcl_model_parameter_count(m));
+    dcl_unet_memory mem;
+    if (c->net.kind == DCL_NET_UNET &&
+        dcl_unet_memory_bytes(&c->net.unet, dcl_buffer_device(dcl_net_params(m->net)->buf),
+                              r->max_batch, &mem) == DCL_OK)
+        dcl_log(DCL_LOG_INFO,
+                "unet: %zu parameters, %.1f MFLOP per image forward (about 3× that per training "
+                "image), %.1f MiB of device memory at batch %zu",
+                dcl_model_parameter_count(m), dcl_unet_flops(&c->net.unet) / 1e6,
+                (double)mem.total / 1048576.0, r->max_batch);
     if (access(f->out, F_OK) == 0) dcl_log(DCL_LOG_INFO, "%s exists and will be replaced", f->out);
 }
 
@@ -454,6 +529,12 @@ static dcl_status run_training(const train_flags *f, const char *device, train_r
     float *losses = malloc(((size_t)r->o.steps / (size_t)r->o.log_every + 2) * sizeof *losses);
     dcl_status s = losses ? cli_open_device(device, &dev, &fallback) : DCL_ERR_NOMEM;
     if (s == DCL_OK) cli_mpi_device(dev); // MPI: each rank logs its device
+    // A batch the device cannot hold is a usage error found before anything is allocated.
+    if (s == DCL_OK && r->cfg.net.kind == DCL_NET_UNET &&
+        dcl_unet_check_memory(&r->cfg.net.unet, dev, r->max_batch, NULL) != DCL_OK) {
+        s = dcl__fail_context(DCL_ERR_ARG, "--batch %zu%s", r->max_batch,
+                              r->max_batch > (size_t)r->o.batch ? " (the sample grid's)" : "");
+    }
     if (s == DCL_OK)
         s = r->o.resume ? dcl_model_load(&m, dev, r->o.resume, r->max_batch)
                         : dcl_model_init(&m, dev, &r->cfg, r->max_batch);
@@ -570,6 +651,12 @@ int cli_cmd_train(int argc, char **argv) {
         {"mult", 0, CLI_OPT_SIZES, &f.mult, "LIST", "unet: channel multiplier per resolution",
          "1,2,2", 1, 64},
         {"groups", 0, CLI_OPT_U64, &f.groups, "G", "unet: GroupNorm groups", "8", 1, 4096},
+        {"res-blocks", 0, CLI_OPT_U64, &f.res_blocks, "N", "unet: residual blocks per resolution",
+         "1", 1, DCL_UNET_MAX_RES_BLOCKS},
+        {"attn", 0, CLI_OPT_SIZES, &f.attn, "LIST",
+         "unet: self-attention at these resolutions (heights, e.g. 16,8)", NULL, 1, 65536},
+        {"heads", 0, CLI_OPT_U64, &f.heads, "N", "unet: attention heads (divide the channels)", "1",
+         1, 4096},
         {"cond-drop", 0, CLI_OPT_DOUBLE, &f.cond_drop, "P",
          "labelled data: probability of training with the null class", "0.1", 0, 0},
         {"uncond", 0, CLI_OPT_FLAG, &f.uncond, NULL, "ignore the dataset's labels", NULL, 0, 0},

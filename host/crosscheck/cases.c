@@ -2,6 +2,7 @@
 // at a size n and derives its tolerance, and the adapter that calls the op's public wrapper; and
 // the inputs they draw. The runner that compares a device with the reference is run.c.
 #include <math.h>
+#include <stdlib.h>
 
 #include "crosscheck/case.h"
 #include "crosscheck/crosscheck.h" // dcl_check_case_count, dcl_check_case_name
@@ -738,6 +739,103 @@ static dcl_status run_conv2d_backward(dcl_device *dev, const struct problem *p, 
                                p->N, p->C, p->H, p->W, p->D, p->k, p->stride, p->pad);
 }
 
+// ---- self-attention ----------------------------------------------------------------------------
+//
+// attention_forward / attention_backward on qkv (N, 3C, R) with heads = G. variant 0: heads 2,
+// C = 8 (d = 4); 1: one head, C = 6 (d = 6); 2: heads 2, C = 40 (d = 20: the OpenCL kernels'
+// private blocks of 16 channels and a ragged last one). R = n up to 64, then 49 + n % 16 (the
+// positions of 7×7 to 8×8 images); N = 3 + n/256 grows the batch instead, so n = 4097 stays cheap.
+static void attention_shape(const struct check_case *c, size_t n, struct problem *p) {
+    static const size_t heads[3] = {2, 1, 2}, C[3] = {8, 6, 40};
+    p->G = heads[c->variant % 3], p->C = C[c->variant % 3];
+    p->R = n <= 64 ? n : 49 + n % 16;
+    p->N = 3 + n / 256;
+}
+
+// Both sides compute every score, max, and sum with the same float operations in the same order
+// (FP_CONTRACT OFF on the device, ISO C without contraction on the CPU), so S and m agree bitwise
+// and the results differ only through exp and log (3 ulp in OpenCL 1.2 against glibc's < 1) and
+// the divide (2.5 ulp): each weight exp(S − m) within 4u relative. A sum of R such terms then
+// rounds differently on each side, a random walk of ~2√R·u relative to its sum of magnitudes, so
+// ε = (4 + 2√R)u bounds the relative error of every P-weighted sum, per side. A device that
+// contracted or reordered the score's d products would need a gemm-like allowance on S instead.
+static double attention_eps(const struct problem *p) { return (4 + 2 * sqrt((double)p->R)) * U; }
+
+// attention_forward: out, a P-weighted mean of values |v| < 6, within 6ε per side plus the
+// divide: atol 12ε, rtol 8u; lse = m + log l with l within ε: atol 2ε (+ rtol 8u for log's ulps
+// of |lse|). Measured on PoCL 3.1: 4.8e-7, one ulp of an lse near 4 (atol 1.4e-5 at R = 64).
+static void setup_attention_forward(const struct check_case *c, size_t n, struct problem *p) {
+    attention_shape(c, n, p);
+    size_t len = p->N * p->C * p->R;
+    add(p, "out", len, OUT, GEN_NORMAL);
+    add(p, "lse", p->N * p->G * p->R, OUT, GEN_NORMAL);
+    add(p, "qkv", 3 * len, IN, GEN_NORMAL);
+    double eps = attention_eps(p);
+    p->atol = 12 * eps, p->rtol = 8 * U;
+    p->t[1].atol = 2 * eps;
+    // Per (n, head): R² scores and R² weighted values of d multiply-adds each.
+    p->flops = 4.0 * (double)(p->N * p->C) * (double)p->R * (double)p->R;
+}
+
+// The backward's saved state, as the forward leaves it: out and lse of qkv (tensor 2) computed in
+// double and rounded to float (tensors 3 and 4).
+static void derive_attention(const struct problem *p, uint32_t *const *init, size_t off) {
+    size_t heads = p->G, C = p->C, R = p->R, d = C / heads;
+    double scale = 1 / sqrt((double)d), *e = malloc(R * sizeof *e);
+    if (!e) return; // the inputs stay random: the comparison fails, loudly
+    for (size_t n = 0; n < p->N; n++)
+        for (size_t h = 0; h < heads; h++)
+            for (size_t i = 0; i < R; i++) {
+                const uint32_t *q = init[2] + off + (n * 3 * C + h * d) * R, *k = q + C * R,
+                               *v = k + C * R;
+                double m = -INFINITY, l = 0;
+                for (size_t j = 0; j < R; j++) {
+                    double s = 0;
+                    for (size_t ch = 0; ch < d; ch++)
+                        s += (double)bits_float(q[ch * R + i]) * bits_float(k[ch * R + j]);
+                    e[j] = s * scale;
+                    if (e[j] > m) m = e[j];
+                }
+                for (size_t j = 0; j < R; j++) l += e[j] = exp(e[j] - m);
+                for (size_t ch = 0; ch < d; ch++) {
+                    double o = 0;
+                    for (size_t j = 0; j < R; j++) o += e[j] * bits_float(v[ch * R + j]);
+                    init[3][off + (n * C + h * d + ch) * R + i] = float_bits((float)(o / l));
+                }
+                init[4][off + (n * heads + h) * R + i] = float_bits((float)(m + log(l)));
+            }
+    free(e);
+}
+
+// attention_backward with the consistent out and lse of derive_attention. P = exp(S − lse), dP
+// and D agree bitwise up to exp's 4u, so every gradient is a sum of R terms within ε (as the
+// forward's) of each other: dq[c, i] = Σ_j P·(dP − D)·k/√d with |dP − D| <~ 6√d (dot products of
+// d unit normals) and |k| < 6 weighs Σ_j P = 1 by at most 36; dk and dv weigh the columns of P,
+// whose sums stay below ~4 at these sizes (random scores): atol 2·4·36ε = 288ε, rtol 64u.
+// Measured on PoCL 3.1: 2.4e-7 (atol 3.4e-4 at R = 64).
+static void setup_attention_backward(const struct check_case *c, size_t n, struct problem *p) {
+    attention_shape(c, n, p);
+    size_t len = p->N * p->C * p->R;
+    add(p, "dqkv", 3 * len, OUT, GEN_NORMAL);
+    add(p, "dout", len, IN, GEN_NORMAL);
+    add(p, "qkv", 3 * len, IN, GEN_NORMAL);
+    add(p, "out", len, IN, GEN_NORMAL);                // derived
+    add(p, "lse", p->N * p->G * p->R, IN, GEN_NORMAL); // derived
+    p->atol = 288 * attention_eps(p), p->rtol = 64 * U;
+    // Per (n, head): S and dP recomputed by both passes, dq, dk and dv: 7·R²·d multiply-adds.
+    p->flops = 14.0 * (double)(p->N * p->C) * (double)p->R * (double)p->R;
+}
+
+static dcl_status run_attention_forward(dcl_device *dev, const struct problem *p,
+                                        const dcl_ptr *t) {
+    return dcl_attention_forward(dev, t[0], t[1], t[2], p->N, p->G, p->C, p->R);
+}
+
+static dcl_status run_attention_backward(dcl_device *dev, const struct problem *p,
+                                         const dcl_ptr *t) {
+    return dcl_attention_backward(dev, t[0], t[1], t[2], t[3], t[4], p->N, p->G, p->C, p->R);
+}
+
 // Every op of DCL_OP_MAP has at least one row named after it ("gemm" → "gemm_nn"); tests/test_ops.c
 // checks that. {name, setup, run, trans_a, trans_b, variant, derive}
 const struct check_case dcl__check_cases[] = {
@@ -850,6 +948,15 @@ const struct check_case dcl__check_cases[] = {
     {"conv2d_backward_batch", setup_conv2d_backward, run_conv2d_backward, 0, 0, 1, NULL},
     {"conv2d_backward_1x1_dw", setup_conv2d_backward, run_conv2d_backward, 0, 0, 2, NULL},
     {"conv2d_backward_k4s3p2", setup_conv2d_backward, run_conv2d_backward, 0, 0, 3, NULL},
+    {"attention_forward", setup_attention_forward, run_attention_forward, 0, 0, 0, NULL},
+    {"attention_forward_head", setup_attention_forward, run_attention_forward, 0, 0, 1, NULL},
+    {"attention_forward_d20", setup_attention_forward, run_attention_forward, 0, 0, 2, NULL},
+    {"attention_backward", setup_attention_backward, run_attention_backward, 0, 0, 0,
+     derive_attention},
+    {"attention_backward_head", setup_attention_backward, run_attention_backward, 0, 0, 1,
+     derive_attention},
+    {"attention_backward_d20", setup_attention_backward, run_attention_backward, 0, 0, 2,
+     derive_attention},
 };
 
 const int dcl__check_n_cases = (int)(sizeof dcl__check_cases / sizeof dcl__check_cases[0]);

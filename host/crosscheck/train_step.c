@@ -2,14 +2,19 @@
 // and the same data: the loss, every gradient tensor and every parameter after AdamW, each as a
 // row of dcl_check_result (what `diffcl check` runs after the single ops). Two steps, because the
 // U-Net's output convolution starts at zero: in the first step no gradient reaches the layers
-// before it, and the second step is the first that exercises every backward op.
+// before it, and the second step is the first that exercises every backward op. The U-Net's rows
+// are followed by those of a colour 3×32×32 U-Net with attention blocks.
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> // rmdir
 
 #include "crosscheck/crosscheck.h"
 #include "core/error.h"
 #include "diffcl/data.h"
+#include "diffcl/image.h" // dcl_image_grid_write: the colour U-Net's PNG folder
+#include "diffcl/rng.h"   // dcl_rng_uniform_at, DCL_RNG_TEST
 #include "diffcl/train.h"
 
 #define CHECK_LR 1e-3
@@ -37,21 +42,21 @@ static dcl_status check_model(dcl_net_kind kind, dcl_model_config *c, const char
     return s;
 }
 
-// Trains two steps on dev from fresh weights or from the checkpoint at path; returns the second
-// step's loss, and its gradients and the parameters after it in host copies.
+// Trains `steps` (2 or 3) steps on dev from fresh weights or from the checkpoint at path; returns
+// the last step's loss, and its gradients and the parameters after it in host copies.
 static dcl_status one_step(dcl_device *dev, const dcl_model_config *c, const char *path,
-                           dcl_dataset *ds, int batch, float *loss, float **grads, float **params,
-                           dcl_model *m) {
+                           dcl_dataset *ds, int batch, int steps, float *loss, float **grads,
+                           float **params, dcl_model *m) {
     dcl_train_opts o;
     dcl_train_opts_default(&o);
-    o.steps = 2, o.batch = batch, o.log_every = 1, o.warmup = 0, o.lr = CHECK_LR;
-    float losses[3];
+    o.steps = steps, o.batch = batch, o.log_every = 1, o.warmup = 0, o.lr = CHECK_LR;
+    float losses[4];
     int n_losses = 0;
     dcl_status s = path ? dcl_model_load(m, dev, path, (size_t)batch)
                         : dcl_model_init(m, dev, c, (size_t)batch);
     if (s == DCL_OK) s = dcl_train(dev, m, ds, &o, NULL, NULL, losses, &n_losses);
     if (s != DCL_OK) return s;
-    *loss = losses[1];
+    *loss = losses[steps - 1];
     dcl_arena *g = dcl_net_grads(m->net), *p = dcl_net_params(m->net);
     *grads = malloc(g->n * sizeof **grads);
     *params = malloc(p->n * sizeof **params);
@@ -95,29 +100,18 @@ int dcl_check_train_available(dcl_net_kind kind) {
     return ok;
 }
 
-dcl_status dcl_check_train_step(dcl_device *dev, dcl_device *cpu, dcl_net_kind kind,
-                                const char *model, dcl_check_row_fn fn, void *ctx) {
-    dcl_model_config c;
-    const char *data;
-    int batch;
+// The two models' last steps compared row by row: "train.<net>.loss", ".grad.<view>",
+// ".param.<view>".
+static dcl_status compare_steps(dcl_device *dev, dcl_device *cpu, const dcl_model_config *c,
+                                const char *model, const char *data, int batch, int steps,
+                                const char *net, dcl_check_row_fn fn, void *ctx) {
     dcl_dataset *ds = NULL;
     dcl_model md = {0}, mc = {0};
     float loss_d = 0, loss_c = 0, *gd = NULL, *pd = NULL, *gc = NULL, *pc = NULL;
-    dcl_status s = cpu ? DCL_OK : dcl__fail(DCL_ERR_ARG, "check: no reference device");
-    if (s == DCL_OK && model) {
-        // The checkpoint's own network, process, data and seed, from its trained weights.
-        dcl_model probe = {0};
-        s = dcl_model_load(&probe, cpu, model, 1);
-        if (s == DCL_OK) c = probe.cfg, dcl_model_free(&probe);
-        kind = c.net.kind, data = c.data, batch = kind == DCL_NET_UNET ? 8 : 256;
-    } else if (s == DCL_OK) {
-        s = check_model(kind, &c, &data, &batch);
-    }
-    if (s == DCL_OK) s = dcl_dataset_open(&ds, data, c.seed);
-    if (s == DCL_OK) s = one_step(cpu, &c, model, ds, batch, &loss_c, &gc, &pc, &mc);
-    if (s == DCL_OK) s = one_step(dev, &c, model, ds, batch, &loss_d, &gd, &pd, &md);
+    dcl_status s = dcl_dataset_open(&ds, data, c->seed);
+    if (s == DCL_OK) s = one_step(cpu, c, model, ds, batch, steps, &loss_c, &gc, &pc, &mc);
+    if (s == DCL_OK) s = one_step(dev, c, model, ds, batch, steps, &loss_d, &gd, &pd, &md);
     if (s == DCL_OK) {
-        const char *net = dcl_net_kind_name(kind);
         char name[sizeof((dcl_check_result *)0)->name];
         dcl_check_result r;
         snprintf(name, sizeof name, "train.%s.loss", net);
@@ -144,5 +138,70 @@ dcl_status dcl_check_train_step(dcl_device *dev, dcl_device *cpu, dcl_net_kind k
     if (mc.net) dcl_model_free(&mc);
     free(gd), free(pd), free(gc), free(pc);
     dcl_dataset_free(ds);
+    return s;
+}
+
+// The colour U-Net with attention: 3×32×32, base 8, mult 1,2,2, attention with 2 heads at 16 and
+// 8 (so also in the middle), unconditional, on COLOR_IMAGES smooth random RGB images written as
+// PNGs into a temporary folder (png:FOLDER; removed after). Three steps: proj starts at zero like
+// conv_out, so the attention's qkv and norm first get gradients in the third.
+#define COLOR_IMAGES 8
+#define COLOR_SIDE 32
+
+static dcl_status color_step(dcl_device *dev, dcl_device *cpu, dcl_check_row_fn fn, void *ctx) {
+    dcl_model_config c;
+    dcl_status s = check_model(DCL_NET_UNET, &c, &(const char *){NULL}, &(int){0});
+    if (s != DCL_OK) return s;
+    dcl_unet_config *u = &c.net.unet;
+    dcl_unet_config_default(u, 3, COLOR_SIDE, COLOR_SIDE);
+    u->base = 8, u->groups = 4, u->emb_dim = 8, u->attn = 6, u->heads = 2;
+    c.cond_drop = 0;
+    const char *tmp = getenv("TMPDIR");
+    char dir[256], path[300], data[300];
+    snprintf(dir, sizeof dir, "%s/diffcl-check-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) return dcl__fail(DCL_ERR_IO, "check: cannot create %s", dir);
+    // Image i: a colour gradient with a wave whose phase and frequency come from Philox.
+    float x[3 * COLOR_SIDE * COLOR_SIDE];
+    for (int i = 0; i < COLOR_IMAGES && s == DCL_OK; i++) {
+        float a = dcl_rng_uniform_at(c.seed, DCL_RNG_TEST, (uint32_t)i, 0) * 6.2831853f;
+        float f = 0.1f + 0.4f * dcl_rng_uniform_at(c.seed, DCL_RNG_TEST, (uint32_t)i, 1);
+        for (int ch = 0; ch < 3; ch++)
+            for (int y = 0; y < COLOR_SIDE; y++)
+                for (int xx = 0; xx < COLOR_SIDE; xx++)
+                    x[(ch * COLOR_SIDE + y) * COLOR_SIDE + xx] =
+                        0.8f * sinf(a + f * (float)(xx + (ch + 1) * y)) * (float)(2 - ch) / 2.0f;
+        snprintf(path, sizeof path, "%s/%d.png", dir, i);
+        s = dcl_image_grid_write(path, x, 1, 3, COLOR_SIDE, COLOR_SIDE, 1, 0, 1, NULL, 0);
+    }
+    snprintf(data, sizeof data, "png:%s", dir);
+    snprintf(c.data, sizeof c.data, "%s", data);
+    if (s == DCL_OK) s = compare_steps(dev, cpu, &c, NULL, data, 4, 3, "unet_rgb_attn", fn, ctx);
+    for (int i = 0; i < COLOR_IMAGES; i++) {
+        snprintf(path, sizeof path, "%s/%d.png", dir, i);
+        remove(path);
+    }
+    rmdir(dir);
+    return s;
+}
+
+dcl_status dcl_check_train_step(dcl_device *dev, dcl_device *cpu, dcl_net_kind kind,
+                                const char *model, dcl_check_row_fn fn, void *ctx) {
+    dcl_model_config c;
+    const char *data;
+    int batch;
+    dcl_status s = cpu ? DCL_OK : dcl__fail(DCL_ERR_ARG, "check: no reference device");
+    if (s == DCL_OK && model) {
+        // The checkpoint's own network, process, data and seed, from its trained weights.
+        dcl_model probe = {0};
+        s = dcl_model_load(&probe, cpu, model, 1);
+        if (s == DCL_OK) c = probe.cfg, dcl_model_free(&probe);
+        kind = c.net.kind, data = c.data, batch = kind == DCL_NET_UNET ? 8 : 256;
+    } else if (s == DCL_OK) {
+        s = check_model(kind, &c, &data, &batch);
+    }
+    if (s == DCL_OK)
+        s = compare_steps(dev, cpu, &c, model, data, batch, 2, dcl_net_kind_name(kind), fn, ctx);
+    // Then a colour U-Net with attention blocks.
+    if (s == DCL_OK && kind == DCL_NET_UNET && !model) s = color_step(dev, cpu, fn, ctx);
     return s;
 }

@@ -71,7 +71,10 @@
     X(CONV_OUTPUT, conv_output, OWN, "conv.cl", "conv_output", NULL)                               \
     X(CONV2D_FORWARD, conv2d_forward, OWN, "conv.cl", "conv2d_forward", NULL)                      \
     X(CONV2D_BACKWARD, conv2d_backward, OWN, "conv.cl", "conv2d_backward_weight",                  \
-      "conv2d_backward_data")
+      "conv2d_backward_data")                                                                      \
+    X(ATTENTION_FORWARD, attention_forward, OWN, "attention.cl", "attention_forward", NULL)        \
+    X(ATTENTION_BACKWARD, attention_backward, OWN, "attention.cl", "attention_backward_query",     \
+      "attention_backward_key")
 // clang-format on
 
 // clang-format off
@@ -159,6 +162,10 @@ struct dcl_op_args {
         struct {
             size_t N, K, E;
         } embed;
+        struct {
+            size_t N, heads, C, R; // qkv (N, 3C, R); d = C / heads channels a head
+            float scale;           // 1/√d, from the host in double
+        } attn;                    // attention_*
     } p;
 };
 

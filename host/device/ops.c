@@ -464,6 +464,52 @@ dcl_status dcl_group_norm_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dgamma,
     return dcl__op_run(dev, &a);
 }
 
+// Packs attention_*: heads divide C; qkv (N, 3C, R) and the others below 2^32 elements.
+static dcl_status attention_args(struct dcl_op_args *a, size_t N, size_t heads, size_t C, size_t R,
+                                 size_t *n) {
+    const char *op = dcl__op_name(a->op);
+    if (heads == 0 || C == 0 || C % heads != 0)
+        return dcl__fail(DCL_ERR_ARG,
+                         "op %s: %zu channels do not split into %zu heads (C must be a positive "
+                         "multiple of heads)",
+                         op, C, heads);
+    if (C >= ((size_t)1 << 30))
+        return dcl__fail(DCL_ERR_ARG, "op %s: %zu channels are too many", op, C);
+    dcl_status s = elements(a->op, "qkv", N, 3 * C, R, 1, n);
+    if (s != DCL_OK) return s;
+    a->p.attn.N = N, a->p.attn.heads = heads, a->p.attn.C = C, a->p.attn.R = R;
+    a->p.attn.scale = (float)(1.0 / sqrt((double)(C / heads)));
+    return DCL_OK;
+}
+
+dcl_status dcl_attention_forward(dcl_device *dev, dcl_ptr out, dcl_ptr lse, dcl_ptr qkv, size_t N,
+                                 size_t heads, size_t C, size_t R) {
+    struct dcl_op_args a = {
+        .op = DCL_OP_ATTENTION_FORWARD, .n_out = 2, .n_in = 1, .out = {out, lse}, .in = {qkv}};
+    size_t n;
+    dcl_status s = attention_args(&a, N, heads, C, R, &n);
+    if (s != DCL_OK) return s;
+    a.out_len[0] = n / 3, a.out_len[1] = n / 3 / C * heads;
+    a.in_len[0] = n;
+    return dcl__op_run(dev, &a);
+}
+
+dcl_status dcl_attention_backward(dcl_device *dev, dcl_ptr dqkv, dcl_ptr dout, dcl_ptr qkv,
+                                  dcl_ptr out, dcl_ptr lse, size_t N, size_t heads, size_t C,
+                                  size_t R) {
+    struct dcl_op_args a = {.op = DCL_OP_ATTENTION_BACKWARD,
+                            .n_out = 1,
+                            .n_in = 4,
+                            .out = {dqkv},
+                            .in = {dout, qkv, out, lse}};
+    size_t n;
+    dcl_status s = attention_args(&a, N, heads, C, R, &n);
+    if (s != DCL_OK) return s;
+    a.out_len[0] = n;
+    a.in_len[0] = n / 3, a.in_len[1] = n, a.in_len[2] = n / 3, a.in_len[3] = n / 3 / C * heads;
+    return dcl__op_run(dev, &a);
+}
+
 // Packs upsample2x_*: the small image (N, C, H, W) and the large one (N, C, 2H, 2W).
 static dcl_status upsample_args(struct dcl_op_args *a, size_t N, size_t C, size_t H, size_t W,
                                 size_t *small, size_t *large) {

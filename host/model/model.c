@@ -94,10 +94,21 @@ static json_t *net_json(const dcl_net_config *n) {
     json_t *mult = json_array();
     for (int l = 0; mult && l < u->levels; l++)
         json_array_append_new(mult, json_integer(u->mult[l]));
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:o, s:i, s:i, s:i}", "type", "unet",
-                     "channels", u->channels, "height", u->height, "width", u->width, "base",
-                     u->base, "levels", u->levels, "mult", mult, "groups", u->groups, "emb_dim",
-                     u->emb_dim, "num_classes", u->num_classes);
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:o, s:i, s:i, s:i}", "type", "unet",
+                          "channels", u->channels, "height", u->height, "width", u->width, "base",
+                          u->base, "levels", u->levels, "mult", mult, "groups", u->groups,
+                          "emb_dim", u->emb_dim, "num_classes", u->num_classes);
+    // Written only when they differ from the first version's network, whose files have none:
+    // res_blocks, and the attention resolutions as heights with the heads.
+    if (j && u->res_blocks > 1) json_object_set_new(j, "res_blocks", json_integer(u->res_blocks));
+    if (j && u->attn) {
+        json_t *attn = json_array();
+        for (int l = 0; attn && l < u->levels; l++)
+            if ((u->attn >> l) & 1) json_array_append_new(attn, json_integer(u->height >> l));
+        json_object_set_new(j, "attn", attn);
+        json_object_set_new(j, "heads", json_integer(u->heads > 0 ? u->heads : 1));
+    }
+    return j;
 }
 
 // The config as compact JSON (malloc'd), the value of __metadata__["diffcl"].
@@ -149,22 +160,39 @@ static dcl_status parse_net(const char *path, json_t *j, dcl_net_config *n) {
     }
     if (strcmp(type, "unet") == 0) {
         dcl_unet_config *u = &n->unet;
-        json_t *mult = NULL;
-        json_int_t v[9]; // channels, height, width, base, levels, groups, emb_dim, num_classes
+        json_t *mult = NULL, *attn = NULL;
+        // channels, height, width, base, levels, groups, emb_dim, num_classes; res_blocks and
+        // heads, absent from files of the first version (1 block per level, no attention)
+        json_int_t v[10] = {[8] = 1, [9] = 1};
         n->kind = DCL_NET_UNET;
-        if (json_unpack_ex(
-                j, &err, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I}", "type",
-                &type, "channels", &v[0], "height", &v[1], "width", &v[2], "base", &v[3], "levels",
-                &v[4], "mult", &mult, "groups", &v[5], "emb_dim", &v[6], "num_classes", &v[7]))
+        if (json_unpack_ex(j, &err, JSON_STRICT,
+                           "{s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s?:I, s?:o, s?:I}",
+                           "type", &type, "channels", &v[0], "height", &v[1], "width", &v[2],
+                           "base", &v[3], "levels", &v[4], "mult", &mult, "groups", &v[5],
+                           "emb_dim", &v[6], "num_classes", &v[7], "res_blocks", &v[8], "attn",
+                           &attn, "heads", &v[9]))
             return dcl__fail(DCL_ERR_FORMAT, "%s: model config: net: %s", path, err.text);
         int ok = in_range(v[0], 1, 4) && in_range(v[1], 1, 4096) && in_range(v[2], 1, 4096) &&
-                 in_range(v[3], 1, 4096) && in_range(v[4], 1, 4) && json_is_array(mult) &&
+                 in_range(v[3], 1, 4096) && in_range(v[4], 1, DCL_UNET_MAX_LEVELS) &&
+                 in_range(v[8], 1, DCL_UNET_MAX_RES_BLOCKS) && in_range(v[9], 1, 4096) &&
+                 (!attn || json_is_array(attn)) && json_is_array(mult) &&
                  json_array_size(mult) == (size_t)v[4] && in_range(v[5], 1, 4096) &&
                  in_range(v[6], 2, 4096) && in_range(v[7], 0, 100000);
         if (ok) {
             u->channels = (int)v[0], u->height = (int)v[1], u->width = (int)v[2];
             u->base = (int)v[3], u->levels = (int)v[4], u->groups = (int)v[5];
             u->emb_dim = (int)v[6], u->num_classes = (int)v[7];
+            u->res_blocks = (int)v[8], u->heads = (int)v[9], u->attn = 0;
+        }
+        // Attention resolutions as heights H/2^l of the network's levels.
+        for (size_t i = 0; ok && attn && i < json_array_size(attn); i++) {
+            json_t *h = json_array_get(attn, i);
+            int l = 0;
+            while (l < u->levels &&
+                   (!json_is_integer(h) || json_integer_value(h) != u->height >> l))
+                l++;
+            ok = l < u->levels;
+            if (ok) u->attn |= 1u << l;
         }
         for (int l = 0; ok && l < u->levels; l++) {
             json_t *m = json_array_get(mult, (size_t)l);
@@ -174,10 +202,11 @@ static dcl_status parse_net(const char *path, json_t *j, dcl_net_config *n) {
         if (!ok)
             return dcl__fail(DCL_ERR_FORMAT,
                              "%s: unet shape out of range (%lldx%lldx%lld, base %lld, levels %lld, "
-                             "mult, groups %lld, emb_dim %lld, classes %lld)",
+                             "mult, groups %lld, emb_dim %lld, classes %lld, res_blocks %lld, "
+                             "attn, heads %lld)",
                              path, (long long)v[0], (long long)v[1], (long long)v[2],
                              (long long)v[3], (long long)v[4], (long long)v[5], (long long)v[6],
-                             (long long)v[7]);
+                             (long long)v[7], (long long)v[8], (long long)v[9]);
         return DCL_OK;
     }
     return dcl__fail(DCL_ERR_FORMAT, "%s: network type '%s' is not supported (mlp, unet)", path,

@@ -8,14 +8,16 @@
 #include <string.h>
 
 #include "core/error.h" // TRY, DCL_ASSERT, dcl__fail
-#include "diffcl/ops.h" // channel bias, group norm, SiLU, embeddings, up/downsampling, dcl_axpby
+#include "diffcl/ops.h" // channel bias, group norm, SiLU, embeddings, up/downsampling, attention
 #include "diffcl/rng.h" // DCL_RNG_INIT, dcl_rng_normal_at
 #include "diffcl/unet.h"
 #include "nn/layers.h" // dcl__linear_*, dcl__conv2d_*, dcl__init_uniform, dcl__check_param_layout
 
-#define MAX_VIEWS 160 // 4 levels: 9 blocks × 12 views + 23 others
-#define MAX_CONVS 64  // 4 levels: 9 blocks × 3 convolutions + 8 others
-#define GN_EPS 1e-5f  // PyTorch's GroupNorm default
+// 5 levels × 2 paths × 4 blocks × (12 + 6) views, the middle's 30 and 27 others
+#define MAX_VIEWS 800
+#define MAX_CONVS 240 // the same blocks × (3 + 2) convolutions, the middle's 8 and 10 others
+#define MAX_RB DCL_UNET_MAX_RES_BLOCKS
+#define GN_EPS 1e-5f // PyTorch's GroupNorm default
 
 enum init_kind { INIT_UNIFORM, INIT_ONE, INIT_ZERO, INIT_NORMAL };
 
@@ -62,11 +64,33 @@ struct res {
     size_t mean1, rstd1, mean2, rstd2; // (N, G) GroupNorm statistics
 };
 
+// One self-attention block of c channels at an H×W resolution (include/diffcl/unet.h). Offsets
+// into the saved buffer, each sized for max_batch samples.
+struct attn {
+    int c, H, W;
+    struct norm norm;  // (c)
+    struct conv qkv;   // weight (3c, c, 1, 1), bias (3c)
+    struct conv proj;  // weight (c, c, 1, 1), bias (c); zero at the start
+    size_t hn;         // (N, c, R) GroupNorm's output, qkv's input
+    size_t mean, rstd; // (N, G)
+    size_t q;          // (N, 3c, R) [q | k | v]
+    size_t ao;         // (N, c, R) the attention's output, proj's input
+    size_t lse;        // (N, heads, R) the softmax's log-sum-exp per row
+    size_t out;        // (N, c, R) the block's output x + proj(ao)
+};
+
+// A ResBlock, followed by an attention block when has_attn.
+struct block {
+    struct res res;
+    int has_attn;
+    struct attn attn;
+};
+
 // One resolution: H×W = the image's / 2^l, ch = base·mult[l].
 struct level {
     int ch, H, W;
     int cu; // channels arriving from below on the up path (concatenated before skip_l)
-    struct res down, up;
+    struct block down[MAX_RB], up[MAX_RB];
     struct conv downsample; // levels < L − 1: weight (ch, ch, 3, 3) stride 2, bias (ch)
     struct conv upsample;   // levels > 0: weight (ch, ch, 3, 3), bias (ch), a 3×3 conv on this
                             // level's output upsampled ×2 to level l − 1's resolution
@@ -80,6 +104,7 @@ struct dcl_unet {
     dcl_device *dev;
     size_t max_batch;
     size_t T, G;  // time-embedding width 4·base, GroupNorm groups
+    int B, heads; // ResBlocks per level, attention heads (config 0 read as 1)
     double flops; // per image, from plan()
     int count;    // parameter views
     // The layers; E = emb_dim, C = channels, K = num_classes.
@@ -88,7 +113,8 @@ struct dcl_unet {
     int class_emb;       // view (K + 1, T) of the class embedding, −1 without classes
     struct conv conv_in; // weight (base, C, 3, 3), bias (base)
     struct level lv[DCL_UNET_MAX_LEVELS];
-    struct res mid;       // at ch_{L−1} channels
+    struct block mid[2]; // at ch_{L−1} channels; mid[1] when level L − 1 has attention
+    int n_mid;
     struct norm norm_out; // (ch_0)
     struct conv conv_out; // weight (C, ch_0, 3, 3), bias (C)
     dcl_arena_view views[MAX_VIEWS];
@@ -113,9 +139,10 @@ struct dcl_unet {
     // each max_batch·max_tensor; e (N, max_cout) the per-sample channel bias of a block and its
     // gradient; dta (N, T) the gradient of SiLU(temb); tt1, tt2 (N, T) time-path scratch.
     size_t ga, gb, t1, t2, s, e, dta, tt1, tt2;
-    size_t col, cnhw; // offsets into cols
-    int columns;      // convolutions use cols (else whole-convolution ops, nn/layers.h)
-    size_t saved_n;   // batch of the last own forward (0: none to differentiate)
+    size_t n_saved, n_work, n_cols; // elements of each buffer, from layout_sizes()
+    size_t col, cnhw;               // offsets into cols
+    int columns;    // convolutions use cols (else whole-convolution ops, nn/layers.h)
+    size_t saved_n; // batch of the last own forward (0: none to differentiate)
 };
 
 // ---- layout ---------------------------------------------------------------------------------------
@@ -199,13 +226,46 @@ static void add_res(dcl_unet *u, struct res *r, const char *prefix, int cin, int
     if ((size_t)cout > u->max_cout) u->max_cout = (size_t)cout;
 }
 
+// An attention block at level l (include/diffcl/unet.h): GroupNorm, the 1×1 convolutions to
+// [q | k | v] and back, and the attention's two R×R×d products per head in the FLOPs.
+static void add_attn(dcl_unet *u, struct attn *a, const char *prefix, int c, int H, int W) {
+    char name[DCL_ARENA_NAME_MAX];
+    a->c = c, a->H = H, a->W = W;
+    snprintf(name, sizeof name, "%s.norm", prefix);
+    a->norm = add_norm(u, name, c);
+    snprintf(name, sizeof name, "%s.qkv", prefix);
+    a->qkv = add_conv(u, name, c, 3 * c, 1, 1, H, W, 0);
+    snprintf(name, sizeof name, "%s.proj", prefix);
+    a->proj = add_conv(u, name, c, c, 1, 1, H, W, 1);
+    double R = (double)H * W;
+    u->flops += 2.0 * 2.0 * R * R * (double)c; // q kᵀ and p v, R × R × d for each of c/d heads
+}
+
+// Block j of a level or of the middle: "{prefix}.res{j}" [and "{prefix}.attn{j}"], no number
+// for j = 0.
+static void add_block(dcl_unet *u, struct block *b, const char *prefix, int j, int cin, int cout,
+                      int H, int W, int attn) {
+    char name[40], num[4] = ""; // "down.4.attn3"
+    if (j) snprintf(num, sizeof num, "%d", j % 10);
+    snprintf(name, sizeof name, "%s.res%s", prefix, num);
+    add_res(u, &b->res, name, cin, cout, H, W);
+    b->has_attn = attn;
+    if (!attn) return;
+    snprintf(name, sizeof name, "%s.attn%s", prefix, num);
+    add_attn(u, &b->attn, name, cout, H, W);
+}
+
+// The saved output of a block: its attention's, else its ResBlock's.
+static size_t block_out(const struct block *b) { return b->has_attn ? b->attn.out : b->res.out; }
+
 // The network of include/diffcl/unet.h: parameter views in forward order, convolution geometry,
 // per-sample sizes and FLOPs. No device work; cfg must have passed check_config.
 static void plan(dcl_unet *u) {
     const dcl_unet_config *c = &u->cfg;
-    char name[DCL_ARENA_NAME_MAX];
+    char name[24]; // "down.4.downsample"
     int L = c->levels, ch = c->base, T = 4 * c->base;
     u->T = (size_t)T, u->G = (size_t)c->groups;
+    u->B = c->res_blocks > 0 ? c->res_blocks : 1, u->heads = c->heads > 0 ? c->heads : 1;
     u->time0 = add_linear(u, "time_mlp.0", c->emb_dim, T);
     u->time2 = add_linear(u, "time_mlp.2", T, T);
     u->class_emb = -1;
@@ -216,21 +276,27 @@ static void plan(dcl_unet *u) {
     u->conv_in = add_conv(u, "conv_in", c->channels, ch, 3, 1, c->height, c->width, 0);
     for (int l = 0; l < L; l++) {
         struct level *v = &u->lv[l];
+        int attn = (c->attn >> l) & 1;
         v->ch = c->base * c->mult[l], v->H = c->height >> l, v->W = c->width >> l;
-        snprintf(name, sizeof name, "down.%d.res", l);
-        add_res(u, &v->down, name, ch, v->ch, v->H, v->W);
-        ch = v->ch;
+        snprintf(name, sizeof name, "down.%d", l);
+        for (int j = 0; j < u->B; j++, ch = v->ch)
+            add_block(u, &v->down[j], name, j, ch, v->ch, v->H, v->W, attn);
         if (l == L - 1) break;
         snprintf(name, sizeof name, "down.%d.downsample", l);
         v->downsample = add_conv(u, name, ch, ch, 3, 2, v->H, v->W, 0);
     }
-    add_res(u, &u->mid, "mid.res", ch, ch, u->lv[L - 1].H, u->lv[L - 1].W);
+    const struct level *bottom = &u->lv[L - 1];
+    u->n_mid = (c->attn >> (L - 1)) & 1 ? 2 : 1;
+    for (int j = 0; j < u->n_mid; j++)
+        add_block(u, &u->mid[j], "mid", j, ch, ch, bottom->H, bottom->W, j == 0 && u->n_mid == 2);
     for (int l = L - 1; l >= 0; l--) {
         struct level *v = &u->lv[l];
+        int attn = (c->attn >> l) & 1;
         v->cu = ch;
         note_tensor(u, (size_t)(v->cu + v->ch) * v->H * v->W);
-        snprintf(name, sizeof name, "up.%d.res", l);
-        add_res(u, &v->up, name, v->cu + v->ch, v->ch, v->H, v->W);
+        snprintf(name, sizeof name, "up.%d", l);
+        for (int j = 0; j < u->B; j++)
+            add_block(u, &v->up[j], name, j, j ? v->ch : v->cu + v->ch, v->ch, v->H, v->W, attn);
         ch = v->ch;
         if (l == 0) break;
         snprintf(name, sizeof name, "up.%d.upsample", l);
@@ -249,16 +315,26 @@ static dcl_status check_config(const dcl_unet_config *c) {
         return dcl__fail(DCL_ERR_ARG, "unet: levels must be in [1, %d], got %d",
                          DCL_UNET_MAX_LEVELS, c->levels);
     int f = 1 << (c->levels - 1);
-    if (c->height % f || c->width % f)
+    if (c->height % f || c->width % f) {
+        int fit = 1; // the most levels these images allow
+        while (fit < DCL_UNET_MAX_LEVELS && c->height % (1 << fit) == 0 &&
+               c->width % (1 << fit) == 0)
+            fit++;
+        int h = c->height / f * f, w = c->width / f * f;
+        char resize[64] = "";
+        if (h > 0 && w > 0) snprintf(resize, sizeof resize, " or resize the images to %d×%d", h, w);
         return dcl__fail(DCL_ERR_ARG,
-                         "unet: height %d and width %d must be divisible by 2^(levels − 1) = %d; "
-                         "use fewer levels or pad the images",
-                         c->height, c->width, f);
+                         "unet: height %d and width %d must be divisible by 2^(levels − 1) = %d "
+                         "for %d levels; use --mult with at most %d level%s%s",
+                         c->height, c->width, f, c->levels, fit, fit > 1 ? "s" : "", resize);
+    }
     if (c->base < 1 || c->base > 4096)
         return dcl__fail(DCL_ERR_ARG, "unet: base channels must be in [1, 4096], got %d", c->base);
     if (c->groups < 1 || c->base % c->groups)
-        return dcl__fail(DCL_ERR_ARG, "unet: groups (%d) must divide the base channels (%d)",
-                         c->groups, c->base);
+        return dcl__fail(DCL_ERR_ARG,
+                         "unet: groups (--groups %d) must divide the base channels (--base %d); "
+                         "use a divisor of %d",
+                         c->groups, c->base, c->base);
     for (int l = 0; l < c->levels; l++) {
         if (c->mult[l] < 1 || c->mult[l] > 64)
             return dcl__fail(DCL_ERR_ARG, "unet: mult[%d] must be in [1, 64], got %d", l,
@@ -268,6 +344,29 @@ static dcl_status check_config(const dcl_unet_config *c) {
                              "unet: groups (%d) must divide the channels of level %d (%d·%d)",
                              c->groups, l, c->base, c->mult[l]);
     }
+    if (c->res_blocks < 0 || c->res_blocks > DCL_UNET_MAX_RES_BLOCKS)
+        return dcl__fail(DCL_ERR_ARG, "unet: res_blocks (--res-blocks) must be in [1, %d], got %d",
+                         DCL_UNET_MAX_RES_BLOCKS, c->res_blocks);
+    if (c->attn >> c->levels) {
+        char have[128];
+        dcl_unet_attn_heights(c, have, sizeof have);
+        int l = c->levels;
+        while (!((c->attn >> l) & 1)) l++;
+        return dcl__fail(DCL_ERR_ARG,
+                         "unet: attention (--attn) at level %d, but the network has %d level%s, "
+                         "heights %s",
+                         l, c->levels, c->levels > 1 ? "s" : "", have);
+    }
+    int heads = c->heads > 0 ? c->heads : 1;
+    if (c->heads < 0 || c->heads > 4096)
+        return dcl__fail(DCL_ERR_ARG, "unet: heads (--heads) must be in [1, 4096], got %d",
+                         c->heads);
+    for (int l = 0; l < c->levels; l++)
+        if ((c->attn >> l) & 1 && c->base * c->mult[l] % heads)
+            return dcl__fail(DCL_ERR_ARG,
+                             "unet: %d heads (--heads) do not divide the %d channels at height %d; "
+                             "use a divisor of %d",
+                             heads, c->base * c->mult[l], c->height >> l, c->base * c->mult[l]);
     if (c->emb_dim < 2 || c->emb_dim % 2 || c->emb_dim > 65536)
         return dcl__fail(DCL_ERR_ARG, "unet: emb_dim must be even and in [2, 65536], got %d",
                          c->emb_dim);
@@ -277,14 +376,25 @@ static dcl_status check_config(const dcl_unet_config *c) {
     return DCL_OK;
 }
 
+void dcl_unet_attn_heights(const dcl_unet_config *c, char *buf, size_t size) {
+    size_t n = 0;
+    if (size) buf[0] = 0;
+    for (int l = 0; l < c->levels && l < DCL_UNET_MAX_LEVELS && n < size; l++) {
+        int k = snprintf(buf + n, size - n, "%s%d", l ? ", " : "", c->height >> l);
+        if (k < 0) break;
+        n += (size_t)k;
+    }
+}
+
 void dcl_unet_config_default(dcl_unet_config *c, int C, int H, int W) {
     memset(c, 0, sizeof *c);
     c->channels = C, c->height = H, c->width = W;
     // Sized for a CPU: base 16 trains on Fashion-MNIST at ~115 images/s on 2 idle cores and
     // gives recognisable classes after ~800 steps of 64 (README); base 32 is ~2.5× slower.
     c->base = 16, c->levels = 3;
-    c->mult[0] = 1, c->mult[1] = 2, c->mult[2] = 2, c->mult[3] = 2;
+    c->mult[0] = 1, c->mult[1] = 2, c->mult[2] = 2, c->mult[3] = 2, c->mult[4] = 2;
     c->groups = 8, c->emb_dim = 16, c->num_classes = 0;
+    c->res_blocks = 1, c->attn = 0, c->heads = 1;
 }
 
 double dcl_unet_flops(const dcl_unet_config *c) {
@@ -308,6 +418,78 @@ dcl_status dcl_unet_param_count(const dcl_unet_config *c, size_t *count) {
     for (int i = 0; i < u->count; i++) *count += u->views[i].n;
     free(u);
     return DCL_OK;
+}
+
+static dcl_status col_budget(size_t *out);
+static void layout_sizes(dcl_unet *u, int columns);
+
+dcl_status dcl_unet_memory_bytes(const dcl_unet_config *c, const dcl_device *dev, size_t batch,
+                                 dcl_unet_memory *m) {
+    memset(m, 0, sizeof *m);
+    TRY(check_config(c));
+    if (batch < 1) return dcl__fail(DCL_ERR_ARG, "unet: the batch must be at least 1");
+    dcl_unet *u = calloc(1, sizeof *u);
+    if (!u) return dcl__fail(DCL_ERR_NOMEM, "unet: out of host memory");
+    u->cfg = *c, u->max_batch = batch;
+    dcl_status s = col_budget(&u->col_budget);
+    if (s == DCL_OK) {
+        plan(u);
+        layout_sizes(u, dev ? dcl__conv2d_uses_columns(dev) : 0);
+        size_t n = 0;
+        for (int i = 0; i < u->count; i++) n += (u->views[i].n + 15) & ~(size_t)15;
+        m->params = 4 * (uint64_t)n;
+        m->saved = 4 * (uint64_t)u->n_saved, m->work = 4 * (uint64_t)u->n_work;
+        m->columns = 4 * (uint64_t)u->n_cols;
+        m->batch = 4 * 7 * (uint64_t)batch * (uint64_t)c->channels * c->height * c->width;
+        m->total = 5 * m->params + m->saved + m->work + m->columns + m->batch;
+        uint64_t big[] = {m->params, m->saved, m->work, m->columns, m->batch / 7};
+        for (size_t i = 0; i < sizeof big / sizeof big[0]; i++)
+            if (big[i] > m->largest) m->largest = big[i];
+    }
+    free(u);
+    return s;
+}
+
+// Whether m fits a device with global memory `global` and buffers of at most `single` bytes.
+static int fits_device(const dcl_unet_memory *m, uint64_t global, uint64_t single) {
+    return m->total <= global && m->largest <= single;
+}
+
+dcl_status dcl_unet_check_memory(const dcl_unet_config *c, const dcl_device *dev, size_t batch,
+                                 size_t *fits) {
+    dcl_unet_memory m;
+    if (fits) *fits = batch;
+    TRY(dcl_unet_memory_bytes(c, dev, batch, &m));
+    if (!dev) return DCL_OK;
+    const dcl_device_info *info = dcl_device_get_info(dev);
+    // The kernels index buffers with 32-bit element counts (alloc() below).
+    uint64_t single = info->max_alloc, global = info->global_mem,
+             kernels = 4 * (uint64_t)UINT32_MAX;
+    if (single > kernels) single = kernels;
+    if (fits_device(&m, global, single)) return DCL_OK;
+    // The largest batch that fits: memory grows with the batch.
+    size_t lo = 0, hi = batch;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        dcl_unet_memory t;
+        if (dcl_unet_memory_bytes(c, dev, mid, &t) == DCL_OK && fits_device(&t, global, single))
+            lo = mid;
+        else hi = mid;
+    }
+    if (fits) *fits = lo;
+    char what[96];
+    if (lo) snprintf(what, sizeof what, "use a batch of at most %zu", lo);
+    else snprintf(what, sizeof what, "no batch fits: use a smaller --base or --mult");
+    const double MiB = 1048576.0;
+    return dcl__fail(DCL_ERR_ARG,
+                     "unet: training at batch %zu is too large for device %s: it needs %.1f MiB "
+                     "(weights, gradients, EMA and Adam moments %.1f MiB, saved activations %.1f "
+                     "MiB, scratch %.1f MiB, batch %.1f MiB; largest buffer %.1f MiB), the device "
+                     "has %.1f MiB and at most %.1f MiB per buffer; %s",
+                     batch, info->spec, (double)m.total / MiB, 5.0 * (double)m.params / MiB,
+                     (double)m.saved / MiB, (double)(m.work + m.columns) / MiB,
+                     (double)m.batch / MiB, (double)m.largest / MiB, (double)global / MiB,
+                     (double)single / MiB, what);
 }
 
 // Samples per chunk of a convolution with per_sample column elements, for a batch of N.
@@ -335,25 +517,24 @@ static void layout_res(dcl_unet *u, struct res *r, size_t *top) {
     r->mean2 = take(top, B * u->G), r->rstd2 = take(top, B * u->G);
 }
 
-static dcl_status alloc(dcl_buffer **buf, dcl_unet *u, size_t n, const char *name) {
-    if (n >= ((size_t)1 << 32))
-        return dcl__fail(DCL_ERR_ARG,
-                         "unet: %s for max_batch %zu need %zu elements, beyond the kernels' 2^32; "
-                         "use a smaller batch",
-                         name, u->max_batch, n);
-    return dcl_buffer_alloc(buf, u->dev, n, name);
+static void layout_block(dcl_unet *u, struct block *b, size_t *top) {
+    layout_res(u, &b->res, top);
+    if (!b->has_attn) return;
+    struct attn *a = &b->attn;
+    size_t B = u->max_batch, R = (size_t)a->H * a->W, c = (size_t)a->c;
+    a->hn = take(top, B * c * R);
+    a->mean = take(top, B * u->G), a->rstd = take(top, B * u->G);
+    a->q = take(top, B * 3 * c * R);
+    a->ao = take(top, B * c * R);
+    a->lse = take(top, B * (size_t)u->heads * R);
+    a->out = take(top, B * c * R);
 }
 
-// Offsets of every saved activation and scratch tensor for max_batch samples, then the buffers.
-static dcl_status layout(dcl_unet *u) {
+// Offsets of every saved activation and scratch tensor for max_batch samples, and the elements of
+// each buffer; `columns`: whether convolutions use the column scratch. No device work.
+static void layout_sizes(dcl_unet *u, int columns) {
     const dcl_unet_config *c = &u->cfg;
     size_t B = u->max_batch, T = u->T, R0 = (size_t)c->height * c->width, top = 0;
-    // A batch this large would overflow the size arithmetic below before alloc() could refuse it.
-    if ((double)B * (double)u->max_tensor * 4.0 >= 4294967296.0)
-        return dcl__fail(DCL_ERR_ARG,
-                         "unet: max_batch %zu × %zu elements per sample exceeds the kernels' 2^32 "
-                         "elements; use a smaller batch",
-                         B, u->max_tensor);
     u->se = take(&top, B * (size_t)c->emb_dim);
     u->z1 = take(&top, B * T), u->s1 = take(&top, B * T);
     u->temb = take(&top, B * T), u->ta = take(&top, B * T);
@@ -362,17 +543,17 @@ static dcl_status layout(dcl_unet *u) {
     u->x0 = take(&top, B * (size_t)c->base * R0);
     for (int l = 0; l < c->levels; l++) {
         struct level *v = &u->lv[l];
-        layout_res(u, &v->down, &top);
+        for (int j = 0; j < u->B; j++) layout_block(u, &v->down[j], &top);
         if (l < c->levels - 1)
             v->dn = take(&top, B * (size_t)v->ch * v->downsample.s.Ho * v->downsample.s.Wo);
         v->cat = take(&top, B * (size_t)(v->cu + v->ch) * v->H * v->W);
-        layout_res(u, &v->up, &top);
+        for (int j = 0; j < u->B; j++) layout_block(u, &v->up[j], &top);
     }
-    layout_res(u, &u->mid, &top);
+    for (int j = 0; j < u->n_mid; j++) layout_block(u, &u->mid[j], &top);
     u->hout = take(&top, B * (size_t)u->lv[0].ch * R0);
     u->mean_out = take(&top, B * u->G), u->rstd_out = take(&top, B * u->G);
     u->sout = take(&top, B * (size_t)u->lv[0].ch * R0);
-    TRY(alloc(&u->saved, u, top, "unet.saved"));
+    u->n_saved = top;
 
     top = 0;
     size_t big = B * u->max_tensor;
@@ -382,10 +563,10 @@ static dcl_status layout(dcl_unet *u) {
     u->dta = take(&top, B * T), u->tt1 = take(&top, B * T), u->tt2 = take(&top, B * T);
     for (int l = 0; l < c->levels; l++)
         u->lv[l].dskip = take(&top, B * (size_t)u->lv[l].ch * u->lv[l].H * u->lv[l].W);
-    TRY(alloc(&u->work, u, top, "unet.work"));
+    u->n_work = top;
 
     size_t col = 0, out = 0;
-    u->columns = dcl__conv2d_uses_columns(u->dev);
+    u->columns = columns;
     for (int i = 0; i < u->n_convs && u->columns; i++) {
         size_t n = chunk(u, B, u->conv_cols[i]);
         if (n * u->conv_cols[i] > col) col = n * u->conv_cols[i];
@@ -393,7 +574,33 @@ static dcl_status layout(dcl_unet *u) {
     }
     top = 0; // stays 0 on the CPU reference, whose convolutions need no columns
     u->col = take(&top, col), u->cnhw = take(&top, out);
-    TRY(alloc(&u->cols, u, top ? top : 1, "unet.columns"));
+    u->n_cols = top ? top : 1;
+}
+
+static dcl_status alloc(dcl_buffer **buf, dcl_unet *u, size_t n, const char *name) {
+    if (n >= ((size_t)1 << 32))
+        return dcl__fail(DCL_ERR_ARG,
+                         "unet: %s for max_batch %zu need %zu elements, beyond the kernels' 2^32; "
+                         "use a smaller batch",
+                         name, u->max_batch, n);
+    return dcl_buffer_alloc(buf, u->dev, n, name);
+}
+
+// The offsets and the buffers for max_batch samples.
+static dcl_status layout(dcl_unet *u) {
+    const dcl_unet_config *c = &u->cfg;
+    size_t B = u->max_batch;
+    // A batch this large would overflow the size arithmetic of layout_sizes on a 32-bit host
+    // before alloc() could refuse it.
+    if ((double)B * (double)u->max_tensor * 4.0 >= 4294967296.0)
+        return dcl__fail(DCL_ERR_ARG,
+                         "unet: max_batch %zu × %zu elements per sample exceeds the kernels' 2^32 "
+                         "elements; use a smaller batch",
+                         B, u->max_tensor);
+    layout_sizes(u, dcl__conv2d_uses_columns(u->dev));
+    TRY(alloc(&u->saved, u, u->n_saved, "unet.saved"));
+    TRY(alloc(&u->work, u, u->n_work, "unet.work"));
+    TRY(alloc(&u->cols, u, u->n_cols, "unet.columns"));
 
     // The null class for forwards without labels: uint32 bits K, written once.
     if (c->num_classes > 0) {
@@ -571,6 +778,25 @@ static dcl_status res_forward(dcl_unet *u, const dcl_arena *p, const struct res 
     return conv_add(u, p, &r->conv2, out, s2, none, x, N);
 }
 
+// Attention block a with input x (N, c, R): out = x + proj(Attention(qkv(GroupNorm(x)))).
+static dcl_status attn_forward(dcl_unet *u, const dcl_arena *p, const struct attn *a, dcl_ptr x,
+                               size_t N) {
+    dcl_device *dev = u->dev;
+    size_t R = (size_t)a->H * a->W, c = (size_t)a->c;
+    dcl_ptr hn = saved(u, a->hn), q = saved(u, a->q), ao = saved(u, a->ao), none = {NULL, 0};
+    TRY(dcl_group_norm_forward(dev, hn, saved(u, a->mean), saved(u, a->rstd), x,
+                               param(p, a->norm.w), param(p, a->norm.b), N, c, R, u->G, GN_EPS));
+    TRY(conv_forward(u, p, &a->qkv, q, hn, N));
+    TRY(dcl_attention_forward(dev, ao, saved(u, a->lse), q, N, (size_t)u->heads, c, R));
+    return conv_add(u, p, &a->proj, saved(u, a->out), ao, none, x, N);
+}
+
+static dcl_status block_forward(dcl_unet *u, const dcl_arena *p, const struct block *b, dcl_ptr x,
+                                size_t N) {
+    TRY(res_forward(u, p, &b->res, x, N));
+    return b->has_attn ? attn_forward(u, p, &b->attn, saved(u, b->res.out), N) : DCL_OK;
+}
+
 // out (N, C, H, W) = the network with the weights of p (u's layout).
 static dcl_status forward(dcl_unet *u, const dcl_arena *p, dcl_ptr out, dcl_ptr x, dcl_ptr t,
                           dcl_ptr labels, size_t N) {
@@ -578,6 +804,7 @@ static dcl_status forward(dcl_unet *u, const dcl_arena *p, dcl_ptr out, dcl_ptr 
     dcl_device *dev = u->dev;
     size_t T = u->T, E = (size_t)c->emb_dim, L = (size_t)c->levels;
     size_t R0 = (size_t)c->height * c->width;
+    int B = u->B;
     if (N == 0) return DCL_OK;
     TRY(dcl_copy(dev, saved(u, u->xin), x, N * (size_t)c->channels * R0));
 
@@ -602,32 +829,39 @@ static dcl_status forward(dcl_unet *u, const dcl_arena *p, dcl_ptr out, dcl_ptr 
     dcl_ptr h = saved(u, u->x0);
     for (size_t l = 0; l < L; l++) {
         struct level *v = &u->lv[l];
-        TRY(res_forward(u, p, &v->down, h, N));
-        h = saved(u, v->down.out);
+        for (int j = 0; j < B; j++) {
+            TRY(block_forward(u, p, &v->down[j], h, N));
+            h = saved(u, block_out(&v->down[j]));
+        }
         if (l == L - 1) break;
         TRY(conv_forward(u, p, &v->downsample, saved(u, v->dn), h, N));
         h = saved(u, v->dn);
     }
-    TRY(res_forward(u, p, &u->mid, h, N));
-    h = saved(u, u->mid.out);
+    for (int j = 0; j < u->n_mid; j++) {
+        TRY(block_forward(u, p, &u->mid[j], h, N));
+        h = saved(u, block_out(&u->mid[j]));
+    }
     for (size_t l = L; l-- > 0;) {
         struct level *v = &u->lv[l];
         size_t R = (size_t)v->H * v->W;
-        TRY(dcl_concat_channels(dev, saved(u, v->cat), h, saved(u, v->down.out), N, (size_t)v->cu,
-                                (size_t)v->ch, R));
-        TRY(res_forward(u, p, &v->up, saved(u, v->cat), N));
+        TRY(dcl_concat_channels(dev, saved(u, v->cat), h, saved(u, block_out(&v->down[B - 1])), N,
+                                (size_t)v->cu, (size_t)v->ch, R));
+        h = saved(u, v->cat);
+        for (int j = 0; j < B; j++) {
+            TRY(block_forward(u, p, &v->up[j], h, N));
+            h = saved(u, block_out(&v->up[j]));
+        }
         if (l == 0) break;
         // The next level's input: conv3×3(upsample2x(h)) in gb, consumed by its concat.
         dcl_ptr s = work(u, u->s);
-        TRY(dcl_upsample2x_forward(dev, s, saved(u, v->up.out), N, (size_t)v->ch, (size_t)v->H,
-                                   (size_t)v->W));
+        TRY(dcl_upsample2x_forward(dev, s, h, N, (size_t)v->ch, (size_t)v->H, (size_t)v->W));
         TRY(conv_forward(u, p, &v->upsample, work(u, u->gb), s, N));
         h = work(u, u->gb);
     }
     size_t ch0 = (size_t)u->lv[0].ch;
     TRY(dcl_group_norm_forward(dev, saved(u, u->hout), saved(u, u->mean_out), saved(u, u->rstd_out),
-                               saved(u, u->lv[0].up.out), param(p, u->norm_out.w),
-                               param(p, u->norm_out.b), N, ch0, R0, u->G, GN_EPS));
+                               h, param(p, u->norm_out.w), param(p, u->norm_out.b), N, ch0, R0,
+                               u->G, GN_EPS));
     TRY(dcl_silu_forward(dev, saved(u, u->sout), saved(u, u->hout), N * ch0 * R0));
     return conv_forward(u, p, &u->conv_out, out, saved(u, u->sout), N);
 }
@@ -702,14 +936,51 @@ static dcl_status res_backward(dcl_unet *u, const struct res *r, dcl_ptr x, dcl_
     return dcl_axpby(dev, dx, r->has_skip ? dx : dout, t2, 1.0f, 1.0f, N * cin * R);
 }
 
+// Attention block a with input x: given dout (N, c, R), writes dx (N, c, R) (overwrites) and
+// accumulates its parameter gradients; t1 and t2 are scratch, as in res_backward.
+static dcl_status attn_backward(dcl_unet *u, const struct attn *a, dcl_ptr x, dcl_ptr dout,
+                                dcl_ptr dx, size_t N) {
+    dcl_device *dev = u->dev;
+    const dcl_arena *p = &u->params, *g = &u->grads;
+    size_t R = (size_t)a->H * a->W, c = (size_t)a->c;
+    dcl_ptr t1 = work(u, u->t1), t2 = work(u, u->t2);
+    dcl_ptr hn = saved(u, a->hn), ao = saved(u, a->ao);
+    // out = x + proj(ao): t1 = d ao; t2 = d[q | k | v]; t1 = d hn; t2 = GroupNorm's dx.
+    TRY(conv_backward(u, &a->proj, dout, ao, t1, N));
+    TRY(dcl_attention_backward(dev, t2, t1, saved(u, a->q), ao, saved(u, a->lse), N,
+                               (size_t)u->heads, c, R));
+    TRY(conv_backward(u, &a->qkv, t2, hn, t1, N));
+    TRY(dcl_group_norm_backward(dev, t2, param(g, a->norm.w), param(g, a->norm.b), t1, x,
+                                saved(u, a->mean), saved(u, a->rstd), param(p, a->norm.w), N, c, R,
+                                u->G));
+    return dcl_axpby(dev, dx, dout, t2, 1.0f, 1.0f, N * c * R);
+}
+
 // The forward in reverse. The gradient flows through work buffers ga and gb: `g` holds the
 // current one and `f` is free; each step writes f and swaps them.
+#define SWAP() (tmp = g, g = f, f = tmp)
+
+// Block b with input x: the gradient of its output in *g becomes its input's, in *g again.
+static dcl_status block_backward(dcl_unet *u, const struct block *b, dcl_ptr x, dcl_ptr *gp,
+                                 dcl_ptr *fp, size_t N) {
+    dcl_ptr g = *gp, f = *fp, tmp;
+    if (b->has_attn) {
+        TRY(attn_backward(u, &b->attn, saved(u, b->res.out), g, f, N));
+        SWAP();
+    }
+    TRY(res_backward(u, &b->res, x, g, f, N));
+    SWAP();
+    *gp = g, *fp = f;
+    return DCL_OK;
+}
+
 dcl_status dcl_unet_backward(dcl_unet *u, dcl_ptr dout, size_t N) {
     const dcl_unet_config *c = &u->cfg;
     dcl_device *dev = u->dev;
     const dcl_arena *p = &u->params, *gr = &u->grads;
     size_t T = u->T, L = (size_t)c->levels;
     size_t R0 = (size_t)c->height * c->width, ch0 = (size_t)u->lv[0].ch;
+    int B = u->B;
     TRY(check_batch(u, "backward", N));
     if (N == 0) return DCL_OK;
     if (u->saved_n != N)
@@ -718,47 +989,52 @@ dcl_status dcl_unet_backward(dcl_unet *u, dcl_ptr dout, size_t N) {
                          "weights first (batch %zu, last such forward %zu)",
                          N, u->saved_n);
     dcl_ptr g = work(u, u->ga), f = work(u, u->gb), tmp;
-#define SWAP() (tmp = g, g = f, f = tmp)
     dcl_ptr s = work(u, u->s), t1 = work(u, u->t1), t2 = work(u, u->t2);
     TRY(dcl_fill(dev, work(u, u->dta), 0.0f, N * T));
 
     // out = conv_out(SiLU(norm_out(q_0))), q_0 the top up block's output.
+    dcl_ptr q0 = saved(u, block_out(&u->lv[0].up[B - 1]));
     TRY(conv_backward(u, &u->conv_out, dout, saved(u, u->sout), t1, N));
     TRY(dcl_silu_backward(dev, t2, saved(u, u->hout), t1, N * ch0 * R0));
-    TRY(dcl_group_norm_backward(dev, g, param(gr, u->norm_out.w), param(gr, u->norm_out.b), t2,
-                                saved(u, u->lv[0].up.out), saved(u, u->mean_out),
-                                saved(u, u->rstd_out), param(p, u->norm_out.w), N, ch0, R0, u->G));
+    TRY(dcl_group_norm_backward(dev, g, param(gr, u->norm_out.w), param(gr, u->norm_out.b), t2, q0,
+                                saved(u, u->mean_out), saved(u, u->rstd_out),
+                                param(p, u->norm_out.w), N, ch0, R0, u->G));
     // Up path, top to bottom. At level l > 0, g arrives as the gradient of the upsample conv's
     // output (level l − 1's concatenated input h).
     for (size_t l = 0; l < L; l++) {
         struct level *v = &u->lv[l];
         size_t R = (size_t)v->H * v->W, ch = (size_t)v->ch;
         if (l > 0) {
-            TRY(dcl_upsample2x_forward(dev, s, saved(u, v->up.out), N, ch, (size_t)v->H,
-                                       (size_t)v->W));
+            TRY(dcl_upsample2x_forward(dev, s, saved(u, block_out(&v->up[B - 1])), N, ch,
+                                       (size_t)v->H, (size_t)v->W));
             TRY(conv_backward(u, &v->upsample, g, s, t1, N));
             TRY(dcl_upsample2x_backward(dev, f, t1, N, ch, (size_t)v->H, (size_t)v->W));
             SWAP();
         }
-        TRY(res_backward(u, &v->up, saved(u, v->cat), g, f, N));
-        SWAP();
+        for (int j = B; j-- > 0;)
+            TRY(block_backward(u, &v->up[j], saved(u, j ? block_out(&v->up[j - 1]) : v->cat), &g,
+                               &f, N));
         TRY(dcl_split_channels(dev, f, work(u, v->dskip), g, N, (size_t)v->cu, ch, R));
         SWAP();
     }
-    // Middle, then the down path bottom to top; skip_l's gradient joins at the block's output.
+    // Middle, then the down path bottom to top; skip_l's gradient joins at the level's output.
     struct level *bottom = &u->lv[L - 1];
-    TRY(res_backward(u, &u->mid, saved(u, bottom->down.out), g, f, N));
-    SWAP();
+    for (int j = u->n_mid; j-- > 0;)
+        TRY(block_backward(
+            u, &u->mid[j],
+            saved(u, j ? block_out(&u->mid[j - 1]) : block_out(&bottom->down[B - 1])), &g, &f, N));
     for (size_t l = L; l-- > 0;) {
         struct level *v = &u->lv[l];
         size_t n = N * (size_t)v->ch * v->H * v->W;
         TRY(dcl_axpby(dev, g, g, work(u, v->dskip), 1.0f, 1.0f, n));
-        dcl_ptr in = l ? saved(u, u->lv[l - 1].dn) : saved(u, u->x0);
-        TRY(res_backward(u, &v->down, in, g, f, N));
-        SWAP();
+        size_t in = l ? u->lv[l - 1].dn : u->x0;
+        for (int j = B; j-- > 0;)
+            TRY(block_backward(u, &v->down[j], saved(u, j ? block_out(&v->down[j - 1]) : in), &g,
+                               &f, N));
         if (l == 0) break;
         struct level *above = &u->lv[l - 1];
-        TRY(conv_backward(u, &above->downsample, g, saved(u, above->down.out), f, N));
+        TRY(conv_backward(u, &above->downsample, g, saved(u, block_out(&above->down[B - 1])), f,
+                          N));
         SWAP();
     }
     dcl_ptr none = {NULL, 0};

@@ -160,6 +160,35 @@ dcl_status dcl_concat_channels(dcl_device *dev, dcl_ptr out, dcl_ptr a, dcl_ptr 
 dcl_status dcl_split_channels(dcl_device *dev, dcl_ptr da, dcl_ptr db, dcl_ptr dout, size_t N,
                               size_t C1, size_t C2, size_t R);
 
+// ---- self-attention ------------------------------------------------------------------------------
+//
+// Scaled dot-product self-attention over the R = H·W positions of an image (Vaswani et al. 2017,
+// "Attention is all you need"), the core of the U-Net's attention block. qkv (N, 3C, R) in NCHW:
+// channels [0, C) are the queries, [C, 2C) the keys, [2C, 3C) the values; head h uses channels
+// h·d … h·d + d − 1 of each part, d = C / heads (C % heads == 0, C >= 1). Per sample n and head h:
+//   S[i, j] = (Σ_c q[c, i]·k[c, j])·(1/√d),  P[i, j] = exp(S[i, j] − m_i) / l_i with the row max
+//   m_i and l_i = Σ_j exp(S[i, j] − m_i) (numerically stable), out[h·d + c, i] = Σ_j P[i, j]·v[c, j].
+// Every sum runs in a fixed order (c, then j), so results are bitwise the same for any thread count
+// and any OpenCL launch shape. No R × R matrix is stored: the forward saves each row's
+// log-sum-exp, and the backward recomputes P from it (as FlashAttention does, Dao et al. 2022):
+// memory O(N·heads·R) instead of O(N·heads·R²), for more arithmetic: per (n, head) the forward
+// does 2·R²·d multiply-adds, the backward 7·R²·d (its pass over the queries and its pass over the
+// keys each recompute S and dP) where one that stored P would do 4·R²·d.
+
+// out (N, C, R), must not overlap qkv; lse (N, heads, R) receives m_i + log l_i for the backward;
+// qkv (N, 3C, R).
+dcl_status dcl_attention_forward(dcl_device *dev, dcl_ptr out, dcl_ptr lse, dcl_ptr qkv, size_t N,
+                                 size_t heads, size_t C, size_t R);
+// Its backward with P = exp(S − lse) recomputed: D_i = Σ_c dout[c, i]·out[c, i],
+// dP[i, j] = Σ_c dout[c, i]·v[c, j], dS = P ⊙ (dP − D_i); dq[:, i] = (Σ_j dS[i, j]·k[:, j])/√d,
+// dk[:, j] = (Σ_i dS[i, j]·q[:, i])/√d, dv[:, j] = Σ_i P[i, j]·dout[:, i] (activation gradient:
+// overwrites all of dqkv). dk and dv are gathered by a pass over the keys, not scattered from the
+// query rows: no atomics. dqkv (N, 3C, R), must not overlap the others; dout, out (N, C, R);
+// qkv (N, 3C, R) and lse (N, heads, R) as the forward left them.
+dcl_status dcl_attention_backward(dcl_device *dev, dcl_ptr dqkv, dcl_ptr dout, dcl_ptr qkv,
+                                  dcl_ptr out, dcl_ptr lse, size_t N, size_t heads, size_t C,
+                                  size_t R);
+
 // ---- class embedding ----------------------------------------------------------------------------
 
 // Rows of a table by label: out[n, :] = table[labels[n], :]. labels (N) holds uint32 bits (not

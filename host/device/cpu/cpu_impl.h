@@ -1,5 +1,5 @@
 // The CPU reference's ops that live outside cpu_backend.c (fused ops: cpu_fused.c; whole
-// convolutions: cpu_conv.c), declared for its op table, which names each op's function cpu_<name> (device/backend.h, DCL_OP_MAP).
+// convolutions: cpu_conv.c; self-attention: cpu_attention.c), declared for its op table, which names each op's function cpu_<name> (device/backend.h, DCL_OP_MAP).
 #ifndef DIFFCL_CPU_IMPL_H
 #define DIFFCL_CPU_IMPL_H
 
@@ -19,5 +19,11 @@ dcl_status dcl__cpu_conv2d_forward(void *ctx, const struct dcl_op_args *a);
 dcl_status dcl__cpu_conv2d_backward(void *ctx, const struct dcl_op_args *a);
 #define cpu_conv2d_forward dcl__cpu_conv2d_forward
 #define cpu_conv2d_backward dcl__cpu_conv2d_backward
+
+// cpu_attention.c
+dcl_status dcl__cpu_attention_forward(void *ctx, const struct dcl_op_args *a);
+dcl_status dcl__cpu_attention_backward(void *ctx, const struct dcl_op_args *a);
+#define cpu_attention_forward dcl__cpu_attention_forward
+#define cpu_attention_backward dcl__cpu_attention_backward
 
 #endif

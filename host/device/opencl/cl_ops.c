@@ -411,6 +411,35 @@ static dcl_status cl_conv2d_backward(void *ctx, const struct dcl_op_args *a) {
     return run(&c, a->out_len[1]);
 }
 
+// ---- self-attention (cl/attention.cl) ------------------------------------------------------------
+// attention_*: one work-item per query (or key) row, N·heads·R of them (cl/attention.cl).
+static void attention_sizes(struct call *c, const struct dcl_op_args *a) {
+    f32(c, a->p.attn.scale);
+    u32(c, a->p.attn.N), u32(c, a->p.attn.heads), u32(c, a->p.attn.C), u32(c, a->p.attn.R);
+}
+
+static dcl_status cl_attention_forward(void *ctx, const struct dcl_op_args *a) {
+    struct call c;
+    if (begin(&c, ctx, a, 0)) return c.s;
+    tensor(&c, a->out[0]), tensor(&c, a->out[1]), tensor(&c, a->in[0]);
+    attention_sizes(&c, a);
+    return run(&c, a->out_len[1]);
+}
+
+// Two kernels: dq by a pass over the query rows, then dk and dv by one over the key rows.
+static dcl_status cl_attention_backward(void *ctx, const struct dcl_op_args *a) {
+    for (int pass = 0; pass < 2; pass++) {
+        struct call c;
+        if (begin(&c, ctx, a, pass)) return c.s;
+        tensor(&c, a->out[0]);
+        for (int i = 0; i < 4; i++) tensor(&c, a->in[i]);
+        attention_sizes(&c, a);
+        TRY(run(&c, a->in_len[3]));
+    }
+    return DCL_OK;
+}
+// ---- end of self-attention ----------------------------------------------------------------------
+
 // Every op of DCL_OP_MAP: cl_<name> for OWN ops, cl_map for MAP1 and MAP2 ops. An OWN op without
 // an OpenCL version yet is `#define cl_<name> NULL` here: the dispatcher runs it on the CPU
 // reference.
