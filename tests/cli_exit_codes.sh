@@ -28,6 +28,7 @@ expect() {
 
 printf 'x0,x1\n0.5,1\n0.25,abc\n' >"$T/bad.csv"
 printf 'not a safetensors file\n' >"$T/text.safetensors"
+printf 'y\n1\n2\n' >"$T/one.csv"
 # An IDX image file whose header promises 10 images of 28×28 but holds 100 bytes of pixels.
 printf '\x00\x00\x08\x03\x00\x00\x00\x0a\x00\x00\x00\x1c\x00\x00\x00\x1c' >"$T/cut.idx"
 head -c 100 /dev/zero >>"$T/cut.idx"
@@ -56,6 +57,19 @@ grep -qE "training and sampling rows passed" "$T/out" ||
 expect 0 "" -- train --device cpu --steps 20 --batch 64 --width 16 --log-every 10 \
     --out "$T/m.safetensors"
 expect 0 "" -- sample --device cpu --model "$T/m.safetensors" --n 200 --steps 10 --out "$T/s.csv"
+# --loss-csv: a header and one step,loss row per --log-every; plot draws two such files.
+expect 0 "" -- train --device cpu --steps 20 --batch 64 --width 16 --log-every 5 \
+    --out "$T/m2.safetensors" --loss-csv "$T/l1.csv"
+[[ "$(head -1 "$T/l1.csv")" == "step,loss" && $(wc -l <"$T/l1.csv") -eq 5 ]] &&
+    grep -qE "^20,[0-9.]+$" "$T/l1.csv" ||
+    { echo "FAIL: --loss-csv wrote no 4 rows of step,loss" >&2; failures=$((failures + 1)); }
+expect 2 "must end in .csv" -- train --device cpu --steps 2 --loss-csv "$T/l.png" --out "$T/x.safetensors"
+expect 0 "" -- plot --csv "$T/l1.csv=first,$T/l1.csv=again" --log-y --out "$T/l.png"
+[[ -s "$T/l.png" ]] || { echo "FAIL: plot wrote no PNG" >&2; failures=$((failures + 1)); }
+expect 4 "nope.csv" -- plot --csv "$T/nope.csv" --out "$T/l.png"
+expect 4 "needs x and y" -- plot --csv "$T/one.csv" --out "$T/l.png"
+expect 2 "an empty file name" -- plot --csv "$T/l1.csv,,$T/l1.csv" --out "$T/l.png"
+expect 2 "--out FILE.png is required" -- plot --csv "$T/l1.csv"
 expect 0 "" -- eval --device cpu --model "$T/m.safetensors" --n 200 --steps 10
 expect 2 "unconditional" -- sample --device cpu --model "$T/m.safetensors" --label 3 --out "$T/s.csv"
 expect 2 "unknown sampler|ddpm, ddim" -- sample --device cpu --model "$T/m.safetensors" \

@@ -64,7 +64,9 @@ const cli_command cli_train_command = {
         "\n"
         "Progress goes to stderr: a bar with steps/s and ETA on a terminal, else a line every\n"
         "10% (and at least every 30 s), with the loss read back every --log-every steps. The\n"
-        "folders of --out and --loss-plot are checked before training starts (exit 4).\n",
+        "folders of --out, --loss-plot and --loss-csv are checked before training starts (exit\n"
+        "4). --loss-csv writes the same curve as numbers (step,loss per --log-every; 'diffcl\n"
+        "plot' draws several runs' on one plot).\n",
     .examples =
         "  diffcl train\n"
         "  diffcl train --data spiral --process flow --steps 3000 --out spiral.safetensors\n"
@@ -77,7 +79,7 @@ const cli_command cli_train_command = {
 };
 
 typedef struct train_flags {
-    const char *data, *process, *predict, *act, *out, *loss_plot, *loss_weight, *net;
+    const char *data, *process, *predict, *act, *out, *loss_plot, *loss_csv, *loss_weight, *net;
     const char *resume, *lr_schedule;
     double sigma_q, lr, clip, ema, weight_decay, snr_gamma, cond_drop, lr_min;
     uint64_t steps, batch, warmup, width, depth, emb, seed, log_every, prev_steps;
@@ -255,15 +257,22 @@ static dcl_status on_log(void *ctx, const dcl_train_report *r) {
     return DCL_OK;
 }
 
-static dcl_status write_loss_plot(const char *path, const dcl_model_config *c, const float *losses,
-                                  int n, int log_every, int64_t first) {
-    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+// The loss read back every log_every steps from step first on: as a plot (--loss-plot) and as
+// CSV rows step,loss (--loss-csv); either path may be NULL.
+static dcl_status write_losses(const char *plot, const char *csv, const dcl_model_config *c,
+                               const float *losses, int n, int log_every, int64_t first) {
+    float *x = malloc((size_t)(n > 0 ? n : 1) * 3 * sizeof *x), *rows = x + (n > 0 ? n : 1);
     if (!x) return DCL_ERR_NOMEM;
-    for (int i = 0; i < n; i++) x[i] = (float)(first + (int64_t)(i + 1) * log_every);
+    for (int i = 0; i < n; i++) {
+        x[i] = (float)(first + (int64_t)(i + 1) * log_every);
+        rows[2 * i] = x[i], rows[2 * i + 1] = losses[i];
+    }
     char title[640];
     snprintf(title, sizeof title, "training loss: %s, %s prediction, %s",
              dcl_process_name(c->process.kind), dcl_prediction_name(c->pred), c->data);
-    dcl_status s = dcl_plot_curve(path, title, "step", "loss (MSE)", x, losses, (size_t)n, 1);
+    dcl_status s = DCL_OK;
+    if (plot) s = dcl_plot_curve(plot, title, "step", "loss (MSE)", x, losses, (size_t)n, 1);
+    if (s == DCL_OK && csv) s = dcl_csv_write_named(csv, rows, (size_t)n, 2, "step,loss");
     free(x);
     return s;
 }
@@ -455,6 +464,7 @@ static int resolve_train(train_flags *f, train_run *r) {
     if (!(f->snr_gamma > 0)) return cli_usage_error("train", "--snr-gamma must be > 0");
     dcl_status s = cli_check_output("--out", f->out);
     if (s == DCL_OK && f->loss_plot) s = cli_check_output_as("--loss-plot", f->loss_plot, ".png");
+    if (s == DCL_OK && f->loss_csv) s = cli_check_output_as("--loss-csv", f->loss_csv, ".csv");
     if (s == DCL_ERR_ARG) return cli_usage_error("train", "%s", dcl_last_error());
     if (s != DCL_OK) return cli_report(s);
 
@@ -580,9 +590,10 @@ static dcl_status run_training(const train_flags *f, const char *device, train_r
         *steps_done = m.cfg.step;
         *moved = fallback && dcl_buffer_device(dcl_net_params(m.net)->buf) == fallback;
     }
-    if (s == DCL_OK && f->loss_plot)
-        s = write_loss_plot(f->loss_plot, &r->cfg, losses, n_losses, r->o.log_every,
-                            r->cfg.step - r->cfg.step % r->o.log_every);
+    const char *csv = cli_mpi_writes() ? f->loss_csv : NULL; // MPI: rank 0 alone writes
+    if (s == DCL_OK && (f->loss_plot || csv))
+        s = write_losses(f->loss_plot, csv, &r->cfg, losses, n_losses, r->o.log_every,
+                         r->cfg.step - r->cfg.step % r->o.log_every);
     if (m.net) dcl_model_free(&m);
     dcl_device_free(dev);
     dcl_device_free(fallback);
@@ -596,6 +607,7 @@ static void report_training(const train_flags *f, const char *device, const trai
     printf("wrote %s (%lld steps%s)\n", f->out, (long long)steps,
            moved ? "; finished on the CPU reference after a device failure" : "");
     if (f->loss_plot) printf("wrote %s\n", f->loss_plot);
+    if (f->loss_csv) printf("wrote %s\n", f->loss_csv);
     fflush(stdout);
     char dev[160] = "", png[4096], then[4200];
     if (device) snprintf(dev, sizeof dev, " --device %s", device);
@@ -674,6 +686,8 @@ int cli_cmd_train(int argc, char **argv) {
          0},
         {"loss-plot", 0, CLI_OPT_STRING, &f.loss_plot, "PNG", "write the loss curve here", NULL, 0,
          0},
+        {"loss-csv", 0, CLI_OPT_STRING, &f.loss_csv, "CSV",
+         "write the loss curve as step,loss rows", NULL, 0, 0},
         {"save-every", 0, CLI_OPT_U64, &f.save_every, "N",
          "also save OUT-stepNNNNNNNN.safetensors every N steps", NULL, 1, 100000000},
         {"keep", 0, CLI_OPT_U64, &f.keep, "K", "--save-every: keep the newest K of those", "2", 1,

@@ -270,7 +270,15 @@ dcl_status dcl__csv_read(const char *path, float **x, size_t *n, size_t *D) {
 }
 
 dcl_status dcl_csv_write(const char *path, const float *x, size_t n, size_t D) {
+    return dcl_csv_write_named(path, x, n, D, NULL);
+}
+
+dcl_status dcl_csv_write_named(const char *path, const float *x, size_t n, size_t D,
+                               const char *header) {
     if (!path || !*path) return dcl__fail(DCL_ERR_ARG, "CSV output needs a file name");
+    if (header && (strlen(header) > 4096 || strchr(header, '\n')))
+        return dcl__fail(DCL_ERR_ARG, "writing %s: a header is one line of at most 4096 bytes",
+                         path);
     if (D == 0 || D > DCL_CSV_MAX_COLS || (n > 0 && !x))
         return dcl__fail(DCL_ERR_ARG, "writing %s: %zu columns (allowed 1..%d)%s", path, D,
                          DCL_CSV_MAX_COLS, n > 0 && !x ? " and no points" : "");
@@ -281,7 +289,8 @@ dcl_status dcl_csv_write(const char *path, const float *x, size_t n, size_t D) {
     enum { CAP = 1 << 16 };
     char buf[CAP];
     size_t len = 0;
-    for (size_t j = 0; j < D && s == DCL_OK; j++) {
+    if (header) len = (size_t)snprintf(buf, CAP, "%s", header);
+    for (size_t j = 0; j < D && s == DCL_OK && !header; j++) {
         len += (size_t)snprintf(buf + len, CAP - len, "%sx%zu", j ? "," : "", j);
         if (len > CAP - 32) s = dcl__atomic_file_write(&af, buf, len), len = 0;
     }

@@ -112,5 +112,8 @@ dcl_status dcl_dataset_fresh(dcl_dataset *ds, float *x, size_t N, uint64_t salt)
 // Writes points x (n, D) as CSV ("x0,x1,..." header then one row per point, %.9g), atomically.
 // Non-finite values are written as nan/inf (which the reader rejects).
 dcl_status dcl_csv_write(const char *path, const float *x, size_t n, size_t D);
+// The same with `header` (one line, D comma-separated names: "step,loss") instead of x0,x1,...
+dcl_status dcl_csv_write_named(const char *path, const float *x, size_t n, size_t D,
+                               const char *header);
 
 #endif
