@@ -142,7 +142,7 @@ void cli_sample_flags_default(cli_sample_flags *f);
 #define CLI_SAMPLE_OPTS(f)                                                                         \
     {"model", 'm', CLI_OPT_STRING, &(f).model, "FILE", "checkpoint written by 'diffcl train'",     \
      NULL, 0, 0},                                                                                  \
-    {"sampler", 0, CLI_OPT_STRING, &(f).sampler, "NAME", "ddpm, ddim, euler, heun or dpm++2m",     \
+    {"sampler", 0, CLI_OPT_STRING, &(f).sampler, "NAME", "ddpm, ddim, euler, heun, dpm++2m[-sde]",     \
      "euler (flow), ddim", 0, 0},                                                                  \
     {"schedule", 0, CLI_OPT_STRING, &(f).schedule, "NAME", "time grid: uniform, logsnr or karras", \
      "uniform (logsnr for dpm++2m)", 0, 0},                                                        \

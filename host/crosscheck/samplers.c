@@ -54,8 +54,9 @@ static dcl_status trajectory(dcl_device *dev, const char *path, dcl_sampler_kind
 
 dcl_status dcl_check_samplers(dcl_device *dev, dcl_device *cpu, const char *model,
                               dcl_check_row_fn fn, void *ctx) {
-    static const dcl_sampler_kind kinds[] = {DCL_SAMPLER_DDPM, DCL_SAMPLER_DDIM, DCL_SAMPLER_EULER,
-                                             DCL_SAMPLER_HEUN, DCL_SAMPLER_DPMPP_2M};
+    static const dcl_sampler_kind kinds[] = {DCL_SAMPLER_DDPM,     DCL_SAMPLER_DDIM,
+                                             DCL_SAMPLER_EULER,    DCL_SAMPLER_HEUN,
+                                             DCL_SAMPLER_DPMPP_2M, DCL_SAMPLER_DPMPP_2M_SDE};
     size_t N = POINTS, D = 2;
     dcl_status s = cpu ? DCL_OK : dcl__fail(DCL_ERR_ARG, "check: no reference device");
     if (s == DCL_OK && model) {

@@ -45,7 +45,8 @@ static dcl_status progress_pace_step(struct progress_pace *pp, dcl_device *dev) 
     return s;
 }
 
-static const char *const sampler_names[] = {"ddpm", "ddim", "euler", "heun", "dpm++2m"};
+static const char *const sampler_names[] = {"ddpm", "ddim",    "euler",
+                                            "heun", "dpm++2m", "dpm++2m-sde"};
 #define N_SAMPLERS (int)(sizeof sampler_names / sizeof *sampler_names)
 static const char *const schedule_names[] = {"uniform", "logsnr", "karras"};
 #define N_SCHEDULES (int)(sizeof schedule_names / sizeof *schedule_names)
@@ -60,9 +61,10 @@ static int name_index(const char *const *names, int n, const char *name) {
 dcl_status dcl_sampler_parse(const char *name, dcl_sampler_kind *out) {
     int i = name_index(sampler_names, N_SAMPLERS, name);
     if (i < 0)
-        return dcl__fail(DCL_ERR_ARG,
-                         "unknown sampler '%s': use ddpm, ddim, euler, heun or dpm++2m",
-                         name ? name : "(null)");
+        return dcl__fail(
+            DCL_ERR_ARG,
+            "unknown sampler '%s': use ddpm, ddim, euler, heun, dpm++2m or dpm++2m-sde",
+            name ? name : "(null)");
     *out = (dcl_sampler_kind)i;
     return DCL_OK;
 }
@@ -177,10 +179,11 @@ void dcl_sampler_coefs(const dcl_process *p, dcl_prediction pred, const dcl_samp
     case DCL_SAMPLER_DDIM: dcl__sampler_ddim_coefs(p, o, &st, c); return;
     case DCL_SAMPLER_EULER:
     case DCL_SAMPLER_HEUN: dcl__sampler_euler_coefs(p, &st, c); return;
-    case DCL_SAMPLER_DPMPP_2M: { // x_s = c[0] x_t + c[1] x0̂ with x0̂ = cx · (x_t, f)
-        double d[3], h;
-        dcl__sampler_dpmpp_coefs(p, &st, 0, d, &h);
-        c[0] = d[0] + d[1] * st.cx[0], c[1] = d[1] * st.cx[1], c[2] = 0;
+    case DCL_SAMPLER_DPMPP_2M:
+    case DCL_SAMPLER_DPMPP_2M_SDE: { // x_s = c[0] x_t + c[1] x0̂ (+ c[2] z), x0̂ = cx · (x_t, f)
+        double d[3], h, noise;
+        dcl__sampler_dpmpp_coefs(p, &st, o->kind == DCL_SAMPLER_DPMPP_2M_SDE, 0, d, &h, &noise);
+        c[0] = d[0] + d[1] * st.cx[0], c[1] = d[1] * st.cx[1], c[2] = noise;
         return;
     }
     }
@@ -192,9 +195,10 @@ static dcl_status check_args(const dcl_process *p, dcl_prediction pred, const dc
     dcl_status s = dcl_prediction_check(p, pred);
     if (s != DCL_OK) return s;
     if ((int)o->kind < 0 || (int)o->kind >= N_SAMPLERS)
-        return dcl__fail(DCL_ERR_ARG,
-                         "unknown sampler kind %d: use ddpm, ddim, euler, heun or dpm++2m",
-                         (int)o->kind);
+        return dcl__fail(
+            DCL_ERR_ARG,
+            "unknown sampler kind %d: use ddpm, ddim, euler, heun, dpm++2m or dpm++2m-sde",
+            (int)o->kind);
     if (o->steps < 1) return dcl__fail(DCL_ERR_ARG, "--steps must be at least 1, got %d", o->steps);
     if (o->kind == DCL_SAMPLER_DDIM && !(o->eta >= 0 && o->eta <= 1))
         return dcl__fail(DCL_ERR_ARG, "--eta must be in [0, 1], got %g", o->eta);
@@ -211,15 +215,21 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
     dcl_status s = check_args(p, pred, o, N, D);
     if (s != DCL_OK) return s;
     size_t n = N * D;
-    int K = o->steps, heun = o->kind == DCL_SAMPLER_HEUN, dpm = o->kind == DCL_SAMPLER_DPMPP_2M;
+    int K = o->steps, heun = o->kind == DCL_SAMPLER_HEUN;
+    int sde = o->kind == DCL_SAMPLER_DPMPP_2M_SDE, dpm = o->kind == DCL_SAMPLER_DPMPP_2M || sde;
     double *grid = malloc((size_t)(K + 1) * sizeof *grid);
     dcl_buffer *scratch = NULL;
     if (!grid) return dcl__fail(DCL_ERR_NOMEM, "sampler: no memory for a grid of %d steps", K);
     TRY_DONE(dcl_sampler_times(p, o, grid));
     // Scratch: the model output f and the noise z; heun adds x̃_s and f(x̃_s, s); dpm++2m keeps
-    // this step's and the previous step's x0̂ instead of z. (n) each
-    TRY_DONE(dcl_buffer_alloc(&scratch, dev, (heun || dpm ? 3 : 2) * n, "sampler.scratch"));
-    dcl_ptr fx = dcl_at(scratch, 0), z = dcl_at(scratch, n);
+    // this step's and the previous step's x0̂ instead of z, dpm++2m-sde both and z. (n) each
+    TRY_DONE(dcl_buffer_alloc(&scratch, dev,
+                              (sde           ? 4
+                               : heun || dpm ? 3
+                                             : 2) *
+                                  n,
+                              "sampler.scratch"));
+    dcl_ptr fx = dcl_at(scratch, 0), z = dcl_at(scratch, sde ? 3 * n : n);
     dcl_ptr xs = dcl_at(scratch, n), f2 = heun ? dcl_at(scratch, 2 * n) : fx; // heun: no noise
     dcl_ptr x0 = dcl_at(scratch, n), x0_prev = dcl_at(scratch, 2 * n);        // dpm++2m
     double h_prev = 0; // dpm++2m: the previous step's λ increment (0: none yet)
@@ -238,12 +248,17 @@ dcl_status dcl_sample(dcl_device *dev, const dcl_process *p, dcl_prediction pred
         dcl_sampler_coefs(p, pred, o, t, tn, c);
         if (dpm && tn > 0) {
             // x0̂ of this step, kept for the next one, then Lu et al.'s update from it and the
-            // previous x0̂ (dpmpp.c); the first step, with no previous x0̂, is first order.
-            double d[3], h;
-            dcl__sampler_dpmpp_coefs(p, &st, h_prev, d, &h);
+            // previous x0̂ (dpmpp.c); the first step, with no previous x0̂, is first order. The
+            // SDE form adds fresh noise for step k (Philox purpose DCL_RNG_SAMPLER, step k).
+            double d[3], h, noise;
+            dcl__sampler_dpmpp_coefs(p, &st, sde, h_prev, d, &h, &noise);
             TRY_DONE(dcl_axpby(dev, x0, x, fx, (float)st.cx[0], (float)st.cx[1], n));
             TRY_DONE(dcl_lincomb3(dev, x, x, x0, d[2] != 0 ? x0_prev : x0, (float)d[0], (float)d[1],
                                   (float)d[2], n));
+            if (sde) {
+                TRY_DONE(dcl_rng_normal(dev, z, seed, DCL_RNG_SAMPLER, (uint32_t)k, 0, n));
+                TRY_DONE(dcl_axpby(dev, x, x, z, 1.0f, (float)noise, n));
+            }
             dcl_ptr tmp = x0;
             x0 = x0_prev, x0_prev = tmp, h_prev = h;
         } else if (heun && tn > 0) {

@@ -29,10 +29,11 @@ void dcl__sampler_heun_coefs(const dcl_process *p, const struct dcl__step *st,
                              const struct dcl__step *st2, double c[3]);
 // The half log-SNR λ(t) = log(a/b) (−∞ where a = 0). (dpmpp.c)
 double dcl__process_lambda(const dcl_process *p, double t);
-// DPM-Solver++(2M) from st->t to st->s > 0: x_s = c[0] x_t + c[1] x0̂_t + c[2] x0̂_prev, where
-// x0̂_prev is the previous step's estimate; h_prev is the previous step's λ increment (0 on the
-// first step: first order, c[2] = 0). *h receives this step's increment. (dpmpp.c)
-void dcl__sampler_dpmpp_coefs(const dcl_process *p, const struct dcl__step *st, double h_prev,
-                              double c[3], double *h);
+// DPM-Solver++(2M) from st->t to st->s > 0: x_s = c[0] x_t + c[1] x0̂_t + c[2] x0̂_prev
+// (+ *noise · z for the SDE form, sde = 1; *noise = 0 otherwise), where x0̂_prev is the previous
+// step's estimate; h_prev is the previous step's λ increment (0 on the first step: first order,
+// c[2] = 0). *h receives this step's increment. (dpmpp.c)
+void dcl__sampler_dpmpp_coefs(const dcl_process *p, const struct dcl__step *st, int sde,
+                              double h_prev, double c[3], double *h, double *noise);
 
 #endif

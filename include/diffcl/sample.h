@@ -18,6 +18,7 @@ typedef enum dcl_sampler_kind {
     DCL_SAMPLER_EULER = 2,    // Pseudocode 5 (flow) or the probability-flow ODE (diffusion)
     DCL_SAMPLER_HEUN = 3,     // second order (Karras et al. 2022, Algorithm 1)
     DCL_SAMPLER_DPMPP_2M = 4, // DPM-Solver++(2M), multistep second order (Lu et al. 2022, Alg. 2)
+    DCL_SAMPLER_DPMPP_2M_SDE = 5, // its stochastic form: the SDE solved in λ, fresh noise per step
 } dcl_sampler_kind;
 
 // Where the K steps' times lie between t = 1 and t = 0 (every schedule ends with the step to 0):
@@ -47,7 +48,8 @@ typedef struct dcl_sampler_opts {
 } dcl_sampler_opts;
 
 dcl_status dcl_sampler_parse(const char *name,
-                             dcl_sampler_kind *out); // "ddpm", "ddim", "euler", "heun", "dpm++2m"
+                             dcl_sampler_kind *out); // "ddpm", "ddim", "euler", "heun",
+                                                     // "dpm++2m", "dpm++2m-sde"
 const char *dcl_sampler_name(dcl_sampler_kind kind);
 // "uniform", "logsnr", "karras".
 dcl_status dcl_schedule_parse(const char *name, dcl_time_schedule *out);
@@ -64,8 +66,9 @@ dcl_status dcl_sampler_times(const dcl_process *p, const dcl_sampler_opts *o, do
 
 // One step from t to s < t: x_s = c[0] x_t + c[1] f(x_t, t) + c[2] z, z ~ N(0, I) (c[2] = 0 for
 // deterministic samplers). The step to s = 0 of every sampler is x0̂ (no noise). For heun this is
-// its Euler predictor; the corrector is in dcl_sample. For dpm++2m it is its first-order step
-// (DDIM's); the second-order term, from the previous step's x0̂, is in dcl_sample. For (flow, eps) t is capped at 1 − 1e-3
+// its Euler predictor; the corrector is in dcl_sample. For dpm++2m (-sde) it is its first-order
+// step (DDIM's; -sde: with its noise); the second-order term, from the previous step's x0̂, is in
+// dcl_sample. For (flow, eps) t is capped at 1 − 1e-3
 // (a(1) = 0 leaves x0̂ undefined) and dcl_sample evaluates the model there.
 void dcl_sampler_coefs(const dcl_process *p, dcl_prediction pred, const dcl_sampler_opts *o,
                        double t, double s, double c[3]);
