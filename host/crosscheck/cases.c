@@ -742,14 +742,17 @@ static dcl_status run_conv2d_backward(dcl_device *dev, const struct problem *p, 
 // ---- self-attention ----------------------------------------------------------------------------
 //
 // attention_forward / attention_backward on qkv (N, 3C, R) with heads = G. variant 0: heads 2,
-// C = 8 (d = 4); 1: one head, C = 6 (d = 6); 2: heads 2, C = 40 (d = 20: the OpenCL kernels'
-// private blocks of 16 channels and a ragged last one). R = n up to 64, then 49 + n % 16 (the
-// positions of 7×7 to 8×8 images); N = 3 + n/256 grows the batch instead, so n = 4097 stays cheap.
+// C = 8 (d = 4); 1: one head, C = 6 (d = 6); R = n up to 64, then 33 + n % 32 (R = 64 at
+// n = 255, 34 at 257 and 4097, 41 at 1000). Variant 2: heads 2, C = 40 (d = 20: the OpenCL
+// kernels' private blocks of 16 channels and a ragged last one), at R = n up to 24, then
+// 9 + n % 16 (24 at 255, 10 at 257). N = 3 + n/1024 grows the batch instead, so large n stay
+// cheap: the cost is N·R²·d per head, and under Oclgrind the backward's takes the most.
 static void attention_shape(const struct check_case *c, size_t n, struct problem *p) {
     static const size_t heads[3] = {2, 1, 2}, C[3] = {8, 6, 40};
     p->G = heads[c->variant % 3], p->C = C[c->variant % 3];
-    p->R = n <= 64 ? n : 49 + n % 16;
-    p->N = 3 + n / 256;
+    if (c->variant % 3 == 2) p->R = n <= 24 ? n : 9 + n % 16;
+    else p->R = n <= 64 ? n : 33 + n % 32;
+    p->N = 3 + n / 1024;
 }
 
 // Both sides compute every score, max, and sum with the same float operations in the same order
