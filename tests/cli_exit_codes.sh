@@ -279,6 +279,11 @@ expect 2 "checkpoint's network is .*--res-blocks 2 --attn 16,8 --heads 2" -- tra
     --resume "$T/ua.safetensors" --steps 3 --attn 16
 expect 0 "resuming" -- train --device cpu --resume "$T/ua.safetensors" --steps 3 --res-blocks 2 \
     --attn 8,16 --out "$T/ub.safetensors"
+# The checkpoint's own --mult repeated is no contradiction; another one is.
+expect 0 "resuming" -- train --device cpu --resume "$T/ub.safetensors" --steps 4 --mult 1,2,2 \
+    --out "$T/ub.safetensors"
+expect 2 "checkpoint's network is --base [0-9]+ --mult 1,2,2 " -- train --device cpu \
+    --resume "$T/ub.safetensors" --steps 5 --mult 1,2
 
 if ((failures)); then
     echo "$failures case(s) failed" >&2

@@ -342,8 +342,14 @@ static void unet_flags(const dcl_unet_config *u, char *buf, size_t size) {
     if (u->attn && n < size) snprintf(buf + n, size - n, " --heads %d", unet_heads(u));
 }
 
-// Flags → dataset, model config and training options, every check before any expensive work
-// (the outputs' folders first, then the dataset). Returns CLI_PARSED or an exit code.
+// Whether --mult lists other multipliers than the U-Net u has.
+static int mult_differs(const cli_sizes *m, const dcl_unet_config *u) {
+    if (m->n != u->levels) return 1;
+    for (int l = 0; l < m->n; l++)
+        if (m->v[l] != (size_t)u->mult[l]) return 1;
+    return 0;
+}
+
 // Whether --name (or its short form -c, when c is not 0) was given on the command line.
 static int given_as(const train_flags *f, const char *name, char c) {
     size_t n = strlen(name);
@@ -402,7 +408,8 @@ static int resolve_resume(train_flags *f, train_run *r) {
                  n->mlp.emb_dim);
     else if (n->kind == DCL_NET_UNET &&
              ((given(f, "base") && f->base != (uint64_t)n->unet.base) ||
-              (given(f, "groups") && f->groups != (uint64_t)n->unet.groups) || given(f, "mult") ||
+              (given(f, "groups") && f->groups != (uint64_t)n->unet.groups) ||
+              (given(f, "mult") && mult_differs(&f->mult, &n->unet)) ||
               (given(f, "res-blocks") && f->res_blocks != (uint64_t)unet_res_blocks(&n->unet)) ||
               (given(f, "heads") && f->heads != (uint64_t)unet_heads(&n->unet)) ||
               (given(f, "attn") && attn_bits(f, &n->unet) != n->unet.attn)))
@@ -448,6 +455,8 @@ static int resolve_resume(train_flags *f, train_run *r) {
     return CLI_PARSED;
 }
 
+// Flags → dataset, model config and training options, every check before any expensive work
+// (the outputs' folders first, then the dataset). Returns CLI_PARSED or an exit code.
 static int resolve_train(train_flags *f, train_run *r) {
     dcl_train_opts *o = &r->o;
     if (f->resume) {
