@@ -63,6 +63,7 @@ struct dcl_cl_ctx {
     cl_event marks[DCL_CL_MAX_MARKS]; // dcl__cl_finish_behind: markers, oldest first
     int n_marks;
     char tuned[512]; // what the tuning file applied at open ("" when nothing): dcl__cl_tune_applied
+    int own_gemm;    // GEMMs run cl/gemm.cl's kernels instead of CLBlast's (tuning file, cl_ops.c)
 };
 
 // Reductions use at most this many groups (and so that many partial results).

@@ -2,6 +2,8 @@
 // that installs that table on a device.
 #include <clblast_c.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/error.h"
 #include "device/opencl/cl_impl.h"
@@ -217,8 +219,8 @@ static dcl_status conv(void *ctx, const struct dcl_op_args *a, size_t n) {
 }
 
 static dcl_status cl_im2col(void *ctx, const struct dcl_op_args *a) {
-    // One work-item per (c, n, oy, ox), each writing k·k entries.
-    return conv(ctx, a, a->out_len[0] / (a->p.img.k * a->p.img.k));
+    // One work-item per (c, ky, kx, n, oy), each writing Wo entries.
+    return conv(ctx, a, a->p.img.Wo ? a->out_len[0] / a->p.img.Wo : 0);
 }
 static dcl_status cl_col2im(void *ctx, const struct dcl_op_args *a) {
     return conv(ctx, a, a->out_len[0]);
@@ -338,11 +340,30 @@ static dcl_status cl_embedding_backward(void *ctx, const struct dcl_op_args *a) 
     return embedding(ctx, a);
 }
 
-// C (M, N) = alpha op(A) op(B) + beta C, row-major, through CLBlast.
+// cl/gemm.cl's kernels: gemm_rows when op(B) = B, gemm_dots when op(B) = Bᵀ and op(A) = A. 0 when
+// neither fits (both transposed, or sizes past their uint indices): CLBlast runs it.
+static int own_gemm(struct dcl_cl_ctx *ctx, const struct dcl_op_args *a, dcl_status *s) {
+    size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K, lim = (size_t)1 << 31;
+    int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
+    if ((ta && tb) || M * K >= lim || K * N >= lim || M * N >= lim || !M || !N) return 0;
+    struct call c = {ctx, NULL, 0, DCL_OK};
+    c.s = dcl__cl_kernel(ctx, "gemm.cl", tb ? "gemm_dots" : "gemm_rows", &c.k);
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    u32(&c, M), u32(&c, N), u32(&c, K);
+    if (!tb) u32(&c, (size_t)ta);
+    f32(&c, a->p.gemm.alpha), f32(&c, a->p.gemm.beta);
+    size_t blocks = tb ? ((M + 3) / 4) * ((N + 3) / 4) : ((M + 7) / 8) * ((N + 15) / 16);
+    *s = c.s != DCL_OK ? c.s : dcl__cl_launch(ctx, c.k, blocks, dcl__cl_local_size(ctx, c.k), 0);
+    return 1;
+}
+
+// C (M, N) = alpha op(A) op(B) + beta C, row-major, through CLBlast or cl/gemm.cl.
 static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
     struct dcl_cl_ctx *ctx = p;
     size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K;
     int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
+    dcl_status s;
+    if (ctx->own_gemm && own_gemm(ctx, a, &s)) return s;
     size_t lda = ta ? M : K, ldb = tb ? K : N;
     ctx->stats->launches++; // one CLBlast call (it may enqueue more than one kernel)
     CLBlastStatusCode st = CLBlastSgemm(
@@ -437,6 +458,7 @@ dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info) {
     dcl_status s = dcl__cl_ctx_open(&ctx, dev);
     if (s != DCL_OK) return s;
     dcl__cl_tune_apply(ctx); // DCL_WG_SIZE and CLBlast's parameters, before any program is built
+    if (getenv("DIFFCL_CL_GEMM")) ctx->own_gemm = strcmp(getenv("DIFFCL_CL_GEMM"), "own") == 0;
     // The probe build: the device must compile our OpenCL C 1.2.
     struct dcl_cl_kernel *k;
     const struct dcl_op_desc *fill = &dcl__op_descs[DCL_OP_FILL];
