@@ -32,6 +32,19 @@ const cli_command cli_tune_command = {
     .device_def = "all",
 };
 
+// The GEMM cases of an own_gemm mask, as "NN, TN" ("no case: CLBlast runs every GEMM" for 0).
+static const char *gemm_cases(unsigned mask) {
+    static const char *names[8] = {"no case (CLBlast runs every GEMM)",
+                                   "NN",
+                                   "NT",
+                                   "NN, NT",
+                                   "TN",
+                                   "NN, TN",
+                                   "NT, TN",
+                                   "NN, NT, TN"};
+    return names[mask & 7];
+}
+
 int cli_cmd_tune(int argc, char **argv) {
     int quick = 0;
     const cli_opt opts[] = {
@@ -62,13 +75,14 @@ int cli_cmd_tune(int argc, char **argv) {
             if ((s = dcl_device_tune(dev, &o, &r)) == DCL_OK)
                 printf(
                     "%s  GEMM n=%zu: %.1f -> %.1f GFLOP/s (%.2fx); model GEMMs per step: %.1f -> "
-                    "%.1f ms (cpu %.1f ms%s); DCL_WG_SIZE %zu; %d candidates (%d refused)\n"
+                    "%.1f ms (cpu %.1f ms%s); DCL_WG_SIZE %zu; cl/gemm.cl for %s; %d candidates "
+                    "(%d refused)\n"
                     "  written to %s\n",
                     t.specs[i], r.square, r.square_gflops_before, r.square_gflops_after,
                     r.square_gflops_after / r.square_gflops_before, r.model_ms_before,
                     r.model_ms_after, r.cpu_model_ms,
-                    r.faster_than_cpu ? ": faster, auto may pick it" : "", r.wg_size, r.candidates,
-                    r.rejected, r.path);
+                    r.faster_than_cpu ? ": faster, auto may pick it" : "", r.wg_size,
+                    gemm_cases(r.own_gemm), r.candidates, r.rejected, r.path);
             dcl_device_free(dev);
         }
         if (s != DCL_OK) rc = cli_report(s), first = s;

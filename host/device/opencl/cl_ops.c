@@ -2,8 +2,6 @@
 // that installs that table on a device.
 #include <clblast_c.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "core/error.h"
 #include "device/opencl/cl_impl.h"
@@ -340,8 +338,9 @@ static dcl_status cl_embedding_backward(void *ctx, const struct dcl_op_args *a) 
     return embedding(ctx, a);
 }
 
-// cl/gemm.cl's kernels: gemm_rows when op(B) = B, gemm_dots when op(B) = Bᵀ and op(A) = A. 0 when
-// neither fits (both transposed, or sizes past their uint indices): CLBlast runs it.
+// cl/gemm.cl's kernels, for the cases ctx->own_gemm selects: gemm_rows when op(B) = B, gemm_dots
+// when op(B) = Bᵀ and op(A) = A. Returns 0 when neither fits (both transposed, or sizes past their
+// indices): CLBlast runs it.
 static int own_gemm(struct dcl_cl_ctx *ctx, const struct dcl_op_args *a, dcl_status *s) {
     size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K, lim = (size_t)1 << 31;
     int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
@@ -363,7 +362,7 @@ static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
     size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K;
     int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
     dcl_status s;
-    if (ctx->own_gemm && own_gemm(ctx, a, &s)) return s;
+    if ((ctx->own_gemm >> (2 * ta + tb) & 1) && own_gemm(ctx, a, &s)) return s;
     size_t lda = ta ? M : K, ldb = tb ? K : N;
     ctx->stats->launches++; // one CLBlast call (it may enqueue more than one kernel)
     CLBlastStatusCode st = CLBlastSgemm(
@@ -458,7 +457,6 @@ dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info) {
     dcl_status s = dcl__cl_ctx_open(&ctx, dev);
     if (s != DCL_OK) return s;
     dcl__cl_tune_apply(ctx); // DCL_WG_SIZE and CLBlast's parameters, before any program is built
-    if (getenv("DIFFCL_CL_GEMM")) ctx->own_gemm = strcmp(getenv("DIFFCL_CL_GEMM"), "own") == 0;
     // The probe build: the device must compile our OpenCL C 1.2.
     struct dcl_cl_kernel *k;
     const struct dcl_op_desc *fill = &dcl__op_descs[DCL_OP_FILL];
