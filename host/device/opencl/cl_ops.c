@@ -217,11 +217,14 @@ static dcl_status conv(void *ctx, const struct dcl_op_args *a, size_t n) {
 }
 
 static dcl_status cl_im2col(void *ctx, const struct dcl_op_args *a) {
-    // One work-item per (c, ky, kx, n, oy), each writing Wo entries.
-    return conv(ctx, a, a->p.img.Wo ? a->out_len[0] / a->p.img.Wo : 0);
+    // One work-item per (c, ky, kx, n), each writing Ho·Wo entries.
+    size_t plane = a->p.img.Ho * a->p.img.Wo;
+    return conv(ctx, a, plane ? a->out_len[0] / plane : 0);
 }
 static dcl_status cl_col2im(void *ctx, const struct dcl_op_args *a) {
-    return conv(ctx, a, a->out_len[0]);
+    // One work-item per 8 pixels of an image row.
+    size_t W = a->p.img.W;
+    return conv(ctx, a, W ? a->out_len[0] / W * ((W + 7) / 8) : 0);
 }
 
 static dcl_status cl_swap01(void *ctx, const struct dcl_op_args *a) {
