@@ -16,8 +16,10 @@ const cli_command cli_tune_command = {
         "Times CLBlast's GEMM kernels (Xgemm, XgemmDirect) over a coordinate search of their\n"
         "parameters on the GEMM shapes of the spiral MLP (batch 1024) and the Fashion-MNIST\n"
         "U-Net (batch 64) and a square GEMM of n = 1024, picks the size at which CLBlast switches\n"
-        "between the two kernels, and times diffcl's own elementwise kernels at work-group sizes\n"
-        "32..256. The result goes to a tuning file in the program cache folder\n"
+        "between the two kernels, then times diffcl's own GEMM kernels (cl/gemm.cl, written for\n"
+        "CPU-like devices) against the tuned CLBlast on the shapes of each case (NN, NT, TN) and\n"
+        "keeps the faster for that case, and times diffcl's elementwise kernels at work-group\n"
+        "sizes 32..256. The result goes to a tuning file in the program cache folder\n"
         "(DIFFCL_CL_CACHE_DIR, else $XDG_CACHE_HOME/diffcl, else ~/.cache/diffcl), keyed by the\n"
         "device's name, vendor, driver and platform and CLBlast's version, and every later run\n"
         "on that device applies it (DIFFCL_CL_TUNE=off does not). It also records whether the\n"
@@ -32,7 +34,7 @@ const cli_command cli_tune_command = {
     .device_def = "all",
 };
 
-// The GEMM cases of an own_gemm mask, as "NN, TN" ("no case: CLBlast runs every GEMM" for 0).
+// The GEMM cases of an own_gemm mask, as "NN, TN" (for 0: that CLBlast runs every GEMM).
 static const char *gemm_cases(unsigned mask) {
     static const char *names[8] = {"no case (CLBlast runs every GEMM)",
                                    "NN",
