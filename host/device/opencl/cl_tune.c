@@ -330,11 +330,17 @@ static dcl_status cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_resu
     dcl__tune_override(ctx, K_ROUTINE, t.v[K_ROUTINE]);
 
     // cl/gemm.cl against CLBlast with the winners, per transposition case (NN, NT, TN) over the
-    // shapes of that case: the faster one runs that case from now on.
+    // shapes of that case: the faster one runs that case from now on. A device that cannot run
+    // cl/gemm.cl keeps CLBlast.
     double blas_ms[17], own_ms[17], sum[2][4] = {{0}};
     if (time_set(&b, all, n + 1, blas_ms) < 0) goto failed;
     ctx->own_gemm = 7;
-    if (time_set(&b, all, n + 1, own_ms) < 0) goto failed;
+    if (time_set(&b, all, n + 1, own_ms) < 0) {
+        dcl_log(DCL_LOG_INFO,
+                "tune %s: cl/gemm.cl failed here (-v says why); CLBlast keeps every GEMM",
+                dev->info.spec);
+        for (int i = 0; i <= n; i++) own_ms[i] = blas_ms[i]; // never strictly faster
+    }
     for (int i = 0; i <= n; i++) {
         int c = 2 * all[i].ta + all[i].tb;
         sum[0][c] += all[i].weight * blas_ms[i], sum[1][c] += all[i].weight * own_ms[i];
