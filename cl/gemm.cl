@@ -85,13 +85,14 @@ inline float sum8(float8 v) {
 // op(A) = A (M, K), op(B) = Bᵀ with B (N, K): C[i, j] is the dot product of two rows, each
 // work-item a block of GEMM_DM × GEMM_DN of them with float8 partial sums along k (lane l adds
 // k ≡ l mod 8 in order), folded by sum8, then the K mod 8 tail added in order. Rows and columns
-// past the ends repeat the last one and are not stored.
+// past the ends repeat the last one and are not stored. Blocks are numbered row block first, so
+// neighbouring work-items share op(B)'s rows in cache (as in gemm_rows).
 kernel void gemm_dots(global float *c, uint c_off, global const float *a, uint a_off,
                       global const float *b, uint b_off, uint M, uint N, uint K, float alpha,
                       float beta) {
     uint nbj = (N + GEMM_DN - 1) / GEMM_DN, nbi = (M + GEMM_DM - 1) / GEMM_DM, K8 = K & ~7u;
     FOR_EACH(blk, (size_t)nbi * nbj) {
-        uint bi = (uint)blk / nbj, bj = (uint)blk - bi * nbj;
+        uint bj = (uint)blk / nbi, bi = (uint)blk - bj * nbi;
         uint i0 = bi * GEMM_DM, j0 = bj * GEMM_DN;
         global const float *ar[GEMM_DM], *br[GEMM_DN];
 #pragma unroll
