@@ -1,7 +1,9 @@
 // `diffcl tune` (dcl_device_tune) on every OpenCL device with a tiny search: it writes a tuning file
 // into a fresh cache folder, the next open applies it, GEMMs with the tuned parameters agree with
 // the CPU reference within the crosscheck tolerance and bitwise with themselves, and a corrupt or
-// foreign file, or DIFFCL_CL_TUNE=off, is ignored. No timing assertions.
+// foreign file, or DIFFCL_CL_TUNE=off, is ignored. cl/gemm.cl's kernels (DIFFCL_CL_GEMM=own) at
+// ragged sizes, offsets, alpha and beta against the CPU reference, and bitwise the same under any
+// launch shape. No timing assertions.
 #define _POSIX_C_SOURCE 200809L // setenv, mkdtemp
 #include <math.h>
 #include <stdio.h>
@@ -9,7 +11,7 @@
 #include <string.h>
 
 #include "testlib.h"
-#include "device/test_hooks.h" // dcl__cl_tune_applied
+#include "device/test_hooks.h" // dcl__cl_tune_applied, dcl__cl_set_launch
 #include "diffcl/device.h"
 #include "diffcl/ops.h" // dcl_gemm
 
@@ -85,10 +87,93 @@ done:
     free(a), free(b), free(c1), free(c2), free(ref);
 }
 
+// Every transposition case of dcl_gemm through cl/gemm.cl (TT: CLBlast) on ragged shapes, with
+// tensors at odd offsets, alpha 0.5 and beta 0 (C holds NaN, which must not be read) or 0.25:
+// within the crosscheck tolerance of the CPU reference, and bitwise equal under five launch shapes.
+static void check_own_gemm(const char *spec) {
+    static const size_t shapes[][3] = {{1, 1, 1},    {7, 17, 5},  {17, 33, 9},  {33, 15, 64},
+                                       {9, 40, 300}, {100, 3, 7}, {16, 47, 144}};
+    static const size_t launch[][2] = {{0, 0}, {1, 0}, {3, 2}, {64, 1}, {5, 7}};
+    const size_t max = 100 * 300 + 64, off_a = 3, off_b = 5, off_c = 7;
+    setenv("DIFFCL_CL_GEMM", "own", 1);
+    dcl_device *devs[2] = {NULL, NULL};
+    CHECK_EQ(dcl_device_open(&devs[0], spec), DCL_OK);
+    unsetenv("DIFFCL_CL_GEMM");
+    CHECK_EQ(dcl_device_open(&devs[1], "cpu"), DCL_OK);
+    float *a = malloc(max * 4), *b = malloc(max * 4), *c0 = malloc(max * 4), *out = malloc(max * 4),
+          *first = malloc(max * 4), *ref = malloc(max * 4);
+    dcl_buffer *da[2] = {NULL}, *db[2] = {NULL}, *dc[2] = {NULL};
+    for (size_t i = 0; i < max; i++)
+        a[i] = (float)((int)(i * 2654435761u % 2001) - 1000) / 577.0f,
+        b[i] = (float)((int)(i * 40503u % 1999) - 999) / 577.0f,
+        c0[i] = (float)((int)(i * 7919u % 1001) - 500) / 250.0f;
+    for (int d = 0; d < 2 && devs[0] && devs[1]; d++) {
+        CHECK_EQ(dcl_buffer_alloc(&da[d], devs[d], max, "A"), DCL_OK);
+        CHECK_EQ(dcl_buffer_alloc(&db[d], devs[d], max, "B"), DCL_OK);
+        CHECK_EQ(dcl_buffer_alloc(&dc[d], devs[d], max, "C"), DCL_OK);
+        if (!da[d] || !db[d] || !dc[d]) goto done;
+        CHECK_EQ(dcl_buffer_write(da[d], 0, max, a), DCL_OK);
+        CHECK_EQ(dcl_buffer_write(db[d], 0, max, b), DCL_OK);
+    }
+    if (!da[1]) goto done;
+    int cases = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 4; t++)
+            for (int with_beta = 0; with_beta < 2; with_beta++) {
+                size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                int ta = t >> 1, tb = t & 1;
+                float beta = with_beta ? 0.25f : 0.0f;
+                // beta 0: C starts as NaN, so a kernel that reads it fails the comparison.
+                for (size_t i = 0; i < M * N && !with_beta; i++) c0[off_c + i] = NAN;
+                for (size_t i = 0; i < M * N && with_beta; i++)
+                    c0[off_c + i] = (float)((int)(i * 7919u % 1001) - 500) / 250.0f;
+                for (int L = -1; L < (int)(sizeof launch / sizeof *launch); L++) {
+                    int d = L < 0; // the CPU reference first, then dev under each launch shape
+                    if (!d) dcl__cl_set_launch(devs[0], launch[L][0], launch[L][1]);
+                    CHECK_EQ(dcl_buffer_write(dc[d], 0, max, c0), DCL_OK);
+                    CHECK_EQ(dcl_gemm(devs[d], dcl_at(dc[d], off_c), dcl_at(da[d], off_a),
+                                      dcl_at(db[d], off_b), ta, tb, M, N, K, 0.5f, beta),
+                             DCL_OK);
+                    CHECK_EQ(dcl_buffer_read(dc[d], 0, max, d ? ref : out), DCL_OK);
+                    if (d) continue;
+                    if (L == 0) memcpy(first, out, max * 4);
+                    else if (memcmp(first, out, max * 4) != 0) {
+                        fprintf(stderr,
+                                "gemm %zux%zux%zu t%d%d beta %g: launch (%zu, %zu) differs\n", M, N,
+                                K, ta, tb, beta, launch[L][0], launch[L][1]);
+                        CHECK(0);
+                    }
+                }
+                dcl__cl_set_launch(devs[0], 0, 0);
+                const double U = 1.0 / 16777216.0,
+                             atol = 16 * U * ((double)K + 2 * sqrt((double)K)), rtol = 16 * U;
+                int bad = 0;
+                for (size_t i = 0; i < max; i++) {
+                    int inside = i >= off_c && i < off_c + M * N;
+                    double err = fabs((double)first[i] - ref[i]);
+                    if ((inside ? !(err <= atol + rtol * fabs((double)ref[i]))
+                                : memcmp(&first[i], &ref[i], 4) != 0) &&
+                        bad++ < 5)
+                        fprintf(stderr, "gemm %zux%zux%zu t%d%d beta %g [%zu]: %.9g vs cpu %.9g\n",
+                                M, N, K, ta, tb, beta, i, first[i], ref[i]);
+                }
+                CHECK_EQ(bad, 0);
+                cases++;
+            }
+    printf("cl/gemm.cl on %s: %d cases against the CPU reference, 5 launch shapes each\n", spec,
+           cases);
+done:
+    for (int d = 0; d < 2; d++)
+        dcl_buffer_free(da[d]), dcl_buffer_free(db[d]), dcl_buffer_free(dc[d]);
+    free(a), free(b), free(c0), free(out), free(first), free(ref);
+    dcl_device_free(devs[0]), dcl_device_free(devs[1]);
+}
+
 static void check_device(const char *spec, void *unused) {
     (void)unused;
     unsetenv("DIFFCL_CL_TUNE");
     CHECK(strcmp(open_applied(spec, NULL), "") == 0); // no tuning file yet
+    check_own_gemm(spec);
 
     dcl_device *dev = NULL;
     CHECK_EQ(dcl_device_open(&dev, spec), DCL_OK);
@@ -119,8 +204,9 @@ static void check_device(const char *spec, void *unused) {
     printf("applied: %s\n", applied);
     char want[64];
     snprintf(want, sizeof want, "wg_size=%zu", r.wg_size);
-    CHECK(strncmp(applied, want, strlen(want)) == 0 &&
-          (applied[strlen(want)] == ' ' || applied[strlen(want)] == '\0'));
+    CHECK(strncmp(applied, want, strlen(want)) == 0 && applied[strlen(want)] == ' ');
+    snprintf(want, sizeof want, " own_gemm=%u", r.own_gemm); // the GEMM cases cl/gemm.cl runs
+    CHECK(strstr(applied, want) != NULL);
     if (r.clblast_overridden) // else CLBlast's own parameters were faster (a GPU in its database)
         CHECK(strstr(applied, " Xgemm:") && strstr(applied, " XgemmDirect:") &&
               strstr(applied, " GemmRoutine:"));

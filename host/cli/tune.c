@@ -16,8 +16,10 @@ const cli_command cli_tune_command = {
         "Times CLBlast's GEMM kernels (Xgemm, XgemmDirect) over a coordinate search of their\n"
         "parameters on the GEMM shapes of the spiral MLP (batch 1024) and the Fashion-MNIST\n"
         "U-Net (batch 64) and a square GEMM of n = 1024, picks the size at which CLBlast switches\n"
-        "between the two kernels, and times diffcl's own elementwise kernels at work-group sizes\n"
-        "32..256. The result goes to a tuning file in the program cache folder\n"
+        "between the two kernels, then times diffcl's own GEMM kernels (cl/gemm.cl, written for\n"
+        "CPU-like devices) against the tuned CLBlast on the shapes of each case (NN, NT, TN) and\n"
+        "keeps the faster for that case, and times diffcl's elementwise kernels at work-group\n"
+        "sizes 32..256. The result goes to a tuning file in the program cache folder\n"
         "(DIFFCL_CL_CACHE_DIR, else $XDG_CACHE_HOME/diffcl, else ~/.cache/diffcl), keyed by the\n"
         "device's name, vendor, driver and platform and CLBlast's version, and every later run\n"
         "on that device applies it (DIFFCL_CL_TUNE=off does not). It also records whether the\n"
@@ -31,6 +33,19 @@ const cli_command cli_tune_command = {
     .device_help = "device to tune, or 'all' for every usable OpenCL device",
     .device_def = "all",
 };
+
+// The GEMM cases of an own_gemm mask, as "NN, TN" (for 0: that CLBlast runs every GEMM).
+static const char *gemm_cases(unsigned mask) {
+    static const char *names[8] = {"no case (CLBlast runs every GEMM)",
+                                   "NN",
+                                   "NT",
+                                   "NN, NT",
+                                   "TN",
+                                   "NN, TN",
+                                   "NT, TN",
+                                   "NN, NT, TN"};
+    return names[mask & 7];
+}
 
 int cli_cmd_tune(int argc, char **argv) {
     int quick = 0;
@@ -62,13 +77,14 @@ int cli_cmd_tune(int argc, char **argv) {
             if ((s = dcl_device_tune(dev, &o, &r)) == DCL_OK)
                 printf(
                     "%s  GEMM n=%zu: %.1f -> %.1f GFLOP/s (%.2fx); model GEMMs per step: %.1f -> "
-                    "%.1f ms (cpu %.1f ms%s); DCL_WG_SIZE %zu; %d candidates (%d refused)\n"
+                    "%.1f ms (cpu %.1f ms%s); DCL_WG_SIZE %zu; cl/gemm.cl for %s; %d candidates "
+                    "(%d refused)\n"
                     "  written to %s\n",
                     t.specs[i], r.square, r.square_gflops_before, r.square_gflops_after,
                     r.square_gflops_after / r.square_gflops_before, r.model_ms_before,
                     r.model_ms_after, r.cpu_model_ms,
-                    r.faster_than_cpu ? ": faster, auto may pick it" : "", r.wg_size, r.candidates,
-                    r.rejected, r.path);
+                    r.faster_than_cpu ? ": faster, auto may pick it" : "", r.wg_size,
+                    gemm_cases(r.own_gemm), r.candidates, r.rejected, r.path);
             dcl_device_free(dev);
         }
         if (s != DCL_OK) rc = cli_report(s), first = s;

@@ -24,8 +24,8 @@ void dcl__cl_cache_stats(const dcl_device *dev, unsigned *hits, unsigned *misses
 dcl_status dcl__cl_kernel_handle(dcl_device *dev, const char *file, const char *name,
                                  void **kernel);
 
-// opencl/cl_tune_file.c: what the tuning file applied when dev opened, as "wg_size=W" then
-// " KERNEL:V1,V2,..." per CLBlast kernel overridden (values in CLBlast's parameter order); "" when
+// opencl/cl_tune_file.c: what the tuning file applied when dev opened, as "wg_size=W own_gemm=G"
+// then " KERNEL:V1,V2,..." per CLBlast kernel overridden (values in CLBlast's parameter order); "" when
 // no tuning file was applied or dev is not OpenCL.
 void dcl__cl_tune_applied(const dcl_device *dev, char *buf, size_t size);
 

@@ -148,6 +148,7 @@ typedef struct dcl_tune_result {
     int faster_than_cpu;                    // model_ms_after < cpu_model_ms: `auto` may pick it
     size_t wg_size;                         // the DCL_WG_SIZE chosen
     int clblast_overridden;   // the file sets CLBlast's parameters (0: its own were as fast)
+    unsigned own_gemm;        // GEMM cases cl/gemm.cl runs, not CLBlast: 1 NN, 2 NT, 4 TN (or'd)
     int candidates, rejected; // CLBlast parameter sets timed, and those it refused
     char path[1100];          // the tuning file written
 } dcl_tune_result;

@@ -63,6 +63,9 @@ struct dcl_cl_ctx {
     cl_event marks[DCL_CL_MAX_MARKS]; // dcl__cl_finish_behind: markers, oldest first
     int n_marks;
     char tuned[512]; // what the tuning file applied at open ("" when nothing): dcl__cl_tune_applied
+    // GEMM cases that run cl/gemm.cl's kernels instead of CLBlast's (cl_ops.c): bit 1 << (2·ta +
+    // tb), from the tuning file or DIFFCL_CL_GEMM (cl_tune_file.c).
+    unsigned own_gemm;
 };
 
 // Reductions use at most this many groups (and so that many partial results).

@@ -217,11 +217,14 @@ static dcl_status conv(void *ctx, const struct dcl_op_args *a, size_t n) {
 }
 
 static dcl_status cl_im2col(void *ctx, const struct dcl_op_args *a) {
-    // One work-item per (c, n, oy, ox), each writing k·k entries.
-    return conv(ctx, a, a->out_len[0] / (a->p.img.k * a->p.img.k));
+    // One work-item per (c, ky, kx, n), each writing Ho·Wo entries.
+    size_t plane = a->p.img.Ho * a->p.img.Wo;
+    return conv(ctx, a, plane ? a->out_len[0] / plane : 0);
 }
 static dcl_status cl_col2im(void *ctx, const struct dcl_op_args *a) {
-    return conv(ctx, a, a->out_len[0]);
+    // One work-item per 8 pixels of an image row.
+    size_t W = a->p.img.W;
+    return conv(ctx, a, W ? a->out_len[0] / W * ((W + 7) / 8) : 0);
 }
 
 static dcl_status cl_swap01(void *ctx, const struct dcl_op_args *a) {
@@ -338,11 +341,31 @@ static dcl_status cl_embedding_backward(void *ctx, const struct dcl_op_args *a) 
     return embedding(ctx, a);
 }
 
-// C (M, N) = alpha op(A) op(B) + beta C, row-major, through CLBlast.
+// cl/gemm.cl's kernels, for the cases ctx->own_gemm selects: gemm_rows when op(B) = B, gemm_dots
+// when op(B) = Bᵀ and op(A) = A. Returns 0 when neither fits (both transposed, or sizes past their
+// indices): CLBlast runs it.
+static int own_gemm(struct dcl_cl_ctx *ctx, const struct dcl_op_args *a, dcl_status *s) {
+    size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K, lim = (size_t)1 << 31;
+    int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
+    if ((ta && tb) || M * K >= lim || K * N >= lim || M * N >= lim || !M || !N) return 0;
+    struct call c = {ctx, NULL, 0, DCL_OK};
+    c.s = dcl__cl_kernel(ctx, "gemm.cl", tb ? "gemm_dots" : "gemm_rows", &c.k);
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    u32(&c, M), u32(&c, N), u32(&c, K);
+    if (!tb) u32(&c, (size_t)ta);
+    f32(&c, a->p.gemm.alpha), f32(&c, a->p.gemm.beta);
+    size_t blocks = tb ? ((M + 3) / 4) * ((N + 3) / 4) : ((M + 7) / 8) * ((N + 15) / 16);
+    *s = c.s != DCL_OK ? c.s : dcl__cl_launch(ctx, c.k, blocks, dcl__cl_local_size(ctx, c.k), 0);
+    return 1;
+}
+
+// C (M, N) = alpha op(A) op(B) + beta C, row-major, through CLBlast or cl/gemm.cl.
 static dcl_status cl_gemm(void *p, const struct dcl_op_args *a) {
     struct dcl_cl_ctx *ctx = p;
     size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K;
     int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
+    dcl_status s;
+    if ((ctx->own_gemm >> (2 * ta + tb) & 1) && own_gemm(ctx, a, &s)) return s;
     size_t lda = ta ? M : K, ldb = tb ? K : N;
     ctx->stats->launches++; // one CLBlast call (it may enqueue more than one kernel)
     CLBlastStatusCode st = CLBlastSgemm(

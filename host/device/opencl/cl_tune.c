@@ -282,6 +282,7 @@ static dcl_status cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_resu
 
     struct tuning t = {0};
     struct search S = {ctx, &b, o, 0, 0, 0};
+    ctx->own_gemm = 0; // the search times CLBlast's kernels
     for (int k = 0; k < K_COUNT; k++) memcpy(t.v[k], dcl__tune_kernels[k].defaults, sizeof t.v[k]);
 
     // XgemmDirect on the model shapes (every GEMM forced direct), Xgemm on the square (forced
@@ -328,6 +329,30 @@ static dcl_status cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_resu
     }
     dcl__tune_override(ctx, K_ROUTINE, t.v[K_ROUTINE]);
 
+    // cl/gemm.cl against CLBlast with the winners, per transposition case (NN, NT, TN) over the
+    // shapes of that case: the faster one runs that case from now on. A device that cannot run
+    // cl/gemm.cl keeps CLBlast.
+    double blas_ms[17], own_ms[17], sum[2][4] = {{0}};
+    if (time_set(&b, all, n + 1, blas_ms) < 0) goto failed;
+    ctx->own_gemm = 7;
+    if (time_set(&b, all, n + 1, own_ms) < 0) {
+        dcl_log(DCL_LOG_INFO,
+                "tune %s: cl/gemm.cl failed here (-v says why); CLBlast keeps every GEMM",
+                dev->info.spec);
+        for (int i = 0; i <= n; i++) own_ms[i] = blas_ms[i]; // never strictly faster
+    }
+    for (int i = 0; i <= n; i++) {
+        int c = 2 * all[i].ta + all[i].tb;
+        sum[0][c] += all[i].weight * blas_ms[i], sum[1][c] += all[i].weight * own_ms[i];
+    }
+    t.own_gemm = 0;
+    for (int c = 0; c < 3; c++) {
+        if (sum[1][c] < sum[0][c]) t.own_gemm |= 1u << c;
+        dcl_log(DCL_LOG_VERBOSE, "  GEMM %s: CLBlast %.2f ms, cl/gemm.cl %.2f ms",
+                (const char *[]){"NN", "NT", "TN"}[c], sum[0][c], sum[1][c]);
+    }
+    ctx->own_gemm = t.own_gemm;
+
     // DCL_WG_SIZE for the elementwise kernels: 32, 64, 128, 256 within the device's limits.
     size_t wg0 = ctx->wg_size, best_wg = wg0;
     double best_ew = -1;
@@ -351,6 +376,7 @@ static dcl_status cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_resu
     r->square_gflops_after = flop / sq_ms / 1e6;
     r->model_ms_after = model_ms;
     r->wg_size = best_wg;
+    r->own_gemm = t.own_gemm;
     r->candidates = S.tried, r->rejected = S.rejected;
     dcl_device *cpu = NULL;
     if (dcl_device_open(&cpu, "cpu") == DCL_OK) {
@@ -379,10 +405,11 @@ static dcl_status cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_resu
     r->faster_than_cpu = t.faster_than_cpu;
     dcl_log(DCL_LOG_INFO,
             "tune %s: after: GEMM n=%zu %.1f GFLOP/s (%.2fx), model GEMMs %.1f ms per step "
-            "(cpu: %.1f ms), DCL_WG_SIZE %zu; %d candidates, %d rejected",
+            "(cpu: %.1f ms), DCL_WG_SIZE %zu, cl/gemm.cl for cases %u (1 NN, 2 NT, 4 TN); %d "
+            "candidates, %d rejected",
             dev->info.spec, sq, r->square_gflops_after,
             r->square_gflops_after / r->square_gflops_before, model_ms, r->cpu_model_ms, best_wg,
-            S.tried, S.rejected);
+            t.own_gemm, S.tried, S.rejected);
     st = dcl__tuning_store(&dev->info, &t, r->path, sizeof r->path);
     goto done;
 failed:

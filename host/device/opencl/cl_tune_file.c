@@ -32,6 +32,8 @@
 //   clblast MAJOR.MINOR.PATCH
 //   wg_size 128                 the preamble's DCL_WG_SIZE
 //   faster_than_cpu 0           the model GEMMs ran faster than on the CPU reference
+//   own_gemm 7                  GEMM cases that run cl/gemm.cl instead of CLBlast: bit 1 << (2·ta
+//                               + tb), so 1 NN, 2 NT, 4 TN (TT always runs in CLBlast)
 //   Xgemm GEMMK=0 KREG=1 ...    one line per CLBlast kernel overridden, with every parameter
 //   XgemmDirect KWID=2 ...      CLBlast's database lists for it, in its order
 //   GemmRoutine XGEMM_MIN_INDIRECT_SIZE=896
@@ -150,6 +152,9 @@ static int tuning_load(const dcl_device_info *d, struct tuning *t) {
             if (*end || t->wg_size == 0 || (t->wg_size & (t->wg_size - 1)) ||
                 t->wg_size > d->max_wg_size)
                 why = "its wg_size is not a power of two within the device's limit";
+        } else if (strcmp(line, "own_gemm") == 0) {
+            t->own_gemm = (unsigned)strtoul(arg, &end, 10);
+            if (*end || end == arg || t->own_gemm > 7) why = "its own_gemm is not in 0..7";
         } else if (strcmp(line, "faster_than_cpu") == 0) {
             t->faster_than_cpu = strcmp(arg, "1") == 0;
             if (strcmp(arg, "0") != 0 && strcmp(arg, "1") != 0) why = "bad faster_than_cpu";
@@ -191,9 +196,9 @@ dcl_status dcl__tuning_store(const dcl_device_info *d, const struct tuning *t, c
         if (!c) break;
     }
     key_lines(d, key, sizeof key);
-    size_t n =
-        (size_t)snprintf(text, sizeof text, TUNE_MAGIC "\n%swg_size %zu\nfaster_than_cpu %d\n", key,
-                         t->wg_size, t->faster_than_cpu);
+    size_t n = (size_t)snprintf(text, sizeof text,
+                                TUNE_MAGIC "\n%swg_size %zu\nfaster_than_cpu %d\nown_gemm %u\n",
+                                key, t->wg_size, t->faster_than_cpu, t->own_gemm);
     for (int k = 0; k < K_COUNT && n < sizeof text; k++) {
         if (!t->has[k]) continue;
         n += (size_t)snprintf(text + n, sizeof text - n, "%s", dcl__tune_kernels[k].name);
@@ -220,12 +225,24 @@ int dcl__tune_override(struct dcl_cl_ctx *ctx, int k, const size_t *v) {
 // Describes what ctx applied into ctx->tuned (the test hook's answer).
 static void describe(struct dcl_cl_ctx *ctx, const struct tuning *t) {
     char *b = ctx->tuned;
-    size_t size = sizeof ctx->tuned, n = (size_t)snprintf(b, size, "wg_size=%zu", ctx->wg_size);
+    size_t size = sizeof ctx->tuned,
+           n = (size_t)snprintf(b, size, "wg_size=%zu own_gemm=%u", ctx->wg_size, ctx->own_gemm);
     for (int k = 0; k < K_COUNT && n < size; k++) {
         if (!t->has[k]) continue;
         n += (size_t)snprintf(b + n, size - n, " %s:", dcl__tune_kernels[k].name);
         for (int i = 0; i < dcl__tune_kernels[k].n && n < size; i++)
             n += (size_t)snprintf(b + n, size - n, "%s%zu", i ? "," : "", t->v[k][i]);
+    }
+}
+
+// DIFFCL_CL_GEMM=own or clblast: every GEMM case through cl/gemm.cl or CLBlast, whatever the
+// tuning file says (benchmarks and tests); unset or anything else: the file decides.
+static void gemm_override(struct dcl_cl_ctx *ctx) {
+    const char *g = getenv("DIFFCL_CL_GEMM");
+    if (g && (strcmp(g, "own") == 0 || strcmp(g, "clblast") == 0)) {
+        ctx->own_gemm = strcmp(g, "own") == 0 ? 7u : 0u;
+        dcl_log(DCL_LOG_VERBOSE, "GEMMs on %s through %s (DIFFCL_CL_GEMM)", ctx->info->spec,
+                ctx->own_gemm ? "cl/gemm.cl" : "CLBlast");
     }
 }
 
@@ -235,12 +252,18 @@ void dcl__cl_tune_apply(struct dcl_cl_ctx *ctx) {
     if (mode && (strcmp(mode, "off") == 0 || strcmp(mode, "0") == 0)) {
         dcl_log(DCL_LOG_VERBOSE, "tuning of %s not applied (DIFFCL_CL_TUNE=%s)", ctx->info->spec,
                 mode);
+        gemm_override(ctx);
         return;
     }
     struct tuning t;
-    if (!tuning_load(ctx->info, &t)) return;
+    if (!tuning_load(ctx->info, &t)) {
+        gemm_override(ctx);
+        return;
+    }
     if (t.wg_size && t.wg_size <= ctx->max_wg_size && t.wg_size <= ctx->max_item_size0)
         ctx->wg_size = t.wg_size;
+    ctx->own_gemm = t.own_gemm;
+    gemm_override(ctx);
     for (int k = 0; k < K_COUNT; k++)
         if (t.has[k] && !dcl__tune_override(ctx, k, t.v[k])) t.has[k] = 0;
     describe(ctx, &t);
