@@ -16,7 +16,7 @@ what=${1:-all}
 if [[ $what == all || $what == shapes ]]; then
     /usr/bin/env time -f "shapes32 training: %e s wall, %U s user" \
         $D train --device cpu --data shapes32 --base 16 --mult 1,2,2 --attn 16,8 --batch 32 \
-        --steps 2400 --lr 1e-3 --log-every 50 --out "$WORK/shapes.safetensors" \
+        --steps 5000 --lr 1e-3 --log-every 50 --out "$WORK/shapes.safetensors" \
         --loss-plot "$OUT/shapes32_loss.png"
     $D classify --device cpu --data shapes32 --steps 600 --batch 64 --out "$WORK/shapes_clf.safetensors"
     for w in 1 3; do
@@ -28,12 +28,12 @@ if [[ $what == all || $what == shapes ]]; then
 fi
 
 if [[ $what == all || $what == attn ]]; then
-    common=(--device cpu --data fashion-mnist --process flow --steps 600 --batch 64 --base 16
+    common=(--device cpu --data fashion-mnist --process flow --steps 500 --batch 64 --base 16
         --lr 1e-3 --log-every 25)
     $D train "${common[@]}" --out "$WORK/fm_plain.safetensors" --loss-csv "$WORK/plain.csv"
     $D train "${common[@]}" --attn 7 --out "$WORK/fm_attn.safetensors" --loss-csv "$WORK/attn.csv"
     $D plot --csv "$WORK/plain.csv=no attention,$WORK/attn.csv=attention at 7x7" --log-y \
-        --title "Fashion-MNIST U-Net, 600 steps of 64: training loss" --ylabel "loss (MSE)" \
+        --title "Fashion-MNIST U-Net, 500 steps of 64: training loss" --ylabel "loss (MSE)" \
         --out "$OUT/fashion_attn_loss.png"
 fi
 echo "work files in $WORK"
