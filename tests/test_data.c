@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "testlib.h"
+#include "testlib_data.h" // open_ok, expect_open_error
 #include "diffcl/data.h"
 
 static const char *const builtin[] = {"spiral", "moons",   "checkerboard",
@@ -17,14 +18,6 @@ static const char *const builtin[] = {"spiral", "moons",   "checkerboard",
 #define NPTS 4000
 
 static char tmpdir[256];
-
-static dcl_dataset *open_ok(const char *spec, uint64_t seed) {
-    dcl_dataset *ds = NULL;
-    dcl_status s = dcl_dataset_open(&ds, spec, seed);
-    if (s != DCL_OK) fprintf(stderr, "opening '%s': %s\n", spec, dcl_last_error());
-    CHECK_EQ(s, DCL_OK);
-    return ds;
-}
 
 // Points of step `step`, N of them, into a malloc'ed array.
 static float *batch(const char *spec, uint64_t seed, size_t N, uint64_t step) {
@@ -187,37 +180,24 @@ static void test_fixed_set(void) {
     dcl_dataset_free(ds);
 }
 
-static void expect_error(const char *spec, dcl_status want, const char *needle) {
-    dcl_dataset *ds = (dcl_dataset *)(uintptr_t)1;
-    dcl_clear_error();
-    dcl_status s = dcl_dataset_open(&ds, spec, 0);
-    CHECK_EQ(s, want);
-    CHECK(ds == NULL);
-    if (!strstr(dcl_last_error(), needle)) {
-        fprintf(stderr, "spec '%s': message '%s' lacks '%s'\n", spec, dcl_last_error(), needle);
-        CHECK(!"error message names the problem");
-    }
-    dcl_dataset_free(ds);
-}
-
 static void test_specs(void) {
-    expect_error("spirl", DCL_ERR_ARG, "unknown dataset 'spirl'; built-in: spiral, moons");
-    expect_error("spirl", DCL_ERR_ARG, "csv:PATH");
-    expect_error("", DCL_ERR_ARG, "built-in");
-    expect_error("spiral:m=3", DCL_ERR_ARG, "unknown option 'm'");
-    expect_error("spiral:m=3", DCL_ERR_ARG, "n=N");
-    expect_error("spiral:n=0", DCL_ERR_ARG, "n must be");
-    expect_error("spiral:n=-4", DCL_ERR_ARG, "n must be");
-    expect_error("spiral:n=4x", DCL_ERR_ARG, "'4x'");
-    expect_error("spiral:n", DCL_ERR_ARG, "needs a value");
-    expect_error("spiral:", DCL_ERR_ARG, "nothing after");
-    expect_error("spiral:noise=-1", DCL_ERR_ARG, "noise must be");
-    expect_error("spiral:noise=nan", DCL_ERR_ARG, "noise must be");
-    expect_error("csv:", DCL_ERR_ARG, "csv:PATH");
+    expect_open_error("spirl", DCL_ERR_ARG, "unknown dataset 'spirl'; built-in: spiral, moons");
+    expect_open_error("spirl", DCL_ERR_ARG, "csv:PATH");
+    expect_open_error("", DCL_ERR_ARG, "built-in");
+    expect_open_error("spiral:m=3", DCL_ERR_ARG, "unknown option 'm'");
+    expect_open_error("spiral:m=3", DCL_ERR_ARG, "n=N");
+    expect_open_error("spiral:n=0", DCL_ERR_ARG, "n must be");
+    expect_open_error("spiral:n=-4", DCL_ERR_ARG, "n must be");
+    expect_open_error("spiral:n=4x", DCL_ERR_ARG, "'4x'");
+    expect_open_error("spiral:n", DCL_ERR_ARG, "needs a value");
+    expect_open_error("spiral:", DCL_ERR_ARG, "nothing after");
+    expect_open_error("spiral:noise=-1", DCL_ERR_ARG, "noise must be");
+    expect_open_error("spiral:noise=nan", DCL_ERR_ARG, "noise must be");
+    expect_open_error("csv:", DCL_ERR_ARG, "csv:PATH");
     // The image sets (tests/test_image_data.c) are listed too.
-    expect_error("spirl", DCL_ERR_ARG, "fashion-mnist, idx:IMAGES[,LABELS], png:FOLDER");
-    expect_error("fashion-mnist:n=0", DCL_ERR_ARG, "n must be");
-    expect_error("idx:", DCL_ERR_ARG, "idx:IMAGES");
+    expect_open_error("spirl", DCL_ERR_ARG, "fashion-mnist, idx:IMAGES[,LABELS], png:FOLDER");
+    expect_open_error("fashion-mnist:n=0", DCL_ERR_ARG, "n must be");
+    expect_open_error("idx:", DCL_ERR_ARG, "idx:IMAGES");
     // Every listed name opens.
     for (int i = 0; i < N_BUILTIN; i++) dcl_dataset_free(open_ok(builtin[i], 0));
     dcl_dataset *ds = open_ok("gmm8:n=100,noise=0.01", 0);

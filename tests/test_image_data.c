@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "testlib.h"
+#include "testlib_data.h" // open_ok, expect_open_error
 #include "diffcl/data.h"
 #include "diffcl/plot.h"        // dcl_png_write_rgb
 #include "data/data_internal.h" // dcl__pngdir_between_passes
@@ -104,14 +105,6 @@ static bytes labels_file(void) {
 }
 
 // ---- opening -----------------------------------------------------------------------------------
-
-static dcl_dataset *open_ok(const char *spec, uint64_t seed) {
-    dcl_dataset *ds = NULL;
-    dcl_status s = dcl_dataset_open(&ds, spec, seed);
-    if (s != DCL_OK) fprintf(stderr, "opening '%s': %s\n", spec, dcl_last_error());
-    CHECK_EQ(s, DCL_OK);
-    return ds;
-}
 
 // Opening spec fails with status want and a message that contains `name` and `what`.
 static void open_fails(const char *spec, dcl_status want, const char *name, const char *what) {

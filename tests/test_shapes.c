@@ -13,33 +13,13 @@
 #include <time.h>
 
 #include "testlib.h"
+#include "testlib_data.h"       // open_ok, expect_open_error
 #include "data/data_internal.h" // dcl__shapes_*, dcl__shape, DCL_STEP_FIXED_SET
 #include "diffcl/data.h"
 
 #define PI 3.14159265358979323846
 #define S32 32
 #define D32 (3 * S32 * S32)
-
-static dcl_dataset *open_ok(const char *spec, uint64_t seed) {
-    dcl_dataset *ds = NULL;
-    dcl_status s = dcl_dataset_open(&ds, spec, seed);
-    if (s != DCL_OK) fprintf(stderr, "opening '%s': %s\n", spec, dcl_last_error());
-    CHECK_EQ(s, DCL_OK);
-    return ds;
-}
-
-static void expect_error(const char *spec, dcl_status want, const char *text) {
-    dcl_dataset *ds = NULL;
-    dcl_clear_error();
-    dcl_status s = dcl_dataset_open(&ds, spec, 0);
-    CHECK_EQ(s, want);
-    CHECK(ds == NULL);
-    if (!strstr(dcl_last_error(), text)) {
-        fprintf(stderr, "spec '%s': error '%s' lacks '%s'\n", spec, dcl_last_error(), text);
-        CHECK(0);
-    }
-    if (s == DCL_OK) dcl_dataset_free(ds);
-}
 
 // The byte a value of [-1, 1] came from (the values are p / 127.5 - 1 exactly), or -1.
 static int byte_of(float v) {
@@ -275,18 +255,18 @@ static void test_disc_from_pixels(void) {
 }
 
 static void test_specs(void) {
-    expect_error("shapes", DCL_ERR_ARG, "shapesS with S the side in pixels, 16..256");
-    expect_error("shapes8", DCL_ERR_ARG, "16..256");
-    expect_error("shapes300", DCL_ERR_ARG, "(shapes32, shapes64)");
-    expect_error("shapesx", DCL_ERR_ARG, "shapes32");
-    expect_error("shapes32:", DCL_ERR_ARG, "nothing after ':' (options: split=test, n=K)");
-    expect_error("shapes32:size=3", DCL_ERR_ARG, "unknown option 'size=3'; options: split");
-    expect_error("shapes32:split=val", DCL_ERR_ARG, "split must be train or test");
-    expect_error("shapes32:n=0", DCL_ERR_ARG, "n must be");
-    expect_error("shapes32:n=5,", DCL_ERR_ARG, "nothing after the last ','");
-    expect_error("shapes32:foo", DCL_ERR_ARG, "expected shapesS[:split=train|test][,n=K]");
-    expect_error("shapes256:n=10000", DCL_ERR_ARG, "n=2730 would fit");
-    expect_error("spirl", DCL_ERR_ARG, "shapes32");
+    expect_open_error("shapes", DCL_ERR_ARG, "shapesS with S the side in pixels, 16..256");
+    expect_open_error("shapes8", DCL_ERR_ARG, "16..256");
+    expect_open_error("shapes300", DCL_ERR_ARG, "(shapes32, shapes64)");
+    expect_open_error("shapesx", DCL_ERR_ARG, "shapes32");
+    expect_open_error("shapes32:", DCL_ERR_ARG, "nothing after ':' (options: split=test, n=K)");
+    expect_open_error("shapes32:size=3", DCL_ERR_ARG, "unknown option 'size=3'; options: split");
+    expect_open_error("shapes32:split=val", DCL_ERR_ARG, "split must be train or test");
+    expect_open_error("shapes32:n=0", DCL_ERR_ARG, "n must be");
+    expect_open_error("shapes32:n=5,", DCL_ERR_ARG, "nothing after the last ','");
+    expect_open_error("shapes32:foo", DCL_ERR_ARG, "expected shapesS[:split=train|test][,n=K]");
+    expect_open_error("shapes256:n=10000", DCL_ERR_ARG, "n=2730 would fit");
+    expect_open_error("spirl", DCL_ERR_ARG, "shapes32");
 }
 
 // Images per second of shapes32, printed for the README (not asserted: machines differ).
