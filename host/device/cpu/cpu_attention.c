@@ -136,7 +136,7 @@ static inline float exp_le88(float x) {
 
 // row[j] = e^(row[j] − m), m = max_j row[j]; returns m and sets *l = Σ_j e^(row[j] − m), both in
 // lanes of LANES columns combined in a fixed order.
-static float softmax_row(float *row, size_t R, float *l) {
+static inline float softmax_row(float *row, size_t R, float *l) {
     float mx[LANES], acc[LANES];
     for (size_t k = 0; k < LANES; k++) mx[k] = row[0], acc[k] = 0.0f;
     size_t j = 0;
@@ -154,13 +154,40 @@ static float softmax_row(float *row, size_t R, float *l) {
 }
 
 // Σ_j x[j]·y[j] in lanes of LANES columns combined in a fixed order.
-static float dot_lanes(const float *x, const float *y, size_t R) {
+static inline float dot_lanes(const float *x, const float *y, size_t R) {
     float acc[LANES] = {0};
     size_t j = 0;
     for (; j + LANES <= R; j += LANES)
         for (size_t k = 0; k < LANES; k++) acc[k] += x[j + k] * y[j + k];
     for (size_t k = 0; j + k < R; k++) acc[k] += x[j + k] * y[j + k];
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// The passes over a block's scores, most of the time that is not GEMM. On x86-64 Linux, gcc also
+// builds them for AVX2 and AVX-512 and picks one when the library loads (target_clones): the same
+// float operations lane by lane (ISO C: no contraction into FMA), so the same bits on any of them.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define ROW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ROW_CLONES
+#endif
+
+// S (nb, R) → P = e^(S − m) row by row; l (nb) the rows' sums, lse (nb) = m + log l.
+ROW_CLONES static void softmax_rows(float *S, size_t nb, size_t R, float *l, float *lse) {
+    for (size_t b = 0; b < nb; b++) {
+        float m = softmax_row(S + b * R, R, &l[b]);
+        lse[b] = m + logf(l[b]);
+    }
+}
+
+// P (nb, R) holds S, dS (nb, R) dP: P = e^(S − lse) and dS = P·(dP − D), D = Σ_j P·dP, in place.
+ROW_CLONES static void grad_rows(float *P, float *dS, size_t nb, size_t R, const float *lse) {
+    for (size_t b = 0; b < nb; b++) {
+        float *p = P + b * R, *ds = dS + b * R, L = lse[b];
+        for (size_t j = 0; j < R; j++) p[j] = exp_le88(p[j] - L);
+        float D = dot_lanes(p, ds, R);
+        for (size_t j = 0; j < R; j++) ds[j] = p[j] * (ds[j] - D);
+    }
 }
 
 static void forward_chunk(void *arg, size_t chunk) {
@@ -174,10 +201,7 @@ static void forward_chunk(void *arg, size_t chunk) {
         size_t nb = R - i0 < qb ? R - i0 : qb;
         struct head w = head_at(t, nh, 0);
         sgemm(1, 0, nb, R, d, scale, w.q + i0, R, w.k, R, 0.0f, S, R, tmp);
-        for (size_t b = 0; b < nb; b++) {
-            float m = softmax_row(S + b * R, R, &l[b]);
-            lse[nh * R + i0 + b] = m + logf(l[b]);
-        }
+        softmax_rows(S, nb, R, l, lse + nh * R + i0);
         sgemm(0, 1, d, nb, R, 1.0f, w.v, R, S, R, 0.0f, w.oh + i0, R, tmp);
         for (size_t c = 0; c < d; c++)
             for (size_t b = 0; b < nb; b++) w.oh[c * R + i0 + b] /= l[b];
@@ -197,12 +221,7 @@ static void backward_chunk(void *arg, size_t chunk) {
             size_t nb = R - i0 < qb ? R - i0 : qb;
             sgemm(1, 0, nb, R, d, scale, w.q + i0, R, w.k, R, 0.0f, P, R, tmp);
             sgemm(1, 0, nb, R, d, 1.0f, w.dout + i0, R, w.v, R, 0.0f, dS, R, tmp);
-            for (size_t b = 0; b < nb; b++) {
-                float *p = P + b * R, *ds = dS + b * R, L = w.lse[i0 + b];
-                for (size_t j = 0; j < R; j++) p[j] = exp_le88(p[j] - L);
-                float D = dot_lanes(p, ds, R);
-                for (size_t j = 0; j < R; j++) ds[j] = p[j] * (ds[j] - D);
-            }
+            grad_rows(P, dS, nb, R, w.lse + i0);
             float beta = i0 ? 1.0f : 0.0f;
             sgemm(0, 1, d, nb, R, scale, w.k, R, dS, R, 0.0f, w.dq + i0, R, tmp);
             sgemm(0, 0, d, R, nb, scale, w.q + i0, R, dS, R, beta, w.dk, R, tmp);
