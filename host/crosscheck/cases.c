@@ -755,18 +755,19 @@ static void attention_shape(const struct check_case *c, size_t n, struct problem
     p->N = 3 + n / 1024;
 }
 
-// Both sides compute every score, max, and sum with the same float operations in the same order
-// (FP_CONTRACT OFF on the device, ISO C without contraction on the CPU), so S and m agree bitwise
-// and the results differ only through exp and log (3 ulp in OpenCL 1.2 against glibc's < 1) and
-// the divide (2.5 ulp): each weight exp(S − m) within 4u relative. A sum of R such terms then
-// rounds differently on each side, a random walk of ~2√R·u relative to its sum of magnitudes, so
-// ε = (4 + 2√R)u bounds the relative error of every P-weighted sum, per side. A device that
-// contracted or reordered the score's d products would need a gemm-like allowance on S instead.
+// The device computes every score, max, and sum in a fixed order (FP_CONTRACT OFF); the CPU
+// reference's scores are GEMMs (cpu_attention.c: blocked, FMA), a few ulp of |S| < ~3 from the
+// device's, which moves each weight exp(S − m) by as many u relative. With exp and log (3 ulp in
+// OpenCL 1.2, 1 to 2 on the CPU) and the divide (2.5 ulp), each weight is within ~4u relative. A
+// sum of R such terms then rounds differently on each side, a random walk of ~2√R·u relative to
+// its sum of magnitudes, so ε = (4 + 2√R)u bounds the relative error of every P-weighted sum, per
+// side.
 static double attention_eps(const struct problem *p) { return (4 + 2 * sqrt((double)p->R)) * U; }
 
 // attention_forward: out, a P-weighted mean of values |v| < 6, within 6ε per side plus the
 // divide: atol 12ε, rtol 8u; lse = m + log l with l within ε: atol 2ε (+ rtol 8u for log's ulps
-// of |lse|). Measured on PoCL 3.1: 4.8e-7, one ulp of an lse near 4 (atol 1.4e-5 at R = 64).
+// of |lse|). Measured on PoCL 3.1: 4.8e-7, one ulp of an lse near 4 (atol 1.4e-5 at R = 64);
+// 9.5e-7 against the GEMM-based CPU reference.
 static void setup_attention_forward(const struct check_case *c, size_t n, struct problem *p) {
     attention_shape(c, n, p);
     size_t len = p->N * p->C * p->R;
@@ -811,11 +812,13 @@ static void derive_attention(const struct problem *p, uint32_t *const *init, siz
 }
 
 // attention_backward with the consistent out and lse of derive_attention. P = exp(S − lse), dP
-// and D agree bitwise up to exp's 4u, so every gradient is a sum of R terms within ε (as the
-// forward's) of each other: dq[c, i] = Σ_j P·(dP − D)·k/√d with |dP − D| <~ 6√d (dot products of
-// d unit normals) and |k| < 6 weighs Σ_j P = 1 by at most 36; dk and dv weigh the columns of P,
-// whose sums stay below ~4 at these sizes (random scores): atol 2·4·36ε = 288ε, rtol 64u.
-// Measured on PoCL 3.1: 2.4e-7 (atol 3.4e-4 at R = 64).
+// and D agree within a few u (as the forward's S), so every gradient is a sum of R terms within
+// ε (as the forward's) of each other: dq[c, i] = Σ_j P·(dP − D)·k/√d with |dP − D| <~ 6√d (dot
+// products of d unit normals) and |k| < 6 weighs Σ_j P = 1 by at most 36; dk and dv weigh the
+// columns of P, whose sums stay below ~4 at these sizes (random scores): atol 2·4·36ε = 288ε,
+// rtol 64u.
+// Measured on PoCL 3.1: 2.4e-7 (atol 3.4e-4 at R = 64); 1.9e-6 against the GEMM-based CPU
+// reference, whose D is Σ_j P·dP (the same value as Σ_c dout·out, up to rounding).
 static void setup_attention_backward(const struct check_case *c, size_t n, struct problem *p) {
     attention_shape(c, n, p);
     size_t len = p->N * p->C * p->R;

@@ -16,22 +16,26 @@
 // The method. A head's queries are taken qb rows at a time (qb from R alone: about QBLOCK_FLOATS
 // scores, a multiple of 16, so that a block's scores stay in the core's L2 cache). Everything a
 // block needs is a few single-threaded GEMMs (one CBLAS call each, as host/device/cpu/cpu_conv.c
-// makes them) around one pass over its scores, S (qb, R) row-major:
+// makes them) around one pass over its scores S (qb, R), row-major:
 //   forward:  S = Q_bᵀK·scale; P = exp(S − m) row by row, l = Σ_j P; out_b = V·P_bᵀ / l;
 //             lse = m + log l.
-//   backward: S and dP = G_bᵀV (G = dout) by GEMM; P = exp(S − lse), dS = P·(dP − D) in place,
-//             D_i = Σ_j P_ij·dP_ij (equal to Σ_c G[c, i]·out[c, i], which cl/attention.cl uses,
-//             but from the very P and dP it multiplies, so that a row's dS sums to 0 up to
-//             rounding, and exactly at R = 1, where P = 1 and dq = dk = 0); dq_b = K·dS_bᵀ·scale, and dk += Q_b·dS_b·scale,
-//             dv += G_b·P_b, accumulated over the head's query blocks in order (β = 1 after the
-//             first). Each score and exp is computed once, not once per pass as before (the
-//             former second pass over key rows recomputed them all), and no R × R array is kept.
+//   backward: S and dP = G_bᵀV (G = dout); P = exp(S − lse), D_i = Σ_j P_ij·dP_ij and
+//             dS = P·(dP − D) in place; dq_b = K·dS_bᵀ·scale; dk += Q_b·dS_b·scale and
+//             dv += G_b·P_b over the head's query blocks in order (β = 1 after the first).
+// D is Σ_c G[c, i]·out[c, i] in cl/attention.cl, the same value; taken from the very P and dP it
+// is subtracted from, a row's dS sums to 0 up to rounding, and at R = 1 (P = 1) exactly, so that
+// dq = dk = 0 there. Each score and weight is computed once per op: 2·R²·d multiply-adds forward,
+// 5·R²·d backward (a second pass over key rows, as the kernels make, would recompute S and dP),
+// and no R × R array is kept. exp is a polynomial (exp_le88) whose loops vectorise, and the
+// passes over S are also built for AVX2 and AVX-512 (ROW_CLONES).
 // The forward's work items are (head, query block), the backward's whole heads (its dk and dv sum
 // over every query block in order); at most MAX_CHUNKS chunks of consecutive items, a number
 // fixed by the sizes. A call's shapes depend only on the sizes and its block, never on the chunk
 // or thread, so every output is the same bits on any number of threads (OpenBLAS computes a call
 // alone, pinned to one thread by cpu_pool.c). The sums are not cl/attention.cl's order (the GEMMs
-// block and fuse them), so the two agree within the check's tolerances, not bitwise.
+// block them and use FMA), so the two agree within the check's tolerances, not bitwise.
+// Measured (N = 32, one head, 2 threads, loaded machine): R = 256, d = 16 forward 16.9 → 3.2 ms,
+// backward 49.9 → 12.0 ms against the former sixteen-rows-at-a-time loops in the kernels' order.
 #define QBLOCK_FLOATS ((size_t)1 << 14)
 #define MAX_CHUNKS 64
 #define SCRATCH_WORDS ((size_t)16 << 20)
