@@ -1,6 +1,7 @@
 // The CPU reference's whole convolutions (conv2d_forward, conv2d_backward): im2col + GEMM one
 // sample at a time, so a sample's columns stay in cache between the two (host/README.md,
 // "Convolutions on the CPU").
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,9 +72,70 @@ static void inside_range(size_t W, size_t Wo, size_t s, size_t pad, size_t kx, s
     if (*lo > *hi) *lo = *hi;
 }
 
+// A "same" convolution (stride 1, Ho = H, Wo = W): the column row of tap (ky, kx) is the input
+// plane shifted by d = (ky − pad)·W + (kx − pad), row i of the plane being col row entry i − d,
+// except for the rows above or below the plane and the columns [0, lo) and [hi, W) of each row,
+// which lie in the padding. So a tap is one contiguous copy (or add) of the rows [y0, y1) that
+// lie inside, whose entries in the padding columns are then zeroed.
+static int same_conv(const struct geom *g) {
+    return g->stride == 1 && g->Ho == g->H && g->Wo == g->W && g->pad < g->k;
+}
+
+// A 1×1 convolution of stride 1 without padding: a sample (C, H·W) is its own column matrix, so
+// it needs no im2col (and no col2im: its input gradient is the GEMM's result).
+static int pointwise(const struct geom *g) {
+    return g->k == 1 && g->stride == 1 && g->pad == 0 && g->Ho == g->H && g->Wo == g->W;
+}
+
+struct tap {
+    size_t y0, y1, lo, hi; // rows [y0, y1) and columns [lo, hi) of the output read the plane
+    size_t i0, i1;         // the entries [i0, i1) of the col row the shifted copy covers
+    ptrdiff_t d;           // col row entry i reads plane entry i + d
+};
+
+static struct tap tap_of(const struct geom *g, size_t ky, size_t kx) {
+    struct tap t;
+    size_t H = g->H, W = g->W, pad = g->pad;
+    inside_range(H, H, 1, pad, ky, &t.y0, &t.y1);
+    inside_range(W, W, 1, pad, kx, &t.lo, &t.hi);
+    t.d = ((ptrdiff_t)ky - (ptrdiff_t)pad) * (ptrdiff_t)W + (ptrdiff_t)kx - (ptrdiff_t)pad;
+    ptrdiff_t i0 = (ptrdiff_t)(t.y0 * W), i1 = (ptrdiff_t)(t.y1 * W), n = (ptrdiff_t)(H * W);
+    if (i0 + t.d < 0) i0 = -t.d;
+    if (i1 + t.d > n) i1 = n - t.d;
+    if (i0 > n) i0 = n;
+    if (i1 < i0) i1 = i0;
+    t.i0 = (size_t)i0, t.i1 = (size_t)i1;
+    return t;
+}
+
+// Zeroes the entries of the rows [y0, y1) of a col row that lie in the padding columns.
+static void zero_edges(float *row, size_t W, const struct tap *t) {
+    for (size_t oy = t->y0; oy < t->y1; oy++) {
+        float *r = row + oy * W;
+        for (size_t ox = 0; ox < t->lo; ox++) r[ox] = 0.0f;
+        for (size_t ox = t->hi; ox < W; ox++) r[ox] = 0.0f;
+    }
+}
+
 // col (C·k·k, Ho·Wo) of one sample x (C, H, W): dcl_im2col with N = 1.
 static void im2col1(const struct geom *g, float *col, const float *x) {
     size_t k = g->k, s = g->stride, pad = g->pad, H = g->H, W = g->W, Ho = g->Ho, Wo = g->Wo;
+    if (same_conv(g)) {
+        for (size_t ky = 0; ky < k; ky++)
+            for (size_t kx = 0; kx < k; kx++) {
+                struct tap t = tap_of(g, ky, kx);
+                for (size_t c = 0; c < g->C; c++) {
+                    float *row = col + ((c * k + ky) * k + kx) * g->ro;
+                    const float *plane = x + c * g->ri;
+                    memset(row, 0, t.i0 * sizeof *row);
+                    memcpy(row + t.i0, plane + ((ptrdiff_t)t.i0 + t.d),
+                           (t.i1 - t.i0) * sizeof *row);
+                    memset(row + t.i1, 0, (g->ro - t.i1) * sizeof *row);
+                    zero_edges(row, W, &t);
+                }
+            }
+        return;
+    }
     for (size_t c = 0; c < g->C; c++) {
         const float *plane = x + c * g->ri;
         for (size_t ky = 0; ky < k; ky++)
@@ -102,9 +164,27 @@ static void im2col1(const struct geom *g, float *col, const float *x) {
 }
 
 // dx (C, H, W) = col2im of one sample's col: each pixel receives its col entries in (ky, kx)
-// order starting from 0, as dcl_col2im.
-static void col2im1(const struct geom *g, float *dx, const float *col) {
+// order starting from 0, as dcl_col2im. A same convolution adds each tap's shifted rows in one
+// contiguous pass after zeroing its padding entries in col (scratch): those land on other
+// pixels, and adding +0 leaves a sum that started from +0 unchanged, so the bits are the same.
+static void col2im1(const struct geom *g, float *dx, float *col) {
     size_t k = g->k, s = g->stride, pad = g->pad, H = g->H, W = g->W, Ho = g->Ho, Wo = g->Wo;
+    if (same_conv(g)) {
+        for (size_t c = 0; c < g->C; c++) {
+            float *plane = dx + c * g->ri;
+            memset(plane, 0, g->ri * sizeof *plane);
+            for (size_t ky = 0; ky < k; ky++)
+                for (size_t kx = 0; kx < k; kx++) {
+                    struct tap t = tap_of(g, ky, kx);
+                    float *row = col + ((c * k + ky) * k + kx) * g->ro;
+                    zero_edges(row, W, &t);
+                    float *restrict dst = plane + ((ptrdiff_t)t.i0 + t.d);
+                    const float *restrict src = row + t.i0;
+                    for (size_t i = 0, n = t.i1 - t.i0; i < n; i++) dst[i] += src[i];
+                }
+        }
+        return;
+    }
     for (size_t c = 0; c < g->C; c++) {
         float *plane = dx + c * g->ri;
         memset(plane, 0, g->ri * sizeof *plane);
@@ -148,10 +228,12 @@ static void forward_chunk(void *arg, size_t chunk) {
     float *out = fptr(a->out[0]);
     int has = (bias ? 1 : 0) | (sbias ? 2 : 0) | (res ? 4 : 0);
     size_t n0 = chunk * j->per_chunk, n1 = n0 + j->per_chunk < g->N ? n0 + j->per_chunk : g->N;
+    int pw = pointwise(g);
     for (size_t n = n0; n < n1; n++) {
-        im2col1(g, col, in + n * g->C * g->ri);
+        const float *x = in + n * g->C * g->ri, *cols = pw ? x : col;
+        if (!pw) im2col1(g, col, x);
         // tmp (Co, Ho·Wo) = w (Co, C·k·k) · col (C·k·k, Ho·Wo)
-        sgemm(0, 0, g->Co, g->ro, g->kk, w, g->kk, col, g->ro, 0.0f, tmp, g->ro);
+        sgemm(0, 0, g->Co, g->ro, g->kk, w, g->kk, cols, g->ro, 0.0f, tmp, g->ro);
         for (size_t c = 0; c < g->Co; c++) {
             size_t nc = n * g->Co + c, R = g->ro;
             float *o = out + nc * R;
@@ -170,15 +252,19 @@ static void backward_chunk(void *arg, size_t chunk) {
     const float *dout = fptr(a->in[0]), *in = fptr(a->in[1]), *w = fptr(a->in[2]);
     float *din = a->out_len[1] ? fptr(a->out[1]) : NULL;
     size_t n0 = chunk * j->per_chunk, n1 = n0 + j->per_chunk < g->N ? n0 + j->per_chunk : g->N;
+    int pw = pointwise(g);
     for (size_t n = n0; n < n1; n++) {
-        const float *dy = dout + n * g->Co * g->ro;
-        im2col1(g, col, in + n * g->C * g->ri);
+        const float *dy = dout + n * g->Co * g->ro, *x = in + n * g->C * g->ri;
+        const float *cols = pw ? x : col;
+        if (!pw) im2col1(g, col, x);
         // dw (Co, C·k·k) (+)= dy (Co, Ho·Wo) · colᵀ, the chunk's samples in order
-        sgemm(0, 1, g->Co, g->kk, g->ro, dy, g->ro, col, g->ro, n == n0 ? 0.0f : 1.0f, dw, g->kk);
+        sgemm(0, 1, g->Co, g->kk, g->ro, dy, g->ro, cols, g->ro, n == n0 ? 0.0f : 1.0f, dw, g->kk);
         if (!din) continue;
-        // col (C·k·k, Ho·Wo) = wᵀ · dy, folded back onto the input positions
-        sgemm(1, 0, g->kk, g->ro, g->Co, w, g->kk, dy, g->ro, 0.0f, col, g->ro);
-        col2im1(g, din + n * g->C * g->ri, col);
+        // col (C·k·k, Ho·Wo) = wᵀ · dy, folded back onto the input positions (a pointwise
+        // convolution's is din itself)
+        float *dx = din + n * g->C * g->ri;
+        sgemm(1, 0, g->kk, g->ro, g->Co, w, g->kk, dy, g->ro, 0.0f, pw ? dx : col, g->ro);
+        if (!pw) col2im1(g, dx, col);
     }
 }
 
