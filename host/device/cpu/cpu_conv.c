@@ -72,70 +72,9 @@ static void inside_range(size_t W, size_t Wo, size_t s, size_t pad, size_t kx, s
     if (*lo > *hi) *lo = *hi;
 }
 
-// A "same" convolution (stride 1, Ho = H, Wo = W): the column row of tap (ky, kx) is the input
-// plane shifted by d = (ky − pad)·W + (kx − pad), row i of the plane being col row entry i − d,
-// except for the rows above or below the plane and the columns [0, lo) and [hi, W) of each row,
-// which lie in the padding. So a tap is one contiguous copy (or add) of the rows [y0, y1) that
-// lie inside, whose entries in the padding columns are then zeroed.
-static int same_conv(const struct geom *g) {
-    return g->stride == 1 && g->Ho == g->H && g->Wo == g->W && g->pad < g->k;
-}
-
-// A 1×1 convolution of stride 1 without padding: a sample (C, H·W) is its own column matrix, so
-// it needs no im2col (and no col2im: its input gradient is the GEMM's result).
-static int pointwise(const struct geom *g) {
-    return g->k == 1 && g->stride == 1 && g->pad == 0 && g->Ho == g->H && g->Wo == g->W;
-}
-
-struct tap {
-    size_t y0, y1, lo, hi; // rows [y0, y1) and columns [lo, hi) of the output read the plane
-    size_t i0, i1;         // the entries [i0, i1) of the col row the shifted copy covers
-    ptrdiff_t d;           // col row entry i reads plane entry i + d
-};
-
-static struct tap tap_of(const struct geom *g, size_t ky, size_t kx) {
-    struct tap t;
-    size_t H = g->H, W = g->W, pad = g->pad;
-    inside_range(H, H, 1, pad, ky, &t.y0, &t.y1);
-    inside_range(W, W, 1, pad, kx, &t.lo, &t.hi);
-    t.d = ((ptrdiff_t)ky - (ptrdiff_t)pad) * (ptrdiff_t)W + (ptrdiff_t)kx - (ptrdiff_t)pad;
-    ptrdiff_t i0 = (ptrdiff_t)(t.y0 * W), i1 = (ptrdiff_t)(t.y1 * W), n = (ptrdiff_t)(H * W);
-    if (i0 + t.d < 0) i0 = -t.d;
-    if (i1 + t.d > n) i1 = n - t.d;
-    if (i0 > n) i0 = n;
-    if (i1 < i0) i1 = i0;
-    t.i0 = (size_t)i0, t.i1 = (size_t)i1;
-    return t;
-}
-
-// Zeroes the entries of the rows [y0, y1) of a col row that lie in the padding columns.
-static void zero_edges(float *row, size_t W, const struct tap *t) {
-    for (size_t oy = t->y0; oy < t->y1; oy++) {
-        float *r = row + oy * W;
-        for (size_t ox = 0; ox < t->lo; ox++) r[ox] = 0.0f;
-        for (size_t ox = t->hi; ox < W; ox++) r[ox] = 0.0f;
-    }
-}
-
 // col (C·k·k, Ho·Wo) of one sample x (C, H, W): dcl_im2col with N = 1.
 static void im2col1(const struct geom *g, float *col, const float *x) {
     size_t k = g->k, s = g->stride, pad = g->pad, H = g->H, W = g->W, Ho = g->Ho, Wo = g->Wo;
-    if (same_conv(g)) {
-        for (size_t ky = 0; ky < k; ky++)
-            for (size_t kx = 0; kx < k; kx++) {
-                struct tap t = tap_of(g, ky, kx);
-                for (size_t c = 0; c < g->C; c++) {
-                    float *row = col + ((c * k + ky) * k + kx) * g->ro;
-                    const float *plane = x + c * g->ri;
-                    memset(row, 0, t.i0 * sizeof *row);
-                    memcpy(row + t.i0, plane + ((ptrdiff_t)t.i0 + t.d),
-                           (t.i1 - t.i0) * sizeof *row);
-                    memset(row + t.i1, 0, (g->ro - t.i1) * sizeof *row);
-                    zero_edges(row, W, &t);
-                }
-            }
-        return;
-    }
     for (size_t c = 0; c < g->C; c++) {
         const float *plane = x + c * g->ri;
         for (size_t ky = 0; ky < k; ky++)
@@ -164,27 +103,9 @@ static void im2col1(const struct geom *g, float *col, const float *x) {
 }
 
 // dx (C, H, W) = col2im of one sample's col: each pixel receives its col entries in (ky, kx)
-// order starting from 0, as dcl_col2im. A same convolution adds each tap's shifted rows in one
-// contiguous pass after zeroing its padding entries in col (scratch): those land on other
-// pixels, and adding +0 leaves a sum that started from +0 unchanged, so the bits are the same.
-static void col2im1(const struct geom *g, float *dx, float *col) {
+// order starting from 0, as dcl_col2im.
+static void col2im1(const struct geom *g, float *dx, const float *col) {
     size_t k = g->k, s = g->stride, pad = g->pad, H = g->H, W = g->W, Ho = g->Ho, Wo = g->Wo;
-    if (same_conv(g)) {
-        for (size_t c = 0; c < g->C; c++) {
-            float *plane = dx + c * g->ri;
-            memset(plane, 0, g->ri * sizeof *plane);
-            for (size_t ky = 0; ky < k; ky++)
-                for (size_t kx = 0; kx < k; kx++) {
-                    struct tap t = tap_of(g, ky, kx);
-                    float *row = col + ((c * k + ky) * k + kx) * g->ro;
-                    zero_edges(row, W, &t);
-                    float *restrict dst = plane + ((ptrdiff_t)t.i0 + t.d);
-                    const float *restrict src = row + t.i0;
-                    for (size_t i = 0, n = t.i1 - t.i0; i < n; i++) dst[i] += src[i];
-                }
-        }
-        return;
-    }
     for (size_t c = 0; c < g->C; c++) {
         float *plane = dx + c * g->ri;
         memset(plane, 0, g->ri * sizeof *plane);
@@ -207,20 +128,52 @@ static void col2im1(const struct geom *g, float *dx, float *col) {
     }
 }
 
+// A "same" convolution: stride 1, pad p on each side with 2p = k − 1, so Ho = H and Wo = W. Its
+// input, copied once per sample into a zero-bordered plane of Wp = W + 2p columns and Hp = H + 2p
+// rows, is read in place by k·k GEMMs, one per tap (ky, kx), with no column matrix: output
+// position i = oy·Wp + ox (ox < W; the 2p positions ox ≥ W of each row are computed and dropped)
+// reads the padded plane at i + ky·Wp + kx, so tap (ky, kx)'s operand is the padded input
+// shifted by that offset, a (C, Np) matrix of row stride Hp·Wp, Np = (H − 1)·Wp + W.
+//   forward: y_pw (Co, H·Wp) = Σ_taps wt[tap] (Co, C) · x_pad shifted, taps in (ky, kx) order
+//   dw:      dwt[tap] (Co, C) (+)= dy_pad (Co, Np) · (x_pad shifted)ᵀ, dy zero-bordered too, so
+//            the dropped positions add 0
+//   dx:      dx_pw (C, H·Wp) = Σ_taps wt[flipped tap]ᵀ · dy_pad shifted (the transposed
+//            convolution is a same convolution of dy with the flipped kernel), taps in the order
+//            that adds each pixel's terms in (ky, kx) order, as col2im
+// wt is w (Co, C, k, k) reordered to (k·k, Co, C), once per call. The GEMMs' K is C (or Co), so
+// OpenBLAS packs the operands straight from the padded planes, which stay in L1/L2.
+static int same_conv(const struct geom *g) {
+    return g->stride == 1 && 2 * g->pad + 1 == g->k && g->Ho == g->H && g->Wo == g->W;
+}
+
+// A 1×1 convolution of stride 1 without padding: a sample (C, H·W) is its own column matrix, so
+// it needs no im2col (and no col2im: its input gradient is the GEMM's result).
+static int pointwise(const struct geom *g) { return same_conv(g) && g->k == 1; }
+
 // One call's work: the op, its geometry and the chunks' scratch.
 struct job {
     const struct dcl_op_args *a;
     struct geom g;
-    size_t per_chunk; // samples per chunk
-    float *scratch;   // per chunk: col (kk·ro), then tmp (Co·ro) or the partial dw (Co·kk)
-    size_t stride;    // floats of scratch per chunk
+    int taps;          // the same-convolution path (not 1×1)
+    size_t Wp, Pp, Np; // taps: padded row, padded plane, columns of a tap's GEMM
+    size_t per_chunk;  // samples per chunk
+    float *wt;         // taps: w as (k·k, Co, C)
+    float *scratch;    // per chunk, see job_init
+    size_t stride;     // floats of scratch per chunk
+    size_t dw_off;     // backward: the chunk's partial dw, at this offset of its scratch
 };
+
+// Copies planes (rows × cols, contiguous) into a bordered layout: row r at dst + r·ld.
+static void put_rows(float *dst, size_t ld, const float *src, size_t rows, size_t cols) {
+    for (size_t r = 0; r < rows; r++) memcpy(dst + r * ld, src + r * cols, cols * sizeof *dst);
+}
 
 static void forward_chunk(void *arg, size_t chunk) {
     const struct job *j = arg;
     const struct dcl_op_args *a = j->a;
     const struct geom *g = &j->g;
-    float *col = j->scratch + chunk * j->stride, *tmp = col + g->kk * g->ro;
+    float *col = j->scratch + chunk * j->stride;
+    float *tmp = col + (j->taps ? g->C * j->Pp : pointwise(g) ? 0 : g->kk * g->ro);
     const float *in = fptr(a->in[0]), *w = fptr(a->in[1]);
     const float *bias = a->in_len[2] ? fptr(a->in[2]) : NULL;
     const float *sbias = a->in_len[3] ? fptr(a->in[3]) : NULL;
@@ -228,30 +181,83 @@ static void forward_chunk(void *arg, size_t chunk) {
     float *out = fptr(a->out[0]);
     int has = (bias ? 1 : 0) | (sbias ? 2 : 0) | (res ? 4 : 0);
     size_t n0 = chunk * j->per_chunk, n1 = n0 + j->per_chunk < g->N ? n0 + j->per_chunk : g->N;
-    int pw = pointwise(g);
+    size_t k = g->k, p = g->pad, Wp = j->Wp, Pp = j->Pp, CC = g->Co * g->C;
+    if (j->taps) memset(col, 0, g->C * Pp * sizeof *col); // the borders stay 0
     for (size_t n = n0; n < n1; n++) {
-        const float *x = in + n * g->C * g->ri, *cols = pw ? x : col;
-        if (!pw) im2col1(g, col, x);
-        // tmp (Co, Ho·Wo) = w (Co, C·k·k) · col (C·k·k, Ho·Wo)
-        sgemm(0, 0, g->Co, g->ro, g->kk, w, g->kk, cols, g->ro, 0.0f, tmp, g->ro);
+        const float *x = in + n * g->C * g->ri;
+        if (j->taps) {
+            // tmp (Co, H·Wp) = Σ_taps wt[tap] · x_pad shifted; then its rows closed up to (Co, ro)
+            for (size_t c = 0; c < g->C; c++)
+                put_rows(col + c * Pp + p * Wp + p, Wp, x + c * g->ri, g->H, g->W);
+            for (size_t t = 0; t < k * k; t++)
+                sgemm(0, 0, g->Co, j->Np, g->C, j->wt + t * CC, g->C, col + t / k * Wp + t % k, Pp,
+                      t ? 1.0f : 0.0f, tmp, g->H * Wp);
+            for (size_t c = 0; c < g->Co; c++)
+                for (size_t oy = 0; oy < g->H; oy++)
+                    memmove(tmp + c * g->ro + oy * g->W, tmp + (c * g->H + oy) * Wp,
+                            g->W * sizeof *tmp);
+        } else {
+            const float *cols = x;
+            if (!pointwise(g)) im2col1(g, col, x), cols = col;
+            // tmp (Co, Ho·Wo) = w (Co, C·k·k) · col (C·k·k, Ho·Wo)
+            sgemm(0, 0, g->Co, g->ro, g->kk, w, g->kk, cols, g->ro, 0.0f, tmp, g->ro);
+        }
         for (size_t c = 0; c < g->Co; c++) {
             size_t nc = n * g->Co + c, R = g->ro;
             float *o = out + nc * R;
-            const float *x = tmp + c * R, *y = res ? res + nc * R : NULL;
+            const float *xc = tmp + c * R, *y = res ? res + nc * R : NULL;
             float b = bias ? bias[c] : 0.0f, s = sbias ? sbias[nc] : 0.0f;
-            dcl__cpu_conv_output_plane(o, x, y, b, s, R, has);
+            dcl__cpu_conv_output_plane(o, xc, y, b, s, R, has);
         }
     }
+}
+
+// The taps path of one sample: dwt (k·k, Co, C) (+)= its weight gradient, din_n = its input
+// gradient (when din). xp, dyp: the chunk's padded planes (C and Co of them, borders 0); dxt:
+// (C, H·Wp).
+static void backward_taps(const struct job *j, size_t n, int first, float *xp, float *dyp,
+                          float *dxt, float *dwt) {
+    const struct dcl_op_args *a = j->a;
+    const struct geom *g = &j->g;
+    const float *dout = fptr(a->in[0]), *in = fptr(a->in[1]);
+    float *din = a->out_len[1] ? fptr(a->out[1]) : NULL;
+    size_t k = g->k, p = g->pad, Wp = j->Wp, Pp = j->Pp, Np = j->Np, CC = g->Co * g->C;
+    for (size_t c = 0; c < g->C; c++)
+        put_rows(xp + c * Pp + p * Wp + p, Wp, in + (n * g->C + c) * g->ri, g->H, g->W);
+    for (size_t c = 0; c < g->Co; c++)
+        put_rows(dyp + c * Pp + p * Wp + p, Wp, dout + (n * g->Co + c) * g->ro, g->H, g->W);
+    const float *dy = dyp + p * Wp + p; // dy (Co, Np) in padded-width positions, 0 between rows
+    for (size_t t = 0; t < k * k; t++)
+        sgemm(0, 1, g->Co, g->C, Np, dy, Pp, xp + t / k * Wp + t % k, Pp, first ? 0.0f : 1.0f,
+              dwt + t * CC, g->C);
+    if (!din) return;
+    // dx_pw = Σ over taps t' of wt[k·k − 1 − t']ᵀ · dy_pad shifted by t', t' from the last, so
+    // that a pixel's terms come in the (ky, kx) order of the kernel taps.
+    for (size_t u = 0; u < k * k; u++) {
+        size_t t = k * k - 1 - u; // the shift t' = (ky', kx'), the kernel tap u = flipped t'
+        sgemm(1, 0, g->C, Np, g->Co, j->wt + u * CC, g->C, dyp + t / k * Wp + t % k, Pp,
+              u ? 1.0f : 0.0f, dxt, g->H * Wp);
+    }
+    float *dx = din + n * g->C * g->ri;
+    for (size_t c = 0; c < g->C; c++)
+        for (size_t y = 0; y < g->H; y++)
+            memcpy(dx + c * g->ri + y * g->W, dxt + (c * g->H + y) * Wp, g->W * sizeof *dx);
 }
 
 static void backward_chunk(void *arg, size_t chunk) {
     const struct job *j = arg;
     const struct dcl_op_args *a = j->a;
     const struct geom *g = &j->g;
-    float *col = j->scratch + chunk * j->stride, *dw = col + g->kk * g->ro;
+    float *col = j->scratch + chunk * j->stride, *dw = col + j->dw_off;
     const float *dout = fptr(a->in[0]), *in = fptr(a->in[1]), *w = fptr(a->in[2]);
     float *din = a->out_len[1] ? fptr(a->out[1]) : NULL;
     size_t n0 = chunk * j->per_chunk, n1 = n0 + j->per_chunk < g->N ? n0 + j->per_chunk : g->N;
+    if (j->taps) {
+        float *xp = col, *dyp = xp + g->C * j->Pp, *dxt = dyp + g->Co * j->Pp;
+        memset(col, 0, (g->C + g->Co) * j->Pp * sizeof *col); // the borders stay 0
+        for (size_t n = n0; n < n1; n++) backward_taps(j, n, n == n0, xp, dyp, dxt, dw);
+        return;
+    }
     int pw = pointwise(g);
     for (size_t n = n0; n < n1; n++) {
         const float *dy = dout + n * g->Co * g->ro, *x = in + n * g->C * g->ri;
@@ -268,24 +274,47 @@ static void backward_chunk(void *arg, size_t chunk) {
     }
 }
 
-// Sets up the chunks and their scratch (extra floats per chunk after the columns).
-static dcl_status job_init(struct job *j, const struct dcl_op_args *a, size_t extra,
+// Sets up the chunks, their scratch and (taps) wt. Per chunk: the taps path's padded planes (C,
+// and Co for the backward) and its (Co or C, H·Wp) output, or im2col's columns (none when 1×1)
+// and (Co, ro); then, backward, the partial dw (Co·kk floats).
+static dcl_status job_init(struct job *j, const struct dcl_op_args *a, int backward,
                            size_t *n_chunks) {
-    j->a = a, j->g = geom_of(a);
+    *j = (struct job){.a = a, .g = geom_of(a)};
+    const struct geom *g = &j->g;
     const size_t lim = (size_t)1 << 31; // CBLAS's int
-    if (j->g.kk >= lim || j->g.ro >= lim || j->g.Co >= lim)
+    j->taps = same_conv(g) && g->k > 1 && g->H && g->W;
+    j->Wp = g->W + 2 * g->pad, j->Pp = (g->H + 2 * g->pad) * j->Wp;
+    j->Np = j->taps ? (g->H - 1) * j->Wp + g->W : 0;
+    if (g->kk >= lim || g->ro >= lim || g->Co >= lim || j->Pp >= lim)
         return dcl__fail(DCL_ERR_ARG, "op %s: a sample's GEMM (%zu × %zu × %zu) passes 2^31",
-                         dcl__op_name(a->op), j->g.Co, j->g.ro, j->g.kk);
-    j->stride = (j->g.kk * j->g.ro + extra + 15) & ~(size_t)15;
-    size_t N = j->g.N, fit = SCRATCH_FLOATS / j->stride;
+                         dcl__op_name(a->op), g->Co, g->ro, g->kk);
+    size_t floats;
+    if (j->taps)
+        floats = (backward ? (g->C + g->Co) * j->Pp + g->C * g->H * j->Wp
+                           : g->C * j->Pp + g->Co * g->H * j->Wp);
+    else floats = (pointwise(g) ? 0 : g->kk * g->ro) + (backward ? 0 : g->Co * g->ro);
+    j->dw_off = floats;
+    if (backward) floats += g->Co * g->kk;
+    j->stride = (floats + 15) & ~(size_t)15;
+    size_t N = g->N, fit = SCRATCH_FLOATS / j->stride;
     size_t chunks = fit < MAX_CHUNKS ? (fit ? fit : 1) : MAX_CHUNKS;
     if (chunks > N) chunks = N;
     j->per_chunk = chunks ? (N + chunks - 1) / chunks : 1;
     *n_chunks = chunks ? (N + j->per_chunk - 1) / j->per_chunk : 0;
-    j->scratch = *n_chunks ? malloc(*n_chunks * j->stride * sizeof(float)) : NULL;
+    size_t nwt = j->taps ? g->Co * g->kk : 0;
+    j->scratch = *n_chunks ? malloc((*n_chunks * j->stride + nwt) * sizeof(float)) : NULL;
     if (*n_chunks && !j->scratch)
         return dcl__fail(DCL_ERR_NOMEM, "op %s: out of host memory for %zu chunks of columns",
                          dcl__op_name(a->op), *n_chunks);
+    if (nwt) {
+        const float *w = fptr(a->in[a->op == DCL_OP_CONV2D_FORWARD ? 1 : 2]);
+        size_t kk2 = g->k * g->k;
+        j->wt = j->scratch + *n_chunks * j->stride;
+        for (size_t co = 0; co < g->Co; co++)
+            for (size_t c = 0; c < g->C; c++)
+                for (size_t t = 0; t < kk2; t++)
+                    j->wt[(t * g->Co + co) * g->C + c] = w[(co * g->C + c) * kk2 + t];
+    }
     return DCL_OK;
 }
 
@@ -293,7 +322,7 @@ dcl_status dcl__cpu_conv2d_forward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     struct job j;
     size_t chunks = 0;
-    TRY(job_init(&j, a, a->p.conv.Co * a->p.conv.Ho * a->p.conv.Wo, &chunks));
+    TRY(job_init(&j, a, 0, &chunks));
     size_t work = a->out_len[0] * (j.g.kk ? j.g.kk : 1);
     dcl__cpu_parallel(chunks, work, forward_chunk, &j);
     free(j.scratch);
@@ -304,15 +333,18 @@ dcl_status dcl__cpu_conv2d_backward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     struct job j;
     size_t chunks = 0, nw = a->out_len[0];
-    TRY(job_init(&j, a, nw, &chunks));
+    TRY(job_init(&j, a, 1, &chunks));
     size_t work = a->in_len[0] * (j.g.kk ? j.g.kk : 1) * (a->out_len[1] ? 2 : 1);
     dcl__cpu_parallel(chunks, work, backward_chunk, &j);
-    // dw += the chunks' partial sums, added together in chunk order first.
+    // dw += the chunks' partial sums, added together in chunk order first (the taps path keeps
+    // them as (k·k, Co, C)).
     float *dw = fptr(a->out[0]);
-    size_t off = j.g.kk * j.g.ro;
+    size_t kk2 = j.g.k * j.g.k, C = j.g.C, Co = j.g.Co;
     for (size_t i = 0; i < nw && chunks; i++) {
-        float acc = j.scratch[off + i];
-        for (size_t c = 1; c < chunks; c++) acc += j.scratch[c * j.stride + off + i];
+        size_t s = i;
+        if (j.taps) s = (i % kk2 * Co + i / (C * kk2)) * C + i / kk2 % C;
+        float acc = j.scratch[j.dw_off + s];
+        for (size_t c = 1; c < chunks; c++) acc += j.scratch[c * j.stride + j.dw_off + s];
         dw[i] += acc;
     }
     free(j.scratch);
