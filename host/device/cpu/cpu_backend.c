@@ -200,7 +200,7 @@ static inline float sigmoidf(float x) {
     return x >= 0.0f ? s : e * s;
 }
 
-static void silu_forward_range(const struct dcl_op_args *a, size_t lo, size_t hi) {
+DCL_CPU_WIDE static void silu_forward_range(const struct dcl_op_args *a, size_t lo, size_t hi) {
     float *out = fptr(a->out[0]);
     const float *in = fptr(a->in[0]);
     for (size_t i = lo; i < hi; i++) out[i] = in[i] * sigmoidf(in[i]);
@@ -213,7 +213,7 @@ static dcl_status cpu_silu_forward(void *ctx, const struct dcl_op_args *a) {
 }
 
 // d/dx x σ(x) = σ(x) + x σ(x) (1 − σ(x)) = σ(x) (1 + x (1 − σ(x))).
-static void silu_backward_range(const struct dcl_op_args *a, size_t lo, size_t hi) {
+DCL_CPU_WIDE static void silu_backward_range(const struct dcl_op_args *a, size_t lo, size_t hi) {
     float *din = fptr(a->out[0]);
     const float *in = fptr(a->in[0]), *dout = fptr(a->in[1]);
     for (size_t i = lo; i < hi; i++) {
@@ -694,6 +694,14 @@ static dcl_status cpu_channel_bias_add(void *ctx, const struct dcl_op_args *a) {
 // its own order, which gives the same bits as one at a time, several times faster.
 #define SIDE 4
 
+// A block of k < SIDE rows still runs SIDE sums: the missing ones repeat the block's last row
+// (item k − 1) and are dropped, so the loops keep SIDE independent chains (a block of 1 to 3 rows
+// ran one chain at a time before, 4 cycles an element). The item of side sum q:
+static inline size_t side_item(size_t q, size_t k) { return q < k ? q : k - 1; }
+
+// A grain rounded up to whole blocks of SIDE items (still a function of the sizes alone).
+static size_t side_grain(size_t grain) { return (grain + SIDE - 1) / SIDE * SIDE; }
+
 // per_sample 0: dbias[c] += Σ_{n,r} dout; per_sample 1: dbias[n, c] = Σ_r dout. Sums in double,
 // per channel: a chunk is a block of channels. The per-sample sums of SIDE samples run side by
 // side, then add to the channel's total in sample order.
@@ -732,7 +740,8 @@ static dcl_status cpu_channel_bias_backward(void *ctx, const struct dcl_op_args 
 // GroupNorm forward: two passes in double over each (n, group) block of M = C/G·R consecutive
 // elements (mean, then the mean square deviation), so the reference is the accurate side. A chunk
 // is a block of (n, group) rows; the sums of SIDE rows run side by side.
-static void group_norm_forward_rows(const struct dcl_op_args *a, size_t lo, size_t hi) {
+DCL_CPU_WIDE static void group_norm_forward_rows(const struct dcl_op_args *a, size_t lo,
+                                                 size_t hi) {
     size_t C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
     size_t Cg = C / G, M = Cg * R;
     float *out = fptr(a->out[0]), *mean = fptr(a->out[1]), *rstd = fptr(a->out[2]);
@@ -740,22 +749,14 @@ static void group_norm_forward_rows(const struct dcl_op_args *a, size_t lo, size
     for (size_t row0 = lo; row0 < hi; row0 += SIDE) {
         size_t k = hi - row0 < SIDE ? hi - row0 : SIDE;
         const float *x = in + row0 * M; // row row0 + q at x + q·M
+        const float *xs[SIDE];          // the rows of the side sums
+        for (size_t q = 0; q < SIDE; q++) xs[q] = x + side_item(q, k) * M;
         double mu[SIDE] = {0.0}, var[SIDE] = {0.0};
-        if (k == SIDE)
-            for (size_t j = 0; j < M; j++)
-                for (size_t q = 0; q < SIDE; q++) mu[q] += x[q * M + j];
-        else
-            for (size_t q = 0; q < k; q++)
-                for (size_t j = 0; j < M; j++) mu[q] += x[q * M + j];
-        for (size_t q = 0; q < k; q++) mu[q] /= (double)M;
-        if (k == SIDE)
-            for (size_t j = 0; j < M; j++)
-                for (size_t q = 0; q < SIDE; q++)
-                    var[q] += (x[q * M + j] - mu[q]) * (x[q * M + j] - mu[q]);
-        else
-            for (size_t q = 0; q < k; q++)
-                for (size_t j = 0; j < M; j++)
-                    var[q] += (x[q * M + j] - mu[q]) * (x[q * M + j] - mu[q]);
+        for (size_t j = 0; j < M; j++)
+            for (size_t q = 0; q < SIDE; q++) mu[q] += xs[q][j];
+        for (size_t q = 0; q < SIDE; q++) mu[q] /= (double)M;
+        for (size_t j = 0; j < M; j++)
+            for (size_t q = 0; q < SIDE; q++) var[q] += (xs[q][j] - mu[q]) * (xs[q][j] - mu[q]);
         for (size_t q = 0; q < k; q++) {
             size_t row = row0 + q, c0 = (row % G) * Cg;
             double m = mu[q], rs = 1.0 / sqrt(var[q] / (double)M + a->p.chan.eps);
@@ -773,7 +774,7 @@ static void group_norm_forward_rows(const struct dcl_op_args *a, size_t lo, size
 static dcl_status cpu_group_norm_forward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t M = a->p.chan.C / a->p.chan.G * a->p.chan.R;
-    dcl__cpu_for(a, a->p.chan.N * a->p.chan.G, dcl__cpu_grain(3 * M), 3 * M,
+    dcl__cpu_for(a, a->p.chan.N * a->p.chan.G, side_grain(dcl__cpu_grain(3 * M)), 3 * M,
                  group_norm_forward_rows);
     return DCL_OK;
 }
@@ -782,7 +783,8 @@ static dcl_status cpu_group_norm_forward(void *ctx, const struct dcl_op_args *a)
 // din = rstd (g − Σg/M − x̂ Σ g x̂/M), g = gamma·dout; dgamma += Σ dout x̂; dbeta += Σ dout.
 // din by blocks of (n, group) rows, then dgamma and dbeta by blocks of channels; the sums of SIDE
 // rows (channels) run side by side.
-static void group_norm_backward_rows(const struct dcl_op_args *a, size_t lo, size_t hi) {
+DCL_CPU_WIDE static void group_norm_backward_rows(const struct dcl_op_args *a, size_t lo,
+                                                  size_t hi) {
     size_t C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
     size_t Cg = C / G, M = Cg * R;
     float *din = fptr(a->out[0]);
@@ -791,28 +793,22 @@ static void group_norm_backward_rows(const struct dcl_op_args *a, size_t lo, siz
     for (size_t row0 = lo; row0 < hi; row0 += SIDE) {
         size_t k = hi - row0 < SIDE ? hi - row0 : SIDE;
         double mu[SIDE], rs[SIDE], sg[SIDE] = {0.0}, sgx[SIDE] = {0.0};
-        const float *gm[SIDE]; // gamma of row row0 + q's group
-        for (size_t q = 0; q < k; q++)
-            mu[q] = mean[row0 + q], rs[q] = rstd[row0 + q], gm[q] = gamma + (row0 + q) % G * Cg;
+        const float *gm[SIDE], *xs[SIDE], *dys[SIDE];          // row row0 + q's gamma, x and dout
         const float *x = in + row0 * M, *dy = dout + row0 * M; // row row0 + q at + q·M
+        for (size_t q = 0; q < SIDE; q++) {
+            size_t row = row0 + side_item(q, k);
+            mu[q] = mean[row], rs[q] = rstd[row], gm[q] = gamma + row % G * Cg;
+            xs[q] = in + row * M, dys[q] = dout + row * M;
+        }
         for (size_t c = 0; c < Cg; c++) {
             size_t base = c * R;
-            if (k == SIDE)
-                for (size_t r = 0; r < R; r++)
-                    for (size_t q = 0; q < SIDE; q++) {
-                        size_t i = q * M + base + r;
-                        double g = (double)gm[q][c] * dy[i];
-                        sg[q] += g;
-                        sgx[q] += g * ((x[i] - mu[q]) * rs[q]);
-                    }
-            else
-                for (size_t q = 0; q < k; q++)
-                    for (size_t r = 0; r < R; r++) {
-                        size_t i = q * M + base + r;
-                        double g = (double)gm[q][c] * dy[i];
-                        sg[q] += g;
-                        sgx[q] += g * ((x[i] - mu[q]) * rs[q]);
-                    }
+            for (size_t r = 0; r < R; r++)
+                for (size_t q = 0; q < SIDE; q++) {
+                    size_t i = base + r;
+                    double g = (double)gm[q][c] * dys[q][i];
+                    sg[q] += g;
+                    sgx[q] += g * ((xs[q][i] - mu[q]) * rs[q]);
+                }
         }
         for (size_t q = 0; q < k; q++) {
             double m = mu[q], r_s = rs[q], s_g = sg[q] / (double)M, s_gx = sgx[q] / (double)M;
@@ -829,7 +825,8 @@ static void group_norm_backward_rows(const struct dcl_op_args *a, size_t lo, siz
     }
 }
 
-static void group_norm_backward_channels(const struct dcl_op_args *a, size_t lo, size_t hi) {
+DCL_CPU_WIDE static void group_norm_backward_channels(const struct dcl_op_args *a, size_t lo,
+                                                      size_t hi) {
     size_t N = a->p.chan.N, C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G, Cg = C / G;
     float *dgamma = fptr(a->out[1]), *dbeta = fptr(a->out[2]);
     const float *dout = fptr(a->in[0]), *in = fptr(a->in[1]), *mean = fptr(a->in[2]);
@@ -839,25 +836,17 @@ static void group_norm_backward_channels(const struct dcl_op_args *a, size_t lo,
         double sdg[SIDE] = {0.0}, sdb[SIDE] = {0.0};
         for (size_t n = 0; n < N; n++) {
             double mu[SIDE], rs[SIDE];
-            for (size_t q = 0; q < k; q++) {
-                size_t row = n * G + (c0 + q) / Cg;
+            const float *xs[SIDE], *dys[SIDE]; // channel c0 + q's planes
+            for (size_t q = 0; q < SIDE; q++) {
+                size_t c = c0 + side_item(q, k), row = n * G + c / Cg;
                 mu[q] = mean[row], rs[q] = rstd[row];
+                xs[q] = in + (n * C + c) * R, dys[q] = dout + (n * C + c) * R;
             }
-            const float *x = in + (n * C + c0) * R, *dy = dout + (n * C + c0) * R;
-            if (k == SIDE)
-                for (size_t r = 0; r < R; r++)
-                    for (size_t q = 0; q < SIDE; q++) {
-                        size_t i = q * R + r;
-                        sdg[q] += dy[i] * ((x[i] - mu[q]) * rs[q]);
-                        sdb[q] += dy[i];
-                    }
-            else
-                for (size_t q = 0; q < k; q++)
-                    for (size_t r = 0; r < R; r++) {
-                        size_t i = q * R + r;
-                        sdg[q] += dy[i] * ((x[i] - mu[q]) * rs[q]);
-                        sdb[q] += dy[i];
-                    }
+            for (size_t r = 0; r < R; r++)
+                for (size_t q = 0; q < SIDE; q++) {
+                    sdg[q] += dys[q][r] * ((xs[q][r] - mu[q]) * rs[q]);
+                    sdb[q] += dys[q][r];
+                }
         }
         for (size_t q = 0; q < k; q++) {
             dgamma[c0 + q] = (float)(dgamma[c0 + q] + sdg[q]);
@@ -870,8 +859,9 @@ static dcl_status cpu_group_norm_backward(void *ctx, const struct dcl_op_args *a
     (void)ctx;
     size_t N = a->p.chan.N, C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
     size_t M = C / G * R;
-    dcl__cpu_for(a, N * G, dcl__cpu_grain(4 * M), 4 * M, group_norm_backward_rows);
-    dcl__cpu_for(a, C, dcl__cpu_grain(2 * N * R), 2 * N * R, group_norm_backward_channels);
+    dcl__cpu_for(a, N * G, side_grain(dcl__cpu_grain(4 * M)), 4 * M, group_norm_backward_rows);
+    dcl__cpu_for(a, C, side_grain(dcl__cpu_grain(2 * N * R)), 2 * N * R,
+                 group_norm_backward_channels);
     return DCL_OK;
 }
 
