@@ -186,16 +186,12 @@ static void forward_chunk(void *arg, size_t chunk) {
     for (size_t n = n0; n < n1; n++) {
         const float *x = in + n * g->C * g->ri;
         if (j->taps) {
-            // tmp (Co, H·Wp) = Σ_taps wt[tap] · x_pad shifted; then its rows closed up to (Co, ro)
+            // tmp (Co, H·Wp) = Σ_taps wt[tap] · x_pad shifted
             for (size_t c = 0; c < g->C; c++)
                 put_rows(col + c * Pp + p * Wp + p, Wp, x + c * g->ri, g->H, g->W);
             for (size_t t = 0; t < k * k; t++)
                 sgemm(0, 0, g->Co, j->Np, g->C, j->wt + t * CC, g->C, col + t / k * Wp + t % k, Pp,
                       t ? 1.0f : 0.0f, tmp, g->H * Wp);
-            for (size_t c = 0; c < g->Co; c++)
-                for (size_t oy = 0; oy < g->H; oy++)
-                    memmove(tmp + c * g->ro + oy * g->W, tmp + (c * g->H + oy) * Wp,
-                            g->W * sizeof *tmp);
         } else {
             const float *cols = x;
             if (!pointwise(g)) im2col1(g, col, x), cols = col;
@@ -205,9 +201,11 @@ static void forward_chunk(void *arg, size_t chunk) {
         for (size_t c = 0; c < g->Co; c++) {
             size_t nc = n * g->Co + c, R = g->ro;
             float *o = out + nc * R;
-            const float *xc = tmp + c * R, *y = res ? res + nc * R : NULL;
+            const float *y = res ? res + nc * R : NULL;
             float b = bias ? bias[c] : 0.0f, s = sbias ? sbias[nc] : 0.0f;
-            dcl__cpu_conv_output_plane(o, xc, y, b, s, R, has);
+            if (j->taps) // the rows of tmp (Co, H·Wp), their first W entries
+                dcl__cpu_conv_output_rows(o, tmp + c * g->H * Wp, Wp, y, b, s, g->H, g->W, has);
+            else dcl__cpu_conv_output_plane(o, tmp + c * R, y, b, s, R, has);
         }
     }
 }
@@ -341,10 +339,11 @@ dcl_status dcl__cpu_conv2d_backward(void *ctx, const struct dcl_op_args *a) {
     float *dw = fptr(a->out[0]);
     size_t kk2 = j.g.k * j.g.k, C = j.g.C, Co = j.g.Co;
     for (size_t i = 0; i < nw && chunks; i++) {
-        size_t s = i;
-        if (j.taps) s = (i % kk2 * Co + i / (C * kk2)) * C + i / kk2 % C;
-        float acc = j.scratch[j.dw_off + s];
-        for (size_t c = 1; c < chunks; c++) acc += j.scratch[c * j.stride + j.dw_off + s];
+        // element i = (co, c, t) of dw; the taps path's partial holds it at (t, co, c)
+        size_t t = i % kk2, c = i / kk2 % (C ? C : 1), co = C ? i / (kk2 * C) : 0;
+        const float *part = j.scratch + j.dw_off + (j.taps ? (t * Co + co) * C + c : i);
+        float acc = part[0];
+        for (size_t ch = 1; ch < chunks; ch++) acc += part[ch * j.stride];
         dw[i] += acc;
     }
     free(j.scratch);

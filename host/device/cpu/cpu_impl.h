@@ -22,6 +22,9 @@ dcl_status dcl__cpu_conv_output(void *ctx, const struct dcl_op_args *a);
 // order (conv_output's roundings; cpu_conv.c adds its outputs the same way). y may be o.
 void dcl__cpu_conv_output_plane(float *o, const float *x, const float *y, float b, float s,
                                 size_t R, int has);
+// The same for a plane of rows × R whose row i of x starts at x + i·ldx (o and y contiguous).
+void dcl__cpu_conv_output_rows(float *o, const float *x, size_t ldx, const float *y, float b,
+                               float s, size_t rows, size_t R, int has);
 #define cpu_conv_output dcl__cpu_conv_output
 dcl_status dcl__cpu_softmax_cross_entropy(void *ctx, const struct dcl_op_args *a); // cpu_loss.c
 #define cpu_softmax_cross_entropy dcl__cpu_softmax_cross_entropy
