@@ -142,6 +142,11 @@ static void col2im1(const struct geom *g, float *dx, const float *col) {
 //            that adds each pixel's terms in (ky, kx) order, as col2im
 // wt is w (Co, C, k, k) reordered to (k·k, Co, C), once per call. The GEMMs' K is C (or Co), so
 // OpenBLAS packs the operands straight from the padded planes, which stay in L1/L2.
+// Below TAPS_MIN_C input channels the tap GEMMs are rank-1 or -2 updates (the U-Net's first
+// convolution has C = 1): one im2col GEMM of K = C·k·k is then faster (0.33 against 0.99 ms for
+// 64 samples 1 → 16 channels at 28×28, 0.62 against 1.12 at C = 2; the taps win from C = 4).
+#define TAPS_MIN_C 4
+
 static int same_conv(const struct geom *g) {
     return g->stride == 1 && 2 * g->pad + 1 == g->k && g->Ho == g->H && g->Wo == g->W;
 }
@@ -280,7 +285,7 @@ static dcl_status job_init(struct job *j, const struct dcl_op_args *a, int backw
     *j = (struct job){.a = a, .g = geom_of(a)};
     const struct geom *g = &j->g;
     const size_t lim = (size_t)1 << 31; // CBLAS's int
-    j->taps = same_conv(g) && g->k > 1 && g->H && g->W;
+    j->taps = same_conv(g) && g->k > 1 && g->C >= TAPS_MIN_C && g->H && g->W;
     j->Wp = g->W + 2 * g->pad, j->Pp = (g->H + 2 * g->pad) * j->Wp;
     j->Np = j->taps ? (g->H - 1) * j->Wp + g->W : 0;
     if (g->kk >= lim || g->ro >= lim || g->Co >= lim || j->Pp >= lim)
