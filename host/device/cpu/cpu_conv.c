@@ -339,18 +339,21 @@ dcl_status dcl__cpu_conv2d_backward(void *ctx, const struct dcl_op_args *a) {
     TRY(job_init(&j, a, 1, &chunks));
     size_t work = a->in_len[0] * (j.g.kk ? j.g.kk : 1) * (a->out_len[1] ? 2 : 1);
     dcl__cpu_parallel(chunks, work, backward_chunk, &j);
-    // dw += the chunks' partial sums, added together in chunk order first (the taps path keeps
-    // them as (k·k, Co, C)).
-    float *dw = fptr(a->out[0]);
-    size_t kk2 = j.g.k * j.g.k, C = j.g.C, Co = j.g.Co;
-    for (size_t i = 0; i < nw && chunks; i++) {
-        // element i = (co, c, t) of dw; the taps path's partial holds it at (t, co, c)
-        size_t t = i % kk2, c = i / kk2 % (C ? C : 1), co = C ? i / (kk2 * C) : 0;
-        const float *part = j.scratch + j.dw_off + (j.taps ? (t * Co + co) * C + c : i);
-        float acc = part[0];
-        for (size_t ch = 1; ch < chunks; ch++) acc += part[ch * j.stride];
-        dw[i] += acc;
+    // dw += the chunks' partial sums, added together in chunk order first (into chunk 0's, one
+    // chunk at a time, which reads each partial once in order); the taps path keeps them as
+    // (k·k, Co, C).
+    float *dw = fptr(a->out[0]), *sum = j.scratch + j.dw_off;
+    for (size_t ch = 1; ch < chunks; ch++) {
+        const float *part = sum + ch * j.stride;
+        for (size_t i = 0; i < nw; i++) sum[i] += part[i];
     }
+    size_t kk2 = j.g.k * j.g.k, C = j.g.C, Co = j.g.Co;
+    if (chunks && j.taps)
+        for (size_t co = 0, i = 0; co < Co; co++)
+            for (size_t c = 0; c < C; c++)
+                for (size_t t = 0; t < kk2; t++, i++) dw[i] += sum[(t * Co + co) * C + c];
+    else if (chunks)
+        for (size_t i = 0; i < nw; i++) dw[i] += sum[i];
     free(j.scratch);
     return DCL_OK;
 }
