@@ -694,14 +694,6 @@ static dcl_status cpu_channel_bias_add(void *ctx, const struct dcl_op_args *a) {
 // its own order, which gives the same bits as one at a time, several times faster.
 #define SIDE 4
 
-// A block of k < SIDE rows still runs SIDE sums: the missing ones repeat the block's last row
-// (item k − 1) and are dropped, so the loops keep SIDE independent chains (a block of 1 to 3 rows
-// ran one chain at a time before, 4 cycles an element). The item of side sum q:
-static inline size_t side_item(size_t q, size_t k) { return q < k ? q : k - 1; }
-
-// A grain rounded up to whole blocks of SIDE items (still a function of the sizes alone).
-static size_t side_grain(size_t grain) { return (grain + SIDE - 1) / SIDE * SIDE; }
-
 // per_sample 0: dbias[c] += Σ_{n,r} dout; per_sample 1: dbias[n, c] = Σ_r dout. Sums in double,
 // per channel: a chunk is a block of channels. The per-sample sums of SIDE samples run side by
 // side, then add to the channel's total in sample order.
@@ -737,36 +729,57 @@ static dcl_status cpu_channel_bias_backward(void *ctx, const struct dcl_op_args 
     return DCL_OK;
 }
 
+// A row's sum (or sum of squared deviations from mu) in double as LANES partial sums, element j
+// into lane j mod LANES, the lanes then added pairwise in a fixed tree: independent chains that
+// gcc vectorises along the row (a single chain is one dependent add, 4 cycles, per element). The
+// grouping depends on M alone, so the result does not depend on the thread count.
+#define LANES 16
+
+static inline double lanes_total(double *s) {
+    for (size_t w = LANES / 2; w; w /= 2)
+        for (size_t q = 0; q < w; q++) s[q] += s[q + w];
+    return s[0];
+}
+
+static inline double row_sum(const float *x, size_t M) {
+    double s[LANES] = {0.0};
+    size_t j = 0;
+    for (; j + LANES <= M; j += LANES)
+        for (size_t q = 0; q < LANES; q++) s[q] += x[j + q];
+    for (size_t q = 0; j < M; j++, q++) s[q] += x[j];
+    return lanes_total(s);
+}
+
+static inline double row_sqdev(const float *x, size_t M, double mu) {
+    double s[LANES] = {0.0};
+    size_t j = 0;
+    for (; j + LANES <= M; j += LANES)
+        for (size_t q = 0; q < LANES; q++) s[q] += (x[j + q] - mu) * (x[j + q] - mu);
+    for (size_t q = 0; j < M; j++, q++) s[q] += (x[j] - mu) * (x[j] - mu);
+    return lanes_total(s);
+}
+
 // GroupNorm forward: two passes in double over each (n, group) block of M = C/G·R consecutive
 // elements (mean, then the mean square deviation), so the reference is the accurate side. A chunk
-// is a block of (n, group) rows; the sums of SIDE rows run side by side.
+// is a block of (n, group) rows.
 DCL_CPU_WIDE static void group_norm_forward_rows(const struct dcl_op_args *a, size_t lo,
                                                  size_t hi) {
     size_t C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
     size_t Cg = C / G, M = Cg * R;
     float *out = fptr(a->out[0]), *mean = fptr(a->out[1]), *rstd = fptr(a->out[2]);
     const float *in = fptr(a->in[0]), *gamma = fptr(a->in[1]), *beta = fptr(a->in[2]);
-    for (size_t row0 = lo; row0 < hi; row0 += SIDE) {
-        size_t k = hi - row0 < SIDE ? hi - row0 : SIDE;
-        const float *x = in + row0 * M; // row row0 + q at x + q·M
-        const float *xs[SIDE];          // the rows of the side sums
-        for (size_t q = 0; q < SIDE; q++) xs[q] = x + side_item(q, k) * M;
-        double mu[SIDE] = {0.0}, var[SIDE] = {0.0};
-        for (size_t j = 0; j < M; j++)
-            for (size_t q = 0; q < SIDE; q++) mu[q] += xs[q][j];
-        for (size_t q = 0; q < SIDE; q++) mu[q] /= (double)M;
-        for (size_t j = 0; j < M; j++)
-            for (size_t q = 0; q < SIDE; q++) var[q] += (xs[q][j] - mu[q]) * (xs[q][j] - mu[q]);
-        for (size_t q = 0; q < k; q++) {
-            size_t row = row0 + q, c0 = (row % G) * Cg;
-            double m = mu[q], rs = 1.0 / sqrt(var[q] / (double)M + a->p.chan.eps);
-            mean[row] = (float)m, rstd[row] = (float)rs;
-            for (size_t c = 0; c < Cg; c++) {
-                const float *xc = x + q * M + c * R;
-                float *o = out + row * M + c * R;
-                double g = gamma[c0 + c], b = beta[c0 + c];
-                for (size_t r = 0; r < R; r++) o[r] = (float)((xc[r] - m) * rs * g + b);
-            }
+    for (size_t row = lo; row < hi; row++) {
+        const float *x = in + row * M;
+        double m = M ? row_sum(x, M) / (double)M : 0.0;
+        double var = M ? row_sqdev(x, M, m) / (double)M : 0.0;
+        double rs = 1.0 / sqrt(var + a->p.chan.eps);
+        size_t c0 = (row % G) * Cg;
+        mean[row] = (float)m, rstd[row] = (float)rs;
+        for (size_t c = 0; c < Cg; c++) {
+            const float *xc = x + c * R;
+            float *o = out + row * M + c * R;
+            double g = gamma[c0 + c], b = beta[c0 + c];
+            for (size_t r = 0; r < R; r++) o[r] = (float)((xc[r] - m) * rs * g + b);
         }
     }
 }
@@ -774,15 +787,15 @@ DCL_CPU_WIDE static void group_norm_forward_rows(const struct dcl_op_args *a, si
 static dcl_status cpu_group_norm_forward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t M = a->p.chan.C / a->p.chan.G * a->p.chan.R;
-    dcl__cpu_for(a, a->p.chan.N * a->p.chan.G, side_grain(dcl__cpu_grain(3 * M)), 3 * M,
+    dcl__cpu_for(a, a->p.chan.N * a->p.chan.G, dcl__cpu_grain(3 * M), 3 * M,
                  group_norm_forward_rows);
     return DCL_OK;
 }
 
 // GroupNorm backward with the saved (float) mean and rstd, sums in double:
 // din = rstd (g − Σg/M − x̂ Σ g x̂/M), g = gamma·dout; dgamma += Σ dout x̂; dbeta += Σ dout.
-// din by blocks of (n, group) rows, then dgamma and dbeta by blocks of channels; the sums of SIDE
-// rows (channels) run side by side.
+// din by blocks of (n, group) rows, then dgamma and dbeta by blocks of channels; each sum in
+// LANES lanes (row_sum).
 DCL_CPU_WIDE static void group_norm_backward_rows(const struct dcl_op_args *a, size_t lo,
                                                   size_t hi) {
     size_t C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
@@ -790,36 +803,33 @@ DCL_CPU_WIDE static void group_norm_backward_rows(const struct dcl_op_args *a, s
     float *din = fptr(a->out[0]);
     const float *dout = fptr(a->in[0]), *in = fptr(a->in[1]), *mean = fptr(a->in[2]);
     const float *rstd = fptr(a->in[3]), *gamma = fptr(a->in[4]);
-    for (size_t row0 = lo; row0 < hi; row0 += SIDE) {
-        size_t k = hi - row0 < SIDE ? hi - row0 : SIDE;
-        double mu[SIDE], rs[SIDE], sg[SIDE] = {0.0}, sgx[SIDE] = {0.0};
-        const float *gm[SIDE], *xs[SIDE], *dys[SIDE];          // row row0 + q's gamma, x and dout
-        const float *x = in + row0 * M, *dy = dout + row0 * M; // row row0 + q at + q·M
-        for (size_t q = 0; q < SIDE; q++) {
-            size_t row = row0 + side_item(q, k);
-            mu[q] = mean[row], rs[q] = rstd[row], gm[q] = gamma + row % G * Cg;
-            xs[q] = in + row * M, dys[q] = dout + row * M;
+    for (size_t row = lo; row < hi; row++) {
+        double mu = mean[row], rs = rstd[row], sg[LANES] = {0.0}, sgx[LANES] = {0.0};
+        const float *gm = gamma + row % G * Cg, *x = in + row * M, *dy = dout + row * M;
+        for (size_t c = 0; c < Cg; c++) { // each channel's R elements into the lanes from lane 0
+            const float *xc = x + c * R, *dyc = dy + c * R;
+            double gc = gm[c];
+            size_t r = 0;
+            for (; r + LANES <= R; r += LANES)
+                for (size_t q = 0; q < LANES; q++) {
+                    double g = gc * dyc[r + q];
+                    sg[q] += g;
+                    sgx[q] += g * ((xc[r + q] - mu) * rs);
+                }
+            for (size_t q = 0; r < R; r++, q++) {
+                double g = gc * dyc[r];
+                sg[q] += g;
+                sgx[q] += g * ((xc[r] - mu) * rs);
+            }
         }
+        double s_g = lanes_total(sg) / (double)M, s_gx = lanes_total(sgx) / (double)M;
         for (size_t c = 0; c < Cg; c++) {
             size_t base = c * R;
-            for (size_t r = 0; r < R; r++)
-                for (size_t q = 0; q < SIDE; q++) {
-                    size_t i = base + r;
-                    double g = (double)gm[q][c] * dys[q][i];
-                    sg[q] += g;
-                    sgx[q] += g * ((xs[q][i] - mu[q]) * rs[q]);
-                }
-        }
-        for (size_t q = 0; q < k; q++) {
-            double m = mu[q], r_s = rs[q], s_g = sg[q] / (double)M, s_gx = sgx[q] / (double)M;
-            for (size_t c = 0; c < Cg; c++) {
-                size_t base = q * M + c * R;
-                double gc = gm[q][c];
-                float *o = din + row0 * M + base;
-                for (size_t r = 0; r < R; r++) {
-                    double g = gc * dy[base + r];
-                    o[r] = (float)(r_s * (g - s_g - (x[base + r] - m) * r_s * s_gx));
-                }
+            double gc = gm[c];
+            float *o = din + row * M + base;
+            for (size_t r = 0; r < R; r++) {
+                double g = gc * dy[base + r];
+                o[r] = (float)(rs * (g - s_g - (x[base + r] - mu) * rs * s_gx));
             }
         }
     }
@@ -831,37 +841,33 @@ DCL_CPU_WIDE static void group_norm_backward_channels(const struct dcl_op_args *
     float *dgamma = fptr(a->out[1]), *dbeta = fptr(a->out[2]);
     const float *dout = fptr(a->in[0]), *in = fptr(a->in[1]), *mean = fptr(a->in[2]);
     const float *rstd = fptr(a->in[3]);
-    for (size_t c0 = lo; c0 < hi; c0 += SIDE) {
-        size_t k = hi - c0 < SIDE ? hi - c0 : SIDE;
-        double sdg[SIDE] = {0.0}, sdb[SIDE] = {0.0};
-        for (size_t n = 0; n < N; n++) {
-            double mu[SIDE], rs[SIDE];
-            const float *xs[SIDE], *dys[SIDE]; // channel c0 + q's planes
-            for (size_t q = 0; q < SIDE; q++) {
-                size_t c = c0 + side_item(q, k), row = n * G + c / Cg;
-                mu[q] = mean[row], rs[q] = rstd[row];
-                xs[q] = in + (n * C + c) * R, dys[q] = dout + (n * C + c) * R;
-            }
-            for (size_t r = 0; r < R; r++)
-                for (size_t q = 0; q < SIDE; q++) {
-                    sdg[q] += dys[q][r] * ((xs[q][r] - mu[q]) * rs[q]);
-                    sdb[q] += dys[q][r];
+    for (size_t c = lo; c < hi; c++) {
+        double sdg[LANES] = {0.0}, sdb[LANES] = {0.0};
+        for (size_t n = 0; n < N; n++) { // each sample's plane into the lanes from lane 0
+            size_t row = n * G + c / Cg;
+            double mu = mean[row], rs = rstd[row];
+            const float *x = in + (n * C + c) * R, *dy = dout + (n * C + c) * R;
+            size_t r = 0;
+            for (; r + LANES <= R; r += LANES)
+                for (size_t q = 0; q < LANES; q++) {
+                    sdg[q] += dy[r + q] * ((x[r + q] - mu) * rs);
+                    sdb[q] += dy[r + q];
                 }
+            for (size_t q = 0; r < R; r++, q++) {
+                sdg[q] += dy[r] * ((x[r] - mu) * rs);
+                sdb[q] += dy[r];
+            }
         }
-        for (size_t q = 0; q < k; q++) {
-            dgamma[c0 + q] = (float)(dgamma[c0 + q] + sdg[q]);
-            dbeta[c0 + q] = (float)(dbeta[c0 + q] + sdb[q]);
-        }
+        dgamma[c] = (float)(dgamma[c] + lanes_total(sdg));
+        dbeta[c] = (float)(dbeta[c] + lanes_total(sdb));
     }
 }
-
 static dcl_status cpu_group_norm_backward(void *ctx, const struct dcl_op_args *a) {
     (void)ctx;
     size_t N = a->p.chan.N, C = a->p.chan.C, R = a->p.chan.R, G = a->p.chan.G;
     size_t M = C / G * R;
-    dcl__cpu_for(a, N * G, side_grain(dcl__cpu_grain(4 * M)), 4 * M, group_norm_backward_rows);
-    dcl__cpu_for(a, C, side_grain(dcl__cpu_grain(2 * N * R)), 2 * N * R,
-                 group_norm_backward_channels);
+    dcl__cpu_for(a, N * G, dcl__cpu_grain(4 * M), 4 * M, group_norm_backward_rows);
+    dcl__cpu_for(a, C, dcl__cpu_grain(2 * N * R), 2 * N * R, group_norm_backward_channels);
     return DCL_OK;
 }
 
