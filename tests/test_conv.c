@@ -20,12 +20,15 @@ struct shape {
 };
 
 // 3×3 pad 1 stride 1, 3×3 pad 1 stride 2 (odd and even sizes), 1×1; --small keeps them tiny for
-// Oclgrind, the full run adds a U-Net-sized layer (28×28, 16 → 32 channels).
+// Oclgrind. The full run adds, with C ≥ 4 (the CPU's tap GEMMs of stride-1 "same" convolutions,
+// cpu_conv.c), 5×5 pad 2, 3×3 pad 1 on planes smaller than the kernel and 3×3 on 6×5, and a
+// U-Net-sized layer (28×28, 16 → 32 channels). (Run after the first three under Oclgrind, the
+// 5×5 and 6×5 shapes draw reports of uninitialised values in CLBlast's XgemmDirectTN and
+// conv2d_backward_weight, so they stay out of --small until that is understood.)
 static const struct shape shapes[] = {
-    {2, 3, 5, 7, 6, 3, 1, 1},
-    {2, 4, 3, 9, 8, 3, 2, 1},
-    {3, 6, 4, 5, 5, 1, 1, 0},
-    {4, 16, 32, 28, 28, 3, 1, 1},
+    {2, 3, 5, 7, 6, 3, 1, 1}, {2, 4, 3, 9, 8, 3, 2, 1},     {3, 6, 4, 5, 5, 1, 1, 0},
+    {2, 5, 2, 4, 6, 5, 1, 2}, {2, 4, 3, 1, 1, 3, 1, 1},     {1, 4, 2, 2, 1, 5, 1, 2},
+    {3, 4, 6, 6, 5, 3, 1, 1}, {4, 16, 32, 28, 28, 3, 1, 1},
 };
 #define N_SMALL 3
 

@@ -17,18 +17,23 @@ static inline void conv_output_row(float *o, const float *x, const float *y, flo
     }
 }
 
+void dcl__cpu_conv_output_rows(float *o, const float *x, size_t ldx, const float *y, float b,
+                               float s, size_t rows, size_t R, int has) {
+    for (size_t i = 0; i < rows; i++, o += R, x += ldx, y = y ? y + R : NULL) switch (has) {
+        case 0: conv_output_row(o, x, y, b, s, R, 0, 0, 0); break;
+        case 1: conv_output_row(o, x, y, b, s, R, 1, 0, 0); break;
+        case 2: conv_output_row(o, x, y, b, s, R, 0, 1, 0); break;
+        case 3: conv_output_row(o, x, y, b, s, R, 1, 1, 0); break;
+        case 4: conv_output_row(o, x, y, b, s, R, 0, 0, 1); break;
+        case 5: conv_output_row(o, x, y, b, s, R, 1, 0, 1); break;
+        case 6: conv_output_row(o, x, y, b, s, R, 0, 1, 1); break;
+        default: conv_output_row(o, x, y, b, s, R, 1, 1, 1); break;
+        }
+}
+
 void dcl__cpu_conv_output_plane(float *o, const float *x, const float *y, float b, float s,
                                 size_t R, int has) {
-    switch (has) {
-    case 0: conv_output_row(o, x, y, b, s, R, 0, 0, 0); break;
-    case 1: conv_output_row(o, x, y, b, s, R, 1, 0, 0); break;
-    case 2: conv_output_row(o, x, y, b, s, R, 0, 1, 0); break;
-    case 3: conv_output_row(o, x, y, b, s, R, 1, 1, 0); break;
-    case 4: conv_output_row(o, x, y, b, s, R, 0, 0, 1); break;
-    case 5: conv_output_row(o, x, y, b, s, R, 1, 0, 1); break;
-    case 6: conv_output_row(o, x, y, b, s, R, 0, 1, 1); break;
-    default: conv_output_row(o, x, y, b, s, R, 1, 1, 1); break;
-    }
+    dcl__cpu_conv_output_rows(o, x, R, y, b, s, 1, R, has);
 }
 
 // out[n, c, r] = cnhw[c, n, r] (+ bias[c]) (+ sbias[n, c]) (+ res[n, c, r]); a term is present

@@ -5,11 +5,26 @@
 
 #include "device/backend.h" // struct dcl_op_args
 
+// DCL_CPU_WIDE before a loop function compiles it twice, for x86-64's baseline (SSE2) and for
+// AVX2, the loader picking the one the CPU runs (GCC's target_clones, x86-64 Linux only): gcc
+// vectorises the loop 4 floats (2 doubles) wide or 8 (4) wide. The results are the same bits:
+// the same IEEE operations run per element in the same order (gcc does not reorder a
+// floating-point reduction without -ffast-math), and AVX2 alone brings no FMA to contract into.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
+    __GNUC__ >= 8
+#define DCL_CPU_WIDE __attribute__((target_clones("avx2", "default")))
+#else
+#define DCL_CPU_WIDE
+#endif
+
 dcl_status dcl__cpu_conv_output(void *ctx, const struct dcl_op_args *a);
 // One plane o[r] = x[r] (+ b if has & 1) (+ s if has & 2) (+ y[r] if has & 4), r < R, in that
 // order (conv_output's roundings; cpu_conv.c adds its outputs the same way). y may be o.
 void dcl__cpu_conv_output_plane(float *o, const float *x, const float *y, float b, float s,
                                 size_t R, int has);
+// The same for a plane of rows × R whose row i of x starts at x + i·ldx (o and y contiguous).
+void dcl__cpu_conv_output_rows(float *o, const float *x, size_t ldx, const float *y, float b,
+                               float s, size_t rows, size_t R, int has);
 #define cpu_conv_output dcl__cpu_conv_output
 dcl_status dcl__cpu_softmax_cross_entropy(void *ctx, const struct dcl_op_args *a); // cpu_loss.c
 #define cpu_softmax_cross_entropy dcl__cpu_softmax_cross_entropy
