@@ -54,15 +54,18 @@ static dcl_status run(struct call *c, size_t n) {
     return dcl__cl_launch(c->ctx, c->k, n, dcl__cl_local_size(c->ctx, c->k), 0);
 }
 
-// MAP1 and MAP2 ops (and copy): the kernel takes the output, the inputs in order, then n.
-static dcl_status cl_map(void *ctx, const struct dcl_op_args *a) {
+// MAP1 and MAP2 ops (and copy): the kernel takes the output, the inputs in order, then n; over
+// `per_item` elements a work-item (the activations take 8: FOR_EACH8, cl/common.h).
+static dcl_status map(void *ctx, const struct dcl_op_args *a, size_t per_item) {
     struct call c;
     if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]);
     for (int i = 0; i < a->n_in; i++) tensor(&c, a->in[i]);
     u32(&c, a->n);
-    return run(&c, a->n);
+    return run(&c, (a->n + per_item - 1) / per_item);
 }
+
+static dcl_status cl_map(void *ctx, const struct dcl_op_args *a) { return map(ctx, a, 8); }
 
 static dcl_status cl_fill(void *ctx, const struct dcl_op_args *a) {
     struct call c;
@@ -71,7 +74,7 @@ static dcl_status cl_fill(void *ctx, const struct dcl_op_args *a) {
     return run(&c, a->n);
 }
 
-static dcl_status cl_copy(void *ctx, const struct dcl_op_args *a) { return cl_map(ctx, a); }
+static dcl_status cl_copy(void *ctx, const struct dcl_op_args *a) { return map(ctx, a, 1); }
 
 static dcl_status cl_axpby(void *ctx, const struct dcl_op_args *a) {
     struct call c;
@@ -94,7 +97,7 @@ static dcl_status cl_bias_add(void *ctx, const struct dcl_op_args *a) {
     if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
     u32(&c, a->p.bias.N), u32(&c, a->p.bias.D);
-    return run(&c, a->p.bias.N * a->p.bias.D);
+    return run(&c, a->p.bias.N * ((a->p.bias.D + 7) / 8)); // a work-item per 8 columns of a row
 }
 
 static dcl_status cl_bias_backward(void *ctx, const struct dcl_op_args *a) {
@@ -116,7 +119,8 @@ static dcl_status cl_time_embedding(void *ctx, const struct dcl_op_args *a) {
     struct call c;
     if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), u32(&c, a->p.rows.N), u32(&c, a->p.rows.D);
-    return run(&c, a->p.rows.N * a->p.rows.D);
+    // A work-item per row and 8 of its E − E/2 frequencies.
+    return run(&c, a->p.rows.N * ((a->p.rows.D - a->p.rows.D / 2 + 7) / 8));
 }
 
 static dcl_status cl_forward_process(void *ctx, const struct dcl_op_args *a) {
