@@ -42,6 +42,14 @@ inline void store8(global float *p, size_t i, size_t n, float8 v) {
     for (uint j = 0; j < 8 && i + j < n; j++) p[i + j] = lane[j];
 }
 
+// Σ of a float8's lanes in a fixed order: (lanes 0-3 + lanes 4-7), then pairs, then the two.
+// Through a private array: Oclgrind's uninitialised-value checker crashes on .lo/.hi of a float8.
+inline float sum8(float8 v) {
+    float t[8];
+    vstore8(v, 0, t);
+    return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
+}
+
 // Folds scratch[0, lsz) into scratch[0] (float or uint) by a tree for any local size, not only
 // powers of two: at each level work-item lid adds lid + half. The order is fixed by lsz alone, so
 // results are deterministic. Every work-item of the group must reach it (uniform control flow).

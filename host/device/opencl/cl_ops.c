@@ -271,6 +271,9 @@ static dcl_status cl_channel_bias_backward(void *ctx, const struct dcl_op_args *
     return run_rows(&c, a->out_len[0], a->p.chan.per_sample ? R : N * R);
 }
 
+// group_norm_*: a work-item takes blocks of 8 elements of one channel, (R + 7) / 8 per channel.
+static size_t blocks8(const struct dcl_op_args *a) { return (a->p.chan.R + 7) / 8; }
+
 static dcl_status cl_group_norm_forward(void *ctx, const struct dcl_op_args *a) {
     struct call c;
     if (begin(&c, ctx, a, 0)) return c.s;
@@ -278,7 +281,7 @@ static dcl_status cl_group_norm_forward(void *ctx, const struct dcl_op_args *a) 
     tensor(&c, a->in[0]), tensor(&c, a->in[1]), tensor(&c, a->in[2]);
     u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R), u32(&c, a->p.chan.G);
     f32(&c, a->p.chan.eps);
-    return run_rows(&c, a->p.chan.N * a->p.chan.G, a->p.chan.C / a->p.chan.G * a->p.chan.R);
+    return run_rows(&c, a->p.chan.N * a->p.chan.G, a->p.chan.C / a->p.chan.G * blocks8(a));
 }
 
 // Two kernels: the input gradient per (n, group), then the parameter gradients per channel.
@@ -288,12 +291,12 @@ static dcl_status cl_group_norm_backward(void *ctx, const struct dcl_op_args *a)
     tensor(&d, a->out[0]);
     for (int i = 0; i < 5; i++) tensor(&d, a->in[i]);
     u32(&d, a->p.chan.N), u32(&d, a->p.chan.C), u32(&d, a->p.chan.R), u32(&d, a->p.chan.G);
-    dcl_status s = run_rows(&d, a->p.chan.N * a->p.chan.G, a->p.chan.C / a->p.chan.G * a->p.chan.R);
+    dcl_status s = run_rows(&d, a->p.chan.N * a->p.chan.G, a->p.chan.C / a->p.chan.G * blocks8(a));
     if (s != DCL_OK) return s;
     tensor(&p, a->out[1]), tensor(&p, a->out[2]);
     for (int i = 0; i < 4; i++) tensor(&p, a->in[i]);
     u32(&p, a->p.chan.N), u32(&p, a->p.chan.C), u32(&p, a->p.chan.R), u32(&p, a->p.chan.G);
-    return run_rows(&p, a->out_len[1], a->p.chan.N * a->p.chan.R);
+    return run_rows(&p, a->out_len[1], a->p.chan.N * blocks8(a));
 }
 
 // upsample2x_*: (out, in, N, C, H, W) over n items.
