@@ -355,9 +355,30 @@ static int own_gemm(struct dcl_cl_ctx *ctx, const struct dcl_op_args *a, dcl_sta
     size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K, lim = (size_t)1 << 31;
     int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
     if ((ta && tb) || M * K >= lim || K * N >= lim || M * N >= lim || !M || !N) return 0;
+    // A small B (a layer's weights: short dot products over K, which gemm_dots runs at a fraction
+    // of gemm_rows' rate on PoCL) is transposed into ctx->gemm_bt first, then runs as NN.
+    int bt = tb && N * K <= DCL_CL_GEMM_BT_MAX;
+    if (bt && !ctx->gemm_bt) {
+        cl_int err;
+        ctx->gemm_bt =
+            clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, DCL_CL_GEMM_BT_MAX * 4, NULL, &err);
+        if (err != CL_SUCCESS) {
+            ctx->gemm_bt = NULL;
+            *s = dcl__cl_fail(ctx, err, "clCreateBuffer(GEMM transposition)", __FILE__, __LINE__);
+            return 1;
+        }
+    }
     struct call c = {ctx, NULL, 0, DCL_OK};
+    if (bt) { // gemm_bt (K, N) = Bᵀ: swap01 of B as (N, K, 1)
+        c.s = dcl__cl_kernel(ctx, "layout.cl", "swap01", &c.k);
+        mem(&c, ctx->gemm_bt), u32(&c, 0), tensor(&c, a->in[1]), u32(&c, N), u32(&c, K), u32(&c, 1);
+        if ((*s = run(&c, N * K)) != DCL_OK) return 1;
+        c.next = 0, tb = 0;
+    }
     c.s = dcl__cl_kernel(ctx, "gemm.cl", tb ? "gemm_dots" : "gemm_rows", &c.k);
-    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]);
+    if (bt) mem(&c, ctx->gemm_bt), u32(&c, 0);
+    else tensor(&c, a->in[1]);
     u32(&c, M), u32(&c, N), u32(&c, K);
     if (!tb) u32(&c, (size_t)ta);
     f32(&c, a->p.gemm.alpha), f32(&c, a->p.gemm.beta);
