@@ -267,8 +267,8 @@ static dcl_status cl_channel_bias_backward(void *ctx, const struct dcl_op_args *
     tensor(&c, a->out[0]), tensor(&c, a->in[0]);
     u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R);
     u32(&c, (size_t)a->p.chan.per_sample);
-    size_t N = a->p.chan.N, R = a->p.chan.R;
-    return run_rows(&c, a->out_len[0], a->p.chan.per_sample ? R : N * R);
+    size_t N = a->p.chan.N, R8 = (a->p.chan.R + 7) / 8; // blocks of 8 per (n, c) plane
+    return run_rows(&c, a->out_len[0], a->p.chan.per_sample ? R8 : N * R8);
 }
 
 // group_norm_*: a work-item takes blocks of 8 elements of one channel, (R + 7) / 8 per channel.
