@@ -425,7 +425,8 @@ static dcl_status cl_conv_output(void *ctx, const struct dcl_op_args *a) {
     u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R);
     // The terms present (non-empty views): bit 0 bias, 1 sbias, 2 res.
     u32(&c, (a->in_len[1] ? 1u : 0u) | (a->in_len[2] ? 2u : 0u) | (a->in_len[3] ? 4u : 0u));
-    return run(&c, a->out_len[0]);
+    // One work-item per 8 elements of an (n, c) plane.
+    return run(&c, a->p.chan.N * a->p.chan.C * ((a->p.chan.R + 7) / 8));
 }
 
 // Whole convolutions, direct kernels (cl/conv.cl): the geometry (N, C, H, W, k, stride, pad, Ho,
