@@ -17,6 +17,39 @@
 // Every 1-D kernel strides over the grid, so it is correct for any global and local size.
 #define FOR_EACH(i, n) for (size_t i = get_global_id(0); i < (size_t)(n); i += get_global_size(0))
 
+// Kernels that take 8 elements per work-item (explicit float8, which a CPU device such as PoCL
+// runs as SIMD code where it would not vectorise the scalar loop): block i8 = 8·k of n elements.
+#define FOR_EACH8(i8, n)                                                                           \
+    for (size_t i8 = get_global_id(0) * 8; i8 < (size_t)(n); i8 += get_global_size(0) * 8)
+
+// p[i, i + 8) as a float8; past n (a short last block) the lanes read `fill` (load8: 0).
+inline float8 load8_or(global const float *p, size_t i, size_t n, float fill) {
+    if (i + 8 <= n) return vload8(0, p + i);
+    float lane[8];
+    for (uint j = 0; j < 8; j++) lane[j] = i + j < n ? p[i + j] : fill;
+    return vload8(0, lane);
+}
+inline float8 load8(global const float *p, size_t i, size_t n) { return load8_or(p, i, n, 0.0f); }
+
+// p[i, min(i + 8, n)) = the first lanes of v.
+inline void store8(global float *p, size_t i, size_t n, float8 v) {
+    if (i + 8 <= n) {
+        vstore8(v, 0, p + i);
+        return;
+    }
+    float lane[8];
+    vstore8(v, 0, lane);
+    for (uint j = 0; j < 8 && i + j < n; j++) p[i + j] = lane[j];
+}
+
+// Σ of a float8's lanes in a fixed order: (lanes 0-3 + lanes 4-7), then pairs, then the two.
+// Through a private array: Oclgrind's uninitialised-value checker crashes on .lo/.hi of a float8.
+inline float sum8(float8 v) {
+    float t[8];
+    vstore8(v, 0, t);
+    return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
+}
+
 // Folds scratch[0, lsz) into scratch[0] (float or uint) by a tree for any local size, not only
 // powers of two: at each level work-item lid adds lid + half. The order is fixed by lsz alone, so
 // results are deterministic. Every work-item of the group must reach it (uniform control flow).

@@ -100,18 +100,20 @@ kernel void col2im(global float *din, uint din_off, global const float *col, uin
 // + bias[c] + sbias[n, c] + res[n, c, r], added left to right, each term only when its bit of
 // `has` is set (1 bias, 2 sbias, 4 res), so the sum rounds as swap01, channel_bias_add and axpby
 // in turn. out (N, C, R); cnhw (C, N, R); bias (C); sbias (N, C); res (N, C, R), may be out (each
-// element is read before it is written, by the same work-item).
+// element is read before it is written, by the same work-item). One work-item per 8 neighbouring
+// elements of an (n, c) plane (float8, cl/common.h load8/store8): the divisions once per block.
 kernel void conv_output(global float *out, uint out_off, global const float *cnhw, uint cnhw_off,
                         global const float *bias, uint bias_off, global const float *sbias,
                         uint sbias_off, global const float *res, uint res_off, uint N, uint C,
                         uint R, uint has) {
-    FOR_EACH(i, (size_t)N * C * R) {
-        uint t = (uint)i, nc = t / R, r = t - nc * R, n = nc / C, c = nc - n * C;
-        float v = cnhw[cnhw_off + (c * N + n) * R + r];
+    uint R8 = (R + 7) / 8;
+    FOR_EACH(i, (size_t)N * C * R8) {
+        uint t = (uint)i, nc = t / R8, r = (t - nc * R8) * 8, n = nc / C, c = nc - n * C;
+        float8 v = load8(cnhw + cnhw_off + (c * N + n) * R, r, R);
         if (has & 1u) v += bias[bias_off + c];
         if (has & 2u) v += sbias[sbias_off + nc];
-        if (has & 4u) v += res[res_off + i];
-        out[out_off + i] = v;
+        if (has & 4u) v += load8(res + res_off + nc * R, r, R);
+        store8(out + out_off + nc * R, r, R, v);
     }
 }
 

@@ -74,14 +74,6 @@ kernel void gemm_rows(global float *c, uint c_off, global const float *a, uint a
     }
 }
 
-// Σ of a float8's lanes in a fixed order: (lanes 0-3 + lanes 4-7), then pairs, then the two.
-// Through a private array: Oclgrind's uninitialised-value checker crashes on .lo/.hi of a float8.
-inline float sum8(float8 v) {
-    float t[8];
-    vstore8(v, 0, t);
-    return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
-}
-
 // op(A) = A (M, K), op(B) = Bᵀ with B (N, K): C[i, j] is the dot product of two rows, each
 // work-item a block of GEMM_DM × GEMM_DN of them with float8 partial sums along k (lane l adds
 // k ≡ l mod 8 in order), folded by sum8, then the K mod 8 tail added in order. Rows and columns

@@ -207,6 +207,7 @@ void dcl__cl_free(void *p) {
     for (int i = 0; i < DCL_CL_MAX_PROGRAMS; i++)
         if (ctx->programs[i]) clReleaseProgram(ctx->programs[i]);
     if (ctx->partials) clReleaseMemObject(ctx->partials);
+    if (ctx->gemm_bt) clReleaseMemObject(ctx->gemm_bt);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->context) clReleaseContext(ctx->context);
     stage_free_all(ctx);

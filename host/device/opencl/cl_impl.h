@@ -56,6 +56,7 @@ struct dcl_cl_ctx {
     struct dcl_cl_kernel kernels[DCL_CL_MAX_KERNELS];
     int n_kernels;
     cl_mem partials; // reductions' per-group results (DCL_CL_MAX_GROUPS_REDUCE words)
+    cl_mem gemm_bt; // cl_ops.c: Bᵀ of a small NT GEMM's B (DCL_CL_GEMM_BT_MAX words), on first use
     size_t force_local, force_groups; // test hook: dcl__cl_set_launch
     // Staged writes (cl_device.c): host copies that queued writes read from, and spare ones.
     struct dcl_cl_stage *staged, *spare;
@@ -70,6 +71,9 @@ struct dcl_cl_ctx {
 
 // Reductions use at most this many groups (and so that many partial results).
 #define DCL_CL_MAX_GROUPS_REDUCE 256
+// An NT GEMM whose B (N, K) has at most this many elements (a layer's weights) runs as a
+// transposition into ctx->gemm_bt and gemm_rows on CPU-like devices (cl_ops.c own_gemm).
+#define DCL_CL_GEMM_BT_MAX (1u << 16)
 
 // ---- cl_cache.c: the on-disk program cache (a miss or a failure to store is never an error)
 

@@ -54,15 +54,18 @@ static dcl_status run(struct call *c, size_t n) {
     return dcl__cl_launch(c->ctx, c->k, n, dcl__cl_local_size(c->ctx, c->k), 0);
 }
 
-// MAP1 and MAP2 ops (and copy): the kernel takes the output, the inputs in order, then n.
-static dcl_status cl_map(void *ctx, const struct dcl_op_args *a) {
+// MAP1 and MAP2 ops (and copy): the kernel takes the output, the inputs in order, then n; over
+// `per_item` elements a work-item (the activations take 8: FOR_EACH8, cl/common.h).
+static dcl_status map(void *ctx, const struct dcl_op_args *a, size_t per_item) {
     struct call c;
     if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]);
     for (int i = 0; i < a->n_in; i++) tensor(&c, a->in[i]);
     u32(&c, a->n);
-    return run(&c, a->n);
+    return run(&c, (a->n + per_item - 1) / per_item);
 }
+
+static dcl_status cl_map(void *ctx, const struct dcl_op_args *a) { return map(ctx, a, 8); }
 
 static dcl_status cl_fill(void *ctx, const struct dcl_op_args *a) {
     struct call c;
@@ -71,7 +74,7 @@ static dcl_status cl_fill(void *ctx, const struct dcl_op_args *a) {
     return run(&c, a->n);
 }
 
-static dcl_status cl_copy(void *ctx, const struct dcl_op_args *a) { return cl_map(ctx, a); }
+static dcl_status cl_copy(void *ctx, const struct dcl_op_args *a) { return map(ctx, a, 1); }
 
 static dcl_status cl_axpby(void *ctx, const struct dcl_op_args *a) {
     struct call c;
@@ -94,7 +97,7 @@ static dcl_status cl_bias_add(void *ctx, const struct dcl_op_args *a) {
     if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
     u32(&c, a->p.bias.N), u32(&c, a->p.bias.D);
-    return run(&c, a->p.bias.N * a->p.bias.D);
+    return run(&c, a->p.bias.N * ((a->p.bias.D + 7) / 8)); // a work-item per 8 columns of a row
 }
 
 static dcl_status cl_bias_backward(void *ctx, const struct dcl_op_args *a) {
@@ -116,7 +119,8 @@ static dcl_status cl_time_embedding(void *ctx, const struct dcl_op_args *a) {
     struct call c;
     if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]), tensor(&c, a->in[0]), u32(&c, a->p.rows.N), u32(&c, a->p.rows.D);
-    return run(&c, a->p.rows.N * a->p.rows.D);
+    // A work-item per row and 8 of its E − E/2 frequencies.
+    return run(&c, a->p.rows.N * ((a->p.rows.D - a->p.rows.D / 2 + 7) / 8));
 }
 
 static dcl_status cl_forward_process(void *ctx, const struct dcl_op_args *a) {
@@ -263,9 +267,12 @@ static dcl_status cl_channel_bias_backward(void *ctx, const struct dcl_op_args *
     tensor(&c, a->out[0]), tensor(&c, a->in[0]);
     u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R);
     u32(&c, (size_t)a->p.chan.per_sample);
-    size_t N = a->p.chan.N, R = a->p.chan.R;
-    return run_rows(&c, a->out_len[0], a->p.chan.per_sample ? R : N * R);
+    size_t N = a->p.chan.N, R8 = (a->p.chan.R + 7) / 8; // blocks of 8 per (n, c) plane
+    return run_rows(&c, a->out_len[0], a->p.chan.per_sample ? R8 : N * R8);
 }
+
+// group_norm_*: a work-item takes blocks of 8 elements of one channel, (R + 7) / 8 per channel.
+static size_t blocks8(const struct dcl_op_args *a) { return (a->p.chan.R + 7) / 8; }
 
 static dcl_status cl_group_norm_forward(void *ctx, const struct dcl_op_args *a) {
     struct call c;
@@ -274,7 +281,7 @@ static dcl_status cl_group_norm_forward(void *ctx, const struct dcl_op_args *a) 
     tensor(&c, a->in[0]), tensor(&c, a->in[1]), tensor(&c, a->in[2]);
     u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R), u32(&c, a->p.chan.G);
     f32(&c, a->p.chan.eps);
-    return run_rows(&c, a->p.chan.N * a->p.chan.G, a->p.chan.C / a->p.chan.G * a->p.chan.R);
+    return run_rows(&c, a->p.chan.N * a->p.chan.G, a->p.chan.C / a->p.chan.G * blocks8(a));
 }
 
 // Two kernels: the input gradient per (n, group), then the parameter gradients per channel.
@@ -284,12 +291,12 @@ static dcl_status cl_group_norm_backward(void *ctx, const struct dcl_op_args *a)
     tensor(&d, a->out[0]);
     for (int i = 0; i < 5; i++) tensor(&d, a->in[i]);
     u32(&d, a->p.chan.N), u32(&d, a->p.chan.C), u32(&d, a->p.chan.R), u32(&d, a->p.chan.G);
-    dcl_status s = run_rows(&d, a->p.chan.N * a->p.chan.G, a->p.chan.C / a->p.chan.G * a->p.chan.R);
+    dcl_status s = run_rows(&d, a->p.chan.N * a->p.chan.G, a->p.chan.C / a->p.chan.G * blocks8(a));
     if (s != DCL_OK) return s;
     tensor(&p, a->out[1]), tensor(&p, a->out[2]);
     for (int i = 0; i < 4; i++) tensor(&p, a->in[i]);
     u32(&p, a->p.chan.N), u32(&p, a->p.chan.C), u32(&p, a->p.chan.R), u32(&p, a->p.chan.G);
-    return run_rows(&p, a->out_len[1], a->p.chan.N * a->p.chan.R);
+    return run_rows(&p, a->out_len[1], a->p.chan.N * blocks8(a));
 }
 
 // upsample2x_*: (out, in, N, C, H, W) over n items.
@@ -348,9 +355,30 @@ static int own_gemm(struct dcl_cl_ctx *ctx, const struct dcl_op_args *a, dcl_sta
     size_t M = a->p.gemm.M, N = a->p.gemm.N, K = a->p.gemm.K, lim = (size_t)1 << 31;
     int ta = a->p.gemm.trans_a, tb = a->p.gemm.trans_b;
     if ((ta && tb) || M * K >= lim || K * N >= lim || M * N >= lim || !M || !N) return 0;
+    // A small B (a layer's weights: short dot products over K, which gemm_dots runs at a fraction
+    // of gemm_rows' rate on PoCL) is transposed into ctx->gemm_bt first, then runs as NN.
+    int bt = tb && N * K <= DCL_CL_GEMM_BT_MAX;
+    if (bt && !ctx->gemm_bt) {
+        cl_int err;
+        ctx->gemm_bt =
+            clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, DCL_CL_GEMM_BT_MAX * 4, NULL, &err);
+        if (err != CL_SUCCESS) {
+            ctx->gemm_bt = NULL;
+            *s = dcl__cl_fail(ctx, err, "clCreateBuffer(GEMM transposition)", __FILE__, __LINE__);
+            return 1;
+        }
+    }
     struct call c = {ctx, NULL, 0, DCL_OK};
+    if (bt) { // gemm_bt (K, N) = Bᵀ: swap01 of B as (N, K, 1)
+        c.s = dcl__cl_kernel(ctx, "layout.cl", "swap01", &c.k);
+        mem(&c, ctx->gemm_bt), u32(&c, 0), tensor(&c, a->in[1]), u32(&c, N), u32(&c, K), u32(&c, 1);
+        if ((*s = run(&c, N * K)) != DCL_OK) return 1;
+        c.next = 0, tb = 0;
+    }
     c.s = dcl__cl_kernel(ctx, "gemm.cl", tb ? "gemm_dots" : "gemm_rows", &c.k);
-    tensor(&c, a->out[0]), tensor(&c, a->in[0]), tensor(&c, a->in[1]);
+    tensor(&c, a->out[0]), tensor(&c, a->in[0]);
+    if (bt) mem(&c, ctx->gemm_bt), u32(&c, 0);
+    else tensor(&c, a->in[1]);
     u32(&c, M), u32(&c, N), u32(&c, K);
     if (!tb) u32(&c, (size_t)ta);
     f32(&c, a->p.gemm.alpha), f32(&c, a->p.gemm.beta);
@@ -397,7 +425,8 @@ static dcl_status cl_conv_output(void *ctx, const struct dcl_op_args *a) {
     u32(&c, a->p.chan.N), u32(&c, a->p.chan.C), u32(&c, a->p.chan.R);
     // The terms present (non-empty views): bit 0 bias, 1 sbias, 2 res.
     u32(&c, (a->in_len[1] ? 1u : 0u) | (a->in_len[2] ? 2u : 0u) | (a->in_len[3] ? 4u : 0u));
-    return run(&c, a->out_len[0]);
+    // One work-item per 8 elements of an (n, c) plane.
+    return run(&c, a->p.chan.N * a->p.chan.C * ((a->p.chan.R + 7) / 8));
 }
 
 // Whole convolutions, direct kernels (cl/conv.cl): the geometry (N, C, H, W, k, stride, pad, Ho,
