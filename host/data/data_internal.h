@@ -99,8 +99,7 @@ extern void (*dcl__pngdir_between_passes)(const char *folder);
 // rounded to a byte.
 typedef struct dcl__shape {
     int label;                    // 0..DCL_SHAPES_CLASSES-1
-    double cx, cy, r, angle;      // centre, size and rotation (radians)
-    double cos_a, sin_a;          // of angle
+    double cx, cy, r;             // centre and size (the shape stands upright)
     double fg[3], bg0[3], bg1[3]; // RGB of the shape and the two ends of the gradient
     double phi;                   // direction of the gradient
 } dcl__shape;

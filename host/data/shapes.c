@@ -45,16 +45,6 @@ static double core(int label) {
     }
 }
 
-// Rotations that give every distinct pose of a class once: [0, period).
-static double period(int label) {
-    switch (label) {
-    case 1: return PI / 2;
-    case 2: return 2 * PI / 3;
-    case 4: return PI / 2;
-    default: return 0.0; // disc and ring look the same at every angle
-    }
-}
-
 // The cached Philox block of a stream: word e of (seed, DCL_RNG_DATA, step) as rng.h maps it.
 typedef struct stream {
     uint32_t key[2], step;
@@ -114,8 +104,8 @@ void dcl__shapes_params(int side, uint64_t seed, uint32_t step, uint64_t index, 
     double m = reach(sh->label) * sh->r + 1.0;
     sh->cx = lerp(m, S - m, u[2]);
     sh->cy = lerp(m, S - m, u[3]);
-    sh->angle = period(sh->label) * u[4];
-    sh->cos_a = cos(sh->angle), sh->sin_a = sin(sh->angle);
+    // u[4] is not used: shapes stand upright (an earlier version turned them by a random angle,
+    // which a 30-minute model did not learn), and the other parameters keep their draws.
     // Contrast: a light shape on a dark background or a dark one on a light background, their
     // luminances at least 0.25 apart (the noise moves a pixel by at most DCL_SHAPES_NOISE).
     int dark_bg = u[5] < 0.5;
@@ -127,7 +117,7 @@ void dcl__shapes_params(int side, uint64_t seed, uint32_t step, uint64_t index, 
     sh->phi = 2.0 * PI * u[15];
 }
 
-// Whether the point (dx, dy) from the centre, already rotated into the shape's frame, is inside.
+// Whether the point (u, v) from the centre (x right, y down) is inside.
 static int inside(int label, double r, double u, double v) {
     double au = fabs(u), av = fabs(v);
     switch (label) {
@@ -164,12 +154,11 @@ double dcl__shapes_coverage(const dcl__shape *sh, int x, int y) {
     double hole = sh->label == 3 ? RING_INNER * sh->r : 0.0;
     if (near2 > out * out || far2 < hole * hole) return 0.0;
     if (far2 < in * in) return 1.0;
-    double ca = sh->cos_a, sa = sh->sin_a;
     int hits = 0;
     for (int j = 0; j < SUB; j++)
         for (int i = 0; i < SUB; i++) {
             double dx = x + (i + 0.5) / SUB - sh->cx, dy = y + (j + 0.5) / SUB - sh->cy;
-            hits += inside(sh->label, sh->r, ca * dx + sa * dy, -sa * dx + ca * dy);
+            hits += inside(sh->label, sh->r, dx, dy);
         }
     return (double)hits / (SUB * SUB);
 }

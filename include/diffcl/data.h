@@ -28,13 +28,14 @@
 //           *.png, nothing deeper); hidden entries and other files are ignored.
 //   shapesS: built-in, no file: S×S RGB images (S = 16..256; shapes32, shapes64) of one shape
 //           each, the label: 0 disc, 1 square, 2 triangle, 3 ring, 4 cross (uniform at random).
-//           Random position (a pixel inside the border), size (radius 5/32..12/32 of S), rotation
-//           and colour (light on a dark background or dark on a light one) over a two-colour
-//           linear gradient in a random direction, with uniform noise of ±0.04 (of the 0..1 range)
-//           per channel, anti-aliased by 4×4 sub-pixel samples, rounded to bytes like a PNG. The
-//           set is images 0..K-1 of the stream (seed, DATA, the fixed set's step), K = n (default
-//           10000; 123 MB of floats at 32, 492 MB at 64); image i depends only on (seed, i), so
-//           n=500 is the first 500 images of n=1000. split=test draws the set from another
+//           Upright (the square's sides and the cross's arms axis-aligned, the triangle's vertex
+//           up), at a random position (a pixel inside the border) and size (radius 5/32..12/32
+//           of S), in a random colour (light on a dark background or dark on a light one) over a
+//           two-colour linear gradient in a random direction, with uniform noise of ±0.04 (of the
+//           0..1 range) per channel, anti-aliased by 4×4 sub-pixel samples, rounded to bytes like
+//           a PNG. The set is images 0..K-1 of the stream (seed, DATA, the fixed set's step), K = n
+//           (default 10000; 123 MB of floats at 32, 492 MB at 64); image i depends only on (seed,
+//           i), so n=500 is the first 500 images of n=1000. split=test draws the set from another
 //           (reserved) step: images no training set of the seed holds. Evaluation points
 //           (dcl_dataset_fresh) are fresh images of the same distribution. Drawn on the host
 //           (about 10000 images/s on one core at 32).
