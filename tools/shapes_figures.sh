@@ -4,7 +4,7 @@
 #     per class at guidance 1 and 3 (DDIM 50), and a shapes classifier's verdict on each grid;
 #  2. the Fashion-MNIST U-Net with and without attention at 7×7, the same steps: both loss curves
 #     in one plot.
-#   tools/shapes_figures.sh [all|shapes|attn]      (default all; about an hour on 2 idle cores)
+#   tools/shapes_figures.sh [all|shapes|attn]      (default all; about 45 minutes on 2 idle cores)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 D=${DIFFCL:-build/diffcl}
@@ -16,7 +16,7 @@ what=${1:-all}
 if [[ $what == all || $what == shapes ]]; then
     /usr/bin/env time -f "shapes32 training: %e s wall, %U s user" \
         $D train --device cpu --data shapes32 --base 16 --mult 1,2,2 --attn 16,8 --batch 32 \
-        --steps 5000 --lr 1e-3 --log-every 50 --out "$WORK/shapes.safetensors" \
+        --steps 11000 --lr 1e-3 --log-every 50 --out "$WORK/shapes.safetensors" \
         --loss-plot "$OUT/shapes32_loss.png"
     $D classify --device cpu --data shapes32 --steps 600 --batch 64 --out "$WORK/shapes_clf.safetensors"
     for w in 1 3; do
