@@ -123,13 +123,7 @@ static inline float exp_le88(float x) {
     } t = {.f = a * 1.44269504088896341f + 12582912.0f};
     float n = t.f - 12582912.0f;
     float r = a - n * 0.693359375f - n * -2.12194440e-4f; // ln 2 in two parts: r exact
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    float p = dcl__cpu_exp_reduced(r);
     union {
         uint32_t u;
         float f;

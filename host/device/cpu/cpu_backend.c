@@ -185,13 +185,7 @@ static inline float sigmoidf(float x) {
     // n = a log2(e) rounded to the nearest integer: adding and subtracting 1.5 · 2^23 does it.
     float n = (a.f * 1.44269504088896341f - 12582912.0f) + 12582912.0f;
     float r = a.f - n * 0.693359375f - n * -2.12194440e-4f; // ln 2 in two parts: r exact
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    float p = dcl__cpu_exp_reduced(r);
     union {
         int32_t i;
         float f;

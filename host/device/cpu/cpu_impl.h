@@ -17,6 +17,19 @@
 #define DCL_CPU_WIDE
 #endif
 
+// e^r for |r| <= ln 2 / 2 by the Cephes expf minimax polynomial (relative error about 1e-7): the
+// reduced part of the vectorisable exps of SiLU (cpu_backend.c) and attention (cpu_attention.c),
+// which split x = n ln 2 + r and put 2^n into the exponent bits themselves.
+static inline float dcl__cpu_exp_reduced(float r) {
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    return p * r * r + r + 1.0f;
+}
+
 dcl_status dcl__cpu_conv_output(void *ctx, const struct dcl_op_args *a);
 // One plane o[r] = x[r] (+ b if has & 1) (+ s if has & 2) (+ y[r] if has & 4), r < R, in that
 // order (conv_output's roundings; cpu_conv.c adds its outputs the same way). y may be o.
