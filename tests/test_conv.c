@@ -3,7 +3,9 @@
 //   forward:  col = im2col(x); y' = W (Co, C·k·k) × col (CNHW); y = swap01(y') (NCHW); y += b
 //   backward: db += Σ dy; dy' = swap01(dy); dW = dy' × colᵀ; dcol = Wᵀ × dy'; dx = col2im(dcol)
 // and as the whole-convolution ops dcl_conv2d_forward and dcl_conv2d_backward (the CPU
-// reference's path, which OpenCL devices may run as a CPU fallback).
+// reference's path; OpenCL runs same convolutions on padded planes, cl/conv.cl). On each OpenCL
+// device a second pass with DIFFCL_CL_GEMM=own (the GEMMs through cl/gemm.cl) checks that the
+// padded-plane kernels give bitwise the forward output and input gradient of im2col + gemm_rows.
 // Exit 77 only when the build has OpenCL but the machine has no OpenCL platform.
 #include <math.h>
 #include <stdio.h>
@@ -121,6 +123,22 @@ static void compare(const char *spec, const char *what, const struct shape *s, c
            worst, terms + 2);
 }
 
+// The second pass on OpenCL devices: GEMMs through cl/gemm.cl (DIFFCL_CL_GEMM=own).
+static int own_gemm;
+
+// Whether buffers a and b of n elements hold the same bits.
+static void bitwise(const char *spec, const struct shape *s, const char *what, dcl_buffer *a,
+                    dcl_buffer *b, size_t n) {
+    float *ha = malloc(n * sizeof *ha), *hb = malloc(n * sizeof *hb);
+    int same = ha && hb && dcl_buffer_read(a, 0, n, ha) == DCL_OK &&
+               dcl_buffer_read(b, 0, n, hb) == DCL_OK && memcmp(ha, hb, n * sizeof *ha) == 0;
+    check_failures += !same;
+    printf("%-4s %-8s conv k%zu s%zu p%zu (N %zu, C %zu -> %zu, %zux%zu) %s bitwise (own GEMM)\n",
+           same ? "ok" : "FAIL", spec, s->k, s->stride, s->pad, s->N, s->C, s->Co, s->H, s->W,
+           what);
+    free(ha), free(hb);
+}
+
 // Device buffers of one run, freed on every path.
 enum { X, WT, B, COL, YC, Y, DY, DYC, DW, DB, DCOL, DX, Y2, DW2, DX2, N_BUF };
 
@@ -181,6 +199,10 @@ static void run_layer(dcl_device *dev, const char *spec, const struct layer *l) 
     compare(spec, "dW2", s, h, l->dw, l->sdw, nw, l->P);
     CHECK(dcl_buffer_read(buf[DX2], 0, nx, h) == DCL_OK);
     compare(spec, "dx2", s, h, l->dx, l->sdx, nx, s->Co + s->k * s->k);
+    if (own_gemm && s->stride == 1 && 2 * s->pad + 1 == s->k) {
+        bitwise(spec, s, "y2 = y", buf[Y2], buf[Y], ny);
+        bitwise(spec, s, "dx2 = dx", buf[DX2], buf[DX], nx);
+    }
 done:
     for (int i = 0; i < N_BUF; i++) dcl_buffer_free(buf[i]);
     free(h);
@@ -209,6 +231,10 @@ int main(int argc, char **argv) {
     int small = argc > 1 && strcmp(argv[1], "--small") == 0;
     setvbuf(stdout, NULL, _IOLBF, 0); // keep summaries and failure details in order
     check_device("cpu", small);
-
-    return check_opencl_devices(on_device, &small);
+    int rc = check_opencl_devices(on_device, &small);
+    if (rc == 77) return rc;
+    own_gemm = 1;
+    if (setenv("DIFFCL_CL_GEMM", "own", 1) != 0) return 1;
+    int rc2 = check_opencl_devices(on_device, &small);
+    return rc ? rc : rc2;
 }

@@ -219,6 +219,10 @@ dcl_status dcl__cl_prepare_device(dcl_device *dev, int *compiled);
 // Whether d's tuning file recorded it faster than the CPU reference (0 without one, or with
 // DIFFCL_CL_TUNE=off) (opencl/cl_tune_file.c).
 int dcl__cl_tune_faster(const dcl_device_info *d);
+// Whether the OpenCL device dev runs a same convolution faster as one dcl_conv2d_* op (cl/conv.cl's
+// padded planes) than as im2col + GEMM: when its tuning chose cl/gemm.cl for NN GEMMs, whose
+// register blocking those kernels share (opencl/cl_ops.c).
+int dcl__cl_conv_planes(const dcl_device *dev);
 #endif
 
 #endif

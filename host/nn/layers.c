@@ -5,7 +5,8 @@
 #include <stdlib.h> // getenv
 #include <string.h> // strcmp
 
-#include "core/error.h" // TRY, dcl__fail
+#include "core/error.h"     // TRY, dcl__fail
+#include "device/backend.h" // dcl__cl_conv_planes
 #include "diffcl/ops.h" // dcl_gemm, dcl_bias_*, dcl_im2col, dcl_col2im, dcl_swap01, dcl_conv_output,
                         // channel bias, dcl_conv2d_*
 #include "diffcl/rng.h" // DCL_RNG_INIT
@@ -42,10 +43,26 @@ size_t dcl__conv2d_col_size(const dcl__conv2d_shape *s) {
 
 size_t dcl__conv2d_out_size(const dcl__conv2d_shape *s) { return s->co * s->Ho * s->Wo; }
 
-int dcl__conv2d_uses_columns(const dcl_device *dev) {
+static int forced_columns(void) {
     const char *env = getenv("DIFFCL_CONV_COLUMNS");
-    if (env && strcmp(env, "1") == 0) return 1;
-    return dcl_device_get_info(dev)->backend != DCL_BACKEND_CPU;
+    return env && strcmp(env, "1") == 0;
+}
+
+int dcl__conv2d_uses_columns(const dcl_device *dev) {
+    return forced_columns() || dcl_device_get_info(dev)->backend != DCL_BACKEND_CPU;
+}
+
+// Whether conv s runs as one whole-convolution op on a device that has columns: a same
+// convolution (stride 1, k = 2·pad + 1) on an OpenCL device that runs those on padded planes faster
+// than im2col + GEMM (cl/conv.cl; the op chunks as the columns would).
+static int whole_op(dcl_device *dev, const dcl__conv2d_shape *s) {
+#ifdef DIFFCL_HAVE_OPENCL
+    return s->stride == 1 && 2 * s->pad + 1 == s->k && !forced_columns() &&
+           dcl_device_get_info(dev)->backend == DCL_BACKEND_OPENCL && dcl__cl_conv_planes(dev);
+#else
+    (void)dev, (void)s;
+    return 0;
+#endif
 }
 
 dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_ptr cnhw, dcl_ptr in,
@@ -56,17 +73,23 @@ dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_pt
     if (!col.buf)
         return dcl_conv2d_forward(dev, out, in, w, b, sbias, res, N, ci, s->H, s->W, co, k,
                                   s->stride, s->pad);
+    int whole = whole_op(dev, s);
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         size_t n = N - n0 < chunk ? N - n0 : chunk;
-        TRY(dcl_im2col(dev, col, dcl_ptr_add(in, n0 * ci * ri), n, ci, s->H, s->W, k, s->stride,
-                       s->pad));
+        dcl_ptr x = dcl_ptr_add(in, n0 * ci * ri), y = dcl_ptr_add(out, n0 * co * ro);
+        dcl_ptr sb = sbias.buf ? dcl_ptr_add(sbias, n0 * co) : sbias;
+        dcl_ptr rs = res.buf ? dcl_ptr_add(res, n0 * co * ro) : res;
+        if (whole) {
+            TRY(dcl_conv2d_forward(dev, y, x, w, b, sb, rs, n, ci, s->H, s->W, co, k, s->stride,
+                                   s->pad));
+            continue;
+        }
+        TRY(dcl_im2col(dev, col, x, n, ci, s->H, s->W, k, s->stride, s->pad));
         // cnhw (co, n·Ho·Wo) = w (co, ci·k·k) · col (ci·k·k, n·Ho·Wo)
         TRY(dcl_gemm(dev, cnhw, w, col, 0, 0, co, n * ro, kk, 1.0f, 0.0f));
         // One pass instead of swap01 + a channel_bias_add per bias + axpby for the residual
         // (bitwise the same sums).
-        dcl_ptr sb = sbias.buf ? dcl_ptr_add(sbias, n0 * co) : sbias;
-        dcl_ptr rs = res.buf ? dcl_ptr_add(res, n0 * co * ro) : res;
-        TRY(dcl_conv_output(dev, dcl_ptr_add(out, n0 * co * ro), cnhw, b, sb, rs, n, co, ro));
+        TRY(dcl_conv_output(dev, y, cnhw, b, sb, rs, n, co, ro));
     }
     return DCL_OK;
 }
@@ -80,8 +103,15 @@ dcl_status dcl__conv2d_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dw, dcl_pt
     if (!col.buf)
         return dcl_conv2d_backward(dev, dw, din, dout, in, w, N, ci, s->H, s->W, co, k, s->stride,
                                    s->pad);
+    int whole = whole_op(dev, s);
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         size_t n = N - n0 < chunk ? N - n0 : chunk;
+        if (whole) {
+            TRY(dcl_conv2d_backward(dev, dw, din.buf ? dcl_ptr_add(din, n0 * ci * ri) : din,
+                                    dcl_ptr_add(dout, n0 * co * ro), dcl_ptr_add(in, n0 * ci * ri),
+                                    w, n, ci, s->H, s->W, co, k, s->stride, s->pad));
+            continue;
+        }
         TRY(dcl_swap01(dev, cnhw, dcl_ptr_add(dout, n0 * co * ro), n, co, ro));
         TRY(dcl_im2col(dev, col, dcl_ptr_add(in, n0 * ci * ri), n, ci, s->H, s->W, k, s->stride,
                        s->pad));

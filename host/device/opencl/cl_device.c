@@ -208,6 +208,7 @@ void dcl__cl_free(void *p) {
         if (ctx->programs[i]) clReleaseProgram(ctx->programs[i]);
     if (ctx->partials) clReleaseMemObject(ctx->partials);
     if (ctx->gemm_bt) clReleaseMemObject(ctx->gemm_bt);
+    if (ctx->conv_scratch) clReleaseMemObject(ctx->conv_scratch);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->context) clReleaseContext(ctx->context);
     stage_free_all(ctx);

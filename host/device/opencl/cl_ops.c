@@ -437,7 +437,141 @@ static void conv2d_geometry(struct call *c, const struct dcl_op_args *a) {
     u32(c, a->p.conv.Ho), u32(c, a->p.conv.Wo), u32(c, a->p.conv.Co);
 }
 
+// Same convolutions (stride 1, k = 2p + 1) run on zero-bordered CNHW planes instead (cl/conv.cl,
+// "Same convolutions"): a padding pass, one GEMM-like kernel that reads every tap in place, and
+// the output pass; no column matrix. The planes live in ctx->conv_scratch.
+struct taps {
+    size_t N, C, H, W, k, p, Co;
+    size_t Wp, L, Q16; // padded row, plane (a multiple of Wp), output positions (as cl/conv.cl)
+    size_t KC, nch;    // backward: the weight gradient's chunks of positions and their number
+};
+
+// The plan of a same convolution; 0 for other shapes, or when the planes would pass the kernels'
+// 32-bit indices or the device's largest buffer (the direct kernels run those).
+static int taps_plan(const struct dcl_cl_ctx *ctx, const struct dcl_op_args *a, struct taps *t) {
+    size_t k = a->p.conv.k, p = a->p.conv.pad, H = a->p.conv.H, W = a->p.conv.W;
+    if (a->p.conv.stride != 1 || 2 * p + 1 != k || a->p.conv.Ho != H || a->p.conv.Wo != W)
+        return 0;
+    t->N = a->p.conv.N, t->C = a->p.conv.C, t->H = H, t->W = W, t->k = k, t->p = p;
+    t->Co = a->p.conv.Co, t->Wp = W + p;
+    size_t Q = t->N * (H + p) * t->Wp, o = p * t->Wp + p;
+    t->Q16 = (Q + 15) / 16 * 16;
+    t->L = (t->Q16 + 2 * o + t->Wp - 1) / t->Wp * t->Wp;
+    // The weight gradient sums positions in chunks of about 2048 (at most 64 chunks), fewer when
+    // their partial sums (nch·Co·C·k·k words) would pass 2^22: a number fixed by the sizes.
+    size_t E = t->Co * t->C * k * k, nch = t->Q16 / 2048;
+    if (nch > 64) nch = 64;
+    if (nch > ((size_t)1 << 22) / E) nch = ((size_t)1 << 22) / E;
+    if (nch < 1) nch = 1;
+    t->KC = ((t->Q16 + nch - 1) / nch + 7) / 8 * 8;
+    t->nch = (t->Q16 + t->KC - 1) / t->KC;
+    size_t planes = 2 * t->C + t->Co, lim = (size_t)1 << 31;
+    return planes * t->L < lim && t->nch * E < lim &&
+           (planes * t->L + t->nch * E) * 4 <= ctx->info->max_alloc;
+}
+
+// ctx->conv_scratch with at least n words.
+static dcl_status conv_scratch(struct dcl_cl_ctx *ctx, size_t n) {
+    if (ctx->conv_scratch_n >= n) return DCL_OK;
+    if (ctx->conv_scratch) clReleaseMemObject(ctx->conv_scratch); // freed once its kernels ran
+    ctx->conv_scratch_n = 0;
+    cl_int err;
+    ctx->conv_scratch = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, n * 4, NULL, &err);
+    if (err != CL_SUCCESS) {
+        ctx->conv_scratch = NULL;
+        return dcl__cl_fail(ctx, err, "clCreateBuffer(convolution planes)", __FILE__, __LINE__);
+    }
+    ctx->conv_scratch_n = n;
+    return DCL_OK;
+}
+
+// Starts a call of one of cl/conv.cl's same-convolution kernels.
+static int begin_taps(struct call *c, struct dcl_cl_ctx *ctx, const char *kernel) {
+    c->ctx = ctx, c->next = 0;
+    c->s = dcl__cl_kernel(ctx, "conv.cl", kernel, &c->k);
+    return c->s != DCL_OK;
+}
+
+// Planes of C channels at word off of the scratch = in (N, C, H, W), padded.
+static dcl_status taps_pad(struct dcl_cl_ctx *ctx, const struct taps *t, size_t off, dcl_ptr in,
+                           size_t C) {
+    struct call c;
+    if (begin_taps(&c, ctx, "conv_pad")) return c.s;
+    mem(&c, ctx->conv_scratch), u32(&c, off), tensor(&c, in);
+    u32(&c, t->N), u32(&c, C), u32(&c, t->H), u32(&c, t->W), u32(&c, t->p), u32(&c, t->L);
+    return run(&c, C * (t->L / t->Wp));
+}
+
+// out (N, C, H, W) = the planes at word off, + the terms of a->in[first..first+2] present (bias,
+// sbias, res; none when first < 0).
+static dcl_status taps_unpad(struct dcl_cl_ctx *ctx, const struct taps *t, dcl_ptr out,
+                             size_t off, size_t C, const struct dcl_op_args *a, int first) {
+    struct call c;
+    if (begin_taps(&c, ctx, "conv_unpad")) return c.s;
+    tensor(&c, out), mem(&c, ctx->conv_scratch), u32(&c, off);
+    unsigned has = 0;
+    for (int i = 0; i < 3; i++) {
+        tensor(&c, first < 0 ? out : a->in[first + i]);
+        if (first >= 0 && a->in_len[first + i]) has |= 1u << i;
+    }
+    u32(&c, t->N), u32(&c, C), u32(&c, t->H), u32(&c, t->W), u32(&c, t->p), u32(&c, t->L);
+    u32(&c, has);
+    return run(&c, t->N * C * t->H);
+}
+
+// conv_taps_forward or conv_taps_data: planes at word `to` (M of them) from the planes at `from`
+// and w.
+static dcl_status taps_gemm(struct dcl_cl_ctx *ctx, const struct taps *t, const char *kernel,
+                            size_t to, size_t from, dcl_ptr w, size_t M) {
+    struct call c;
+    if (begin_taps(&c, ctx, kernel)) return c.s;
+    mem(&c, ctx->conv_scratch), u32(&c, to), mem(&c, ctx->conv_scratch), u32(&c, from);
+    tensor(&c, w), u32(&c, t->Co), u32(&c, t->C), u32(&c, t->k), u32(&c, t->Wp), u32(&c, t->L);
+    u32(&c, t->Q16);
+    return run(&c, (M + 7) / 8 * (t->Q16 / 16)); // CONV_RM = 8 planes × 16 positions an item
+}
+
+static dcl_status taps_forward(struct dcl_cl_ctx *ctx, const struct dcl_op_args *a,
+                               const struct taps *t) {
+    size_t x = 0, y = t->C * t->L; // scratch: x's planes, then y's
+    TRY(conv_scratch(ctx, (t->C + t->Co) * t->L));
+    TRY(taps_pad(ctx, t, x, a->in[0], t->C));
+    TRY(taps_gemm(ctx, t, "conv_taps_forward", y, x, a->in[1], t->Co));
+    return taps_unpad(ctx, t, a->out[0], y, t->Co, a, 2);
+}
+
+static dcl_status taps_backward(struct dcl_cl_ctx *ctx, const struct dcl_op_args *a,
+                                const struct taps *t) {
+    size_t E = t->Co * t->C * t->k * t->k;
+    // scratch: x's planes, dout's, the weight gradient's partial sums, din's planes
+    size_t x = 0, dy = t->C * t->L, part = dy + t->Co * t->L, dx = part + t->nch * E;
+    TRY(conv_scratch(ctx, dx + (a->out_len[1] ? t->C * t->L : 0)));
+    TRY(taps_pad(ctx, t, dy, a->in[0], t->Co));
+    struct call c;
+    if (a->out_len[0]) { // dw += ...
+        TRY(taps_pad(ctx, t, x, a->in[1], t->C));
+        if (begin_taps(&c, ctx, "conv_taps_weight")) return c.s;
+        mem(&c, ctx->conv_scratch), u32(&c, part), mem(&c, ctx->conv_scratch), u32(&c, dy);
+        mem(&c, ctx->conv_scratch), u32(&c, x), u32(&c, t->Co), u32(&c, t->C), u32(&c, t->k);
+        u32(&c, t->Wp), u32(&c, t->L), u32(&c, t->Q16), u32(&c, t->KC);
+        TRY(run(&c, t->nch * ((t->Co + 3) / 4) * t->C * ((t->k * t->k + 2) / 3)));
+        if (begin_taps(&c, ctx, "conv_taps_weight_sum")) return c.s;
+        tensor(&c, a->out[0]), mem(&c, ctx->conv_scratch), u32(&c, part), u32(&c, E);
+        u32(&c, t->nch);
+        TRY(run(&c, E));
+    }
+    if (!a->out_len[1]) return DCL_OK;
+    TRY(taps_gemm(ctx, t, "conv_taps_data", dx, dy, a->in[2], t->C));
+    return taps_unpad(ctx, t, a->out[1], dx, t->C, a, -1);
+}
+
+int dcl__cl_conv_planes(const dcl_device *dev) {
+    return ((const struct dcl_cl_ctx *)dev->ctx)->own_gemm & 1;
+}
+
 static dcl_status cl_conv2d_forward(void *ctx, const struct dcl_op_args *a) {
+    struct taps t;
+    if (taps_plan(ctx, a, &t)) return taps_forward(ctx, a, &t);
     struct call c;
     if (begin(&c, ctx, a, 0)) return c.s;
     tensor(&c, a->out[0]);
@@ -449,6 +583,8 @@ static dcl_status cl_conv2d_forward(void *ctx, const struct dcl_op_args *a) {
 }
 
 static dcl_status cl_conv2d_backward(void *ctx, const struct dcl_op_args *a) {
+    struct taps t;
+    if (taps_plan(ctx, a, &t)) return taps_backward(ctx, a, &t);
     struct call c;
     if (a->out_len[0]) { // dw += ...
         if (begin(&c, ctx, a, 0)) return c.s;
