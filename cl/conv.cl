@@ -1,7 +1,7 @@
 // Convolution as GEMM on NCHW images: im2col and its adjoint col2im (the GEMM runs in CLBlast;
 // the CNHW <-> NCHW swap is cl/layout.cl's swap01, the bias cl/bias.cl's channel_bias_*, or both at
-// once: conv_output below), and whole convolutions as direct kernels (last). Sizes are below 2^32
-// (the host checks), so indices are uint; no %
+// once: conv_output below), and whole convolutions: direct kernels, and same convolutions on
+// zero-bordered planes (last). Sizes are below 2^32 (the host checks), so indices are uint; no %
 // beside a / (cl/README.md).
 
 // col (C·k·k, N·Ho·Wo): col[(c·k + ky)·k + kx, (n·Ho + oy)·Wo + ox] =
@@ -118,9 +118,9 @@ kernel void conv_output(global float *out, uint out_off, global const float *cnh
 }
 
 // Whole convolutions (conv2d_forward, conv2d_backward), direct: each work-item one output element
-// and its whole dot product, so no columns are stored. The U-Net runs im2col + CLBlast's GEMM on
-// OpenCL instead (host/nn/layers.c); these give the ops an OpenCL version to check the CPU
-// reference's against (host/crosscheck/cases.c). Geometry as im2col; w (Co, C, k, k).
+// and its whole dot product, so no columns are stored: the ops' shapes other than same
+// convolutions (those run on padded planes, below), which the U-Net runs as im2col + GEMM
+// (host/nn/layers.c). Geometry as im2col; w (Co, C, k, k).
 
 // out (N, Co, Ho, Wo) = Σ_{c, ky, kx} w[o, c, ky, kx]·in[n, c, oy·s − pad + ky, ox·s − pad + kx],
 // then + bias[o], + sbias[n, o], + res[n, o, r] as conv_output adds them (`has` as there); res may

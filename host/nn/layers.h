@@ -50,7 +50,8 @@ size_t dcl__conv2d_out_size(const dcl__conv2d_shape *s);
 // test that path on the CPU). The CPU reference otherwise runs each convolution as one
 // dcl_conv2d_forward / dcl_conv2d_backward op, which keeps one sample's columns at a time in its
 // own cache-sized scratch (host/README.md, "Convolutions on the CPU"); callers then pass col and
-// cnhw with buf NULL.
+// cnhw with buf NULL. An OpenCL device may still run same convolutions as those ops, chunk by
+// chunk (host/README.md, "Convolutions on OpenCL"; not under DIFFCL_CONV_COLUMNS=1).
 int dcl__conv2d_uses_columns(const dcl_device *dev);
 
 // out (N, co, Ho, Wo) = conv(in (N, ci, H, W)) with w (co, ci, k, k) and b (co), + sbias (N, co)

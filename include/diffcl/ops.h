@@ -221,7 +221,9 @@ dcl_status dcl_conv_output(dcl_device *dev, dcl_ptr out, dcl_ptr cnhw, dcl_ptr b
 // output is a dot product of length C·k·k whose rounding is the device's GEMM's (as the
 // im2col + dcl_gemm + dcl_conv_output sequence, which it equals within the GEMM's tolerance).
 // out (N, Co, Ho, Wo), must not overlap in or w; res may be out itself. The CPU reference runs it
-// per sample, with the sample's columns in cache (host/README.md, "Convolutions on the CPU").
+// per sample, with the sample's columns in cache (host/README.md, "Convolutions on the CPU"); an
+// OpenCL device runs a same convolution (stride 1, k = 2·pad + 1) on zero-bordered planes, bitwise
+// as im2col + cl/gemm.cl's GEMM (host/README.md, "Convolutions on OpenCL").
 dcl_status dcl_conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr in, dcl_ptr w, dcl_ptr bias,
                               dcl_ptr sbias, dcl_ptr res, size_t N, size_t C, size_t H, size_t W,
                               size_t Co, size_t k, size_t stride, size_t pad);
