@@ -169,6 +169,38 @@ done:
     dcl_device_free(devs[0]), dcl_device_free(devs[1]);
 }
 
+// dcl_tune_opts.step_time: fixed seconds per backend, arg = {OpenCL device's, CPU reference's}.
+static dcl_status fixed_step(dcl_device *dev, void *arg, double *seconds) {
+    const double *t = arg;
+    *seconds = t[dcl_device_get_info(dev)->backend == DCL_BACKEND_CPU];
+    return DCL_OK;
+}
+
+// Tunes spec with step times {device, cpu}: whether the file then says faster_than_cpu.
+static int tuned_faster(const char *spec, double dev_s, double cpu_s) {
+    dcl_device *dev = NULL;
+    CHECK_EQ(dcl_device_open(&dev, spec), DCL_OK);
+    if (!dev) return -1;
+    double t[2] = {dev_s, cpu_s};
+    dcl_tune_opts o = {.quick = 1, .max_candidates = 2, .scale = 16, .square = 128};
+    o.step_time = fixed_step, o.step_arg = t;
+    dcl_tune_result r;
+    dcl_status s = dcl_device_tune(dev, &o, &r);
+    CHECK_EQ(s, DCL_OK);
+    dcl_device_free(dev);
+    if (s != DCL_OK) return -1;
+    CHECK(r.step_ms == dev_s * 1e3 && r.cpu_step_ms == cpu_s * 1e3);
+    unsigned char *utext = NULL;
+    size_t n = 0;
+    CHECK(check_read_file(r.path, &utext, &n));
+    char *text = utext ? calloc(n + 1, 1) : NULL; // NUL-terminated, for strstr
+    if (text) memcpy(text, utext, n);
+    int yes = text && strstr(text, "\nfaster_than_cpu 1\n") != NULL;
+    CHECK_EQ(yes, r.faster_than_cpu);
+    free(utext), free(text);
+    return yes;
+}
+
 static void check_device(const char *spec, void *unused) {
     (void)unused;
     unsetenv("DIFFCL_CL_TUNE");
@@ -247,6 +279,10 @@ static void check_device(const char *spec, void *unused) {
     }
     free(edit);
     free(text);
+
+    // With a step time, `auto`'s verdict is the whole step's, not the model GEMMs'.
+    CHECK_EQ(tuned_faster(spec, 1.0, 2.0), 1);
+    CHECK_EQ(tuned_faster(spec, 2.0, 1.0), 0);
 }
 
 int main(void) {

@@ -290,18 +290,51 @@ static dcl_status bench_gemm(const char *spec, const bench_opts *o) {
 
 // ---- unet: the default network ----------------------------------------------------------------
 
+// A U-Net and its inputs on one device, drawn once: x, out, t, labels, dout.
+typedef struct unet_bench {
+    dcl_device *dev;
+    dcl_unet *u;
+    dcl_buffer *b[5];
+    size_t N;
+} unet_bench;
+
+static void unet_bench_free(unet_bench *ub) {
+    for (int i = 0; i < 5; i++) dcl_buffer_free(ub->b[i]);
+    dcl_unet_free(ub->u);
+}
+
+// The U-Net of config c at batch N on dev, with what the trainer needs less the optimizer's state.
+static dcl_status unet_bench_init(unet_bench *ub, dcl_device *dev, const dcl_unet_config *c,
+                                  size_t N) {
+    *ub = (unet_bench){.dev = dev, .N = N};
+    dcl_unet_config cc = *c;
+    dcl_status s = dcl_unet_check_memory(&cc, dev, N, NULL);
+    if (s == DCL_OK) s = dcl_unet_init(&ub->u, dev, &cc, 1, N);
+    size_t D = (size_t)c->channels * c->height * c->width, len[5] = {N * D, N * D, N, N, N * D};
+    static const char *const names[5] = {"bench.x", "bench.out", "bench.t", "bench.labels",
+                                         "bench.dout"};
+    dcl_buffer **b = ub->b;
+    for (int i = 0; i < 5 && s == DCL_OK; i++) s = dcl_buffer_alloc(&b[i], dev, len[i], names[i]);
+    if (s == DCL_OK) s = dcl_rng_normal(dev, dcl_at(b[0], 0), 1, DCL_RNG_TEST, 0, 0, N * D);
+    if (s == DCL_OK) s = dcl_rng_normal(dev, dcl_at(b[4], 0), 1, DCL_RNG_TEST, 1, 0, N * D);
+    if (s == DCL_OK) s = dcl_rng_uniform(dev, dcl_at(b[2], 0), 1, DCL_RNG_TEST, 2, 0, N);
+    if (s == DCL_OK) s = dcl_fill(dev, dcl_at(b[3], 0), 0.0f, N); // label 0 (bits 0)
+    if (s != DCL_OK) unet_bench_free(ub);
+    return s;
+}
+
 // Seconds per call of fwd (and bwd when train), after one warm-up call: at least 3 calls and 1 s.
-static dcl_status time_unet(dcl_device *dev, dcl_unet *u, dcl_buffer *const *b, size_t N, int train,
-                            double *per_call) {
+static dcl_status time_unet(const unet_bench *ub, int train, double *per_call) {
+    dcl_buffer *const *b = ub->b;
     dcl_status s = DCL_OK;
     long calls = -1; // the first call warms up (kernel builds, allocations)
     double t0 = 0, elapsed = 0;
     while (s == DCL_OK && (calls < 3 || elapsed < 1.0)) {
         if (calls == 0) t0 = cli_now();
-        s = dcl_unet_forward(u, NULL, dcl_at(b[1], 0), dcl_at(b[0], 0), dcl_at(b[2], 0),
-                             dcl_at(b[3], 0), N);
-        if (s == DCL_OK && train) s = dcl_unet_backward(u, dcl_at(b[4], 0), N);
-        if (s == DCL_OK) s = dcl_device_finish(dev);
+        s = dcl_unet_forward(ub->u, NULL, dcl_at(b[1], 0), dcl_at(b[0], 0), dcl_at(b[2], 0),
+                             dcl_at(b[3], 0), ub->N);
+        if (s == DCL_OK && train) s = dcl_unet_backward(ub->u, dcl_at(b[4], 0), ub->N);
+        if (s == DCL_OK) s = dcl_device_finish(ub->dev);
         calls++;
         if (calls > 0) elapsed = cli_now() - t0;
     }
@@ -309,30 +342,29 @@ static dcl_status time_unet(dcl_device *dev, dcl_unet *u, dcl_buffer *const *b, 
     return s;
 }
 
+dcl_status cli_unet_step_time(dcl_device *dev, const dcl_unet_config *c, size_t N,
+                              double *seconds) {
+    unet_bench ub;
+    dcl_status s = unet_bench_init(&ub, dev, c, N);
+    if (s != DCL_OK) return s;
+    s = time_unet(&ub, 1, seconds);
+    unet_bench_free(&ub);
+    return s;
+}
+
 // The U-Net of config c (by default the class-conditional one for 1×28×28, Fashion-MNIST) at
 // batch N: training (forward + backward) and sampling (forward) throughput.
 static dcl_status bench_unet(const char *spec, const dcl_unet_config *cfg, size_t N) {
     dcl_device *dev = NULL;
-    dcl_unet *u = NULL;
-    dcl_buffer *b[5] = {0}; // x, out, t, labels, dout
-    dcl_unet_config c = *cfg;
+    unet_bench ub = {0};
+    const dcl_unet_config c = *cfg;
     dcl_status s = dcl_device_open(&dev, spec);
-    // Forward and backward at batch N: what the trainer needs, less the optimizer's state.
-    if (s == DCL_OK) s = dcl_unet_check_memory(&c, dev, N, NULL);
-    if (s == DCL_OK) s = dcl_unet_init(&u, dev, &c, 1, N);
-    size_t D = (size_t)c.channels * c.height * c.width, len[5] = {N * D, N * D, N, N, N * D};
-    static const char *const names[5] = {"bench.x", "bench.out", "bench.t", "bench.labels",
-                                         "bench.dout"};
-    for (int i = 0; i < 5 && s == DCL_OK; i++) s = dcl_buffer_alloc(&b[i], dev, len[i], names[i]);
-    if (s == DCL_OK) s = dcl_rng_normal(dev, dcl_at(b[0], 0), 1, DCL_RNG_TEST, 0, 0, N * D);
-    if (s == DCL_OK) s = dcl_rng_normal(dev, dcl_at(b[4], 0), 1, DCL_RNG_TEST, 1, 0, N * D);
-    if (s == DCL_OK) s = dcl_rng_uniform(dev, dcl_at(b[2], 0), 1, DCL_RNG_TEST, 2, 0, N);
-    if (s == DCL_OK) s = dcl_fill(dev, dcl_at(b[3], 0), 0.0f, N); // label 0 (bits 0)
+    if (s == DCL_OK) s = unet_bench_init(&ub, dev, &c, N);
     double train = 0, fwd = 0;
     if (s == DCL_OK) {
         const dcl_device_info *d = dcl_device_get_info(dev);
         size_t params = 0;
-        const dcl_arena *a = dcl_unet_params(u);
+        const dcl_arena *a = dcl_unet_params(ub.u);
         for (int i = 0; i < a->count; i++) params += a->views[i].n;
         char mult[64] = "", attn[64] = "";
         for (int l = 0, k = 0; l < c.levels; l++) {
@@ -346,12 +378,13 @@ static dcl_status bench_unet(const char *spec, const dcl_unet_config *cfg, size_
                d->spec, d->name, c.channels, c.height, c.width, c.base, mult,
                c.res_blocks > 0 ? c.res_blocks : 1, c.attn ? attn : "none",
                c.heads > 0 ? c.heads : 1, params, dcl_unet_flops(&c) * 1e-9, N,
-               (double)dcl_unet_device_bytes(u) / 1048576.0);
+               (double)dcl_unet_device_bytes(ub.u) / 1048576.0);
         cli_progress("bench %s: unet training step", d->spec);
-        s = time_unet(dev, u, b, N, 1, &train);
+        s = time_unet(&ub, 1, &train);
         cli_progress("bench %s: unet forward", d->spec);
-        if (s == DCL_OK) s = time_unet(dev, u, b, N, 0, &fwd);
+        if (s == DCL_OK) s = time_unet(&ub, 0, &fwd);
         cli_progress_clear();
+        unet_bench_free(&ub);
     }
     if (s == DCL_OK) {
         double f = dcl_unet_flops(&c);
@@ -363,8 +396,6 @@ static dcl_status bench_unet(const char *spec, const dcl_unet_config *cfg, size_
     } else {
         cli_report(s);
     }
-    for (int i = 0; i < 5; i++) dcl_buffer_free(b[i]);
-    dcl_unet_free(u);
     dcl_device_free(dev);
     return s;
 }

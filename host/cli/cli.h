@@ -73,6 +73,9 @@ static inline int cli_known(const char *s) { return s && s[0] && !(s[0] == '-' &
 void cli_format_bytes(char *out, size_t size, unsigned long long bytes);
 // Seconds on CLOCK_MONOTONIC.
 double cli_now(void);
+// Seconds per training step (forward + backward, no optimizer) of the U-Net of config c at batch N
+// on dev, after a warm-up: at least 3 steps and 1 s (bench.c; `diffcl tune` compares devices by it).
+dcl_status cli_unet_step_time(dcl_device *dev, const dcl_unet_config *c, size_t N, double *seconds);
 
 // One-line progress on stderr, shown only when stderr is a terminal and the log level is at
 // least info. cli_progress_clear erases it before regular output is printed.

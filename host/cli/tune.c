@@ -22,10 +22,11 @@ const cli_command cli_tune_command = {
         "sizes 32..256. The result goes to a tuning file in the program cache folder\n"
         "(DIFFCL_CL_CACHE_DIR, else $XDG_CACHE_HOME/diffcl, else ~/.cache/diffcl), keyed by the\n"
         "device's name, vendor, driver and platform and CLBlast's version, and every later run\n"
-        "on that device applies it (DIFFCL_CL_TUNE=off does not). It also records whether the\n"
-        "device ran the models' GEMMs faster than the CPU reference: --device auto uses an\n"
-        "OpenCL CPU device only then. Each candidate costs a CLBlast program build: on PoCL the\n"
-        "search takes several minutes on 2 idle cores (--quick: one or two). Results stay\n"
+        "on that device applies it (DIFFCL_CL_TUNE=off does not). Last it times a training step\n"
+        "of the default U-Net (batch 64) on the device and on the CPU reference and records\n"
+        "which was faster: --device auto uses an OpenCL CPU device only when it was. Each\n"
+        "candidate costs a CLBlast program build: on PoCL the search takes several minutes on\n"
+        "2 idle cores (--quick: one or two). Results stay\n"
         "within `diffcl check`'s tolerances; the same tuning gives bitwise the same results.\n",
     .examples = "  diffcl tune\n"
                 "  diffcl tune --device cl:0:0 --quick\n"
@@ -45,6 +46,16 @@ static const char *gemm_cases(unsigned mask) {
                                    "NT, TN",
                                    "NN, NT, TN"};
     return names[mask & 7];
+}
+
+// dcl_tune_opts.step_time: a training step of the default Fashion-MNIST U-Net at batch 64, the
+// work `auto` picks a device for.
+static dcl_status unet_step(dcl_device *dev, void *arg, double *seconds) {
+    (void)arg;
+    dcl_unet_config c;
+    dcl_unet_config_default(&c, 1, 28, 28);
+    c.num_classes = 10;
+    return cli_unet_step_time(dev, &c, 64, seconds);
 }
 
 int cli_cmd_tune(int argc, char **argv) {
@@ -69,7 +80,7 @@ int cli_cmd_tune(int argc, char **argv) {
         return CLI_EXIT_NO_DEVICE;
     }
     dcl_status first = DCL_OK;
-    dcl_tune_opts o = {.quick = quick};
+    dcl_tune_opts o = {.quick = quick, .step_time = unet_step};
     for (int i = 0; i < t.n && first == DCL_OK; i++) {
         dcl_device *dev = NULL;
         if ((s = dcl_device_open(&dev, t.specs[i])) == DCL_OK) {
@@ -77,12 +88,12 @@ int cli_cmd_tune(int argc, char **argv) {
             if ((s = dcl_device_tune(dev, &o, &r)) == DCL_OK)
                 printf(
                     "%s  GEMM n=%zu: %.1f -> %.1f GFLOP/s (%.2fx); model GEMMs per step: %.1f -> "
-                    "%.1f ms (cpu %.1f ms%s); DCL_WG_SIZE %zu; cl/gemm.cl for %s; %d candidates "
-                    "(%d refused)\n"
+                    "%.1f ms (cpu %.1f ms); U-Net training step %.1f ms (cpu %.1f ms%s); "
+                    "DCL_WG_SIZE %zu; cl/gemm.cl for %s; %d candidates (%d refused)\n"
                     "  written to %s\n",
                     t.specs[i], r.square, r.square_gflops_before, r.square_gflops_after,
                     r.square_gflops_after / r.square_gflops_before, r.model_ms_before,
-                    r.model_ms_after, r.cpu_model_ms,
+                    r.model_ms_after, r.cpu_model_ms, r.step_ms, r.cpu_step_ms,
                     r.faster_than_cpu ? ": faster, auto may pick it" : "", r.wg_size,
                     gemm_cases(r.own_gemm), r.candidates, r.rejected, r.path);
             dcl_device_free(dev);

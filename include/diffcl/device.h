@@ -139,14 +139,22 @@ typedef struct dcl_tune_opts {
     int max_candidates; // at most this many candidates per kernel (0: the whole search; tests: 2)
     size_t scale;       // the model shapes' batch divided by this (0 or 1: the models' own; tests)
     size_t square;      // n of the square GEMM (0: 1024)
+    // Seconds of one training step of a model on a device, or NULL. When set, faster_than_cpu
+    // compares it on the tuned device (its GEMM choices in place) and on the CPU reference, instead
+    // of the model GEMMs alone (`diffcl tune` times the default U-Net's step).
+    dcl_status (*step_time)(dcl_device *dev, void *arg, double *seconds);
+    void *step_arg;
 } dcl_tune_opts;
 typedef struct dcl_tune_result {
     size_t square;                                    // n of the square GEMM
     double square_gflops_before, square_gflops_after; // its rate before and after
     double model_ms_before, model_ms_after; // the model GEMMs of one training step, weighted
     double cpu_model_ms;                    // the same on the CPU reference (0 if not measured)
-    int faster_than_cpu;                    // model_ms_after < cpu_model_ms: `auto` may pick it
-    size_t wg_size;                         // the DCL_WG_SIZE chosen
+    double step_ms, cpu_step_ms;            // opts.step_time on each (0 if not measured)
+    // `auto` may pick it: step_ms < cpu_step_ms with opts.step_time, else model_ms_after <
+    // cpu_model_ms
+    int faster_than_cpu;
+    size_t wg_size;           // the DCL_WG_SIZE chosen
     int clblast_overridden;   // the file sets CLBlast's parameters (0: its own were as fast)
     unsigned own_gemm;        // GEMM cases cl/gemm.cl runs, not CLBlast: 1 NN, 2 NT, 4 TN (or'd)
     int candidates, rejected; // CLBlast parameter sets timed, and those it refused

@@ -57,8 +57,8 @@ struct dcl_cl_ctx {
     int n_kernels;
     cl_mem partials; // reductions' per-group results (DCL_CL_MAX_GROUPS_REDUCE words)
     cl_mem gemm_bt; // cl_ops.c: Bᵀ of a small NT GEMM's B (DCL_CL_GEMM_BT_MAX words), on first use
-    cl_mem conv_scratch;    // cl_ops.c: padded planes of same convolutions, grown on demand
-    size_t conv_scratch_n;  // ... its words
+    cl_mem conv_scratch;   // cl_ops.c: padded planes of same convolutions, grown on demand
+    size_t conv_scratch_n; // ... its words
     size_t force_local, force_groups; // test hook: dcl__cl_set_launch
     // Staged writes (cl_device.c): host copies that queued writes read from, and spare ones.
     struct dcl_cl_stage *staged, *spare;

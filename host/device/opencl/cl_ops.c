@@ -450,8 +450,7 @@ struct taps {
 // 32-bit indices or the device's largest buffer (the direct kernels run those).
 static int taps_plan(const struct dcl_cl_ctx *ctx, const struct dcl_op_args *a, struct taps *t) {
     size_t k = a->p.conv.k, p = a->p.conv.pad, H = a->p.conv.H, W = a->p.conv.W;
-    if (a->p.conv.stride != 1 || 2 * p + 1 != k || a->p.conv.Ho != H || a->p.conv.Wo != W)
-        return 0;
+    if (a->p.conv.stride != 1 || 2 * p + 1 != k || a->p.conv.Ho != H || a->p.conv.Wo != W) return 0;
     t->N = a->p.conv.N, t->C = a->p.conv.C, t->H = H, t->W = W, t->k = k, t->p = p;
     t->Co = a->p.conv.Co, t->Wp = W + p;
     size_t Q = t->N * (H + p) * t->Wp, o = p * t->Wp + p;
@@ -504,8 +503,8 @@ static dcl_status taps_pad(struct dcl_cl_ctx *ctx, const struct taps *t, size_t 
 
 // out (N, C, H, W) = the planes at word off, + the terms of a->in[first..first+2] present (bias,
 // sbias, res; none when first < 0).
-static dcl_status taps_unpad(struct dcl_cl_ctx *ctx, const struct taps *t, dcl_ptr out,
-                             size_t off, size_t C, const struct dcl_op_args *a, int first) {
+static dcl_status taps_unpad(struct dcl_cl_ctx *ctx, const struct taps *t, dcl_ptr out, size_t off,
+                             size_t C, const struct dcl_op_args *a, int first) {
     struct call c;
     if (begin_taps(&c, ctx, "conv_unpad")) return c.s;
     tensor(&c, out), mem(&c, ctx->conv_scratch), u32(&c, off);

@@ -22,7 +22,7 @@ extern const struct tune_kernel dcl__tune_kernels[K_COUNT];
 
 struct tuning {
     size_t wg_size;      // 0: not tuned
-    int faster_than_cpu; // the model GEMMs ran faster on this device than on the CPU reference
+    int faster_than_cpu; // ran faster than the CPU reference (dcl_tune_result.faster_than_cpu)
     unsigned own_gemm;   // GEMM cases cl/gemm.cl runs (struct dcl_cl_ctx's own_gemm)
     int has[K_COUNT];
     size_t v[K_COUNT][MAX_PARAMS];

@@ -31,7 +31,7 @@
 //   platform NAME
 //   clblast MAJOR.MINOR.PATCH
 //   wg_size 128                 the preamble's DCL_WG_SIZE
-//   faster_than_cpu 0           the model GEMMs ran faster than on the CPU reference
+//   faster_than_cpu 0           ran faster than the CPU reference (dcl_tune_result says on what)
 //   own_gemm 7                  GEMM cases that run cl/gemm.cl instead of CLBlast: bit 1 << (2·ta
 //                               + tb), so 1 NN, 2 NT, 4 TN (TT always runs in CLBlast)
 //   Xgemm GEMMK=0 KREG=1 ...    one line per CLBlast kernel overridden, with every parameter
