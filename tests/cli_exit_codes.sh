@@ -56,6 +56,9 @@ expect 2 "must end in .csv" -- data --data spiral --out "$T/x.txt"
 expect 0 "" -- check --device all --sizes 31
 grep -qE "training and sampling rows passed" "$T/out" ||
     { echo "FAIL: diffcl check printed no training-step summary" >&2; failures=$((failures + 1)); }
+# Again with every GEMM case through cl/gemm.cl, as `diffcl tune` chooses on PoCL: the U-Net's same
+# convolutions then run on padded planes (host/README.md, "Convolutions on OpenCL").
+DIFFCL_CL_GEMM=own expect 0 "" -- check --device all --sizes 31
 
 # A tiny model, end to end.
 expect 0 "" -- train --device cpu --steps 20 --batch 64 --width 16 --log-every 10 \
