@@ -189,10 +189,10 @@ if "$D" devices --device cl >/dev/null 2>&1; then
         cmp -s "$T/s.csv" "$T/sa.csv" ||
             { echo "FAIL: samples after the fallback differ from the CPU reference's" >&2; failures=$((failures + 1)); }
         # Kernels are built when the device opens (dcl_device_prepare); with the program cache off
-        # call 15 is one of those builds: a named device stops (exit 5), auto goes on on the CPU.
-        DIFFCL_CL_CACHE=off DIFFCL_CL_FAULT=15 expect 5 "building cl/.* failed" -- \
+        # call 16 is one of those builds: a named device stops (exit 5), auto goes on on the CPU.
+        DIFFCL_CL_CACHE=off DIFFCL_CL_FAULT=16 expect 5 "building cl/.* failed" -- \
             train --device cl "${tiny[@]}" --out "$T/p.safetensors"
-        DIFFCL_AUTO=opencl DIFFCL_CL_CACHE=off DIFFCL_CL_FAULT=15 expect 0 "going on on the CPU reference instead" -- \
+        DIFFCL_AUTO=opencl DIFFCL_CL_CACHE=off DIFFCL_CL_FAULT=16 expect 0 "going on on the CPU reference instead" -- \
             train --device auto "${tiny[@]}" --out "$T/p.safetensors"
     else
         echo "note: built without DIFFCL_FAULT_INJECTION; device-failure cases not run"

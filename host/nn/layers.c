@@ -43,6 +43,10 @@ size_t dcl__conv2d_col_size(const dcl__conv2d_shape *s) {
 
 size_t dcl__conv2d_out_size(const dcl__conv2d_shape *s) { return s->co * s->Ho * s->Wo; }
 
+size_t dcl__conv2d_plane_size(const dcl__conv2d_shape *s) {
+    return (2 * s->ci + s->co) * (s->H + s->pad) * (s->W + s->pad);
+}
+
 static int forced_columns(void) {
     const char *env = getenv("DIFFCL_CONV_COLUMNS");
     return env && strcmp(env, "1") == 0;
@@ -52,10 +56,7 @@ int dcl__conv2d_uses_columns(const dcl_device *dev) {
     return forced_columns() || dcl_device_get_info(dev)->backend != DCL_BACKEND_CPU;
 }
 
-// Whether conv s runs as one whole-convolution op on a device that has columns: a same
-// convolution (stride 1, k = 2·pad + 1) on an OpenCL device that runs those on padded planes faster
-// than im2col + GEMM (cl/conv.cl; the op chunks as the columns would).
-static int whole_op(dcl_device *dev, const dcl__conv2d_shape *s) {
+int dcl__conv2d_whole(const dcl_device *dev, const dcl__conv2d_shape *s) {
 #ifdef DIFFCL_HAVE_OPENCL
     return s->stride == 1 && 2 * s->pad + 1 == s->k && !forced_columns() &&
            dcl_device_get_info(dev)->backend == DCL_BACKEND_OPENCL && dcl__cl_conv_planes(dev);
@@ -73,7 +74,7 @@ dcl_status dcl__conv2d_forward(dcl_device *dev, dcl_ptr out, dcl_ptr col, dcl_pt
     if (!col.buf)
         return dcl_conv2d_forward(dev, out, in, w, b, sbias, res, N, ci, s->H, s->W, co, k,
                                   s->stride, s->pad);
-    int whole = whole_op(dev, s);
+    int whole = dcl__conv2d_whole(dev, s);
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         size_t n = N - n0 < chunk ? N - n0 : chunk;
         dcl_ptr x = dcl_ptr_add(in, n0 * ci * ri), y = dcl_ptr_add(out, n0 * co * ro);
@@ -103,7 +104,7 @@ dcl_status dcl__conv2d_backward(dcl_device *dev, dcl_ptr din, dcl_ptr dw, dcl_pt
     if (!col.buf)
         return dcl_conv2d_backward(dev, dw, din, dout, in, w, N, ci, s->H, s->W, co, k, s->stride,
                                    s->pad);
-    int whole = whole_op(dev, s);
+    int whole = dcl__conv2d_whole(dev, s);
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         size_t n = N - n0 < chunk ? N - n0 : chunk;
         if (whole) {

@@ -53,6 +53,14 @@ size_t dcl__conv2d_out_size(const dcl__conv2d_shape *s);
 // cnhw with buf NULL. An OpenCL device may still run same convolutions as those ops, chunk by
 // chunk (host/README.md, "Convolutions on OpenCL"; not under DIFFCL_CONV_COLUMNS=1).
 int dcl__conv2d_uses_columns(const dcl_device *dev);
+// Whether conv s runs as one dcl_conv2d_* op on a device that uses columns: a same convolution
+// (stride 1, k = 2·pad + 1) on an OpenCL device that runs those on zero-bordered planes faster than
+// im2col + GEMM (host/README.md, "Convolutions on OpenCL"; never under DIFFCL_CONV_COLUMNS=1).
+// The op then goes over the same chunks of samples, needing no columns.
+int dcl__conv2d_whole(const dcl_device *dev, const dcl__conv2d_shape *s);
+// Per-sample elements of the planes the OpenCL backend allocates for such a conv, about
+// (2·ci + co)·(H + pad)·(W + pad) (for the memory estimate).
+size_t dcl__conv2d_plane_size(const dcl__conv2d_shape *s);
 
 // out (N, co, Ho, Wo) = conv(in (N, ci, H, W)) with w (co, ci, k, k) and b (co), + sbias (N, co)
 // per sample and channel, + res (N, co, Ho, Wo); each of b, sbias, res is left out when its buf is

@@ -119,10 +119,10 @@ struct dcl_unet {
     struct conv conv_out; // weight (C, ch_0, 3, 3), bias (C)
     dcl_arena_view views[MAX_VIEWS];
     struct view_info info[MAX_VIEWS];
-    // Per-sample sizes from plan(): every convolution's columns (ci·k·k·Ho·Wo) and output
-    // (co·Ho·Wo), the largest activation tensor and the widest block output.
+    // From plan(): every convolution's shape, the per-sample sizes of the largest activation tensor
+    // and of the widest block output.
     int n_convs;
-    size_t conv_cols[MAX_CONVS], conv_outs[MAX_CONVS];
+    dcl__conv2d_shape conv_shape[MAX_CONVS];
     size_t max_tensor, max_cout;
     size_t col_budget; // elements of columns per chunk of samples
 
@@ -140,9 +140,10 @@ struct dcl_unet {
     // gradient; dta (N, T) the gradient of SiLU(temb); tt1, tt2 (N, T) time-path scratch.
     size_t ga, gb, t1, t2, s, e, dta, tt1, tt2;
     size_t n_saved, n_work, n_cols; // elements of each buffer, from layout_sizes()
-    size_t col, cnhw;               // offsets into cols
-    int columns;    // convolutions use cols (else whole-convolution ops, nn/layers.h)
-    size_t saved_n; // batch of the last own forward (0: none to differentiate)
+    size_t n_planes;  // about the device's own scratch for convolutions run whole (layers.h)
+    size_t col, cnhw; // offsets into cols
+    int columns;      // convolutions use cols (else whole-convolution ops, nn/layers.h)
+    size_t saved_n;   // batch of the last own forward (0: none to differentiate)
 };
 
 // ---- layout ---------------------------------------------------------------------------------------
@@ -177,8 +178,7 @@ static struct conv add_conv(dcl_unet *u, const char *prefix, int ci, int co, int
     c.w = add_view(u, prefix, "weight", kind, bound, 4, ws);
     c.b = add_view(u, prefix, "bias", kind, bound, 1, bs);
     DCL_ASSERT(u->n_convs < MAX_CONVS);
-    u->conv_cols[u->n_convs] = dcl__conv2d_col_size(&c.s);
-    u->conv_outs[u->n_convs++] = dcl__conv2d_out_size(&c.s);
+    u->conv_shape[u->n_convs++] = c.s;
     note_tensor(u, (size_t)ci * H * W);
     note_tensor(u, (size_t)co * ro);
     u->flops += 2.0 * (double)co * (double)kk * (double)ro;
@@ -421,7 +421,7 @@ dcl_status dcl_unet_param_count(const dcl_unet_config *c, size_t *count) {
 }
 
 static dcl_status col_budget(size_t *out);
-static void layout_sizes(dcl_unet *u, int columns);
+static void layout_sizes(dcl_unet *u, const dcl_device *dev);
 
 dcl_status dcl_unet_memory_bytes(const dcl_unet_config *c, const dcl_device *dev, size_t batch,
                                  dcl_unet_memory *m) {
@@ -434,12 +434,12 @@ dcl_status dcl_unet_memory_bytes(const dcl_unet_config *c, const dcl_device *dev
     dcl_status s = col_budget(&u->col_budget);
     if (s == DCL_OK) {
         plan(u);
-        layout_sizes(u, dev ? dcl__conv2d_uses_columns(dev) : 0);
+        layout_sizes(u, dev);
         size_t n = 0;
         for (int i = 0; i < u->count; i++) n += (u->views[i].n + 15) & ~(size_t)15;
         m->params = 4 * (uint64_t)n;
         m->saved = 4 * (uint64_t)u->n_saved, m->work = 4 * (uint64_t)u->n_work;
-        m->columns = 4 * (uint64_t)u->n_cols;
+        m->columns = 4 * ((uint64_t)u->n_cols + u->n_planes);
         m->batch = 4 * 7 * (uint64_t)batch * (uint64_t)c->channels * c->height * c->width;
         m->total = 5 * m->params + m->saved + m->work + m->columns + m->batch;
         uint64_t big[] = {m->params, m->saved, m->work, m->columns, m->batch / 7};
@@ -531,8 +531,8 @@ static void layout_block(dcl_unet *u, struct block *b, size_t *top) {
 }
 
 // Offsets of every saved activation and scratch tensor for max_batch samples, and the elements of
-// each buffer; `columns`: whether convolutions use the column scratch. No device work.
-static void layout_sizes(dcl_unet *u, int columns) {
+// each buffer, for convolutions on dev (NULL: as on the CPU reference). No device work.
+static void layout_sizes(dcl_unet *u, const dcl_device *dev) {
     const dcl_unet_config *c = &u->cfg;
     size_t B = u->max_batch, T = u->T, R0 = (size_t)c->height * c->width, top = 0;
     u->se = take(&top, B * (size_t)c->emb_dim);
@@ -565,16 +565,19 @@ static void layout_sizes(dcl_unet *u, int columns) {
         u->lv[l].dskip = take(&top, B * (size_t)u->lv[l].ch * u->lv[l].H * u->lv[l].W);
     u->n_work = top;
 
-    size_t col = 0, out = 0;
-    u->columns = columns;
+    size_t col = 0, out = 0, planes = 0;
+    u->columns = dev && dcl__conv2d_uses_columns(dev);
     for (int i = 0; i < u->n_convs && u->columns; i++) {
-        size_t n = chunk(u, B, u->conv_cols[i]);
-        if (n * u->conv_cols[i] > col) col = n * u->conv_cols[i];
-        if (n * u->conv_outs[i] > out) out = n * u->conv_outs[i];
+        const dcl__conv2d_shape *s = &u->conv_shape[i];
+        size_t n = chunk(u, B, dcl__conv2d_col_size(s)), nc = n * dcl__conv2d_col_size(s);
+        size_t no = n * dcl__conv2d_out_size(s), np = n * dcl__conv2d_plane_size(s);
+        if (dcl__conv2d_whole(dev, s)) planes = np > planes ? np : planes;
+        else col = nc > col ? nc : col, out = no > out ? no : out;
     }
     top = 0; // stays 0 on the CPU reference, whose convolutions need no columns
     u->col = take(&top, col), u->cnhw = take(&top, out);
     u->n_cols = top ? top : 1;
+    u->n_planes = planes;
 }
 
 static dcl_status alloc(dcl_buffer **buf, dcl_unet *u, size_t n, const char *name) {
@@ -597,7 +600,7 @@ static dcl_status layout(dcl_unet *u) {
                          "unet: max_batch %zu × %zu elements per sample exceeds the kernels' 2^32 "
                          "elements; use a smaller batch",
                          B, u->max_tensor);
-    layout_sizes(u, dcl__conv2d_uses_columns(u->dev));
+    layout_sizes(u, u->dev);
     TRY(alloc(&u->saved, u, u->n_saved, "unet.saved"));
     TRY(alloc(&u->work, u, u->n_work, "unet.work"));
     TRY(alloc(&u->cols, u, u->n_cols, "unet.columns"));

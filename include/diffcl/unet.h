@@ -134,7 +134,8 @@ typedef struct dcl_unet_memory {
                       // this size each
     uint64_t saved;   // the activations forward saves for backward (one buffer)
     uint64_t work;    // scratch and activation gradients (one buffer)
-    uint64_t columns; // im2col columns and GEMM output (OpenCL devices; one buffer)
+    uint64_t columns; // OpenCL devices: im2col columns and GEMM output (one buffer), and about
+                      // the backend's padded planes of same convolutions (host/README.md)
     uint64_t batch;   // the trainer's (N, C, H, W) buffers: x0, noise, x_t, target, prediction,
                       // its gradient, the difference
     uint64_t total;   // 5·params + saved + work + columns + batch

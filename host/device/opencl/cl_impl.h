@@ -57,7 +57,7 @@ struct dcl_cl_ctx {
     int n_kernels;
     cl_mem partials; // reductions' per-group results (DCL_CL_MAX_GROUPS_REDUCE words)
     cl_mem gemm_bt; // cl_ops.c: Bᵀ of a small NT GEMM's B (DCL_CL_GEMM_BT_MAX words), on first use
-    cl_mem conv_scratch;   // cl_ops.c: padded planes of same convolutions, grown on demand
+    cl_mem conv_scratch;   // cl_ops.c: padded planes of same convolutions (grown on demand)
     size_t conv_scratch_n; // ... its words
     size_t force_local, force_groups; // test hook: dcl__cl_set_launch
     // Staged writes (cl_device.c): host copies that queued writes read from, and spare ones.
@@ -71,6 +71,8 @@ struct dcl_cl_ctx {
     unsigned own_gemm;
 };
 
+// Words of the convolution planes at open (4 MiB; cl_ops.c doubles them where a layer needs more).
+#define DCL_CL_PLANES_INIT ((size_t)1 << 20)
 // Reductions use at most this many groups (and so that many partial results).
 #define DCL_CL_MAX_GROUPS_REDUCE 256
 // An NT GEMM whose B (N, K) has at most this many elements (a layer's weights) runs as a

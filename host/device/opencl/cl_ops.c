@@ -469,18 +469,17 @@ static int taps_plan(const struct dcl_cl_ctx *ctx, const struct dcl_op_args *a, 
            (planes * t->L + t->nch * E) * 4 <= ctx->info->max_alloc;
 }
 
-// ctx->conv_scratch with at least n words.
+// ctx->conv_scratch with at least n words, grown at least twofold (dcl__cl_open allocates the
+// first DCL_CL_PLANES_INIT words).
 static dcl_status conv_scratch(struct dcl_cl_ctx *ctx, size_t n) {
     if (ctx->conv_scratch_n >= n) return DCL_OK;
-    if (ctx->conv_scratch) clReleaseMemObject(ctx->conv_scratch); // freed once its kernels ran
-    ctx->conv_scratch_n = 0;
+    if (n < 2 * ctx->conv_scratch_n) n = 2 * ctx->conv_scratch_n;
     cl_int err;
-    ctx->conv_scratch = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, n * 4, NULL, &err);
-    if (err != CL_SUCCESS) {
-        ctx->conv_scratch = NULL;
+    cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, n * 4, NULL, &err);
+    if (err != CL_SUCCESS)
         return dcl__cl_fail(ctx, err, "clCreateBuffer(convolution planes)", __FILE__, __LINE__);
-    }
-    ctx->conv_scratch_n = n;
+    if (ctx->conv_scratch) clReleaseMemObject(ctx->conv_scratch); // once its kernels have run
+    ctx->conv_scratch = m, ctx->conv_scratch_n = n;
     return DCL_OK;
 }
 
@@ -657,6 +656,13 @@ dcl_status dcl__cl_open(dcl_device *dev, const dcl_device_info *info) {
     struct dcl_cl_kernel *k;
     const struct dcl_op_desc *fill = &dcl__op_descs[DCL_OP_FILL];
     if ((s = dcl__cl_kernel(ctx, fill->file, fill->kernel, &k)) != DCL_OK) {
+        dcl__cl_free(ctx);
+        return s;
+    }
+    // The convolution planes now, before any buffer of the caller's: Oclgrind 21.10 misreports
+    // a buffer allocated in place of a smaller one released earlier as uninitialised where kernels
+    // wrote it, so allocated later (after a test's buffers came and went) they drew such reports.
+    if ((s = conv_scratch(ctx, DCL_CL_PLANES_INIT)) != DCL_OK) {
         dcl__cl_free(ctx);
         return s;
     }
