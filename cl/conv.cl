@@ -287,7 +287,8 @@ kernel void conv_taps_forward(global float *y, uint y_off, global const float *x
                 for (uint kx = 0; kx < k; kx++, q++) {
                     float16 bv = vload16(0, xc + ky * Wp + kx);
 #pragma unroll
-                    for (uint r = 0; r < CONV_RM; r++) acc[r] = fma((float16)(wr[r][q]), bv, acc[r]);
+                    for (uint r = 0; r < CONV_RM; r++)
+                        acc[r] = fma((float16)(wr[r][q]), bv, acc[r]);
                 }
 #pragma unroll
         for (uint r = 0; r < CONV_RM; r++)
@@ -339,9 +340,9 @@ kernel void conv_taps_data(global float *dx, uint dx_off, global const float *dy
 // 4 output planes and 3 consecutive taps of one input plane, in float8 lanes (lane l adds the
 // j ≡ l (mod 8) in order), folded by sum8. Planes and taps past the ends repeat the last one and
 // are not stored.
-kernel void conv_taps_weight(global float *part, uint part_off, global const float *dy,
-                             uint dy_off, global const float *x, uint x_off, uint Co, uint C,
-                             uint k, uint Wp, uint L, uint Q16, uint KC) {
+kernel void conv_taps_weight(global float *part, uint part_off, global const float *dy, uint dy_off,
+                             global const float *x, uint x_off, uint Co, uint C, uint k, uint Wp,
+                             uint L, uint Q16, uint KC) {
     uint kk = k * k, o = k / 2 * (Wp + 1), nt = (kk + 2) / 3, nco = (Co + 3) / 4;
     uint nch = (Q16 + KC - 1) / KC, E = Co * C * kk;
     FOR_EACH(i, (size_t)nch * nco * C * nt) {
