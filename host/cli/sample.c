@@ -261,11 +261,12 @@ void cli_samples_free(cli_samples *s) {
     memset(s, 0, sizeof *s);
 }
 
-// "flow/velocity, euler 100 steps" for plot titles.
+// "flow/velocity, euler 100 steps" for plot titles; one too long for buf ends in "...".
 void cli_samples_title(const cli_samples *s, char *buf, size_t size) {
-    snprintf(buf, size, "%s/%s on %s, %s %d steps", dcl_process_name(s->cfg.process.kind),
-             dcl_prediction_name(s->cfg.pred), s->cfg.data, dcl_sampler_name(s->opts.kind),
-             s->opts.steps);
+    int n = snprintf(buf, size, "%s/%s on %s, %s %d steps", dcl_process_name(s->cfg.process.kind),
+                     dcl_prediction_name(s->cfg.pred), s->cfg.data, dcl_sampler_name(s->opts.kind),
+                     s->opts.steps);
+    if (n >= 0 && (size_t)n >= size && size >= 4) memcpy(buf + size - 4, "...", 4);
 }
 
 // Scatter of the samples over as many fresh points of the model's dataset.

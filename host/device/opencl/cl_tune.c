@@ -247,7 +247,7 @@ static dcl_status cl_tune(dcl_device *dev, const dcl_tune_opts *o, dcl_tune_resu
     size_t scale = o->scale ? o->scale : 1, sq = o->square ? o->square : 1024;
     // The search times the U-Net's GEMMs over 8 images (counted 8 times); the before/after
     // figures and the choice between CLBlast's two kernels use the whole batch of 64.
-    struct shape s[16], real[17], square = {sq, sq, sq, 0, 0, 1};
+    struct shape s[16], real[17] = {{0}}, square = {sq, sq, sq, 0, 0, 1};
     int n = model_shapes(s, scale, 8);
     model_shapes(real, scale, 64);
     size_t na = sq * sq, nb = sq * sq, nc = sq * sq;
