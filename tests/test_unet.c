@@ -740,5 +740,16 @@ int main(int argc, char **argv) {
     // The harness against itself: a second CPU model must agree.
     check_device("cpu", small);
 
-    return check_opencl_devices(on_device, &small);
+    int rc = check_opencl_devices(on_device, &small);
+    if (rc == 77) return rc;
+    // Again with the GEMMs through cl/gemm.cl, as `diffcl tune` chooses on PoCL: the same
+    // convolutions run as whole ops on padded planes (host/README.md, "Convolutions on OpenCL"),
+    // over the whole batch and in chunks of one sample.
+    setenv("DIFFCL_CL_GEMM", "own", 1);
+    printf("---- DIFFCL_CL_GEMM=own\n");
+    int rc2 = check_opencl_devices(on_device, &small);
+    setenv("DIFFCL_UNET_COL_BUDGET", "1", 1);
+    printf("---- DIFFCL_CL_GEMM=own DIFFCL_UNET_COL_BUDGET=1\n");
+    int rc3 = check_opencl_devices(on_device, &small);
+    return rc ? rc : rc2 ? rc2 : rc3;
 }
