@@ -176,6 +176,17 @@ static dcl_status fixed_step(dcl_device *dev, void *arg, double *seconds) {
     return DCL_OK;
 }
 
+// The tuning file at path as a NUL-terminated string (for strstr), *n its bytes; NULL when
+// unreadable. free() it.
+static char *read_text(const char *path, size_t *n) {
+    unsigned char *bytes = NULL;
+    CHECK(check_read_file(path, &bytes, n));
+    char *text = bytes ? calloc(*n + 1, 1) : NULL;
+    if (text) memcpy(text, bytes, *n);
+    free(bytes);
+    return text;
+}
+
 // Tunes spec with step times {device, cpu}: whether the file then says faster_than_cpu.
 static int tuned_faster(const char *spec, double dev_s, double cpu_s) {
     dcl_device *dev = NULL;
@@ -190,14 +201,11 @@ static int tuned_faster(const char *spec, double dev_s, double cpu_s) {
     dcl_device_free(dev);
     if (s != DCL_OK) return -1;
     CHECK(r.step_ms == dev_s * 1e3 && r.cpu_step_ms == cpu_s * 1e3);
-    unsigned char *utext = NULL;
     size_t n = 0;
-    CHECK(check_read_file(r.path, &utext, &n));
-    char *text = utext ? calloc(n + 1, 1) : NULL; // NUL-terminated, for strstr
-    if (text) memcpy(text, utext, n);
+    char *text = read_text(r.path, &n);
     int yes = text && strstr(text, "\nfaster_than_cpu 1\n") != NULL;
     CHECK_EQ(yes, r.faster_than_cpu);
-    free(utext), free(text);
+    free(text);
     return yes;
 }
 
@@ -222,12 +230,8 @@ static void check_device(const char *spec, void *unused) {
     printf("tuned %s: %d candidates (%d refused), DCL_WG_SIZE %zu, file %s\n", spec, r.candidates,
            r.rejected, r.wg_size, r.path);
     CHECK(r.candidates >= 1 && r.candidates <= 4); // 2 per CLBlast kernel
-    unsigned char *utext = NULL;
     size_t n = 0;
-    CHECK(check_read_file(r.path, &utext, &n));
-    char *text = utext ? calloc(n + 1, 1) : NULL; // NUL-terminated, for strstr
-    if (text) memcpy(text, utext, n);
-    free(utext);
+    char *text = read_text(r.path, &n);
     if (!text) return;
 
     // The second open applies it: the work-group size and the three CLBlast kernels.
