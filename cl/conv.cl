@@ -346,8 +346,8 @@ kernel void conv_taps_weight(global float *part, uint part_off, global const flo
     uint kk = k * k, o = k / 2 * (Wp + 1), nt = (kk + 2) / 3, nco = (Co + 3) / 4;
     uint nch = (Q16 + KC - 1) / KC, E = Co * C * kk;
     FOR_EACH(i, (size_t)nch * nco * C * nt) {
-        uint u = (uint)i, v = u / nt, t0 = (u - v * nt) * 3, w = v / C, c = v - w * C;
-        uint ch = w / nco, co0 = (w - ch * nco) * 4, j0 = ch * KC, j1 = min(j0 + KC, Q16);
+        uint u = (uint)i, v = u / nt, t0 = (u - v * nt) * 3, cb = v / C, c = v - cb * C;
+        uint ch = cb / nco, co0 = (cb - ch * nco) * 4, j0 = ch * KC, j1 = min(j0 + KC, Q16);
         global const float *a[4], *b[3];
 #pragma unroll
         for (uint r = 0; r < 4; r++) a[r] = dy + dy_off + min(co0 + r, Co - 1) * L + o;
